@@ -1,0 +1,51 @@
+# smtrain Makefile. `make demo` and `make test` do all set-up on a fresh
+# Debian machine (see README.md).
+
+GO      ?= go
+BIN     := bin/smtrain
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.Version=$(VERSION)
+
+# Use OpenBLAS (cgo, build tag openblas) when Debian's libopenblas-dev is
+# installed; otherwise the pure-Go gonum BLAS. NOBLAS=1 forces pure Go.
+HAVE_OPENBLAS := $(shell test -z "$(NOBLAS)" && (test -e /usr/include/x86_64-linux-gnu/cblas.h -o -e /usr/include/cblas.h) && ldconfig -p 2>/dev/null | grep -q 'libopenblas\.so ' && echo yes)
+ifeq ($(HAVE_OPENBLAS),yes)
+TAGS := -tags openblas
+export CGO_LDFLAGS := -lopenblas
+endif
+
+# One OpenBLAS thread per Go worker: the kernels split work across cores.
+export OPENBLAS_NUM_THREADS ?= 1
+
+.PHONY: all build test test-long lint bench demo deps clean
+
+all: build
+
+# deps installs the Debian packages smtrain uses (needs root; skipped when
+# they are present).
+deps:
+	@./scripts/deps.sh
+
+build:
+	$(GO) build $(TAGS) -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/smtrain
+
+test:
+	$(GO) build ./...
+	$(GO) vet $(TAGS) ./...
+	$(GO) test $(TAGS) -short -count=1 -timeout 15m ./...
+
+test-long:
+	$(GO) test $(TAGS) -count=1 -timeout 60m ./...
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(TAGS) ./...
+
+bench: build
+	./scripts/bench.sh
+
+demo: build
+	./scripts/demo.sh
+
+clean:
+	rm -rf bin

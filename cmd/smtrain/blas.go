@@ -1,0 +1,5 @@
+package main
+
+import "smtrain/model"
+
+func blasName() string { return model.BLASName() }
