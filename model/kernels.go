@@ -1,0 +1,600 @@
+package model
+
+import (
+	"math"
+	"unsafe"
+
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/blas32"
+	"gonum.org/v1/gonum/blas/blas64"
+)
+
+// Float is the element type of the kernels.
+type Float interface{ float32 | float64 }
+
+// Kernels in the style of llm.c: each layer is a forward/backward pair over
+// flat row-major slices; backward accumulates (+=) into the gradients it is
+// given; matrix work goes through BLAS (gonum blas32/blas64, OpenBLAS with
+// the openblas build tag) and rows/heads are split across cores with
+// parallelFor. Each kernel struct owns the buffers it needs between forward
+// and backward (saved statistics, scratch) so steps do not allocate.
+
+// Minimum work per chunk (in rows or elements) before a loop is split.
+const (
+	grainElems = 8192
+)
+
+func grainRows(width int) int {
+	g := grainElems / (width + 1)
+	if g < 1 {
+		g = 1
+	}
+	return g
+}
+
+func isF32[T Float]() bool {
+	var z T
+	return unsafe.Sizeof(z) == 4
+}
+
+func as32[T Float](s []T) []float32 {
+	if len(s) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*float32)(unsafe.Pointer(&s[0])), len(s))
+}
+
+func as64[T Float](s []T) []float64 {
+	if len(s) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*float64)(unsafe.Pointer(&s[0])), len(s))
+}
+
+func trans(t bool) blas.Transpose {
+	if t {
+		return blas.Trans
+	}
+	return blas.NoTrans
+}
+
+// gemm computes C = alpha·op(A)·op(B) + beta·C for row-major matrices:
+// op(A) is (m, k), op(B) is (k, n), C is (m, n), with leading dimensions
+// lda, ldb, ldc (strided sub-matrices are allowed).
+func gemm[T Float](tA, tB bool, m, n, k int, alpha T, a []T, lda int, b []T, ldb int, beta T, c []T, ldc int) {
+	if m == 0 || n == 0 {
+		return
+	}
+	if k == 0 {
+		for i := 0; i < m; i++ {
+			row := c[i*ldc : i*ldc+n]
+			for j := range row {
+				row[j] *= beta
+			}
+		}
+		return
+	}
+	if isF32[T]() {
+		blas32.Implementation().Sgemm(trans(tA), trans(tB), m, n, k, float32(alpha), as32(a), lda, as32(b), ldb, float32(beta), as32(c), ldc)
+	} else {
+		blas64.Implementation().Dgemm(trans(tA), trans(tB), m, n, k, float64(alpha), as64(a), lda, as64(b), ldb, float64(beta), as64(c), ldc)
+	}
+}
+
+func zero[T Float](s []T) {
+	for i := range s {
+		s[i] = 0
+	}
+}
+
+// ---------------------------------------------------------------------------
+// Embedding: out[r] = wte[tok[r]] + wpe[pos[r]].
+
+type embedKernel[T Float] struct {
+	d int
+	// per call
+	tok, pos         []int32
+	wte, wpe, out    []T
+	dout, dwte, dwpe []T
+	bwd              bool
+}
+
+// forward: tok, pos (n); wte (V, D); wpe (P, D); out (n, D).
+func (k *embedKernel[T]) forward(tok, pos []int32, wte, wpe, out []T) {
+	k.tok, k.pos, k.wte, k.wpe, k.out, k.bwd = tok, pos, wte, wpe, out, false
+	parallelFor(len(tok), grainRows(k.d), k)
+}
+
+// backward: dwte (V, D) += scatter of dout, dwpe (P, D) likewise.
+func (k *embedKernel[T]) backward(tok, pos []int32, dout, dwte, dwpe []T) {
+	k.tok, k.pos, k.dout, k.dwte, k.dwpe, k.bwd = tok, pos, dout, dwte, dwpe, true
+	// Split over columns: rows sharing a token never race, and the order
+	// of additions is fixed.
+	parallelFor(k.d, 1+grainElems/(len(tok)+1), k)
+}
+
+func (k *embedKernel[T]) runRange(_, lo, hi int) {
+	d := k.d
+	if !k.bwd {
+		for r := lo; r < hi; r++ {
+			o := k.out[r*d : r*d+d]
+			te := k.wte[int(k.tok[r])*d:]
+			pe := k.wpe[int(k.pos[r])*d:]
+			for j := range o {
+				o[j] = te[j] + pe[j]
+			}
+		}
+		return
+	}
+	for r := range k.tok {
+		g := k.dout[r*d+lo : r*d+hi]
+		te := k.dwte[int(k.tok[r])*d+lo : int(k.tok[r])*d+hi]
+		pe := k.dwpe[int(k.pos[r])*d+lo : int(k.pos[r])*d+hi]
+		for j, v := range g {
+			te[j] += v
+			pe[j] += v
+		}
+	}
+}
+
+// ---------------------------------------------------------------------------
+// Layer norm over the last dimension: y = (x-mean)/sqrt(var+eps)·w + b.
+
+type layerNormKernel[T Float] struct {
+	d          int
+	eps        float64
+	mean, rstd []T // (n) saved by forward
+	part       []T // (chunks, 2D) partial dw|db
+	// per call
+	x, w, b, y, dy, dx, dw, db []T
+	phase                      int
+}
+
+func newLayerNormKernel[T Float](n, d int, eps float64) *layerNormKernel[T] {
+	return &layerNormKernel[T]{d: d, eps: eps, mean: make([]T, n), rstd: make([]T, n), part: make([]T, maxChunks()*2*d)}
+}
+
+// forward: x (n, D), w, b (D), y (n, D); n = len(x)/D.
+func (k *layerNormKernel[T]) forward(x, w, b, y []T) {
+	k.x, k.w, k.b, k.y, k.phase = x, w, b, y, 0
+	parallelFor(len(x)/k.d, grainRows(k.d), k)
+}
+
+// backward accumulates dx (n, D), dw, db (D) given dy (n, D) and the saved
+// statistics of the last forward on x.
+func (k *layerNormKernel[T]) backward(x, w, dy, dx, dw, db []T) {
+	k.x, k.w, k.dy, k.dx, k.dw, k.db, k.phase = x, w, dy, dx, dw, db, 1
+	n := len(x) / k.d
+	c := numChunks(n, grainRows(k.d))
+	zero(k.part[:c*2*k.d])
+	parallelFor(n, grainRows(k.d), k)
+	d := k.d
+	for ch := 0; ch < c; ch++ {
+		p := k.part[ch*2*d:]
+		for j := 0; j < d; j++ {
+			dw[j] += p[j]
+			db[j] += p[d+j]
+		}
+	}
+}
+
+func (k *layerNormKernel[T]) runRange(chunk, lo, hi int) {
+	d := k.d
+	if k.phase == 0 {
+		for r := lo; r < hi; r++ {
+			x := k.x[r*d : r*d+d]
+			var m float64
+			for _, v := range x {
+				m += float64(v)
+			}
+			m /= float64(d)
+			var v2 float64
+			for _, v := range x {
+				dv := float64(v) - m
+				v2 += dv * dv
+			}
+			v2 /= float64(d)
+			rs := 1 / math.Sqrt(v2+k.eps)
+			k.mean[r], k.rstd[r] = T(m), T(rs)
+			y := k.y[r*d : r*d+d]
+			mt, rst := T(m), T(rs)
+			for j, v := range x {
+				y[j] = (v-mt)*rst*k.w[j] + k.b[j]
+			}
+		}
+		return
+	}
+	p := k.part[chunk*2*d : chunk*2*d+2*d]
+	pw, pb := p[:d], p[d:]
+	for r := lo; r < hi; r++ {
+		x := k.x[r*d : r*d+d]
+		dy := k.dy[r*d : r*d+d]
+		dx := k.dx[r*d : r*d+d]
+		m, rs := k.mean[r], k.rstd[r]
+		var sdn, sdnn T
+		for j, v := range x {
+			nj := (v - m) * rs
+			dn := k.w[j] * dy[j]
+			sdn += dn
+			sdnn += dn * nj
+		}
+		sdn /= T(d)
+		sdnn /= T(d)
+		for j, v := range x {
+			nj := (v - m) * rs
+			dn := k.w[j] * dy[j]
+			pw[j] += nj * dy[j]
+			pb[j] += dy[j]
+			dx[j] += (dn - sdn - nj*sdnn) * rs
+		}
+	}
+}
+
+// ---------------------------------------------------------------------------
+// Linear (HF Conv1D layout): y = x @ W + b (+ r), x (n, C), W (C, OC),
+// b (OC), optional residual r (n, OC). With transW, W is (OC, C) and
+// y = x @ Wᵀ (the tied LM head).
+
+type linearKernel[T Float] struct {
+	c, oc  int
+	transW bool
+	// per call
+	x, w, b, r, y, dy, dx, dw, db []T
+	n, phase                      int
+}
+
+// forward: y (n, OC) = x @ W + b + r; b and r may be nil.
+func (k *linearKernel[T]) forward(x, w, b, r, y []T) {
+	k.x, k.w, k.b, k.r, k.y, k.phase = x, w, b, r, y, 0
+	k.n = len(x) / k.c
+	parallelFor(k.n, grainRows(k.c+k.oc), k)
+}
+
+// backward accumulates dx (n, C), dw, db given dy (n, OC). Any of dx, dw,
+// db may be nil (not needed). The residual's gradient is dy itself.
+func (k *linearKernel[T]) backward(x, w, dy, dx, dw, db []T) {
+	k.x, k.w, k.dy, k.dx, k.dw, k.db = x, w, dy, dx, dw, db
+	k.n = len(x) / k.c
+	if dx != nil {
+		k.phase = 1
+		parallelFor(k.n, grainRows(k.c+k.oc), k)
+	}
+	if dw != nil || db != nil {
+		k.phase = 2
+		parallelFor(k.oc, 1+grainElems/(k.n*(k.c+1)+1), k)
+	}
+}
+
+func (k *linearKernel[T]) runRange(_, lo, hi int) {
+	c, oc := k.c, k.oc
+	m := hi - lo
+	switch k.phase {
+	case 0:
+		y := k.y[lo*oc : hi*oc]
+		switch {
+		case k.r != nil && k.b != nil:
+			r := k.r[lo*oc : hi*oc]
+			for i := 0; i < m; i++ {
+				for j := 0; j < oc; j++ {
+					y[i*oc+j] = r[i*oc+j] + k.b[j]
+				}
+			}
+		case k.r != nil:
+			copy(y, k.r[lo*oc:hi*oc])
+		case k.b != nil:
+			for i := 0; i < m; i++ {
+				copy(y[i*oc:i*oc+oc], k.b)
+			}
+		default:
+			zero(y)
+		}
+		if k.transW {
+			gemm(false, true, m, oc, c, 1, k.x[lo*c:], c, k.w, c, 1, y, oc)
+		} else {
+			gemm(false, false, m, oc, c, 1, k.x[lo*c:], c, k.w, oc, 1, y, oc)
+		}
+	case 1:
+		if k.transW { // W (OC, C): dx += dy @ W
+			gemm(false, false, m, c, oc, 1, k.dy[lo*oc:], oc, k.w, c, 1, k.dx[lo*c:], c)
+		} else { // W (C, OC): dx += dy @ Wᵀ
+			gemm(false, true, m, c, oc, 1, k.dy[lo*oc:], oc, k.w, oc, 1, k.dx[lo*c:], c)
+		}
+	case 2: // output columns [lo, hi)
+		if k.dw != nil {
+			if k.transW { // dW[lo:hi, :] += dy[:, lo:hi]ᵀ @ x
+				gemm(true, false, m, c, k.n, 1, k.dy[lo:], oc, k.x, c, 1, k.dw[lo*c:], c)
+			} else { // dW[:, lo:hi] += xᵀ @ dy[:, lo:hi]
+				gemm(true, false, c, m, k.n, 1, k.x, c, k.dy[lo:], oc, 1, k.dw[lo:], oc)
+			}
+		}
+		if k.db != nil {
+			for i := 0; i < k.n; i++ {
+				dy := k.dy[i*oc+lo : i*oc+hi]
+				db := k.db[lo:hi]
+				for j, v := range dy {
+					db[j] += v
+				}
+			}
+		}
+	}
+}
+
+// ---------------------------------------------------------------------------
+// GELU, tanh approximation: y = ½x(1 + tanh(√(2/π)(x + 0.044715x³))).
+
+const geluS = 0.7978845608028654 // sqrt(2/pi)
+
+type geluKernel[T Float] struct {
+	th []T // tanh saved by forward
+	// per call
+	x, y, dy, dx []T
+	bwd          bool
+}
+
+func newGELUKernel[T Float](n int) *geluKernel[T] { return &geluKernel[T]{th: make([]T, n)} }
+
+// forward: y = gelu(x), elementwise over len(x).
+func (k *geluKernel[T]) forward(x, y []T) {
+	k.x, k.y, k.bwd = x, y, false
+	parallelFor(len(x), grainElems/8, k)
+}
+
+// backward: dx += gelu'(x)·dy, using the tanh saved by the last forward.
+func (k *geluKernel[T]) backward(x, dy, dx []T) {
+	k.x, k.dy, k.dx, k.bwd = x, dy, dx, true
+	parallelFor(len(x), grainElems/4, k)
+}
+
+func (k *geluKernel[T]) runRange(_, lo, hi int) {
+	x := k.x[lo:hi]
+	th := k.th[lo:hi]
+	if !k.bwd {
+		y := k.y[lo:hi]
+		if isF32[T]() {
+			for i, v := range x {
+				u := geluS * (v + 0.044715*v*v*v)
+				t := T(tanh32(float32(u)))
+				th[i] = t
+				y[i] = 0.5 * v * (1 + t)
+			}
+			return
+		}
+		for i, v := range x {
+			u := geluS * (float64(v) + 0.044715*float64(v)*float64(v)*float64(v))
+			t := T(math.Tanh(u))
+			th[i] = t
+			y[i] = 0.5 * v * (1 + t)
+		}
+		return
+	}
+	dy, dx := k.dy[lo:hi], k.dx[lo:hi]
+	for i, v := range x {
+		t := th[i]
+		g := 0.5*(1+t) + 0.5*v*(1-t*t)*geluS*(1+3*0.044715*v*v)
+		dx[i] += g * dy[i]
+	}
+}
+
+// tanh32 is tanh in float32 precision computed through float64 exp,
+// (faster than math.Tanh, accurate to float32 rounding).
+func tanh32(x float32) float32 {
+	if x > 9 {
+		return 1
+	}
+	if x < -9 {
+		return -1
+	}
+	if x > -0.0625 && x < 0.0625 {
+		// tanh x = x - x³/3 + 2x⁵/15 - 17x⁷/315 (error < 1e-10 here)
+		x2 := x * x
+		return x * (1 + x2*(-1.0/3+x2*(2.0/15-x2*17.0/315)))
+	}
+	e := math.Exp(2 * float64(x))
+	return float32((e - 1) / (e + 1))
+}
+
+// ---------------------------------------------------------------------------
+// Masked multi-head attention over qkv (B·T, 3D) laid out as HF GPT-2's
+// c_attn output: q, k, v blocks of D columns, heads contiguous (hs columns
+// each) inside every block. mask (B, T, T) is 1 where input j is i itself
+// or an ancestor of i in its row (a subset of the causal mask).
+
+type attentionKernel[T Float] struct {
+	b, t, h, d int
+	att        []T // (B, H, T, T) softmax probabilities saved by forward
+	scratch    []T // (chunks, T, T) dP
+	mask       []uint8
+	// per call
+	qkv, out, dout, dqkv []T
+	bwd                  bool
+}
+
+func newAttentionKernel[T Float](b, t, h, d int, mask []uint8) *attentionKernel[T] {
+	return &attentionKernel[T]{b: b, t: t, h: h, d: d, mask: mask,
+		att: make([]T, b*h*t*t), scratch: make([]T, maxChunks()*t*t)}
+}
+
+// forward: out (B·T, D) = attention(qkv (B·T, 3D)).
+func (k *attentionKernel[T]) forward(qkv, out []T) {
+	k.qkv, k.out, k.bwd = qkv, out, false
+	parallelFor(k.b*k.h, 1, k)
+}
+
+// backward accumulates dqkv (B·T, 3D) given dout (B·T, D).
+func (k *attentionKernel[T]) backward(qkv, dout, dqkv []T) {
+	k.qkv, k.dout, k.dqkv, k.bwd = qkv, dout, dqkv, true
+	parallelFor(k.b*k.h, 1, k)
+}
+
+func (k *attentionKernel[T]) runRange(chunk, lo, hi int) {
+	T_, D, hs := k.t, k.d, k.d/k.h
+	D3 := 3 * D
+	scale := T(1 / math.Sqrt(float64(hs)))
+	for bh := lo; bh < hi; bh++ {
+		b, h := bh/k.h, bh%k.h
+		base := b * T_ * D3
+		q := k.qkv[base+h*hs:]
+		kk := k.qkv[base+D+h*hs:]
+		v := k.qkv[base+2*D+h*hs:]
+		P := k.att[bh*T_*T_ : (bh+1)*T_*T_]
+		mask := k.mask[b*T_*T_ : (b+1)*T_*T_]
+		if !k.bwd {
+			// S = scale · Q Kᵀ  (T, T)
+			gemm(false, true, T_, T_, hs, scale, q, D3, kk, D3, 0, P, T_)
+			for i := 0; i < T_; i++ {
+				row := P[i*T_ : i*T_+T_]
+				mrow := mask[i*T_ : i*T_+T_]
+				mx := math.Inf(-1)
+				for j := 0; j <= i; j++ {
+					if mrow[j] != 0 && float64(row[j]) > mx {
+						mx = float64(row[j])
+					}
+				}
+				var sum float64
+				for j := 0; j <= i; j++ {
+					if mrow[j] != 0 {
+						e := math.Exp(float64(row[j]) - mx)
+						row[j] = T(e)
+						sum += e
+					} else {
+						row[j] = 0
+					}
+				}
+				inv := T(1 / sum)
+				for j := 0; j <= i; j++ {
+					row[j] *= inv
+				}
+				zero(row[i+1:])
+			}
+			// out_h (T, hs) = P V
+			gemm(false, false, T_, hs, T_, 1, P, T_, v, D3, 0, k.out[b*T_*D+h*hs:], D)
+			continue
+		}
+		dout := k.dout[b*T_*D+h*hs:]
+		dq := k.dqkv[base+h*hs:]
+		dk := k.dqkv[base+D+h*hs:]
+		dv := k.dqkv[base+2*D+h*hs:]
+		dP := k.scratch[chunk*T_*T_ : (chunk+1)*T_*T_]
+		// dP = dOut Vᵀ (T, T); dV += Pᵀ dOut
+		gemm(false, true, T_, T_, hs, 1, dout, D, v, D3, 0, dP, T_)
+		gemm(true, false, T_, hs, T_, 1, P, T_, dout, D, 1, dv, D3)
+		// dS = P ⊙ (dP − rowsum(P ⊙ dP))
+		for i := 0; i < T_; i++ {
+			pr := P[i*T_ : i*T_+i+1]
+			dr := dP[i*T_ : i*T_+T_]
+			var s T
+			for j, p := range pr {
+				s += p * dr[j]
+			}
+			for j, p := range pr {
+				dr[j] = p * (dr[j] - s)
+			}
+			zero(dr[i+1:])
+		}
+		// dQ += scale · dS K ; dK += scale · dSᵀ Q
+		gemm(false, false, T_, hs, T_, scale, dP, T_, kk, D3, 1, dq, D3)
+		gemm(true, false, T_, hs, T_, scale, dP, T_, q, D3, 1, dk, D3)
+	}
+}
+
+// ---------------------------------------------------------------------------
+// Cross entropy: mean over rows with target ≥ 0 of logsumexp(l) − l[t],
+// computed with a stable logsumexp and float64 accumulation.
+
+type crossEntropyKernel[T Float] struct {
+	v       int
+	lse     []float64 // (n) saved by forward
+	partial []float64 // (chunks) loss sums
+	// per call
+	logits, dlogits []T
+	targets         []int32
+	scale           float64
+	bwd             bool
+}
+
+func newCrossEntropyKernel[T Float](n, v int) *crossEntropyKernel[T] {
+	return &crossEntropyKernel[T]{v: v, lse: make([]float64, n), partial: make([]float64, maxChunks())}
+}
+
+// forward returns the mean loss and the number of counted rows (0 rows
+// gives loss 0).
+func (k *crossEntropyKernel[T]) forward(logits []T, targets []int32) (float64, int) {
+	k.logits, k.targets, k.bwd = logits, targets, false
+	n := len(targets)
+	c := numChunks(n, grainRows(k.v))
+	for i := 0; i < c; i++ {
+		k.partial[i] = 0
+	}
+	parallelFor(n, grainRows(k.v), k)
+	var s float64
+	for i := 0; i < c; i++ {
+		s += k.partial[i]
+	}
+	cnt := 0
+	for _, t := range targets {
+		if t >= 0 {
+			cnt++
+		}
+	}
+	if cnt == 0 {
+		return 0, 0
+	}
+	return s / float64(cnt), cnt
+}
+
+// backward accumulates dlogits += dloss·(softmax − onehot)/count for the
+// counted rows, using the logsumexp saved by the last forward.
+func (k *crossEntropyKernel[T]) backward(logits []T, targets []int32, dloss float64, dlogits []T) {
+	cnt := 0
+	for _, t := range targets {
+		if t >= 0 {
+			cnt++
+		}
+	}
+	if cnt == 0 {
+		return
+	}
+	k.logits, k.targets, k.dlogits, k.scale, k.bwd = logits, targets, dlogits, dloss/float64(cnt), true
+	parallelFor(len(targets), grainRows(k.v), k)
+}
+
+func (k *crossEntropyKernel[T]) runRange(chunk, lo, hi int) {
+	V := k.v
+	for r := lo; r < hi; r++ {
+		t := k.targets[r]
+		if t < 0 {
+			continue
+		}
+		l := k.logits[r*V : r*V+V]
+		if !k.bwd {
+			lse := logSumExp(l)
+			k.lse[r] = lse
+			k.partial[chunk] += lse - float64(l[t])
+			continue
+		}
+		d := k.dlogits[r*V : r*V+V]
+		lse := k.lse[r]
+		for j, x := range l {
+			d[j] += T(k.scale * math.Exp(float64(x)-lse))
+		}
+		d[t] -= T(k.scale)
+	}
+}
+
+// logSumExp is a stable log Σ exp(l) in float64.
+func logSumExp[T Float](l []T) float64 {
+	mx := math.Inf(-1)
+	for _, x := range l {
+		if float64(x) > mx {
+			mx = float64(x)
+		}
+	}
+	if math.IsInf(mx, 0) {
+		return mx
+	}
+	var s float64
+	for _, x := range l {
+		s += math.Exp(float64(x) - mx)
+	}
+	return mx + math.Log(s)
+}

@@ -1,0 +1,270 @@
+package model
+
+import (
+	"errors"
+	"fmt"
+
+	"gorgonia.org/tensor"
+)
+
+// batchState is the non-differentiable per-step input of a graph: token
+// ids, position ids and parent pointers, and the ancestor mask derived
+// from the parents. Ops read it at every forward.
+type batchState struct {
+	b, t          int
+	tok, pos, par []int32 // (B·T)
+	mask          []uint8 // (B, T, T): 1 where j is i or an ancestor of i
+	ok            bool    // a valid batch has been set
+}
+
+func newBatchState(b, t int) *batchState {
+	return &batchState{b: b, t: t, tok: make([]int32, b*t), pos: make([]int32, b*t), par: make([]int32, b*t), mask: make([]uint8, b*t*t)}
+}
+
+// set validates and copies a batch. vocab and npos bound the ids.
+func (s *batchState) set(inputs, positions, parents []int32, vocab, npos int) error {
+	n := s.b * s.t
+	if len(inputs) != n || len(positions) != n || len(parents) != n {
+		return fmt.Errorf("batch: inputs, positions and parents need %d entries (B=%d × T=%d), got %d, %d, %d",
+			n, s.b, s.t, len(inputs), len(positions), len(parents))
+	}
+	for i := 0; i < n; i++ {
+		b, t := i/s.t, i%s.t
+		if inputs[i] < 0 || int(inputs[i]) >= vocab {
+			return fmt.Errorf("batch: row %d index %d: token id %d outside the vocabulary [0, %d)", b, t, inputs[i], vocab)
+		}
+		if positions[i] < 0 || int(positions[i]) >= npos {
+			return fmt.Errorf("batch: row %d index %d: position %d outside [0, %d)", b, t, positions[i], npos)
+		}
+		if parents[i] < -1 || int(parents[i]) >= t {
+			return fmt.Errorf("batch: row %d index %d: parent %d must be -1 or an earlier index of the same row", b, t, parents[i])
+		}
+	}
+	s.ok = false
+	copy(s.tok, inputs)
+	copy(s.pos, positions)
+	copy(s.par, parents)
+	zero8(s.mask)
+	T := s.t
+	for b := 0; b < s.b; b++ {
+		par := s.par[b*T : b*T+T]
+		for i := 0; i < T; i++ {
+			row := s.mask[(b*T+i)*T : (b*T+i)*T+T]
+			for j := i; j >= 0; j = int(par[j]) {
+				row[j] = 1
+			}
+		}
+	}
+	s.ok = true
+	return nil
+}
+
+func zero8(s []uint8) {
+	for i := range s {
+		s[i] = 0
+	}
+}
+
+var errNoBatch = errors.New("no batch set (call SetBatch first)")
+
+// ---------------------------------------------------------------------------
+
+type embedOp[T Float] struct {
+	n, d, v, p int
+	bs         *batchState
+	k          embedKernel[T]
+}
+
+func (o *embedOp[T]) kind() string { return "embedding" }
+func (o *embedOp[T]) inShapes() []tensor.Shape {
+	return []tensor.Shape{{o.v, o.d}, {o.p, o.d}}
+}
+func (o *embedOp[T]) outShape() tensor.Shape { return tensor.Shape{o.n, o.d} }
+func (o *embedOp[T]) diffWRT() []bool        { return []bool{true, true} }
+func (o *embedOp[T]) fwd(in [][]T, out []T) error {
+	if !o.bs.ok {
+		return errNoBatch
+	}
+	o.k.forward(o.bs.tok, o.bs.pos, in[0], in[1], out)
+	return nil
+}
+func (o *embedOp[T]) bwd(in [][]T, out, dout []T, din [][]T) {
+	o.k.backward(o.bs.tok, o.bs.pos, dout, din[0], din[1])
+}
+
+// ---------------------------------------------------------------------------
+
+type layerNormOp[T Float] struct {
+	n, d int
+	k    *layerNormKernel[T]
+}
+
+func newLayerNormOp[T Float](n, d int, eps float64) *layerNormOp[T] {
+	return &layerNormOp[T]{n: n, d: d, k: newLayerNormKernel[T](n, d, eps)}
+}
+func (o *layerNormOp[T]) kind() string { return "layernorm" }
+func (o *layerNormOp[T]) inShapes() []tensor.Shape {
+	return []tensor.Shape{{o.n, o.d}, {o.d}, {o.d}}
+}
+func (o *layerNormOp[T]) outShape() tensor.Shape { return tensor.Shape{o.n, o.d} }
+func (o *layerNormOp[T]) diffWRT() []bool        { return []bool{true, true, true} }
+func (o *layerNormOp[T]) fwd(in [][]T, out []T) error {
+	o.k.forward(in[0], in[1], in[2], out)
+	return nil
+}
+func (o *layerNormOp[T]) bwd(in [][]T, out, dout []T, din [][]T) {
+	o.k.backward(in[0], in[1], dout, din[0], din[1], din[2])
+}
+
+// ---------------------------------------------------------------------------
+
+// linearOp: inputs x (N, C), W (C, OC) [or (OC, C) when transW], then
+// b (OC) if bias, then r (N, OC) if residual.
+type linearOp[T Float] struct {
+	n              int
+	bias, residual bool
+	k              linearKernel[T]
+	name           string
+}
+
+func newLinearOp[T Float](name string, n, c, oc int, transW, bias, residual bool) *linearOp[T] {
+	return &linearOp[T]{n: n, bias: bias, residual: residual, name: name, k: linearKernel[T]{c: c, oc: oc, transW: transW}}
+}
+func (o *linearOp[T]) kind() string { return o.name }
+func (o *linearOp[T]) inShapes() []tensor.Shape {
+	s := []tensor.Shape{{o.n, o.k.c}, {o.k.c, o.k.oc}}
+	if o.k.transW {
+		s[1] = tensor.Shape{o.k.oc, o.k.c}
+	}
+	if o.bias {
+		s = append(s, tensor.Shape{o.k.oc})
+	}
+	if o.residual {
+		s = append(s, tensor.Shape{o.n, o.k.oc})
+	}
+	return s
+}
+func (o *linearOp[T]) outShape() tensor.Shape { return tensor.Shape{o.n, o.k.oc} }
+func (o *linearOp[T]) diffWRT() []bool {
+	d := []bool{true, true}
+	if o.bias {
+		d = append(d, true)
+	}
+	if o.residual {
+		d = append(d, true)
+	}
+	return d
+}
+func (o *linearOp[T]) fwd(in [][]T, out []T) error {
+	var b, r []T
+	i := 2
+	if o.bias {
+		b = in[i]
+		i++
+	}
+	if o.residual {
+		r = in[i]
+	}
+	o.k.forward(in[0], in[1], b, r, out)
+	return nil
+}
+func (o *linearOp[T]) bwd(in [][]T, out, dout []T, din [][]T) {
+	var db []T
+	i := 2
+	if o.bias {
+		db = din[i]
+		i++
+	}
+	if o.residual {
+		dr := din[i]
+		for j, v := range dout {
+			dr[j] += v
+		}
+	}
+	o.k.backward(in[0], in[1], dout, din[0], din[1], db)
+}
+
+// ---------------------------------------------------------------------------
+
+type geluOp[T Float] struct {
+	n, d int
+	k    *geluKernel[T]
+}
+
+func newGELUOp[T Float](n, d int) *geluOp[T] {
+	return &geluOp[T]{n: n, d: d, k: newGELUKernel[T](n * d)}
+}
+func (o *geluOp[T]) kind() string             { return "gelu" }
+func (o *geluOp[T]) inShapes() []tensor.Shape { return []tensor.Shape{{o.n, o.d}} }
+func (o *geluOp[T]) outShape() tensor.Shape   { return tensor.Shape{o.n, o.d} }
+func (o *geluOp[T]) diffWRT() []bool          { return []bool{true} }
+func (o *geluOp[T]) fwd(in [][]T, out []T) error {
+	o.k.forward(in[0], out)
+	return nil
+}
+func (o *geluOp[T]) bwd(in [][]T, out, dout []T, din [][]T) {
+	o.k.backward(in[0], dout, din[0])
+}
+
+// ---------------------------------------------------------------------------
+
+type attentionOp[T Float] struct {
+	bs *batchState
+	k  *attentionKernel[T]
+}
+
+func newAttentionOp[T Float](bs *batchState, nhead, d int) *attentionOp[T] {
+	return &attentionOp[T]{bs: bs, k: newAttentionKernel[T](bs.b, bs.t, nhead, d, bs.mask)}
+}
+func (o *attentionOp[T]) kind() string { return "attention" }
+func (o *attentionOp[T]) inShapes() []tensor.Shape {
+	return []tensor.Shape{{o.bs.b * o.bs.t, 3 * o.k.d}}
+}
+func (o *attentionOp[T]) outShape() tensor.Shape { return tensor.Shape{o.bs.b * o.bs.t, o.k.d} }
+func (o *attentionOp[T]) diffWRT() []bool        { return []bool{true} }
+func (o *attentionOp[T]) fwd(in [][]T, out []T) error {
+	if !o.bs.ok {
+		return errNoBatch
+	}
+	o.k.forward(in[0], out)
+	return nil
+}
+func (o *attentionOp[T]) bwd(in [][]T, out, dout []T, din [][]T) {
+	o.k.backward(in[0], dout, din[0])
+}
+
+// ---------------------------------------------------------------------------
+
+type crossEntropyOp[T Float] struct {
+	n, v    int
+	targets []int32
+	count   int
+	k       *crossEntropyKernel[T]
+}
+
+func (o *crossEntropyOp[T]) kind() string             { return "crossentropy" }
+func (o *crossEntropyOp[T]) inShapes() []tensor.Shape { return []tensor.Shape{{o.n, o.v}} }
+func (o *crossEntropyOp[T]) outShape() tensor.Shape   { return tensor.ScalarShape() }
+func (o *crossEntropyOp[T]) diffWRT() []bool          { return []bool{true} }
+func (o *crossEntropyOp[T]) fwd(in [][]T, out []T) error {
+	l, c := o.k.forward(in[0], o.targets)
+	out[0] = T(l)
+	o.count = c
+	return nil
+}
+func (o *crossEntropyOp[T]) bwd(in [][]T, out, dout []T, din [][]T) {
+	o.k.backward(in[0], o.targets, float64(dout[0]), din[0])
+}
+
+func (o *crossEntropyOp[T]) setTargets(t []int32) error {
+	if len(t) != o.n {
+		return fmt.Errorf("cross entropy: %d targets for %d logit rows", len(t), o.n)
+	}
+	for i, x := range t {
+		if int(x) >= o.v {
+			return fmt.Errorf("cross entropy: target %d at row %d outside the vocabulary [0, %d)", x, i, o.v)
+		}
+	}
+	copy(o.targets, t)
+	return nil
+}

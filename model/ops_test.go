@@ -1,0 +1,292 @@
+package model
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// dotK is a test-only fused op: loss = Σ x ⊙ R for a fixed random R, so
+// that the gradient reaching the op under test is a dense random tensor.
+type dotK struct {
+	shape tensor.Shape
+	r     []float64
+}
+
+func (k *dotK) kind() string             { return "testdot" }
+func (k *dotK) inShapes() []tensor.Shape { return []tensor.Shape{k.shape} }
+func (k *dotK) outShape() tensor.Shape   { return tensor.ScalarShape() }
+func (k *dotK) diffWRT() []bool          { return []bool{true} }
+func (k *dotK) fwd(in [][]float64, out []float64) error {
+	var s float64
+	for i, v := range in[0] {
+		s += v * k.r[i]
+	}
+	out[0] = s
+	return nil
+}
+func (k *dotK) bwd(in [][]float64, out, dout []float64, din [][]float64) {
+	for i, r := range k.r {
+		din[0][i] += r * dout[0]
+	}
+}
+
+func randSlice(rng *rand.Rand, n int, std float64) []float64 {
+	s := make([]float64, n)
+	for i := range s {
+		s[i] = rng.NormFloat64() * std
+	}
+	return s
+}
+
+// relErr is |a−b| / max(|a|, |b|, floor).
+func relErr(a, b, floor float64) float64 {
+	d := math.Max(math.Max(math.Abs(a), math.Abs(b)), floor)
+	return math.Abs(a-b) / d
+}
+
+// fdCheck compares the analytic gradients of run's loss with respect to
+// each of xs with central finite differences, perturbing at most maxPer
+// entries per tensor (all if maxPer ≤ 0). It returns the max relative error.
+func fdCheck(t reporter, name string, rng *rand.Rand, xs [][]float64, grads func() [][]float64, run func() float64, maxPer int) float64 {
+	t.Helper()
+	run()
+	gs := grads()
+	an := make([][]float64, len(gs))
+	for i, g := range gs {
+		an[i] = append([]float64(nil), g...)
+	}
+	const h = 1e-5
+	worst := 0.0
+	for i, x := range xs {
+		if an[i] == nil {
+			t.Fatalf("%s: no gradient for input %d", name, i)
+		}
+		idx := make([]int, 0, len(x))
+		if maxPer <= 0 || maxPer >= len(x) {
+			for j := range x {
+				idx = append(idx, j)
+			}
+		} else {
+			for j := 0; j < maxPer; j++ {
+				idx = append(idx, rng.IntN(len(x)))
+			}
+		}
+		for _, j := range idx {
+			old := x[j]
+			x[j] = old + h
+			lp := run()
+			x[j] = old - h
+			lm := run()
+			x[j] = old
+			fd := (lp - lm) / (2 * h)
+			e := relErr(an[i][j], fd, 1e-3)
+			if e > worst {
+				worst = e
+			}
+			if e > 1e-6 {
+				t.Errorf("%s: input %d entry %d: analytic %.10g, finite difference %.10g (rel err %.2g)", name, i, j, an[i][j], fd, e)
+			}
+		}
+	}
+	t.Logf("%s: max rel error %.3g", name, worst)
+	return worst
+}
+
+// checkOp builds loss = Σ op(inputs) ⊙ R (or the op's own scalar output),
+// and checks its gradients with respect to every input.
+func checkOp(t reporter, name string, rng *rand.Rand, k opKernel[float64], xs [][]float64) {
+	t.Helper()
+	g := G.NewGraph()
+	var nodes G.Nodes
+	for i, s := range k.inShapes() {
+		v := tensor.New(tensor.WithShape(s...), tensor.WithBacking(xs[i]))
+		nodes = append(nodes, G.NewTensor(g, tensor.Float64, len(s), G.WithShape(s...), G.WithName(name+"_in"+string(rune('a'+i))), G.WithValue(v)))
+	}
+	out, err := G.ApplyOp(newFusedOp[float64](k), nodes...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	loss := out
+	if len(k.outShape()) > 0 {
+		loss, err = G.ApplyOp(newFusedOp[float64](&dotK{shape: k.outShape(), r: randSlice(rng, shapeSize(k.outShape()), 1)}), out)
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	grads, err := G.Grad(loss, nodes...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vm := G.NewTapeMachine(g)
+	defer vm.Close()
+	run := func() float64 {
+		vm.Reset()
+		if err := vm.RunAll(); err != nil {
+			t.Fatal(err)
+		}
+		return float64(*loss.Value().(*G.F64))
+	}
+	gr := func() [][]float64 {
+		var r [][]float64
+		for _, n := range grads {
+			r = append(r, denseData[float64](n.Value()))
+		}
+		return r
+	}
+	fdCheck(t, name, rng, xs, gr, run, 0)
+}
+
+func TestLayerNormGrad(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	n, d := 7, 6
+	checkOp(t, "layernorm", rng, newLayerNormOp[float64](n, d, 1e-5),
+		[][]float64{randSlice(rng, n*d, 1), randSlice(rng, d, 1), randSlice(rng, d, 1)})
+}
+
+func TestGELUGrad(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	n, d := 5, 8
+	checkOp(t, "gelu", rng, newGELUOp[float64](n, d), [][]float64{randSlice(rng, n*d, 2)})
+}
+
+func TestLinearGrad(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	n, c, oc := 6, 5, 7
+	checkOp(t, "linear+bias+residual", rng, newLinearOp[float64]("lin", n, c, oc, false, true, true),
+		[][]float64{randSlice(rng, n*c, 1), randSlice(rng, c*oc, 1), randSlice(rng, oc, 1), randSlice(rng, n*oc, 1)})
+	checkOp(t, "linear+bias", rng, newLinearOp[float64]("lin", n, c, oc, false, true, false),
+		[][]float64{randSlice(rng, n*c, 1), randSlice(rng, c*oc, 1), randSlice(rng, oc, 1)})
+	checkOp(t, "linear transposed (lm head)", rng, newLinearOp[float64]("head", n, c, oc, true, false, false),
+		[][]float64{randSlice(rng, n*c, 1), randSlice(rng, oc*c, 1)})
+}
+
+func TestEmbeddingGrad(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	b, tt, d, v, p := 2, 5, 4, 6, 7
+	bs := newBatchState(b, tt)
+	inp, pos, par := make([]int32, b*tt), make([]int32, b*tt), make([]int32, b*tt)
+	for i := range inp {
+		inp[i] = int32(rng.IntN(v))
+		pos[i] = int32(rng.IntN(p))
+		par[i] = int32(i%tt) - 1
+	}
+	inp[1], inp[3] = 2, 2 // repeated token: gradients must add
+	if err := bs.set(inp, pos, par, v, p); err != nil {
+		t.Fatal(err)
+	}
+	checkOp(t, "embedding", rng, &embedOp[float64]{n: b * tt, d: d, v: v, p: p, bs: bs, k: embedKernel[float64]{d: d}},
+		[][]float64{randSlice(rng, v*d, 1), randSlice(rng, p*d, 1)})
+}
+
+func TestAttentionGrad(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	b, tt, h, d := 3, 9, 2, 6
+	inp, pos, par := make([]int32, b*tt), make([]int32, b*tt), make([]int32, b*tt)
+	for r := 0; r < b; r++ {
+		tr := randomTree(rng, 2, 12, 0.35, 5, tt)
+		copy(inp[r*tt:], tr.inputs)
+		copy(pos[r*tt:], tr.positions)
+		copy(par[r*tt:], tr.parents)
+		if r == 2 { // a row ending in padding
+			for i := tt - 3; i < tt; i++ {
+				inp[r*tt+i], pos[r*tt+i], par[r*tt+i] = 0, 0, -1
+			}
+		}
+	}
+	bs := newBatchState(b, tt)
+	if err := bs.set(inp, pos, par, 5, 64); err != nil {
+		t.Fatal(err)
+	}
+	// the mask must differ from the causal one somewhere for the test to
+	// exercise tree attention
+	causal := true
+	for r := 0; r < b; r++ {
+		for i := 1; i < tt; i++ {
+			if par[r*tt+i] != int32(i-1) {
+				causal = false
+			}
+		}
+	}
+	if causal {
+		t.Fatal("random trees happened to be causal chains; change the seed")
+	}
+	checkOp(t, "attention", rng, newAttentionOp[float64](bs, h, d), [][]float64{randSlice(rng, b*tt*3*d, 1)})
+}
+
+func TestCrossEntropyGrad(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	n, v := 6, 5
+	k := &crossEntropyOp[float64]{n: n, v: v, targets: make([]int32, n), k: newCrossEntropyKernel[float64](n, v)}
+	if err := k.setTargets([]int32{1, -1, 4, 0, -1, 2}); err != nil {
+		t.Fatal(err)
+	}
+	x := randSlice(rng, n*v, 3)
+	x[3] = 30 // one dominant logit
+	checkOp(t, "crossentropy", rng, k, [][]float64{x})
+	if err := k.setTargets([]int32{0, 0, 0, 0, 0, 5}); err == nil {
+		t.Error("target outside the vocabulary accepted")
+	}
+}
+
+func TestCrossEntropyValueAndIgnored(t *testing.T) {
+	kern := newCrossEntropyKernel[float64](2, 3)
+	logits := []float64{1, 2, 3, 1000, 1000, 1000}
+	l, c := kern.forward(logits, []int32{2, 0})
+	want := ((math.Log(math.Exp(1)+math.Exp(2)+math.Exp(3)) - 3) + math.Log(3)) / 2
+	if c != 2 || math.Abs(l-want) > 1e-12 {
+		t.Errorf("loss %v count %d, want %v 2", l, c, want)
+	}
+	l, c = kern.forward(logits, []int32{-1, -1})
+	if l != 0 || c != 0 || math.IsNaN(l) {
+		t.Errorf("all ignored: loss %v count %d, want 0 0", l, c)
+	}
+	d := make([]float64, 6)
+	kern.backward(logits, []int32{-1, -1}, 1, d)
+	for _, v := range d {
+		if v != 0 {
+			t.Fatalf("all ignored: nonzero gradient %v", d)
+		}
+	}
+}
+
+// TestFDCheckDetectsBug makes sure the harness can fail: a GELU whose
+// backward is off by 1% in one entry must be reported.
+func TestFDCheckDetectsBug(t *testing.T) {
+	rng := rand.New(rand.NewPCG(13, 14))
+	r := &recorder{}
+	checkOp(r, "bad gelu", rng, &badGELU{geluOp: newGELUOp[float64](3, 4)}, [][]float64{randSlice(rng, 12, 1)})
+	if r.errors == 0 || r.fatal {
+		t.Errorf("finite-difference check did not detect a wrong backward (errors %d, fatal %v)", r.errors, r.fatal)
+	}
+}
+
+type badGELU struct{ *geluOp[float64] }
+
+func (b *badGELU) bwd(in [][]float64, out, dout []float64, din [][]float64) {
+	b.geluOp.bwd(in, out, dout, din)
+	din[0][0] *= 1.01
+}
+
+// reporter is the part of testing.TB the harness uses.
+type reporter interface {
+	Helper()
+	Errorf(string, ...any)
+	Fatalf(string, ...any)
+	Fatal(...any)
+	Logf(string, ...any)
+}
+
+type recorder struct {
+	errors int
+	fatal  bool
+}
+
+func (r *recorder) Helper()               {}
+func (r *recorder) Errorf(string, ...any) { r.errors++ }
+func (r *recorder) Fatalf(string, ...any) { r.fatal = true }
+func (r *recorder) Fatal(...any)          { r.fatal = true }
+func (r *recorder) Logf(string, ...any)   {}
