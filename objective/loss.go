@@ -215,23 +215,23 @@ func compute[F Float](s *spec, L []F, V int, b *data.Batch, p Params, grad []F) 
 					m = float64(x)
 				}
 			}
+			// Sum over the allowed actions: [0, skip) and (skip, V).
 			sum := 0.0
+			end := V
+			if skip >= 0 {
+				end = skip
+			}
 			if grad != nil {
 				g := grad[r*V : (r+1)*V]
-				for a, x := range row {
-					e := math.Exp(float64(x) - m)
-					g[a] = F(e)
-					sum += e
-				}
+				sum = expInto(g[:end], row[:end], m)
 				if skip >= 0 {
-					sum -= float64(g[skip])
 					g[skip] = 0
+					sum += expInto(g[skip+1:], row[skip+1:], m)
 				}
 			} else {
-				for a, x := range row {
-					if a != skip {
-						sum += math.Exp(float64(x) - m)
-					}
+				sum = expSum(row[:end], m)
+				if skip >= 0 {
+					sum += expSum(row[skip+1:], m)
 				}
 			}
 			ws.v[r] = m + math.Log(sum)
@@ -388,4 +388,24 @@ func compute[F Float](s *spec, L []F, V int, b *data.Batch, p Params, grad []F) 
 		}
 	}
 	return res, nil
+}
+
+// expInto writes exp(x−m) into dst and returns the sum (float64).
+func expInto[F Float](dst, x []F, m float64) float64 {
+	sum := 0.0
+	for a, v := range x {
+		e := math.Exp(float64(v) - m)
+		dst[a] = F(e)
+		sum += e
+	}
+	return sum
+}
+
+// expSum returns Σ exp(x−m) (float64).
+func expSum[F Float](x []F, m float64) float64 {
+	sum := 0.0
+	for _, v := range x {
+		sum += math.Exp(float64(v) - m)
+	}
+	return sum
 }

@@ -23,8 +23,13 @@ func mustNew(t *testing.T, name string, cfg Config) Objective {
 
 func evalLoss(t *testing.T, o Objective, L []float64, V int, b *data.Batch, lambda float64) (Result, []float64) {
 	t.Helper()
+	return evalLossBk(t, o, L, V, b, lambda, tBk)
+}
+
+func evalLossBk(t *testing.T, o Objective, L []float64, V int, b *data.Batch, lambda float64, bkspc int) (Result, []float64) {
+	t.Helper()
 	g := make([]float64, len(L))
-	res, err := o.Loss(L, V, b, Params{BkspcID: tBk, Lambda: lambda}, g)
+	res, err := o.Loss(L, V, b, Params{BkspcID: bkspc, Lambda: lambda}, g)
 	if err != nil {
 		t.Fatal(err)
 	}
