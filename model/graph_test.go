@@ -217,7 +217,7 @@ type prefixRunner struct {
 	ms     map[int]*Machine
 }
 
-func (pr *prefixRunner) logits(t *testing.T, toks []int32) []float64 {
+func (pr *prefixRunner) logits(t testing.TB, toks []int32) []float64 {
 	t.Helper()
 	n := len(toks)
 	if pr.graphs == nil {
@@ -246,6 +246,13 @@ func (pr *prefixRunner) logits(t *testing.T, toks []int32) []float64 {
 		t.Fatal(err)
 	}
 	V := pr.p.Cfg.VocabSize
+	if pr.p.DType == F32 {
+		out := make([]float64, V)
+		for j, v := range g.Logits32()[(n-1)*V : n*V] {
+			out[j] = float64(v)
+		}
+		return out
+	}
 	return g.Logits64()[(n-1)*V : n*V]
 }
 

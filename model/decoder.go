@@ -1,0 +1,296 @@
+package model
+
+import (
+	"errors"
+	"fmt"
+	"math"
+)
+
+// Decoder is an incremental GPT-2 forward with a KV cache for several
+// independent sequences ("slots"). Each slot is a stack of inputs: Push
+// appends one input per slot (batched across slots), Pop drops the top
+// entry without a forward pass (its logits revert to the new top's cached
+// logits, DESIGN 3.3). It reuses the training graph's kernels (embedding,
+// layer norm, linear, GELU) on float32 parameters shared with the Params
+// it was built from. A Decoder is not safe for concurrent use.
+type Decoder struct {
+	p          *Params
+	cfg        Config
+	nseq, cap_ int
+	lens       []int
+	kc, vc     [][]float32 // per slot (L, cap, D)
+	logits     [][]float32 // per slot (cap, V)
+
+	// work buffers for up to maxRows rows
+	maxRows                   int
+	tok, pos                  []int32
+	rowSeq                    []int
+	x, x2, h, qkv, att, f, lg []float32
+
+	emb                      embedKernel[float32]
+	ln                       *layerNormKernel[float32]
+	cAttn, cProj, cFc, fProj linearKernel[float32]
+	head                     linearKernel[float32]
+	gelu                     *geluKernel[float32]
+	attn                     decAttention
+}
+
+// NewDecoder makes a decoder over float32 params p with nseq slots of at
+// most maxLen entries each (capped at n_positions).
+func NewDecoder(p *Params, nseq, maxLen int) (*Decoder, error) {
+	if p == nil {
+		return nil, errors.New("decoder: nil params")
+	}
+	if err := p.Check(); err != nil {
+		return nil, fmt.Errorf("decoder: %w", err)
+	}
+	if p.DType != F32 {
+		return nil, fmt.Errorf("decoder: needs float32 params, got %v", p.DType)
+	}
+	if nseq <= 0 || maxLen <= 0 {
+		return nil, fmt.Errorf("decoder: nseq %d and maxLen %d must be positive", nseq, maxLen)
+	}
+	cfg := p.Cfg
+	if maxLen > cfg.NPositions {
+		maxLen = cfg.NPositions
+	}
+	D, V, L := cfg.NEmbd, cfg.VocabSize, cfg.NLayer
+	rows := max(nseq, maxLen)
+	d := &Decoder{p: p, cfg: cfg, nseq: nseq, cap_: maxLen, lens: make([]int, nseq), maxRows: rows,
+		tok: make([]int32, rows), pos: make([]int32, rows), rowSeq: make([]int, rows),
+		x: make([]float32, rows*D), x2: make([]float32, rows*D), h: make([]float32, rows*D),
+		qkv: make([]float32, rows*3*D), att: make([]float32, rows*D), f: make([]float32, rows*4*D),
+		lg:  make([]float32, rows*V),
+		emb: embedKernel[float32]{d: D}, ln: newLayerNormKernel[float32](rows, D, cfg.LayerNormEpsilon),
+		cAttn: linearKernel[float32]{c: D, oc: 3 * D}, cProj: linearKernel[float32]{c: D, oc: D},
+		cFc: linearKernel[float32]{c: D, oc: 4 * D}, fProj: linearKernel[float32]{c: 4 * D, oc: D},
+		head: linearKernel[float32]{c: D, oc: V, transW: true}, gelu: newGELUKernel[float32](rows * 4 * D),
+	}
+	d.kc, d.vc, d.logits = make([][]float32, nseq), make([][]float32, nseq), make([][]float32, nseq)
+	for s := 0; s < nseq; s++ {
+		d.kc[s] = make([]float32, L*maxLen*D)
+		d.vc[s] = make([]float32, L*maxLen*D)
+		d.logits[s] = make([]float32, maxLen*V)
+	}
+	d.attn = decAttention{d: d, scratch: make([]float32, maxChunks()*maxLen)}
+	return d, nil
+}
+
+// Cap is the maximum number of entries of a slot.
+func (d *Decoder) Cap() int { return d.cap_ }
+
+// NumSeq is the number of slots.
+func (d *Decoder) NumSeq() int { return d.nseq }
+
+func (d *Decoder) checkSeq(seq int) error {
+	if seq < 0 || seq >= d.nseq {
+		return fmt.Errorf("decoder: slot %d outside [0, %d)", seq, d.nseq)
+	}
+	return nil
+}
+
+func (d *Decoder) checkToken(tok int32) error {
+	if tok < 0 || int(tok) >= d.cfg.VocabSize {
+		return fmt.Errorf("decoder: token id %d outside the vocabulary [0, %d)", tok, d.cfg.VocabSize)
+	}
+	return nil
+}
+
+// Prefill resets slot seq and runs the whole prompt through the model in
+// one causal pass, filling the cache and the logits of every entry.
+func (d *Decoder) Prefill(seq int, tokens []int32) error {
+	if err := d.checkSeq(seq); err != nil {
+		return err
+	}
+	if len(tokens) > d.cap_ {
+		return fmt.Errorf("decoder: prompt of %d tokens exceeds the capacity %d", len(tokens), d.cap_)
+	}
+	for _, t := range tokens {
+		if err := d.checkToken(t); err != nil {
+			return err
+		}
+	}
+	d.lens[seq] = 0
+	for i, t := range tokens {
+		d.tok[i], d.pos[i], d.rowSeq[i] = t, int32(i), seq
+	}
+	d.forward(len(tokens))
+	d.lens[seq] = len(tokens)
+	return nil
+}
+
+// Push appends tokens[i] to slot seqs[i] (at position = its current
+// length) for every i, in one batched forward step. Slots must be
+// distinct.
+func (d *Decoder) Push(seqs []int, tokens []int32) error {
+	if len(seqs) != len(tokens) {
+		return fmt.Errorf("decoder: %d slots but %d tokens", len(seqs), len(tokens))
+	}
+	for i, s := range seqs {
+		if err := d.checkSeq(s); err != nil {
+			return err
+		}
+		if err := d.checkToken(tokens[i]); err != nil {
+			return err
+		}
+		if d.lens[s] >= d.cap_ {
+			return fmt.Errorf("decoder: slot %d is full (%d entries)", s, d.cap_)
+		}
+		for _, o := range seqs[:i] {
+			if o == s {
+				return fmt.Errorf("decoder: slot %d pushed twice in one step", s)
+			}
+		}
+	}
+	for i, s := range seqs {
+		d.tok[i], d.pos[i], d.rowSeq[i] = tokens[i], int32(d.lens[s]), s
+	}
+	d.forward(len(seqs))
+	for _, s := range seqs {
+		d.lens[s]++
+	}
+	return nil
+}
+
+// Pop drops the top entry of slot seq; no forward pass is needed.
+func (d *Decoder) Pop(seq int) error {
+	if err := d.checkSeq(seq); err != nil {
+		return err
+	}
+	if d.lens[seq] == 0 {
+		return fmt.Errorf("decoder: pop of empty slot %d", seq)
+	}
+	d.lens[seq]--
+	return nil
+}
+
+// Logits returns the logits (V) at the top of slot seq (nil when the slot
+// is empty). The slice is read-only and stays valid until the entry is
+// overwritten by a later Push or Prefill.
+func (d *Decoder) Logits(seq int) []float32 {
+	if seq < 0 || seq >= d.nseq || d.lens[seq] == 0 {
+		return nil
+	}
+	V := d.cfg.VocabSize
+	n := d.lens[seq]
+	return d.logits[seq][(n-1)*V : n*V : n*V]
+}
+
+// Len is the number of entries of slot seq.
+func (d *Decoder) Len(seq int) int {
+	if seq < 0 || seq >= d.nseq {
+		return 0
+	}
+	return d.lens[seq]
+}
+
+// Reset empties slot seq.
+func (d *Decoder) Reset(seq int) {
+	if seq >= 0 && seq < d.nseq {
+		d.lens[seq] = 0
+	}
+}
+
+// forward runs rows d.tok[:n] at d.pos[:n] of slots d.rowSeq[:n]: writes
+// their keys/values into the cache, then attends each row to its slot's
+// cache entries 0..pos, and stores the logits at each row's position.
+func (d *Decoder) forward(n int) {
+	if n == 0 {
+		return
+	}
+	cfg, P := d.cfg, d.p.List
+	D, V, C := cfg.NEmbd, cfg.VocabSize, d.cap_
+	x, x2, h := d.x[:n*D], d.x2[:n*D], d.h[:n*D]
+	qkv, att, f := d.qkv[:n*3*D], d.att[:n*D], d.f[:n*4*D]
+	d.emb.forward(d.tok[:n], d.pos[:n], P[0].F32, P[1].F32, x) // (n, D)
+	for l := 0; l < cfg.NLayer; l++ {
+		w := P[2+l*perLayer:]
+		d.ln.forward(x, w[pLn1W].F32, w[pLn1B].F32, h)             // (n, D)
+		d.cAttn.forward(h, w[pAttnW].F32, w[pAttnB].F32, nil, qkv) // (n, 3D)
+		for i := 0; i < n; i++ {
+			s, p := d.rowSeq[i], int(d.pos[i])
+			off := (l*C + p) * D
+			copy(d.kc[s][off:off+D], qkv[i*3*D+D:i*3*D+2*D])
+			copy(d.vc[s][off:off+D], qkv[i*3*D+2*D:i*3*D+3*D])
+		}
+		d.attn.run(n, l)                                            // att (n, D)
+		d.cProj.forward(att, w[pProjW].F32, w[pProjB].F32, x, x2)   // (n, D)
+		d.ln.forward(x2, w[pLn2W].F32, w[pLn2B].F32, h)             // (n, D)
+		d.cFc.forward(h, w[pFcW].F32, w[pFcB].F32, nil, f)          // (n, 4D)
+		d.gelu.forward(f, f)                                        // (n, 4D) in place
+		d.fProj.forward(f, w[pFcProjW].F32, w[pFcProjB].F32, x2, x) // (n, D)
+	}
+	nl := len(P)
+	d.ln.forward(x, P[nl-2].F32, P[nl-1].F32, h)
+	lg := d.lg[:n*V]
+	d.head.forward(h, P[0].F32, nil, nil, lg) // (n, V)
+	for i := 0; i < n; i++ {
+		s, p := d.rowSeq[i], int(d.pos[i])
+		copy(d.logits[s][p*V:(p+1)*V], lg[i*V:(i+1)*V])
+	}
+}
+
+// decAttention attends each (row, head) to its slot's cached keys/values.
+type decAttention struct {
+	d       *Decoder
+	scratch []float32 // (chunks, cap)
+	layer   int
+}
+
+func (a *decAttention) run(n, layer int) {
+	a.layer = layer
+	work := 0 // multiply-adds, to decide whether splitting pays
+	for i := 0; i < n; i++ {
+		work += 2 * (int(a.d.pos[i]) + 1) * a.d.cfg.NEmbd
+	}
+	rh := n * a.d.cfg.NHead
+	grain := rh
+	if work > 4*grainElems {
+		grain = 1
+	}
+	parallelFor(rh, grain, a)
+}
+
+func (a *decAttention) runRange(chunk, lo, hi int) {
+	d := a.d
+	H, D, C := d.cfg.NHead, d.cfg.NEmbd, d.cap_
+	hs := D / H
+	scale := float32(1 / math.Sqrt(float64(hs)))
+	sc := a.scratch[chunk*C : (chunk+1)*C]
+	for rh := lo; rh < hi; rh++ {
+		i, h := rh/H, rh%H
+		s, p := d.rowSeq[i], int(d.pos[i])
+		q := d.qkv[i*3*D+h*hs : i*3*D+h*hs+hs]
+		base := a.layer * C * D
+		kc, vc := d.kc[s][base:], d.vc[s][base:]
+		mx := float32(math.Inf(-1))
+		for j := 0; j <= p; j++ {
+			k := kc[j*D+h*hs : j*D+h*hs+hs]
+			var dot float32
+			for t, qv := range q {
+				dot += qv * k[t]
+			}
+			dot *= scale
+			sc[j] = dot
+			if dot > mx {
+				mx = dot
+			}
+		}
+		var sum float64
+		for j := 0; j <= p; j++ {
+			e := math.Exp(float64(sc[j] - mx))
+			sc[j] = float32(e)
+			sum += e
+		}
+		inv := float32(1 / sum)
+		out := d.att[i*D+h*hs : i*D+h*hs+hs]
+		zero(out)
+		for j := 0; j <= p; j++ {
+			w := sc[j] * inv
+			v := vc[j*D+h*hs : j*D+h*hs+hs]
+			for t := range out {
+				out[t] += w * v[t]
+			}
+		}
+	}
+}
