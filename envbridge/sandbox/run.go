@@ -1,0 +1,508 @@
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// launcherSrc is run with `python3 -I -S -c` as the first process inside
+// the sandbox. It sets the resource limits (lowering, never raising, the
+// inherited hard limits), drops to the given uid/gid when they are >= 0,
+// and execs the interpreter on the agent script. Setup failures exit 125
+// with a line starting with launcherTag.
+const launcherSrc = `import os, resource, sys
+TAG = "smtrain-sandbox-launcher:"
+def fail(msg):
+    sys.stderr.write(TAG + " " + msg + "\n"); sys.stderr.flush(); os._exit(125)
+try:
+    cpu, mem, fsize, nproc, uid, gid = (int(x) for x in sys.argv[1:7])
+    script = sys.argv[7]
+    def lim(res, soft, hard):
+        cur_soft, cur_hard = resource.getrlimit(res)
+        if cur_hard != resource.RLIM_INFINITY:
+            hard = min(hard, cur_hard)
+            soft = min(soft, hard)
+        resource.setrlimit(res, (soft, hard))
+    lim(resource.RLIMIT_CORE, 0, 0)
+    lim(resource.RLIMIT_CPU, cpu, cpu + 1)
+    lim(resource.RLIMIT_AS, mem, mem)
+    lim(resource.RLIMIT_FSIZE, fsize, fsize)
+    lim(resource.RLIMIT_NPROC, nproc, nproc)
+    if uid >= 0:
+        os.setgroups([])
+        os.setgid(gid)
+        os.setuid(uid)
+        if os.getuid() != uid or os.geteuid() != uid or os.getgid() != gid:
+            fail("uid drop did not take effect")
+except Exception as e:
+    fail("setup: %r" % (e,))
+try:
+    os.execv(sys.executable, [sys.executable, script])
+except Exception as e:
+    fail("exec %s: %r" % (sys.executable, e))
+`
+
+const launcherTag = "smtrain-sandbox-launcher:"
+
+// launcherExit is the launcher's exit code on setup failure.
+const launcherExit = 125
+
+// uidBase is the start of the private uid range used for runs as root:
+// uid = uidBase + (pid % 1000) * 1024 + slot. The range is far above the
+// usual system and subordinate (subuid) ranges.
+const uidBase = 1_900_000_000
+
+var (
+	slotMu    sync.Mutex
+	slotsUsed = map[int]bool{}
+	slotNext  int
+)
+
+// acquireUID reserves a uid for one run; release it with releaseUID.
+// Slots are handed out round-robin so that a uid is reused only after
+// 1023 other runs: zombies of a killed run (reaped by the host's init in
+// the fallback mode) still count against RLIMIT_NPROC of their uid.
+func acquireUID() (int, error) {
+	slotMu.Lock()
+	defer slotMu.Unlock()
+	for i := 0; i < 1024; i++ {
+		s := (slotNext + i) % 1024
+		if !slotsUsed[s] {
+			slotsUsed[s] = true
+			slotNext = s + 1
+			return uidBase + (os.Getpid()%1000)*1024 + s, nil
+		}
+	}
+	return 0, errors.New("sandbox: more than 1024 concurrent runs")
+}
+
+func releaseUID(uid int) {
+	slotMu.Lock()
+	defer slotMu.Unlock()
+	delete(slotsUsed, (uid-uidBase)%1024)
+}
+
+// runner holds the state of one run.
+type runner struct {
+	cfg    Config
+	job    Job
+	python string
+	bwrap  bool
+	iso    string
+
+	uid, gid int // -1: no uid drop
+	tmp      string
+	links    []string // symlinks created in the work dir (none mode)
+}
+
+func (r *runner) run(ctx context.Context) (res Result, err error) {
+	res.Isolation = r.iso
+	r.uid, r.gid = -1, -1
+	root := os.Geteuid() == 0
+	if root {
+		uid, err := acquireUID()
+		if err != nil {
+			return res, err
+		}
+		defer releaseUID(uid)
+		r.uid, r.gid = uid, uid
+		if err := checkReadable(r.job.ReadOnly); err != nil {
+			return res, err
+		}
+	}
+	r.tmp, err = os.MkdirTemp("", "smtrain-sandbox-")
+	if err != nil {
+		return res, fmt.Errorf("sandbox: temp dir: %w", err)
+	}
+	defer os.RemoveAll(r.tmp)
+	if err := r.prepare(); err != nil {
+		return res, err
+	}
+	defer r.cleanupLinks()
+
+	cmd, err := r.command()
+	if err != nil {
+		return res, err
+	}
+	half := max(r.cfg.MaxOutputBytes/2, 1)
+	stdout, stderr := newCapture(half), newCapture(half)
+	// Own pipes (not exec's copying goroutines) so that Wait returns when
+	// the process exits even if escaped grandchildren hold the pipes; the
+	// leftovers are killed before the readers are drained.
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		return res, fmt.Errorf("sandbox: pipe: %w", err)
+	}
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		outR.Close()
+		outW.Close()
+		return res, fmt.Errorf("sandbox: pipe: %w", err)
+	}
+	cmd.Stdout, cmd.Stderr = outW, errW
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+
+	start := time.Now()
+	err = cmd.Start()
+	outW.Close()
+	errW.Close()
+	if err != nil {
+		outR.Close()
+		errR.Close()
+		return res, fmt.Errorf("sandbox: start: %w", err)
+	}
+	var readers sync.WaitGroup
+	for _, p := range []struct {
+		r *os.File
+		c *capture
+	}{{outR, stdout}, {errR, stderr}} {
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			_, _ = io.Copy(p.c, p.r)
+		}()
+	}
+	drain := func() {
+		ch := make(chan struct{})
+		go func() { readers.Wait(); close(ch) }()
+		select {
+		case <-ch:
+		case <-time.After(2 * time.Second):
+			// Something outside our reach still holds the pipes.
+			outR.Close()
+			errR.Close()
+			<-ch
+		}
+		outR.Close()
+		errR.Close()
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	timer := time.NewTimer(r.cfg.Timeout)
+	defer timer.Stop()
+	var waitErr error
+	select {
+	case waitErr = <-done:
+	case <-timer.C:
+		res.TimedOut = true
+		r.kill(cmd.Process.Pid)
+		waitErr = <-done
+	case <-ctx.Done():
+		r.kill(cmd.Process.Pid)
+		<-done
+		r.kill(cmd.Process.Pid)
+		drain()
+		return res, fmt.Errorf("sandbox: run cancelled: %w", ctx.Err())
+	}
+	res.Duration = time.Since(start)
+	// Leftover processes (none mode: daemons that left the process group).
+	r.kill(cmd.Process.Pid)
+	drain()
+
+	res.Stdout, res.Stderr = stdout.String(), stderr.String()
+	res.Truncated = stdout.truncated() || stderr.truncated()
+	var sig syscall.Signal
+	if ps := cmd.ProcessState; ps != nil {
+		ws, _ := ps.Sys().(syscall.WaitStatus)
+		switch {
+		case ws.Signaled():
+			sig = ws.Signal()
+			res.ExitCode = 128 + int(sig)
+		default:
+			res.ExitCode = ps.ExitCode()
+			if r.bwrap && res.ExitCode > 128 && res.ExitCode < 128+65 {
+				// bwrap reports a child killed by signal N as 128+N.
+				sig = syscall.Signal(res.ExitCode - 128)
+			}
+		}
+	} else if waitErr != nil {
+		return res, fmt.Errorf("sandbox: wait: %w", waitErr)
+	}
+	if res.TimedOut {
+		sig = syscall.SIGKILL
+	}
+	if sig != 0 {
+		res.Signal = sig.String()
+	}
+	if res.ExitCode == launcherExit && strings.HasPrefix(strings.TrimSpace(res.Stderr), launcherTag) {
+		return res, fmt.Errorf("sandbox: %s", oneLine(res.Stderr))
+	}
+	if !r.bwrap && res.ExitCode == 127 && res.Stdout == "" && res.Stderr == "" {
+		return res, fmt.Errorf("sandbox: could not execute %s", r.python)
+	}
+	res.Limit = r.classify(res, sig, cmd.ProcessState)
+	return res, nil
+}
+
+// classify names the limit that ended the run, if it can be told.
+func (r *runner) classify(res Result, sig syscall.Signal, ps *os.ProcessState) string {
+	if res.TimedOut {
+		return "timeout"
+	}
+	cpu := time.Duration(0)
+	if ps != nil {
+		cpu = ps.UserTime() + ps.SystemTime()
+	}
+	errTail := res.Stderr
+	if len(errTail) > 4096 {
+		errTail = errTail[len(errTail)-4096:]
+	}
+	switch {
+	case sig == syscall.SIGXCPU,
+		sig == syscall.SIGKILL && cpu >= time.Duration(r.cfg.CPUSeconds)*time.Second-200*time.Millisecond:
+		return "cpu"
+	case sig == syscall.SIGXFSZ, strings.Contains(errTail, "File too large"):
+		return "file-size"
+	case strings.Contains(errTail, "MemoryError"), strings.Contains(errTail, "Cannot allocate memory"),
+		strings.Contains(errTail, "std::bad_alloc"):
+		return "memory"
+	case strings.Contains(errTail, "Resource temporarily unavailable") && (strings.Contains(errTail, "fork") ||
+		strings.Contains(errTail, "BlockingIOError") || strings.Contains(errTail, "thread")):
+		return "processes"
+	case res.Truncated:
+		return "output"
+	}
+	return ""
+}
+
+// prepare writes the script and identity files and, for a uid drop, hands
+// the work directory to the sandbox uid.
+func (r *runner) prepare() error {
+	if err := os.Chmod(r.tmp, 0o755); err != nil {
+		return fmt.Errorf("sandbox: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(r.tmp, "code.py"), []byte(r.job.Code), 0o644); err != nil {
+		return fmt.Errorf("sandbox: write code: %w", err)
+	}
+	uid, gid := r.uid, r.gid
+	if uid < 0 {
+		uid, gid = os.Getuid(), os.Getgid()
+	}
+	passwd := fmt.Sprintf("root:x:0:0:root:/nonexistent:/usr/sbin/nologin\nsandbox:x:%d:%d:sandbox:/workspace:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n", uid, gid)
+	group := fmt.Sprintf("root:x:0:\nsandbox:x:%d:\nnogroup:x:65534:\n", gid)
+	if err := os.WriteFile(filepath.Join(r.tmp, "passwd"), []byte(passwd), 0o644); err != nil {
+		return fmt.Errorf("sandbox: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(r.tmp, "group"), []byte(group), 0o644); err != nil {
+		return fmt.Errorf("sandbox: %w", err)
+	}
+	if !r.bwrap {
+		if err := os.Mkdir(filepath.Join(r.tmp, "tmp"), 0o700); err != nil {
+			return fmt.Errorf("sandbox: %w", err)
+		}
+		if r.uid >= 0 {
+			if err := os.Chown(filepath.Join(r.tmp, "tmp"), r.uid, r.gid); err != nil {
+				return fmt.Errorf("sandbox: %w", err)
+			}
+		}
+		for _, b := range r.job.ReadOnly {
+			rel, err := filepath.Rel("/workspace", b.Dst)
+			if err != nil || rel == "." || strings.HasPrefix(rel, "..") {
+				continue // only binds under /workspace can be emulated
+			}
+			link := filepath.Join(r.job.WorkDir, rel)
+			if _, err := os.Lstat(link); err == nil {
+				continue
+			}
+			if err := os.MkdirAll(filepath.Dir(link), 0o755); err != nil {
+				return fmt.Errorf("sandbox: %w", err)
+			}
+			if err := os.Symlink(b.Src, link); err != nil {
+				return fmt.Errorf("sandbox: %w", err)
+			}
+			r.links = append(r.links, link)
+		}
+	}
+	if r.uid >= 0 {
+		err := filepath.WalkDir(r.job.WorkDir, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			return os.Lchown(p, r.uid, r.gid)
+		})
+		if err != nil {
+			return fmt.Errorf("sandbox: chown work dir to sandbox uid %d: %w", r.uid, err)
+		}
+	}
+	return nil
+}
+
+func (r *runner) cleanupLinks() {
+	for _, l := range r.links {
+		_ = os.Remove(l)
+	}
+}
+
+// command builds the process to start.
+func (r *runner) command() (*exec.Cmd, error) {
+	nproc := r.cfg.MaxProcs
+	if r.uid < 0 {
+		// RLIMIT_NPROC counts every process of the calling uid: leave room
+		// for the ones that already exist.
+		nproc += countProcs(os.Getuid())
+	}
+	limits := []string{
+		strconv.Itoa(r.cfg.CPUSeconds),
+		strconv.FormatInt(r.cfg.MemoryBytes, 10),
+		strconv.FormatInt(r.cfg.FileSizeBytes, 10),
+		strconv.Itoa(nproc),
+		strconv.Itoa(r.uid),
+		strconv.Itoa(r.gid),
+	}
+	if !r.bwrap {
+		env := baseEnv(r.job.WorkDir, filepath.Join(r.tmp, "tmp"), r.job.Env)
+		args := append([]string{"-I", "-S", "-c", launcherSrc}, limits...)
+		args = append(args, filepath.Join(r.tmp, "code.py"))
+		cmd := exec.Command(r.python, args...)
+		cmd.Dir = r.job.WorkDir
+		cmd.Env = envList(env)
+		return cmd, nil
+	}
+	bw, err := lookPath("bwrap")
+	if err != nil {
+		return nil, fmt.Errorf("sandbox: bwrap: %w", err)
+	}
+	args := bwrapSystemArgs(r.cfg.AllowNetwork, r.python)
+	args = append(args,
+		"--ro-bind", filepath.Join(r.tmp, "passwd"), "/etc/passwd",
+		"--ro-bind", filepath.Join(r.tmp, "group"), "/etc/group",
+		"--bind", r.job.WorkDir, "/workspace",
+	)
+	for _, b := range r.job.ReadOnly {
+		args = append(args, "--ro-bind", b.Src, b.Dst)
+	}
+	args = append(args,
+		"--ro-bind", r.tmp, "/sandbox",
+		"--chdir", "/workspace",
+	)
+	args = append(args, bwrapNamespaceArgs(r.cfg.AllowNetwork, r.uid >= 0)...)
+	args = append(args, envArgs(baseEnv("/workspace", "/tmp", r.job.Env))...)
+	args = append(args, "--", r.python, "-I", "-S", "-c", launcherSrc)
+	args = append(args, limits...)
+	args = append(args, "/sandbox/code.py")
+	cmd := exec.Command(bw, args...)
+	cmd.Dir = "/"
+	cmd.Env = []string{"PATH=/usr/bin:/bin"}
+	return cmd, nil
+}
+
+func envList(env map[string]string) []string {
+	out := make([]string, 0, len(env))
+	for k, v := range env {
+		out = append(out, k+"="+v)
+	}
+	return out
+}
+
+// kill ends the process group of pid and, after a uid drop, every process
+// still running as the sandbox uid.
+func (r *runner) kill(pid int) {
+	_ = syscall.Kill(-pid, syscall.SIGKILL)
+	r.sweep()
+}
+
+// sweep kills every process owned by the run's private uid (a no-op
+// without uid drop). It repeats until none is left or a deadline passes,
+// so a fork bomb that races the kills is still cleaned up.
+func (r *runner) sweep() {
+	if r.uid < 0 {
+		return
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		pids := procsOf(r.uid)
+		if len(pids) == 0 {
+			return
+		}
+		for _, p := range pids {
+			_ = syscall.Kill(p, syscall.SIGKILL)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// procsOf lists the pids whose real uid is uid (from /proc).
+func procsOf(uid int) []int {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	want := strconv.Itoa(uid)
+	var out []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/status")
+		if err != nil {
+			continue
+		}
+		zombie := false
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(line, "State:") {
+				// Zombies hold no resources and cannot be killed; whoever
+				// inherited them reaps them.
+				zombie = strings.Contains(line, "Z (zombie)") || strings.Contains(line, "X (dead)")
+			}
+			if strings.HasPrefix(line, "Uid:") {
+				f := strings.Fields(line)
+				if !zombie && len(f) > 1 && f[1] == want {
+					out = append(out, pid)
+				}
+				break
+			}
+		}
+	}
+	return out
+}
+
+// countProcs counts the processes of uid.
+func countProcs(uid int) int { return len(procsOf(uid)) }
+
+// checkReadable verifies that the read-only bind sources can be read by an
+// unprivileged uid (other-readable files, other-searchable directories),
+// since the code runs as one. It returns an error naming the first path
+// that cannot.
+func checkReadable(binds []Bind) error {
+	const maxEntries = 200_000
+	n := 0
+	for _, b := range binds {
+		err := filepath.WalkDir(b.Src, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			n++
+			if n > maxEntries {
+				return fs.SkipAll
+			}
+			if d.Type()&fs.ModeSymlink != 0 {
+				return nil
+			}
+			info, err := d.Info()
+			if err != nil {
+				return err
+			}
+			m := info.Mode().Perm()
+			if m&0o004 == 0 || (d.IsDir() && m&0o001 == 0) {
+				return fmt.Errorf("sandbox: %s (mode %v) is not readable by the unprivileged sandbox uid; make it world-readable (chmod o+r, o+x for directories)", p, info.Mode())
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}

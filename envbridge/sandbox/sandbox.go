@@ -1,0 +1,348 @@
+// Package sandbox runs untrusted Python agent code with limits.
+//
+// The preferred isolation is bubblewrap (bwrap): the code sees a minimal
+// root file system made of read-only binds of /usr, /lib, /lib64, /bin and a
+// few /etc entries the interpreter needs, the job's work directory bound
+// writable at /workspace (its current directory), the job's read-only
+// binds, a fresh /tmp, a private /proc and a minimal /dev, and new IPC, PID,
+// network, UTS and cgroup namespaces (no network unless AllowNetwork).
+// Nothing else of the host exists inside, so private answers cannot be read
+// by any path, absolute or relative.
+//
+// Limits, applied in every mode:
+//   - wall clock: the process group is killed with SIGKILL on timeout; with
+//     bwrap, killing bwrap (or the parent dying, --die-with-parent) tears
+//     down the PID namespace and with it every process the code started;
+//   - RLIMIT_CPU, RLIMIT_AS, RLIMIT_FSIZE, RLIMIT_NPROC and RLIMIT_CORE=0,
+//     set by a tiny Python launcher (standard library resource module) that
+//     then execs the interpreter on the agent code;
+//   - processes: the kernel ignores RLIMIT_NPROC for root, so when smtrain
+//     runs as root the launcher also drops to an unprivileged uid/gid
+//     (one per concurrent run, from a private range) before exec. The kernel
+//     then enforces RLIMIT_NPROC on that uid, which contains fork bombs
+//     (verified by TestForkBomb). The work directory is chowned to that uid.
+//     As a non-root user, bwrap runs in a user namespace and RLIMIT_NPROC
+//     applies to the calling uid;
+//   - output: stdout and stderr are captured through a bounded buffer that
+//     keeps the head and the tail of each stream and discards the middle,
+//     so a flood of output cannot exhaust host memory.
+//
+// When bwrap is unusable the fallback (Isolation "none") still applies the
+// timeouts, rlimits, process-group kill and uid drop, but provides no file
+// system or network isolation; it prints a loud warning once per process.
+// In that mode the binds whose destination is under /workspace are exposed
+// as symbolic links inside the work directory (relative paths such as
+// data/train.csv work; absolute /workspace paths do not exist).
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Config holds the limits of a sandboxed run. The zero value means defaults.
+type Config struct {
+	// Python is the interpreter. Empty means /usr/bin/python3 if present,
+	// else python3 resolved via PATH at run time.
+	Python string
+	// Timeout is the wall-clock limit per run (default 60s).
+	Timeout time.Duration
+	// CPUSeconds is RLIMIT_CPU (default: the timeout in whole seconds).
+	CPUSeconds int
+	// MemoryBytes is RLIMIT_AS (default 2 GiB).
+	MemoryBytes int64
+	// FileSizeBytes is RLIMIT_FSIZE (default 256 MiB).
+	FileSizeBytes int64
+	// MaxProcs is the process-count limit (RLIMIT_NPROC, default 64).
+	MaxProcs int
+	// MaxOutputBytes bounds the stdout+stderr kept (default 64 KiB); each
+	// stream keeps its head and tail within half of it, the rest is
+	// discarded and Result.Truncated is set.
+	MaxOutputBytes int
+	// AllowNetwork keeps the host network namespace (default false).
+	AllowNetwork bool
+	// Isolation is "auto" (default: bwrap if usable, else the fallback with
+	// a loud warning), "bwrap" (fail if unusable) or "none".
+	Isolation string
+}
+
+// Bind is a read-only bind of a host path into the sandbox.
+type Bind struct {
+	Src string // host path (file or directory)
+	Dst string // absolute path inside the sandbox, e.g. /workspace/data
+}
+
+// Job is one piece of code to run.
+type Job struct {
+	// Code is Python source, written to a file and run with the interpreter.
+	Code string
+	// WorkDir is the host directory bound writable at /workspace, the
+	// code's current directory. It must exist.
+	WorkDir string
+	// ReadOnly lists extra read-only binds (destination under /workspace or
+	// another absolute path).
+	ReadOnly []Bind
+	// Env holds extra environment variables. The environment is otherwise
+	// scrubbed: PATH, HOME=/workspace, LANG=C.UTF-8, PYTHONDONTWRITEBYTECODE=1,
+	// PYTHONUNBUFFERED=1, TMPDIR=/tmp, MPLBACKEND=Agg and one thread for
+	// OpenMP/OpenBLAS/MKL.
+	Env map[string]string
+}
+
+// Result describes a finished run. Agent failures (non-zero exit, limits)
+// are reported here, never as an error.
+type Result struct {
+	Stdout, Stderr string
+	ExitCode       int
+	TimedOut       bool
+	// Signal names the signal that ended the code, e.g. "killed" when a
+	// limit killed it; empty for a normal exit.
+	Signal    string
+	Truncated bool
+	Duration  time.Duration
+	// Isolation is "bwrap" or "none (WEAK: ...)".
+	Isolation string
+	// Limit names the limit that was hit, if known: "timeout", "memory",
+	// "cpu", "file-size", "processes", "output".
+	Limit string
+}
+
+// Isolation modes.
+const (
+	IsolationAuto  = "auto"
+	IsolationBwrap = "bwrap"
+	IsolationNone  = "none"
+)
+
+const weakPrefix = "none (WEAK: "
+
+// Defaults.
+const (
+	DefaultTimeout        = 60 * time.Second
+	DefaultMemoryBytes    = 2 << 30
+	DefaultFileSizeBytes  = 256 << 20
+	DefaultMaxProcs       = 64
+	DefaultMaxOutputBytes = 64 << 10
+)
+
+// withDefaults returns c with zero fields replaced by defaults.
+func (c Config) withDefaults() Config {
+	if c.Timeout <= 0 {
+		c.Timeout = DefaultTimeout
+	}
+	if c.CPUSeconds <= 0 {
+		c.CPUSeconds = int((c.Timeout + time.Second - 1) / time.Second)
+	}
+	if c.MemoryBytes <= 0 {
+		c.MemoryBytes = DefaultMemoryBytes
+	}
+	if c.FileSizeBytes <= 0 {
+		c.FileSizeBytes = DefaultFileSizeBytes
+	}
+	if c.MaxProcs <= 0 {
+		c.MaxProcs = DefaultMaxProcs
+	}
+	if c.MaxOutputBytes <= 0 {
+		c.MaxOutputBytes = DefaultMaxOutputBytes
+	}
+	if c.Isolation == "" {
+		c.Isolation = IsolationAuto
+	}
+	return c
+}
+
+// resolvePython finds the interpreter: an explicit path or name, else
+// /usr/bin/python3, else python3 on PATH. Symbolic links are resolved so
+// that the real file can be bound into the sandbox.
+func resolvePython(p string) (string, error) {
+	if p == "" {
+		if _, err := os.Stat("/usr/bin/python3"); err == nil {
+			p = "/usr/bin/python3"
+		} else {
+			p = "python3"
+		}
+	}
+	if !strings.Contains(p, "/") {
+		lp, err := lookPath(p)
+		if err != nil {
+			return "", fmt.Errorf("sandbox: python interpreter %q not found on PATH: %w", p, err)
+		}
+		p = lp
+	}
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return "", fmt.Errorf("sandbox: python interpreter %q: %w", p, err)
+	}
+	st, err := os.Stat(abs)
+	if err != nil {
+		return "", fmt.Errorf("sandbox: python interpreter: %w", err)
+	}
+	if st.IsDir() || st.Mode()&0o111 == 0 {
+		return "", fmt.Errorf("sandbox: python interpreter %s is not an executable file", abs)
+	}
+	return abs, nil
+}
+
+var (
+	probeOnce sync.Once
+	probeIso  string
+	probeErr  error
+
+	warnOnce sync.Once
+)
+
+// Probe reports the isolation available on this machine: "bwrap" when
+// bubblewrap can build the sandbox, else "none (WEAK: ...)" together with
+// an error explaining why bwrap is unusable. The result is computed once
+// per process.
+func Probe() (isolation string, err error) {
+	probeOnce.Do(func() {
+		if err := probeBwrap(); err != nil {
+			probeIso = weakPrefix + "no filesystem or network isolation; bwrap unusable: " + oneLine(err.Error()) + ")"
+			probeErr = err
+			return
+		}
+		probeIso = IsolationBwrap
+	})
+	return probeIso, probeErr
+}
+
+// warnWeak prints the fallback warning once per process.
+func warnWeak(iso string) {
+	warnOnce.Do(func() {
+		fmt.Fprintf(os.Stderr, "\n"+
+			"************************************************************************\n"+
+			"WARNING: smtrain sandbox running agent code WITHOUT isolation:\n"+
+			"  %s\n"+
+			"  Agent code can read any world-readable host file (including private\n"+
+			"  answers) and use the network. Only timeouts, rlimits, process-group\n"+
+			"  kill and (as root) a uid drop apply. Install bubblewrap (apt-get\n"+
+			"  install bubblewrap) for real isolation.\n"+
+			"************************************************************************\n\n", iso)
+	})
+}
+
+func oneLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	return s
+}
+
+// Run executes job.Code with the interpreter under the configured limits.
+// The error is non-nil only for infrastructure failures (bad job, missing
+// interpreter, bwrap unusable when required); misbehaving agent code is
+// reported in the Result.
+func (c Config) Run(ctx context.Context, job Job) (Result, error) {
+	c = c.withDefaults()
+	if err := validateJob(&job); err != nil {
+		return Result{}, err
+	}
+	py, err := resolvePython(c.Python)
+	if err != nil {
+		return Result{}, err
+	}
+	var iso string
+	switch c.Isolation {
+	case IsolationAuto:
+		iso, _ = Probe()
+	case IsolationBwrap:
+		var perr error
+		iso, perr = Probe()
+		if perr != nil {
+			return Result{}, fmt.Errorf("sandbox: isolation bwrap requested but unusable: %w", perr)
+		}
+	case IsolationNone:
+		iso = weakPrefix + "isolation \"none\" requested; no filesystem or network isolation)"
+	default:
+		return Result{}, fmt.Errorf("sandbox: unknown isolation %q (want auto, bwrap or none)", c.Isolation)
+	}
+	if iso != IsolationBwrap {
+		warnWeak(iso)
+	}
+	r := &runner{cfg: c, job: job, python: py, bwrap: iso == IsolationBwrap, iso: iso}
+	return r.run(ctx)
+}
+
+// validateJob checks and normalises the job's paths.
+func validateJob(job *Job) error {
+	if job.WorkDir == "" {
+		return errors.New("sandbox: job has no WorkDir")
+	}
+	wd, err := filepath.Abs(job.WorkDir)
+	if err != nil {
+		return fmt.Errorf("sandbox: WorkDir %q: %w", job.WorkDir, err)
+	}
+	st, err := os.Stat(wd)
+	if err != nil {
+		return fmt.Errorf("sandbox: WorkDir: %w", err)
+	}
+	if !st.IsDir() {
+		return fmt.Errorf("sandbox: WorkDir %s is not a directory", wd)
+	}
+	job.WorkDir = wd
+	binds := make([]Bind, 0, len(job.ReadOnly))
+	for i, b := range job.ReadOnly {
+		src, err := filepath.Abs(b.Src)
+		if err != nil {
+			return fmt.Errorf("sandbox: bind %d source %q: %w", i, b.Src, err)
+		}
+		if _, err := os.Stat(src); err != nil {
+			return fmt.Errorf("sandbox: bind %d source: %w", i, err)
+		}
+		if !filepath.IsAbs(b.Dst) {
+			return fmt.Errorf("sandbox: bind %d destination %q is not absolute", i, b.Dst)
+		}
+		for _, part := range strings.Split(b.Dst, "/") {
+			if part == ".." {
+				return fmt.Errorf("sandbox: bind %d destination %q contains ..", i, b.Dst)
+			}
+		}
+		dst := filepath.Clean(b.Dst)
+		switch {
+		case dst == "/" || dst == "/workspace" || dst == "/sandbox" || strings.HasPrefix(dst, "/sandbox/") ||
+			dst == "/proc" || strings.HasPrefix(dst, "/proc/") || dst == "/dev" || strings.HasPrefix(dst, "/dev/"):
+			return fmt.Errorf("sandbox: bind %d destination %q is reserved", i, b.Dst)
+		}
+		binds = append(binds, Bind{Src: src, Dst: dst})
+	}
+	job.ReadOnly = binds
+	for k := range job.Env {
+		if k == "" || strings.ContainsAny(k, "=\x00") {
+			return fmt.Errorf("sandbox: bad environment variable name %q", k)
+		}
+	}
+	return nil
+}
+
+// baseEnv is the scrubbed environment; home and tmp differ by mode.
+func baseEnv(home, tmp string, extra map[string]string) map[string]string {
+	env := map[string]string{
+		"PATH":                    "/usr/local/bin:/usr/bin:/bin",
+		"HOME":                    home,
+		"LANG":                    "C.UTF-8",
+		"LC_ALL":                  "C.UTF-8",
+		"PYTHONDONTWRITEBYTECODE": "1",
+		"PYTHONUNBUFFERED":        "1",
+		"PYTHONIOENCODING":        "utf-8",
+		"TMPDIR":                  tmp,
+		"USER":                    "sandbox",
+		"LOGNAME":                 "sandbox",
+		"MPLBACKEND":              "Agg",
+		"OMP_NUM_THREADS":         "1",
+		"OPENBLAS_NUM_THREADS":    "1",
+		"MKL_NUM_THREADS":         "1",
+		"NUMEXPR_NUM_THREADS":     "1",
+	}
+	for k, v := range extra {
+		env[k] = v
+	}
+	return env
+}
