@@ -5,6 +5,23 @@
 //
 // Logits are soft-Q values: Q(s,a) = L_s[a], V(s) = logsumexp_a L_s[a]
 // (excluding <bkspc> where it is not allowed), π = softmax(L_s).
+//
+// Use from a trainer:
+//
+//	obj, err := objective.New("chi2mix", cfg)        // cfg: objective.Config
+//	h := objective.NewHandle(bkspcID)
+//	loss, err := objective.NewLossNode(logits, obj, h) // logits (B*T, V)
+//	grads, err := G.Grad(loss, params...)
+//	for step := ... {
+//		h.Set(batch, cfg.LambdaAt(step)) // λ = 0 during the warm start
+//		machine.RunAll()                 // then h.Result() for metrics
+//	}
+//
+// obj.Augmented() says whether to feed noise+backspace augmented expert
+// data (everything but mle), obj.UsesReplay() whether G-set transitions
+// (replay-buffer generations) are used. Losses are batch means: with
+// gradient accumulation over micro-batches, the weighted SM means are
+// per micro-batch.
 package objective
 
 import (
