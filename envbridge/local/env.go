@@ -1,0 +1,634 @@
+// Package local is an MLE-Dojo-compatible environment that runs on this
+// machine: it reads a competition in MLE-Dojo's prepared layout, runs the
+// agent's Python code in the sandbox (envbridge/sandbox) on a fresh
+// workspace holding only the public files, scores submissions in Go
+// (envbridge/metrics), and writes MLE-Dojo's env_history/history.json after
+// every step and the episode's agent_history/trajectory.json.
+package local
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"smtrain/envbridge"
+	"smtrain/envbridge/sandbox"
+)
+
+// Paths of the data and output folders inside the sandbox.
+const (
+	SandboxDataDir   = "/workspace/data"
+	SandboxOutputDir = "/workspace/output"
+)
+
+// Options configure an environment.
+type Options struct {
+	// MaxSteps is the action budget (0: unlimited). The step that uses the
+	// last action returns Truncated.
+	MaxSteps int
+	// TimeBudget is the wall-clock budget of an episode, code execution
+	// included (0: unlimited). Each code run is also capped by what is left.
+	TimeBudget time.Duration
+	// Sandbox holds the limits for agent code.
+	Sandbox sandbox.Config
+	// RunDir receives env_history/history.json and
+	// agent_history/trajectory.json (MLE-Dojo's run-folder layout). Empty:
+	// a folder under WorkRoot, removed by Close.
+	RunDir string
+	// WorkRoot holds the per-episode workspaces (default: the OS temp dir).
+	WorkRoot string
+	// KeepWorkspace keeps the workspace after Close (for debugging).
+	KeepWorkspace bool
+	// Now is the clock (default time.Now); tests may fix it.
+	Now func() time.Time
+}
+
+// Message is one chat turn of agent_history/trajectory.json.
+type Message struct {
+	Role    string `json:"role"`
+	Content string `json:"content"`
+}
+
+// Env is the local environment. It implements envbridge.Env and
+// httpenv.HistoryProvider. Methods are safe for concurrent use (calls are
+// serialised).
+type Env struct {
+	task *Task
+	opts Options
+
+	mu        sync.Mutex
+	closed    bool
+	tmpRun    bool
+	workspace string
+	start     time.Time
+	steps     int // budget steps used since Reset
+	truncated bool
+	isolation string
+
+	// MLE-Dojo state.
+	totalReward        float64
+	currentRaw, curPos float64
+	bestRaw, bestPos   any // nil or float64
+	bestCode           any
+	stepCount          int
+	history            omap
+	actions            []any
+	messages           []Message
+	submissions        int
+	invalidActions     int
+}
+
+var _ envbridge.Env = (*Env)(nil)
+
+// New creates an environment for task. Call Reset before Step.
+func New(task *Task, opts Options) (*Env, error) {
+	if task == nil {
+		return nil, errors.New("local env: nil task")
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.WorkRoot == "" {
+		opts.WorkRoot = filepath.Join(os.TempDir(), "smtrain-work")
+	}
+	if err := os.MkdirAll(opts.WorkRoot, 0o755); err != nil {
+		return nil, fmt.Errorf("local env: %w", err)
+	}
+	e := &Env{task: task, opts: opts}
+	if e.opts.RunDir == "" {
+		d, err := os.MkdirTemp(opts.WorkRoot, task.Name+"-run-")
+		if err != nil {
+			return nil, fmt.Errorf("local env: %w", err)
+		}
+		e.opts.RunDir, e.tmpRun = d, true
+	}
+	iso := opts.Sandbox.Isolation
+	if iso == "" || iso == sandbox.IsolationAuto || iso == sandbox.IsolationBwrap {
+		iso, _ = sandbox.Probe()
+	}
+	e.isolation = iso
+	return e, nil
+}
+
+// Task returns the environment's task.
+func (e *Env) Task() *Task { return e.task }
+
+// RunDir is the folder holding env_history/ and agent_history/.
+func (e *Env) RunDir() string { return e.opts.RunDir }
+
+// Workspace is the current episode's workspace on the host (data/ and
+// output/ inside); empty before Reset.
+func (e *Env) Workspace() string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.workspace
+}
+
+// bwrap reports whether agent code sees the /workspace paths.
+func (e *Env) bwrap() bool { return e.isolation == sandbox.IsolationBwrap }
+
+// dataPath and outputPath are the folders as agent code must name them.
+func (e *Env) dataPath() string {
+	if e.bwrap() {
+		return SandboxDataDir
+	}
+	return filepath.Join(e.workspace, "data")
+}
+
+func (e *Env) outputPath() string {
+	if e.bwrap() {
+		return SandboxOutputDir
+	}
+	return filepath.Join(e.workspace, "output")
+}
+
+// Reset starts a new episode: a fresh workspace, a fresh history.json and
+// an empty trajectory. The seed is recorded; the environment itself has no
+// randomness.
+func (e *Env) Reset(ctx context.Context, seed int64) (envbridge.Observation, envbridge.Info, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return nil, nil, errors.New("local env: reset after close")
+	}
+	if err := e.newWorkspace(); err != nil {
+		return nil, nil, err
+	}
+	e.start = e.opts.Now()
+	e.steps, e.truncated, e.submissions, e.invalidActions = 0, false, 0, 0
+	e.messages = nil
+	e.resetState()
+	if err := e.writeHistory(); err != nil {
+		return nil, nil, err
+	}
+	if err := e.writeTrajectory(); err != nil {
+		return nil, nil, err
+	}
+	obs := envbridge.Observation{
+		"action_status":          "SUCCESS",
+		"feedback":               map[string]any{"base": map[string]any{"feedback_status": "SUCCESS", "feedback": "Environment reset successfully"}},
+		"total_reward":           0.0,
+		"current_raw_score":      0.0,
+		"current_position_score": 0.0,
+		"best_raw_score":         nil,
+		"best_position_score":    nil,
+		"history_summary":        "History initialized",
+	}
+	e.budget(obs)
+	info := envbridge.Info{"competition": e.task.Name, "seed": seed, "metric": e.task.Metric.Name,
+		"higher_is_better": e.task.HigherIsBetter, "isolation": e.isolation}
+	return obs, info, nil
+}
+
+// resetState is MLE-Dojo's reset(): scores, best code and history.
+func (e *Env) resetState() {
+	e.totalReward, e.currentRaw, e.curPos = 0, 0, 0
+	e.bestRaw, e.bestPos, e.bestCode = nil, nil, nil
+	e.stepCount = 0
+	e.actions = []any{}
+	e.history = omap{{"competition", e.task.Name}, {"actions", nil}, {"total_reward", 0.0},
+		{"best_code", nil}, {"best_raw_score", nil}, {"best_position_score", nil},
+		{"step_count", 0}, {"created_at", isoTime(e.opts.Now())}}
+}
+
+func (e *Env) newWorkspace() error {
+	if e.workspace != "" && !e.opts.KeepWorkspace {
+		os.RemoveAll(e.workspace)
+	}
+	ws, err := os.MkdirTemp(e.opts.WorkRoot, e.task.Name+"-ws-")
+	if err != nil {
+		return fmt.Errorf("local env: workspace: %w", err)
+	}
+	// The sandbox may run agent code under another uid: let it in.
+	if err := os.Chmod(ws, 0o777); err != nil {
+		return fmt.Errorf("local env: workspace: %w", err)
+	}
+	if err := os.Mkdir(filepath.Join(ws, "output"), 0o777); err != nil {
+		return fmt.Errorf("local env: workspace: %w", err)
+	}
+	os.Chmod(filepath.Join(ws, "output"), 0o777)
+	e.workspace = ws
+	return nil
+}
+
+// budget writes remaining_steps / remaining_seconds into obs.
+func (e *Env) budget(obs envbridge.Observation) {
+	if e.opts.MaxSteps > 0 {
+		obs[envbridge.KeyRemainingSteps] = max(0, e.opts.MaxSteps-e.steps)
+	}
+	if e.opts.TimeBudget > 0 {
+		left := e.opts.TimeBudget - e.opts.Now().Sub(e.start)
+		obs[envbridge.KeyRemainingSeconds] = max(0, int(math.Ceil(left.Seconds())))
+	}
+}
+
+// timeLeft is the remaining time budget (a large value when unlimited).
+func (e *Env) timeLeft() time.Duration {
+	if e.opts.TimeBudget <= 0 {
+		return math.MaxInt64
+	}
+	return e.opts.TimeBudget - e.opts.Now().Sub(e.start)
+}
+
+// Step performs one MLE-Dojo action. Invalid actions (envbridge.ActInvalid
+// or failing envbridge.ValidateAction) become an error observation that
+// counts as a step. Only infrastructure failures are returned as errors.
+func (e *Env) Step(ctx context.Context, a envbridge.Action) (envbridge.StepResult, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return envbridge.StepResult{}, errors.New("local env: step after close")
+	}
+	if e.workspace == "" {
+		return envbridge.StepResult{}, envbridge.ErrResetNeeded
+	}
+	if e.truncated {
+		return envbridge.StepResult{}, errors.New("local env: episode is over (budget used up); call Reset")
+	}
+	e.steps++
+	var (
+		result  omap
+		reward  float64
+		fbText  string
+		invalid string
+		err     error
+	)
+	if a.Name == envbridge.ActInvalid {
+		invalid, _ = a.Params["error"].(string)
+		if invalid == "" {
+			invalid = "invalid action"
+		}
+	} else if verr := envbridge.ValidateAction(a); verr != nil {
+		invalid = verr.Error()
+	}
+	name := a.Name
+	if invalid != "" {
+		e.invalidActions++
+		name = envbridge.ActInvalid
+		e.stepCount++
+		obs := envbridge.InvalidActionObservation(invalid, nil)
+		fbText = envbridge.FeedbackText(obs)
+		result = omap{{"status", "FAILED"}, {"error", invalid}}
+	} else {
+		e.stepCount++
+		switch a.Name {
+		case envbridge.ActRequestInfo:
+			result = e.requestInfo(a.Params["info_type"].(string))
+			fbText = infoFeedback(result)
+		case envbridge.ActValidateCode:
+			result, err = e.validateCode(ctx, a.Params["code"].(string))
+			fbText = validationFeedback(result)
+		case envbridge.ActExecuteCode:
+			code := a.Params["code"].(string)
+			result, reward, err = e.executeCode(ctx, code)
+			fbText = executionFeedback(result, e.bestRaw, e.bestPos)
+		case envbridge.ActGetHistory:
+			h := e.historySnapshot()
+			result = omap{{"status", "SUCCESS"}, {"data", h}}
+			fbText = "=== History ===\n                        " + e.historySummaryLong() + "\n                        "
+		case envbridge.ActReset:
+			e.resetState()
+			if rerr := e.clearOutput(); rerr != nil {
+				err = rerr
+			}
+			result = omap{{"status", "SUCCESS"}, {"feedback", "Environment reset successfully"}}
+			fbText = "Environment reset successfully"
+		}
+		if err != nil {
+			e.steps--
+			e.stepCount--
+			return envbridge.StepResult{}, err
+		}
+	}
+	feedback := omap{{"base", omap{{"feedback_status", "SUCCESS"}, {"feedback", fbText}}}}
+	e.totalReward += reward
+	e.actions = append(e.actions, omap{{"step", e.stepCount}, {"action", name}, {"timestamp", isoTime(e.opts.Now())},
+		{"result", result}, {"feedback", feedback}})
+	if werr := e.writeHistory(); werr != nil {
+		return envbridge.StepResult{}, werr
+	}
+	status := str(result, "status")
+	obs := envbridge.Observation{
+		"action_status":          status,
+		"feedback":               map[string]any{"base": map[string]any{"feedback_status": "SUCCESS", "feedback": fbText}},
+		"current_raw_score":      e.currentRaw,
+		"current_position_score": e.curPos,
+		"best_raw_score":         e.bestRaw,
+		"best_position_score":    e.bestPos,
+		"history_summary":        e.historySummary(),
+	}
+	e.budget(obs)
+	info := envbridge.Info{"action": name, "status": status, "step": e.steps}
+	if invalid != "" {
+		info["invalid_action"] = true
+		info["error"] = invalid
+	}
+	if s := sub(result, "submission"); s != nil {
+		info["submission_status"] = str(s, "status")
+		if str(s, "status") == "SUCCESS" {
+			info["raw_score"], _ = s.get("raw_score")
+			info["position_score"] = reward
+		}
+	}
+	res := envbridge.StepResult{Obs: obs, Reward: reward, Info: info}
+	if (e.opts.MaxSteps > 0 && e.steps >= e.opts.MaxSteps) || e.timeLeft() <= 0 {
+		res.Truncated, e.truncated = true, true
+	}
+	return res, nil
+}
+
+func (e *Env) clearOutput() error {
+	out := filepath.Join(e.workspace, "output")
+	if err := os.RemoveAll(out); err != nil {
+		return fmt.Errorf("local env: clearing output: %w", err)
+	}
+	if err := os.Mkdir(out, 0o777); err != nil {
+		return fmt.Errorf("local env: %w", err)
+	}
+	return os.Chmod(out, 0o777)
+}
+
+// requestInfo is MLE-Dojo's InfoInterface.get_info.
+func (e *Env) requestInfo(infoType string) omap {
+	providers := []struct {
+		name string
+		get  func() (any, error)
+	}{
+		{"overview", func() (any, error) {
+			b, err := os.ReadFile(filepath.Join(e.task.PublicDir, "description.txt"))
+			if os.IsNotExist(err) {
+				return "No description available", nil
+			}
+			return string(b), err
+		}},
+		{"sample_submission", e.sampleSubmission},
+		{"data_structure", func() (any, error) {
+			if b, err := os.ReadFile(filepath.Join(e.task.PublicDir, "data_structure.txt")); err == nil {
+				return string(b), nil
+			}
+			return buildTree(e.task.PublicDir, "", true, 10), nil
+		}},
+		{"data_path", func() (any, error) { return e.dataPath(), nil }},
+		{"output_path", func() (any, error) { return e.outputPath(), nil }},
+		{"name", func() (any, error) { return e.task.Name, nil }},
+		{"metadata", func() (any, error) {
+			return omap{{"category", "Tabular"}, {"level", "intermediate"}, {"output_type", "submission.csv"},
+				{"higher_is_better", e.task.HigherIsBetter}, {"tldr", nil}, {"tags", []any{}}}, nil
+		}},
+	}
+	data := omap{}
+	for _, p := range providers {
+		if infoType != "all" && infoType != p.name {
+			continue
+		}
+		v, err := p.get()
+		if err != nil {
+			r := mledojoError("InfoError", "Error retrieving "+p.name, err.Error(), "")
+			return r
+		}
+		data = append(data, kv{p.name, v})
+	}
+	return omap{{"status", "SUCCESS"}, {"data", data}}
+}
+
+// sampleSubmission is pandas' read_csv(...).head(3).to_dict().
+func (e *Env) sampleSubmission() (any, error) {
+	p := filepath.Join(e.task.PublicDir, "sample_submission.csv")
+	t, err := readTable(p)
+	if os.IsNotExist(err) {
+		return "No sample submission available", nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	n := min(3, len(t.rows))
+	out := omap{}
+	for c, h := range t.header {
+		col := make([]string, len(t.rows))
+		for i, r := range t.rows {
+			if c < len(r) {
+				col[i] = r[c]
+			}
+		}
+		typed := pandasColumn(col)
+		out = append(out, kv{h, intKeyMap(typed[:n])})
+	}
+	return out, nil
+}
+
+// buildTree is MLE-Dojo's build_tree (mledojo/gym/utils.py).
+func buildTree(path, prefix string, isLast bool, maxItems int) string {
+	st, err := os.Stat(path)
+	if err != nil || !st.IsDir() {
+		return prefix + "[Error accessing " + path + "]\n"
+	}
+	conn := "├── "
+	if isLast {
+		conn = "└── "
+	}
+	res := prefix + conn + filepath.Base(path) + "/\n"
+	ents, err := os.ReadDir(path)
+	if err != nil {
+		ext := "│   "
+		if isLast {
+			ext = "    "
+		}
+		return res + prefix + ext + "[Permission denied]\n"
+	}
+	sort.Slice(ents, func(i, j int) bool { return ents[i].Name() < ents[j].Name() })
+	var dirs, files []string
+	for _, d := range ents {
+		if strings.HasPrefix(d.Name(), ".smtrain") {
+			continue
+		}
+		if d.IsDir() {
+			dirs = append(dirs, d.Name())
+		} else {
+			files = append(files, d.Name())
+		}
+	}
+	np := prefix + "│   "
+	if isLast {
+		np = prefix + "    "
+	}
+	shownDirs := dirs[:min(len(dirs), maxItems)]
+	for i, d := range shownDirs {
+		res += buildTree(filepath.Join(path, d), np, i == len(shownDirs)-1 && len(files) == 0, maxItems)
+	}
+	if len(dirs) > maxItems {
+		res += fmt.Sprintf("%s├── [and %d more directories]\n", np, len(dirs)-maxItems)
+	}
+	shownFiles := files[:min(len(files), maxItems)]
+	for i, f := range shownFiles {
+		c := "├── "
+		if i == len(shownFiles)-1 {
+			c = "└── "
+		}
+		res += np + c + f + "\n"
+	}
+	if len(files) > maxItems {
+		res += fmt.Sprintf("%s└── [and %d more files]\n", np, len(files)-maxItems)
+	}
+	return res
+}
+
+func (e *Env) historySummary() string {
+	if len(e.actions) == 0 {
+		return "No actions taken yet."
+	}
+	last := e.actions[len(e.actions)-1].(omap)
+	return fmt.Sprintf("Total Actions: %d, Last Action: %s", len(e.actions), str(last, "action"))
+}
+
+func (e *Env) historySummaryLong() string {
+	var b strings.Builder
+	b.WriteString(e.historySummary())
+	for _, a := range e.actions {
+		m := a.(omap)
+		r := sub(m, "result")
+		step, _ := m.get("step")
+		fmt.Fprintf(&b, "\nStep %v: %s -> %s", step, str(m, "action"), str(r, "status"))
+		if s := sub(r, "submission"); s != nil && str(s, "status") == "SUCCESS" {
+			raw, _ := s.get("raw_score")
+			fmt.Fprintf(&b, " (raw score %s)", pyRepr(raw))
+		}
+	}
+	fmt.Fprintf(&b, "\nBest Raw Score: %s\nBest Position Score: %s", reprOrNA(e.bestRaw), reprOrNA(e.bestPos))
+	return b.String()
+}
+
+func (e *Env) historySnapshot() omap {
+	h := append(omap(nil), e.history...)
+	h.set("actions", append([]any{}, e.actions...))
+	h.set("total_reward", e.totalReward)
+	h.set("step_count", e.stepCount)
+	h.set("best_code", e.bestCode)
+	h.set("best_raw_score", e.bestRaw)
+	h.set("best_position_score", e.bestPos)
+	return h
+}
+
+// History returns MLE-Dojo's history.json for the current episode.
+func (e *Env) History() ([]byte, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.history == nil {
+		return nil, envbridge.ErrResetNeeded
+	}
+	return json.MarshalIndent(e.historySnapshot(), "", "  ")
+}
+
+func (e *Env) writeHistory() error {
+	b, err := json.MarshalIndent(e.historySnapshot(), "", "  ")
+	if err != nil {
+		return fmt.Errorf("local env: history: %w", err)
+	}
+	return writeAtomic(filepath.Join(e.opts.RunDir, "env_history", "history.json"), b)
+}
+
+// AppendMessage appends a chat turn to the episode's trajectory and
+// rewrites agent_history/trajectory.json atomically. The agent (rollout,
+// expert) appends both its own turns and the user turns it was shown
+// (envbridge.FormatInitialPrompt / FormatObservation).
+func (e *Env) AppendMessage(role, content string) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.history == nil {
+		return envbridge.ErrResetNeeded
+	}
+	e.messages = append(e.messages, Message{role, content})
+	return e.writeTrajectory()
+}
+
+// Messages returns a copy of the trajectory so far.
+func (e *Env) Messages() []Message {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return append([]Message(nil), e.messages...)
+}
+
+func (e *Env) writeTrajectory() error {
+	msgs := e.messages
+	if msgs == nil {
+		msgs = []Message{}
+	}
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(msgs); err != nil {
+		return fmt.Errorf("local env: trajectory: %w", err)
+	}
+	return writeAtomic(filepath.Join(e.opts.RunDir, "agent_history", "trajectory.json"), []byte(b.String()))
+}
+
+// Stats are counters of the current episode.
+type Stats struct {
+	Steps, InvalidActions, Submissions int
+	TotalReward                        float64
+	BestRaw, BestPosition              any
+}
+
+// Stats returns the current episode's counters.
+func (e *Env) Stats() Stats {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return Stats{e.steps, e.invalidActions, e.submissions, e.totalReward, e.bestRaw, e.bestPos}
+}
+
+// Close removes the workspace (and the run folder when it was temporary).
+// It is idempotent.
+func (e *Env) Close() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return nil
+	}
+	e.closed = true
+	if !e.opts.KeepWorkspace && e.workspace != "" {
+		os.RemoveAll(e.workspace)
+	}
+	if e.tmpRun {
+		os.RemoveAll(e.opts.RunDir)
+	}
+	return nil
+}
+
+func isoTime(t time.Time) string { return t.Format("2006-01-02T15:04:05.000000") }
+
+// writeAtomic writes b to path via a temporary file and rename.
+func writeAtomic(path string, b []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-")
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return err
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(f.Name())
+		return err
+	}
+	if err := os.Chmod(f.Name(), 0o644); err != nil {
+		os.Remove(f.Name())
+		return err
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		os.Remove(f.Name())
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,224 @@
+package local
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"smtrain/envbridge/sandbox"
+)
+
+const causesSyntax = "- Python syntax is invalid\n    - Indentation errors\n    - Missing closing brackets/quotes\n    - Import errors"
+
+// run executes code in the sandbox on the episode's workspace and returns
+// MLE-Dojo's run_in_sandbox dict plus the raw result.
+func (e *Env) run(ctx context.Context, code string) (omap, sandbox.Result, error) {
+	cfg := e.opts.Sandbox
+	left := e.timeLeft()
+	if left <= 0 {
+		left = time.Second
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = sandbox.DefaultTimeout
+	}
+	if left < cfg.Timeout {
+		cfg.Timeout = left
+		cfg.CPUSeconds = 0 // recomputed from the timeout
+	}
+	job := sandbox.Job{Code: code, WorkDir: e.workspace,
+		ReadOnly: []sandbox.Bind{{Src: e.task.PublicDir, Dst: SandboxDataDir}}}
+	res, err := cfg.Run(ctx, job)
+	if err != nil {
+		return nil, res, fmt.Errorf("local env: sandbox: %w", err)
+	}
+	status := "SUCCESS"
+	errText := res.Stderr
+	if res.ExitCode != 0 || res.TimedOut || res.Signal != "" {
+		status = "FAILED"
+		if note := limitNote(res, cfg); note != "" {
+			if errText != "" && !strings.HasSuffix(errText, "\n") {
+				errText += "\n"
+			}
+			errText += note
+		}
+		if strings.TrimSpace(errText) == "" {
+			errText = fmt.Sprintf("Process exited with status %d and no error output", res.ExitCode)
+		}
+	}
+	out := res.Stdout
+	if res.Truncated {
+		out += "\n[output truncated]"
+	}
+	return omap{{"status", status}, {"output", out}, {"error", errText},
+		{"execution_time", fmt.Sprintf("%.2fs", res.Duration.Seconds())}}, res, nil
+}
+
+// limitNote explains a limit the sandbox enforced.
+func limitNote(res sandbox.Result, cfg sandbox.Config) string {
+	switch {
+	case res.TimedOut || res.Limit == "timeout":
+		return fmt.Sprintf("TimeoutError: execution exceeded the time limit of %.0fs and was killed", cfg.Timeout.Seconds())
+	case res.Limit == "memory":
+		return "MemoryError: execution exceeded the memory limit and was killed"
+	case res.Limit == "cpu":
+		return "TimeoutError: execution exceeded the CPU time limit and was killed"
+	case res.Limit == "file-size":
+		return "OSError: execution exceeded the file size limit"
+	case res.Limit == "processes":
+		return "OSError: execution exceeded the process limit"
+	case res.Limit == "output":
+		return "[output limit reached; output truncated]"
+	case res.Signal != "":
+		return "Process terminated by signal: " + res.Signal
+	}
+	return ""
+}
+
+// isSyntaxError tells a compile-time failure (no traceback header, last
+// line a SyntaxError) from a runtime one.
+func isSyntaxError(res sandbox.Result) bool {
+	if res.ExitCode == 0 || strings.Contains(res.Stderr, "Traceback (most recent call last)") {
+		return false
+	}
+	lines := strings.Split(strings.TrimSpace(res.Stderr), "\n")
+	last := lines[len(lines)-1]
+	for _, p := range []string{"SyntaxError", "IndentationError", "TabError"} {
+		if strings.HasPrefix(last, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// validateCode is MLE-Dojo's CodeValidationInterface.validate: a syntax
+// check and a run; nothing is scored and submission.csv is removed.
+func (e *Env) validateCode(ctx context.Context, code string) (omap, error) {
+	runtime, res, err := e.run(ctx, code)
+	if err != nil {
+		return nil, err
+	}
+	syntax := omap{{"status", "SUCCESS"}, {"details", "Code syntax is valid"}}
+	if isSyntaxError(res) {
+		syntax = mledojoError("CodeSyntaxError", "Code syntax validation failed", res.Stderr, causesSyntax)
+	}
+	status := "FAILED"
+	if str(syntax, "status") == "SUCCESS" && str(runtime, "status") == "SUCCESS" {
+		status = "SUCCESS"
+	}
+	os.Remove(filepath.Join(e.workspace, "output", "submission.csv"))
+	return omap{{"syntax", syntax}, {"runtime", runtime}, {"status", status}}, nil
+}
+
+// executeCode is MLE-Dojo's CodeExecutionInterface.execute plus the
+// environment's score bookkeeping. It returns the result and the reward.
+func (e *Env) executeCode(ctx context.Context, code string) (omap, float64, error) {
+	// A stale submission from an earlier run must not be scored again.
+	subPath := filepath.Join(e.workspace, "output", "submission.csv")
+	os.Remove(subPath)
+	execution, _, err := e.run(ctx, code)
+	if err != nil {
+		return nil, 0, err
+	}
+	if str(execution, "status") == "FAILED" {
+		return omap{{"status", "FAILED"}, {"execution", execution}, {"submission", nil}}, 0, nil
+	}
+	shown := filepath.Join(e.outputPath(), "submission.csv")
+	var submission omap
+	var reward float64
+	if _, err := os.Stat(subPath); err != nil {
+		submission = mledojoError("SubmissionNotFoundError", "Submission file not found",
+			"No submission file found at "+shown, causesNotFound)
+	} else {
+		e.submissions++
+		archived := filepath.Join(e.workspace, "output", fmt.Sprintf("submission_%d.csv", e.submissions))
+		if err := os.Rename(subPath, archived); err != nil {
+			return nil, 0, fmt.Errorf("local env: archiving submission: %w", err)
+		}
+		submission, reward = e.evaluate(archived, shown, code)
+	}
+	status := "FAILED"
+	if str(submission, "status") == "SUCCESS" {
+		status = "SUCCESS"
+	}
+	return omap{{"execution", execution}, {"submission", submission}, {"status", status}}, reward, nil
+}
+
+// evaluate scores an archived submission and updates the best scores.
+func (e *Env) evaluate(path, shown, code string) (omap, float64) {
+	score, err := e.task.scoreSubmission(path, shown)
+	if err != nil {
+		var inv *invalidSubmission
+		if errors.As(err, &inv) {
+			return mledojoError("InvalidSubmissionError", inv.msg, inv.details, causesInvalid), 0
+		}
+		return mledojoError("EvaluationError", "Failed to evaluate submission", "Error during metric calculation: "+err.Error(), causesEval), 0
+	}
+	pos, avg, err := e.task.position(score)
+	if err != nil {
+		return mledojoError("LeaderboardError", "Failed to calculate leaderboard position", "Error processing leaderboard data: "+err.Error(), ""), 0
+	}
+	e.currentRaw, e.curPos = score, avg
+	if e.isBetter(score) {
+		e.bestRaw, e.bestPos, e.bestCode = score, avg, code
+	}
+	return omap{{"status", "SUCCESS"}, {"raw_score", score}, {"details", "Submission processed successfully"}, {"position_score", pos}}, avg
+}
+
+func (e *Env) isBetter(score float64) bool {
+	if math.IsNaN(score) {
+		return false
+	}
+	best, ok := e.bestRaw.(float64)
+	if !ok || math.IsNaN(best) {
+		return true
+	}
+	if e.task.HigherIsBetter {
+		return score > best
+	}
+	return score < best
+}
+
+// pandasColumn types a CSV column the way pandas.read_csv would: all
+// integers -> int, all numbers -> float (empty cells NaN), True/False ->
+// bool, else strings.
+func pandasColumn(col []string) []any {
+	out := make([]any, len(col))
+	allInt, allNum, allBool := true, true, true
+	for _, s := range col {
+		t := strings.TrimSpace(s)
+		if _, err := strconv.ParseInt(t, 10, 64); err != nil {
+			allInt = false
+		}
+		if _, err := strconv.ParseFloat(t, 64); err != nil && t != "" {
+			allNum = false
+		}
+		if t != "True" && t != "False" {
+			allBool = false
+		}
+	}
+	for i, s := range col {
+		t := strings.TrimSpace(s)
+		switch {
+		case allInt:
+			n, _ := strconv.ParseInt(t, 10, 64)
+			out[i] = int(n)
+		case allNum:
+			if t == "" {
+				out[i] = math.NaN()
+			} else {
+				out[i], _ = strconv.ParseFloat(t, 64)
+			}
+		case allBool:
+			out[i] = t == "True"
+		default:
+			out[i] = s
+		}
+	}
+	return out
+}
