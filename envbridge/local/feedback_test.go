@@ -139,4 +139,3 @@ func TestPyRepr(t *testing.T) {
 		}
 	}
 }
-
