@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"reflect"
 	"strconv"
 )
 
@@ -119,7 +120,7 @@ func (f *Float) UnmarshalJSON(b []byte) error {
 		default:
 			v, err := strconv.ParseFloat(s, 64)
 			if err != nil {
-				return fmt.Errorf("want a number, got string %q", s)
+				return &json.UnmarshalTypeError{Value: "string " + strconv.Quote(truncateForMsg(s, 40)), Type: reflect.TypeFor[float64]()}
 			}
 			*f = Float(v)
 		}
@@ -127,7 +128,7 @@ func (f *Float) UnmarshalJSON(b []byte) error {
 	}
 	var v float64
 	if err := json.Unmarshal(b, &v); err != nil {
-		return fmt.Errorf("want a number, got %s", truncateForMsg(string(b), 40))
+		return &json.UnmarshalTypeError{Value: truncateForMsg(string(b), 40), Type: reflect.TypeFor[float64]()}
 	}
 	*f = Float(v)
 	return nil
@@ -183,12 +184,15 @@ func jsonErrMapped(raw []byte, s *sanitized, err error) error {
 		l, c := lineCol(raw, off)
 		return fmt.Errorf("byte offset %d (line %d col %d): invalid JSON: %v", off, l, c, se)
 	case errors.As(err, &te):
-		off := mapOff(te.Offset)
-		l, c := lineCol(raw, off)
 		path := te.Field
 		if path == "" {
 			path = "(top level)"
 		}
+		if te.Offset <= 0 {
+			return fmt.Errorf("at %s: cannot use JSON %s as %v", path, te.Value, te.Type)
+		}
+		off := mapOff(te.Offset)
+		l, c := lineCol(raw, off)
 		return fmt.Errorf("byte offset %d (line %d col %d): at %s: cannot use JSON %s as %v", off, l, c, path, te.Value, te.Type)
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return fmt.Errorf("byte offset %d: unexpected end of JSON (truncated file?)", len(raw))

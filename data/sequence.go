@@ -89,8 +89,16 @@ func (s *ActionSeq) Validate() error {
 	if len(s.Prompt) == 0 {
 		return errors.New("empty prompt (need at least a BOS/role marker)")
 	}
+	for i, t := range s.Prompt {
+		if t < 0 {
+			return fmt.Errorf("prompt[%d]: negative token id %d", i, t)
+		}
+	}
 	depth, floor := len(s.Prompt), len(s.Prompt)
 	for i, it := range s.Items {
+		if it.Tok < 0 {
+			return fmt.Errorf("item %d: negative token id %d", i, it.Tok)
+		}
 		switch it.Kind {
 		case KindObs:
 			depth++
@@ -407,8 +415,11 @@ func Truncate(s *ActionSeq, T int) (*ActionSeq, TruncInfo, error) {
 		return build(k, ctx[len(ctx)-keep:], s.Done), info, nil
 	}
 	// cut the last assistant turn on the right; keep the context's last token
-	keepCtx := ctx[len(ctx)-1:]
-	info.DroppedContext += len(ctx) - 1
+	keepCtx := ctx
+	if len(ctx) > 1 {
+		keepCtx = ctx[len(ctx)-1:]
+		info.DroppedContext += len(ctx) - 1
+	}
 	out := build(k, keepCtx, false)
 	out.Items = nil
 	n := len(out.Prompt)
