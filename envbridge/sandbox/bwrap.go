@@ -59,6 +59,9 @@ func bwrapSystemArgs(allowNetwork bool, python string) []string {
 	if allowNetwork {
 		etc = append(append([]string(nil), etc...), netEtcEntries...)
 	}
+	// bwrap creates missing directories with mode 0700, which the
+	// unprivileged sandbox uid could not traverse.
+	args = append(args, "--perms", "0755", "--dir", "/etc", "--perms", "0755", "--dir", "/var")
 	for _, e := range etc {
 		if _, err := os.Stat(e); err == nil { // follows links; binds the target
 			args = append(args, "--ro-bind", e, e)

@@ -324,6 +324,35 @@ func (r *runner) prepare() error {
 			r.links = append(r.links, link)
 		}
 	}
+	if r.bwrap {
+		// Mount points inside the work directory are created on the host;
+		// create them (and their parents) here with usable modes.
+		for _, b := range r.job.ReadOnly {
+			rel, err := filepath.Rel("/workspace", b.Dst)
+			if err != nil || strings.HasPrefix(rel, "..") {
+				continue
+			}
+			mp := filepath.Join(r.job.WorkDir, rel)
+			if err := os.MkdirAll(filepath.Dir(mp), 0o755); err != nil {
+				return fmt.Errorf("sandbox: mount point for %s: %w", b.Dst, err)
+			}
+			if _, err := os.Lstat(mp); err == nil {
+				continue
+			}
+			st, err := os.Stat(b.Src)
+			if err != nil {
+				return fmt.Errorf("sandbox: bind source: %w", err)
+			}
+			if st.IsDir() {
+				err = os.Mkdir(mp, 0o755)
+			} else {
+				err = os.WriteFile(mp, nil, 0o644)
+			}
+			if err != nil {
+				return fmt.Errorf("sandbox: mount point for %s: %w", b.Dst, err)
+			}
+		}
+	}
 	if r.uid >= 0 {
 		err := filepath.WalkDir(r.job.WorkDir, func(p string, d fs.DirEntry, err error) error {
 			if err != nil {
@@ -379,7 +408,20 @@ func (r *runner) command() (*exec.Cmd, error) {
 		"--ro-bind", filepath.Join(r.tmp, "group"), "/etc/group",
 		"--bind", r.job.WorkDir, "/workspace",
 	)
+	made := map[string]bool{"/": true, "/workspace": true, "/etc": true, "/var": true, "/tmp": true}
 	for _, b := range r.job.ReadOnly {
+		if !strings.HasPrefix(b.Dst, "/workspace/") {
+			// Parents outside the workspace live in the sandbox's root
+			// tmpfs; make them traversable (bwrap's default is 0700).
+			var parents []string
+			for d := filepath.Dir(b.Dst); !made[d]; d = filepath.Dir(d) {
+				parents = append(parents, d)
+				made[d] = true
+			}
+			for i := len(parents) - 1; i >= 0; i-- {
+				args = append(args, "--perms", "0755", "--dir", parents[i])
+			}
+		}
 		args = append(args, "--ro-bind", b.Src, b.Dst)
 	}
 	args = append(args,

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -156,8 +157,20 @@ func TestAbsoluteWorkspacePaths(t *testing.T) {
 	code := `print(open("/workspace/data/train.csv").read().splitlines()[1])
 open("/workspace/output/a.txt", "w").write("ok")
 import os; print(sorted(os.listdir("/")))`
-	res := mustRun(t, quick(IsolationBwrap), f.job(code))
-	if res.ExitCode != 0 || !strings.HasPrefix(res.Stdout, "1,2,3") {
+	code += `
+print(open("/data/comp/extra.csv").read().strip(), open("/workspace/in/deep/train.csv").readline().strip())
+try:
+    open("/data/comp/extra.csv", "w")
+except OSError as e:
+    print("RO", type(e).__name__)
+`
+	j := f.job(code)
+	j.ReadOnly = append(j.ReadOnly,
+		Bind{Src: filepath.Join(f.public, "train.csv"), Dst: "/data/comp/extra.csv"},
+		Bind{Src: f.public, Dst: "/workspace/in/deep"})
+	res := mustRun(t, quick(IsolationBwrap), j)
+	if res.ExitCode != 0 || !strings.HasPrefix(res.Stdout, "1,2,3") ||
+		!strings.Contains(res.Stdout, "4,5,6 id,x,y") || !strings.Contains(res.Stdout, "RO ") {
 		t.Fatalf("%+v", res)
 	}
 	// Only the system dirs, the workspace and the sandbox's own dirs.
@@ -198,6 +211,7 @@ func TestEnvironmentScrubbed(t *testing.T) {
 }
 
 func TestInfiniteLoop(t *testing.T) {
+	t.Parallel()
 	for _, iso := range modes(t) {
 		t.Run(iso, func(t *testing.T) {
 			f := newFixture(t)
@@ -221,6 +235,7 @@ func TestInfiniteLoop(t *testing.T) {
 }
 
 func TestBackgroundProcessKilled(t *testing.T) {
+	t.Parallel()
 	// A child that detaches (new session) and outlives the parent must not
 	// survive the run.
 	for _, iso := range modes(t) {
@@ -251,6 +266,7 @@ print("parent exits")
 }
 
 func TestCPULimit(t *testing.T) {
+	t.Parallel()
 	for _, iso := range modes(t) {
 		t.Run(iso, func(t *testing.T) {
 			f := newFixture(t)
@@ -389,14 +405,15 @@ for i in range(50):
 }
 
 func TestMemoryHog(t *testing.T) {
+	t.Parallel()
 	for _, iso := range modes(t) {
 		t.Run(iso, func(t *testing.T) {
 			f := newFixture(t)
 			c := quick(iso)
-			c.MemoryBytes = 256 << 20
+			c.MemoryBytes = 192 << 20
 			code := `chunks = []
 while True:
-    chunks.append(bytearray(16 << 20))
+    chunks.append(bytearray(32 << 20))
 `
 			res := mustRun(t, c, f.job(code))
 			if res.ExitCode == 0 || res.Limit != "memory" || !strings.Contains(res.Stderr, "MemoryError") {
@@ -430,6 +447,7 @@ func TestFileSizeLimit(t *testing.T) {
 }
 
 func TestHugeOutput(t *testing.T) {
+	t.Parallel()
 	for _, iso := range modes(t) {
 		t.Run(iso, func(t *testing.T) {
 			f := newFixture(t)
@@ -488,7 +506,7 @@ for p in paths:
         print("DENIED", p, type(e).__name__)
 found = []
 for root, dirs, files in os.walk("/"):
-    if root.startswith("/proc") or root.startswith("/sys"):
+    if root.startswith(("/proc", "/sys", "/usr")):
         dirs[:] = []
         continue
     for fn in files:
@@ -647,6 +665,7 @@ func TestSyntaxErrorIsAResult(t *testing.T) {
 }
 
 func TestContextCancel(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer cancel()
@@ -695,5 +714,36 @@ func TestProbe(t *testing.T) {
 	}
 	if err != nil && !strings.HasPrefix(iso, "none (WEAK") {
 		t.Fatalf("error but isolation %q", iso)
+	}
+}
+
+// TestScientificImports checks that numpy (and, outside -short, torch) load
+// inside the sandbox under the default memory limit: the BLAS behind numpy
+// is reached through /etc/alternatives, which the sandbox binds.
+func TestScientificImports(t *testing.T) {
+	needBwrap(t)
+	py, err := resolvePython("")
+	if err != nil {
+		t.Skip(err)
+	}
+	mods := []string{"numpy"}
+	if !testing.Short() {
+		mods = append(mods, "torch")
+	}
+	f := newFixture(t)
+	for _, m := range mods {
+		if err := exec.Command(py, "-c", "import "+m).Run(); err != nil {
+			t.Logf("SKIP %s: not importable on the host", m)
+			continue
+		}
+		code := "import " + m + "\nprint('ok', " + m + ".__version__)\n"
+		if m == "numpy" {
+			code += "a = numpy.ones((200, 200)); print('dot', float((a @ a).sum()))\n"
+		}
+		res := mustRun(t, Config{Isolation: IsolationBwrap, Timeout: 120 * time.Second}, f.job(code))
+		if res.ExitCode != 0 || !strings.Contains(res.Stdout, "ok") {
+			t.Fatalf("import %s in sandbox: %+v", m, res)
+		}
+		t.Logf("%s: %s (%v)", m, strings.TrimSpace(res.Stdout), res.Duration)
 	}
 }
