@@ -1,0 +1,298 @@
+// Command smbench measures smtrain's training step and KV-cache decoding,
+// the Go side of the PyTorch comparison in scripts/bench.sh (DESIGN.md 7.2).
+// It runs one task per process, so that peak RSS belongs to that task, and
+// prints one JSON object like bench/torch_peer.py does:
+//
+//	smbench train tiny|small      step = new random batch, forward,
+//	                              cross-entropy, backward, global-norm clip
+//	                              1.0, AdamW (nanoGPT groups), float32
+//	smbench decode small -batch 8 greedy generation with the KV-cache Decoder
+//
+// Build with -tags openblas (and CGO_LDFLAGS=-lopenblas) for OpenBLAS.
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"runtime"
+	"sort"
+	"syscall"
+	"time"
+
+	"smtrain/model"
+	"smtrain/train"
+)
+
+// benchConfig is a model config with its benchmark batch shape.
+type benchConfig struct {
+	cfg  model.Config
+	B, T int
+}
+
+var configs = map[string]benchConfig{
+	"tiny":  {model.Tiny, 8, 32},
+	"small": {model.Small, 16, 128},
+}
+
+// result is the JSON line printed (same keys as torch_peer.py).
+type result struct {
+	Impl        string    `json:"impl"`
+	Task        string    `json:"task"`
+	Config      string    `json:"config"`
+	TokensPerS  []float64 `json:"tokens_per_s"`
+	Median      float64   `json:"median"`
+	StepsPerRep int       `json:"steps_per_rep,omitempty"`
+	LastLoss    float64   `json:"last_loss,omitempty"`
+	Batch       int       `json:"batch,omitempty"`
+	Prompt      int       `json:"prompt,omitempty"`
+	NewTokens   int       `json:"new_tokens,omitempty"`
+	PeakRSSMB   float64   `json:"peak_rss_mb"`
+	AllocPerOp  float64   `json:"alloc_mb_per_step,omitempty"`
+	Go          string    `json:"go"`
+	BLAS        string    `json:"blas"`
+	GOMAXPROCS  int       `json:"gomaxprocs"`
+	OpenBLASThr string    `json:"openblas_threads"`
+}
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "smbench:", err)
+		var ue usageError
+		if errors.As(err, &ue) {
+			os.Exit(2)
+		}
+		os.Exit(1)
+	}
+}
+
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func run(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("smbench", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	reps := fs.Int("reps", 3, "timed repetitions")
+	steps := fs.Int("steps", 0, "train steps per rep (default: 60 tiny, 5 small)")
+	warmup := fs.Int("warmup", 3, "untimed warm-up steps (train) or runs (decode)")
+	batch := fs.Int("batch", 1, "decode batch")
+	prompt := fs.Int("prompt", 16, "decode prompt length")
+	newTok := fs.Int("new", 64, "decode tokens generated per sequence")
+	seed := fs.Uint64("seed", 0, "random seed")
+	if len(args) < 2 {
+		return usageError{"usage: smbench train|decode tiny|small [-reps N] [-steps N] [-batch N]"}
+	}
+	task, name := args[0], args[1]
+	if err := fs.Parse(args[2:]); err != nil {
+		return usageError{err.Error()}
+	}
+	bc, ok := configs[name]
+	if !ok {
+		return usageError{fmt.Sprintf("unknown config %q (tiny, small)", name)}
+	}
+	if *reps < 1 || *warmup < 0 || *steps < 0 || *batch < 1 || *prompt < 1 || *newTok < 1 {
+		return usageError{"reps, batch, prompt and new must be positive; steps and warmup non-negative"}
+	}
+	rng := rand.New(rand.NewPCG(*seed, 1))
+	res := result{Impl: "smtrain", Task: task, Config: name, Go: runtime.Version(), BLAS: model.BLASName(),
+		GOMAXPROCS: runtime.GOMAXPROCS(0), OpenBLASThr: os.Getenv("OPENBLAS_NUM_THREADS")}
+	var err error
+	switch task {
+	case "train":
+		if *steps == 0 {
+			*steps = 60
+			if name == "small" {
+				*steps = 5
+			}
+		}
+		err = benchTrain(&res, bc, rng, *reps, *steps, *warmup)
+	case "decode":
+		err = benchDecode(&res, bc, rng, *reps, *batch, *prompt, *newTok, max(1, *warmup/3))
+	default:
+		return usageError{fmt.Sprintf("unknown task %q (train, decode)", task)}
+	}
+	if err != nil {
+		return err
+	}
+	res.Median = median(res.TokensPerS)
+	res.PeakRSSMB = peakRSSMB()
+	b, err := json.Marshal(res)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(stdout, "%s\n", b)
+	return err
+}
+
+// benchTrain times full training steps on random token batches.
+func benchTrain(res *result, bc benchConfig, rng *rand.Rand, reps, steps, warmup int) error {
+	cfg, B, T := bc.cfg, bc.B, bc.T
+	p, err := model.NewParams(cfg, model.F32, rng)
+	if err != nil {
+		return err
+	}
+	g, err := model.NewGraph(p, B, T)
+	if err != nil {
+		return err
+	}
+	inputs, positions, parents, targets := make([]int32, B*T), make([]int32, B*T), make([]int32, B*T), make([]int32, B*T)
+	for b := 0; b < B; b++ {
+		for t := 0; t < T; t++ {
+			positions[b*T+t] = int32(t)
+			parents[b*T+t] = int32(t - 1)
+		}
+	}
+	loss, err := model.CrossEntropy(g.Logits, targets)
+	if err != nil {
+		return err
+	}
+	m, err := g.Compile(loss)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	opt, err := train.NewAdamWFor32(train.AdamWConfig{LR: 3e-4, Beta1: 0.9, Beta2: 0.95, Eps: 1e-8, WeightDecay: 0.1}, p)
+	if err != nil {
+		return err
+	}
+	params := train.Params32(p)
+	seq := make([]int32, T+1)
+	step := func() error {
+		for b := 0; b < B; b++ { // a new random batch, targets = next token
+			for i := range seq {
+				seq[i] = int32(rng.IntN(cfg.VocabSize))
+			}
+			copy(inputs[b*T:], seq[:T])
+			copy(targets[b*T:], seq[1:])
+		}
+		if err := g.SetBatch(inputs, positions, parents); err != nil {
+			return err
+		}
+		if err := model.SetCrossEntropyTargets(loss, targets); err != nil {
+			return err
+		}
+		if err := m.Step(); err != nil {
+			return err
+		}
+		grads := m.Grads()
+		train.ClipGradNorm(grads, 1.0)
+		return opt.Update(params, grads)
+	}
+	for i := 0; i < warmup; i++ {
+		if err := step(); err != nil {
+			return err
+		}
+	}
+	var ms0, ms1 runtime.MemStats
+	runtime.ReadMemStats(&ms0)
+	for r := 0; r < reps; r++ {
+		t0 := time.Now()
+		for i := 0; i < steps; i++ {
+			if err := step(); err != nil {
+				return err
+			}
+		}
+		res.TokensPerS = append(res.TokensPerS, float64(steps*B*T)/time.Since(t0).Seconds())
+	}
+	runtime.ReadMemStats(&ms1)
+	res.AllocPerOp = float64(ms1.TotalAlloc-ms0.TotalAlloc) / float64(reps*steps) / (1 << 20)
+	res.StepsPerRep = steps
+	res.LastLoss = m.Loss()
+	return nil
+}
+
+// benchDecode times greedy generation of newTok tokens for batch sequences
+// after a random prompt (prefill time included, prompt tokens not counted),
+// as torch_peer.py does.
+func benchDecode(res *result, bc benchConfig, rng *rand.Rand, reps, batch, prompt, newTok, warmup int) error {
+	cfg := bc.cfg
+	p, err := model.NewParams(cfg, model.F32, rng)
+	if err != nil {
+		return err
+	}
+	if prompt+newTok > cfg.NPositions {
+		return fmt.Errorf("prompt %d + new %d exceeds n_positions %d", prompt, newTok, cfg.NPositions)
+	}
+	d, err := model.NewDecoder(p, batch, prompt+newTok)
+	if err != nil {
+		return err
+	}
+	seqs := make([]int, batch)
+	toks := make([]int32, batch)
+	pr := make([]int32, prompt)
+	runOnce := func() error {
+		for s := 0; s < batch; s++ {
+			seqs[s] = s
+			for i := range pr {
+				pr[i] = int32(rng.IntN(cfg.VocabSize))
+			}
+			if err := d.Prefill(s, pr); err != nil {
+				return err
+			}
+		}
+		for i := 0; i < newTok-1; i++ {
+			for s := 0; s < batch; s++ {
+				toks[s] = argmax(d.Logits(s))
+			}
+			if err := d.Push(seqs, toks); err != nil {
+				return err
+			}
+		}
+		for s := 0; s < batch; s++ {
+			toks[s] = argmax(d.Logits(s))
+		}
+		return nil
+	}
+	for i := 0; i < warmup; i++ {
+		if err := runOnce(); err != nil {
+			return err
+		}
+	}
+	for r := 0; r < reps; r++ {
+		t0 := time.Now()
+		if err := runOnce(); err != nil {
+			return err
+		}
+		res.TokensPerS = append(res.TokensPerS, float64(batch*newTok)/time.Since(t0).Seconds())
+	}
+	res.Batch, res.Prompt, res.NewTokens = batch, prompt, newTok
+	return nil
+}
+
+func argmax(l []float32) int32 {
+	best := 0
+	for i, v := range l {
+		if v > l[best] {
+			best = i
+		}
+	}
+	return int32(best)
+}
+
+func median(x []float64) float64 {
+	if len(x) == 0 {
+		return 0
+	}
+	s := append([]float64(nil), x...)
+	sort.Float64s(s)
+	if n := len(s); n%2 == 1 {
+		return s[n/2]
+	} else {
+		return (s[n/2-1] + s[n/2]) / 2
+	}
+}
+
+// peakRSSMB is this process's peak resident set size (ru_maxrss, KiB on
+// Linux) in MiB.
+func peakRSSMB() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return float64(ru.Maxrss) / 1024
+}
