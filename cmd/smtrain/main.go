@@ -23,9 +23,7 @@ var commands []*Command
 
 func init() {
 	commands = []*Command{
-		cmdFit,
 		cmdCollect,
-		cmdSample,
 		cmdVersion,
 		cmdHelp,
 	}
