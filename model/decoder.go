@@ -278,9 +278,9 @@ func (a *decAttention) runRange(chunk, lo, hi int) {
 		}
 		var sum float64
 		for j := 0; j <= p; j++ {
-			e := math.Exp(float64(sc[j] - mx))
-			sc[j] = float32(e)
-			sum += e
+			e := exp32(sc[j] - mx)
+			sc[j] = e
+			sum += float64(e)
 		}
 		inv := float32(1 / sum)
 		out := d.att[i*D+h*hs : i*D+h*hs+hs]

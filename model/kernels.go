@@ -375,24 +375,6 @@ func (k *geluKernel[T]) runRange(_, lo, hi int) {
 	}
 }
 
-// tanh32 is tanh in float32 precision computed through float64 exp,
-// (faster than math.Tanh, accurate to float32 rounding).
-func tanh32(x float32) float32 {
-	if x > 9 {
-		return 1
-	}
-	if x < -9 {
-		return -1
-	}
-	if x > -0.0625 && x < 0.0625 {
-		// tanh x = x - x³/3 + 2x⁵/15 - 17x⁷/315 (error < 1e-10 here)
-		x2 := x * x
-		return x * (1 + x2*(-1.0/3+x2*(2.0/15-x2*17.0/315)))
-	}
-	e := math.Exp(2 * float64(x))
-	return float32((e - 1) / (e + 1))
-}
-
 // ---------------------------------------------------------------------------
 // Masked multi-head attention over qkv (B·T, 3D) laid out as HF GPT-2's
 // c_attn output: q, k, v blocks of D columns, heads contiguous (hs columns
@@ -444,18 +426,18 @@ func (k *attentionKernel[T]) runRange(chunk, lo, hi int) {
 			for i := 0; i < T_; i++ {
 				row := P[i*T_ : i*T_+T_]
 				mrow := mask[i*T_ : i*T_+T_]
-				mx := math.Inf(-1)
+				mx := T(math.Inf(-1))
 				for j := 0; j <= i; j++ {
-					if mrow[j] != 0 && float64(row[j]) > mx {
-						mx = float64(row[j])
+					if mrow[j] != 0 && row[j] > mx {
+						mx = row[j]
 					}
 				}
 				var sum float64
 				for j := 0; j <= i; j++ {
 					if mrow[j] != 0 {
-						e := math.Exp(float64(row[j]) - mx)
-						row[j] = T(e)
-						sum += e
+						e := expT(row[j] - mx)
+						row[j] = e
+						sum += float64(e)
 					} else {
 						row[j] = 0
 					}
@@ -573,9 +555,9 @@ func (k *crossEntropyKernel[T]) runRange(chunk, lo, hi int) {
 			continue
 		}
 		d := k.dlogits[r*V : r*V+V]
-		lse := k.lse[r]
+		lse, sc := T(k.lse[r]), T(k.scale)
 		for j, x := range l {
-			d[j] += T(k.scale * math.Exp(float64(x)-lse))
+			d[j] += sc * expT(x-lse)
 		}
 		d[t] -= T(k.scale)
 	}
@@ -593,8 +575,9 @@ func logSumExp[T Float](l []T) float64 {
 		return mx
 	}
 	var s float64
+	m := T(mx)
 	for _, x := range l {
-		s += math.Exp(float64(x) - mx)
+		s += float64(expT(x - m))
 	}
 	return mx + math.Log(s)
 }

@@ -1,0 +1,75 @@
+package model
+
+import "math"
+
+// Float32 elementary functions for the hot loops (GELU, softmax, cross
+// entropy). Accuracy (tested in fastmath_test.go): exp32 within 2 ulp of
+// the float32-rounded math.Exp on [-87, 88]; tanh32 within 5e-7 absolute.
+
+// exp32 is e^x in float32: Cody–Waite range reduction x = n·ln2 + r,
+// |r| ≤ ln2/2, and the Cephes expf polynomial. It returns 0 below -87
+// (e^-87 ≈ 1.6e-38, the edge of the normal range) and +Inf above 88.72.
+func exp32(x float32) float32 {
+	if x > 88.72283 {
+		return float32(math.Inf(1))
+	}
+	if x < -87 {
+		return 0
+	}
+	z := x * 1.44269504088896341
+	var n int32
+	if z >= 0 {
+		n = int32(z + 0.5)
+	} else {
+		n = int32(z - 0.5)
+	}
+	fn := float32(n)
+	r := x - fn*0.693359375 - fn*(-2.12194440e-4)
+	p := float32(1.9875691500e-4)
+	p = p*r + 1.3981999507e-3
+	p = p*r + 8.3334519073e-3
+	p = p*r + 4.1665795894e-2
+	p = p*r + 1.6666665459e-1
+	p = p*r + 5.0000001201e-1
+	e := p*r*r + r + 1
+	if n > 127 { // 2^128 is not a float32: scale in two steps
+		return e * 2 * math.Float32frombits(uint32(n+126)<<23)
+	}
+	return e * math.Float32frombits(uint32(n+127)<<23)
+}
+
+// tanh32 is tanh in float32: a [13/6] rational approximation on
+// |x| ≤ 7.9053 (as in Eigen's fast tanh), ±1 beyond.
+func tanh32(x float32) float32 {
+	const clamp = 7.90531110763549805
+	if x > clamp {
+		x = clamp
+	} else if x < -clamp {
+		x = -clamp
+	}
+	if x > -0.0004 && x < 0.0004 {
+		return x
+	}
+	x2 := x * x
+	p := float32(-2.76076847742355e-16)
+	p = p*x2 + 2.00018790482477e-13
+	p = p*x2 + -8.60467152213735e-11
+	p = p*x2 + 5.12229709037114e-08
+	p = p*x2 + 1.48572235717979e-05
+	p = p*x2 + 6.37261928875436e-04
+	p = p*x2 + 4.89352455891786e-03
+	p *= x
+	q := float32(1.19825839466702e-06)
+	q = q*x2 + 1.18534705686654e-04
+	q = q*x2 + 2.26843463243900e-03
+	q = q*x2 + 4.89352518554385e-03
+	return p / q
+}
+
+// expT is e^x: exp32 for float32, math.Exp for float64.
+func expT[T Float](x T) T {
+	if isF32[T]() {
+		return T(exp32(float32(x)))
+	}
+	return T(math.Exp(float64(x)))
+}
