@@ -23,7 +23,9 @@ var commands []*Command
 
 func init() {
 	commands = []*Command{
+		cmdFit,
 		cmdCollect,
+		cmdSample,
 		cmdVersion,
 		cmdHelp,
 	}

@@ -1,0 +1,156 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"path/filepath"
+
+	"smtrain/data"
+	"smtrain/train"
+)
+
+var cmdFit = &Command{
+	Name:      "fit",
+	UsageLine: "smtrain fit [-config FILE.yaml|json] [-data PATH ...] [-task arith|dojo] [-objective NAME] [-init CKPT] [-out DIR] [-steps N] [-seed S] [-resume] [flags for every config key]",
+	Short:     "train a policy on trajectories with MLE, BC or a SequenceMatch objective",
+	Long: `Fit trains a GPT-2 style policy with a backspace action.
+
+Data: -data takes MLE-Dojo run folders (agent_history/trajectory.json with
+env_history/history.json, found recursively), AIDE journal.json files and
+JSONL chats (one episode per line: {"messages":[...],"reward":x}); repeat it
+or separate paths with commas. -task arith trains on the arithmetic task of
+the SequenceMatch paper; -task dojo (the default without -data) on expert
+trajectories collected in the built-in MLE-Dojo-style environments.
+
+Objectives (-objective): mle, bc, chi2mix (default), chi2, kl, js, hellinger,
+tv; see DESIGN.md 4 for the exact losses.
+
+Configuration: defaults < -config file (YAML or JSON) < flags. Every config
+key is also a flag of the same name (-lr, -batch_size, -eta, ...). Unknown
+keys are an error. The resolved config is written to OUT/config.json, one
+JSON object per event to OUT/metrics.jsonl, checkpoints to OUT/ckpt-%08d/
+(with a 'latest' marker). -resume continues from OUT/latest bit-exactly.
+SIGINT/SIGTERM save a checkpoint and exit with status 130.`,
+}
+
+func init() { cmdFit.Run = runFit }
+
+func runFit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := cmdFit.NewFlagSet(stderr)
+	configPath := fs.String("config", "", "YAML or JSON config file")
+	resume := fs.Bool("resume", false, "continue from OUT/latest")
+	bind := train.BindFlags(fs)
+	if err := cmdFit.Parse(fs, args, stderr, false); err != nil {
+		return err
+	}
+	cfg, err := resolveConfig(*configPath, bind, *resume)
+	if err != nil {
+		return err
+	}
+	in, err := fitInputs(ctx, &cfg, stderr)
+	if err != nil {
+		return err
+	}
+	t, err := train.New(cfg, in, *resume, stdout)
+	if err != nil {
+		return err
+	}
+	if err := t.Run(ctx); err != nil {
+		if errors.Is(err, train.ErrInterrupted) {
+			return &ExitError{Code: 130, Err: fmt.Errorf("interrupted at step %d; checkpoint saved, continue with -resume", t.Step())}
+		}
+		return err
+	}
+	return nil
+}
+
+// resolveConfig applies defaults < file < flags. With resume and no file,
+// the run's own OUT/config.json is the file.
+func resolveConfig(path string, bind *train.FlagBinding, resume bool) (train.Config, error) {
+	cfg := train.DefaultConfig()
+	if path == "" && resume {
+		probe := cfg
+		if err := bind.Apply(&probe); err != nil {
+			return cfg, &UsageError{Err: err}
+		}
+		path = filepath.Join(probe.Out, train.ConfigOutFile)
+	}
+	if path != "" {
+		if err := train.LoadConfigFile(path, &cfg); err != nil {
+			return cfg, err
+		}
+	}
+	if err := bind.Apply(&cfg); err != nil {
+		return cfg, &UsageError{Err: err}
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, &UsageError{Err: err}
+	}
+	return cfg, nil
+}
+
+// fitInputs loads the episodes named by cfg (files, or a built-in task).
+func fitInputs(ctx context.Context, cfg *train.Config, stderr io.Writer) (train.Inputs, error) {
+	if len(cfg.Data) > 0 {
+		res, err := data.Load(cfg.Data, cfg.SkipBad)
+		if err != nil {
+			return train.Inputs{}, err
+		}
+		for _, s := range res.SkipSummary() {
+			fmt.Fprintf(stderr, "skipped: %s\n", s)
+		}
+		eps := filterReward(res.Episodes, cfg.MinReward)
+		if len(eps) == 0 {
+			return train.Inputs{}, fmt.Errorf("no episodes in %v (after min_reward %g: %d of %d kept)", cfg.Data, cfg.MinReward, len(eps), len(res.Episodes))
+		}
+		return train.Inputs{Train: eps, Describe: fmt.Sprintf("%d files", res.Files)}, nil
+	}
+	task := cfg.Task
+	if task == "" {
+		task = "dojo"
+		cfg.Task = task
+	}
+	switch task {
+	case "arith":
+		return arithInputs(*cfg)
+	case "dojo":
+		return dojoInputs(ctx, *cfg, stderr)
+	}
+	return train.Inputs{}, fmt.Errorf("unknown task %q", task)
+}
+
+func arithInputs(cfg train.Config) (train.Inputs, error) {
+	ac := data.ArithConfig{Digits: cfg.ArithDigits, Base: cfg.ArithBase, Op: cfg.ArithOps,
+		NTrain: cfg.ArithTrain, NTest: cfg.ArithTest, Seed: uint64(cfg.Seed)}
+	tr, te, err := data.ArithSplits(ac)
+	if err != nil {
+		return train.Inputs{}, err
+	}
+	in := train.Inputs{Tokenizer: data.ArithTokenizer(),
+		Describe: fmt.Sprintf("arith %d-digit base %d %s", cfg.ArithDigits, cfg.ArithBase, cfg.ArithOps)}
+	for _, p := range tr {
+		in.Train = append(in.Train, p.Episode())
+	}
+	for _, p := range te {
+		in.Val = append(in.Val, p.Episode())
+	}
+	return in, nil
+}
+
+// filterReward keeps episodes whose final score is at least min (episodes
+// without a score are kept only when no minimum is set).
+func filterReward(eps []data.Episode, min float64) []data.Episode {
+	if min <= -1e300 {
+		return eps
+	}
+	var out []data.Episode
+	for _, e := range eps {
+		if !math.IsNaN(e.Reward) && e.Reward >= min {
+			out = append(out, e)
+		}
+	}
+	return out
+}

@@ -1,0 +1,166 @@
+package train
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+
+	"smtrain/data"
+	"smtrain/model"
+)
+
+// Files of a training checkpoint folder OUT/ckpt-%08d/ beside the model
+// files written by model.Save.
+const (
+	TokenizerFile    = "tokenizer.json"
+	OptimizerFile    = "optimizer.safetensors"
+	StateFile        = "trainer_state.json"
+	ReplayFile       = "replay.json"
+	LatestFile       = "latest"
+	ConfigOutFile    = "config.json"
+	MetricsFile      = "metrics.jsonl"
+	StateSchema      = 1
+	ckptPrefix       = "ckpt-"
+	ckptNameTemplate = "ckpt-%08d"
+)
+
+// State is trainer_state.json: everything besides weights, optimizer
+// moments, tokenizer and replay buffer needed to resume bit-exactly.
+// Every random draw of the trainer is derived from (seed, step, purpose),
+// so the RNG state at a step boundary is the seed and the step.
+type State struct {
+	Schema int `json:"schema"`
+	// Step is the number of optimizer steps completed.
+	Step int `json:"step"`
+	// Seed and RNG describe how random streams are derived.
+	Seed int64  `json:"seed"`
+	RNG  string `json:"rng"`
+	// Cursor is the training data position.
+	Cursor Cursor `json:"cursor"`
+	// BestMetric is the best validation NLL so far (and its step).
+	BestMetric *float64 `json:"best_metric,omitempty"`
+	BestStep   int      `json:"best_step"`
+	// EvalsSinceBest counts evaluations without improvement (early stop).
+	EvalsSinceBest int `json:"evals_since_best"`
+	// NonFinite counts consecutive skipped (non-finite) steps.
+	NonFinite int `json:"nonfinite"`
+	// MetricsOffset is the size of metrics.jsonl when the checkpoint was
+	// written; a resume cuts the file back to it.
+	MetricsOffset int64 `json:"metrics_offset"`
+	// ElapsedS is the training wall time so far.
+	ElapsedS float64 `json:"elapsed_s"`
+	// Tokens is the number of trained tokens so far.
+	Tokens int64 `json:"tokens"`
+}
+
+// Cursor is the position in the training data: epoch and index into that
+// epoch's shuffled order.
+type Cursor struct {
+	Epoch int `json:"epoch"`
+	Index int `json:"index"`
+}
+
+func ckptDir(out string, step int) string {
+	return filepath.Join(out, fmt.Sprintf(ckptNameTemplate, step))
+}
+
+// saveCheckpoint writes OUT/ckpt-%08d/ atomically (model.Save writes to a
+// temporary folder and renames it), then the latest marker.
+func saveCheckpoint(out string, st *State, p *model.Params, tok *data.Tokenizer, opt []byte, replay []byte) (string, error) {
+	stb, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return "", err
+	}
+	tokb, err := tok.MarshalJSON()
+	if err != nil {
+		return "", fmt.Errorf("tokenizer: %w", err)
+	}
+	extra := map[string][]byte{
+		TokenizerFile: tokb,
+		OptimizerFile: opt,
+		StateFile:     append(stb, '\n'),
+	}
+	if replay != nil {
+		extra[ReplayFile] = replay
+	}
+	dir := ckptDir(out, st.Step)
+	if err := model.Save(dir, p, extra); err != nil {
+		return "", err
+	}
+	if err := data.WriteFileAtomic(filepath.Join(out, LatestFile), []byte(filepath.Base(dir)+"\n")); err != nil {
+		return "", err
+	}
+	return dir, nil
+}
+
+// latestCheckpoint returns the folder named by OUT/latest.
+func latestCheckpoint(out string) (string, error) {
+	b, err := os.ReadFile(filepath.Join(out, LatestFile))
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return "", fmt.Errorf("%s: no checkpoint to resume from (no %s marker)", out, LatestFile)
+		}
+		return "", err
+	}
+	name := strings.TrimSpace(string(b))
+	if !strings.HasPrefix(name, ckptPrefix) || strings.ContainsAny(name, `/\`) {
+		return "", fmt.Errorf("%s: malformed marker %q", filepath.Join(out, LatestFile), name)
+	}
+	return filepath.Join(out, name), nil
+}
+
+func readState(dir string) (*State, error) {
+	path := filepath.Join(dir, StateFile)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var st State
+	if err := json.Unmarshal(b, &st); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if st.Schema != StateSchema {
+		return nil, fmt.Errorf("%s: schema %d, this smtrain reads %d", path, st.Schema, StateSchema)
+	}
+	return &st, nil
+}
+
+// listCheckpoints returns the steps of the checkpoint folders in out.
+func listCheckpoints(out string) []int {
+	ents, _ := os.ReadDir(out)
+	var steps []int
+	for _, e := range ents {
+		if !e.IsDir() || !strings.HasPrefix(e.Name(), ckptPrefix) {
+			continue
+		}
+		n, err := strconv.Atoi(strings.TrimPrefix(e.Name(), ckptPrefix))
+		if err == nil && fmt.Sprintf(ckptNameTemplate, n) == e.Name() {
+			steps = append(steps, n)
+		}
+	}
+	sort.Ints(steps)
+	return steps
+}
+
+// pruneCheckpoints keeps the last keepLast checkpoints, the best one and the
+// one named by latest; it removes the others.
+func pruneCheckpoints(out string, keepLast, best, latest int) error {
+	steps := listCheckpoints(out)
+	keep := map[int]bool{best: true, latest: true}
+	for i := len(steps) - 1; i >= 0 && i >= len(steps)-keepLast; i-- {
+		keep[steps[i]] = true
+	}
+	for _, s := range steps {
+		if !keep[s] {
+			if err := os.RemoveAll(ckptDir(out, s)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,423 @@
+package train
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+
+	"smtrain/objective"
+)
+
+// Config is the whole resolved configuration of a training run. Every field
+// is a config key (its json tag), settable from a YAML/JSON file and from a
+// command-line flag of the same name. Precedence: defaults < file < flags.
+type Config struct {
+	// Data.
+	Data          []string `json:"data" help:"trajectory files or folders (MLE-Dojo runs, AIDE journals, JSONL); empty = built-in data"`
+	Task          string   `json:"task" help:"built-in task: arith or dojo (used when data is empty)"`
+	Tokenizer     string   `json:"tokenizer" help:"tokenizer.json to use; empty = train a byte-level BPE on the training split"`
+	VocabSize     int      `json:"vocab_size" help:"vocabulary size when training a tokenizer"`
+	ValFraction   float64  `json:"val_fraction" help:"fraction of episodes held out for validation"`
+	MinReward     float64  `json:"min_reward" help:"keep only episodes whose final score is at least this (NaN/unset = keep all)"`
+	SkipBad       bool     `json:"skip_bad" help:"report and skip malformed episodes instead of failing"`
+	Eta           float64  `json:"eta" help:"noise+backspace augmentation rate (objectives other than mle)"`
+	NoiseKind     string   `json:"noise_kind" help:"noise kind: random or ground-truth"`
+	NoiseAsAction bool     `json:"noise_as_action" help:"train the noise token as an action (DESIGN 3.2)"`
+
+	// Arithmetic task (task=arith).
+	ArithDigits int    `json:"arith_digits" help:"operand digits of the arithmetic task"`
+	ArithBase   int    `json:"arith_base" help:"number base of the arithmetic task"`
+	ArithOps    string `json:"arith_ops" help:"arithmetic operations: add, sub or mixed"`
+	ArithTrain  int    `json:"arith_train" help:"number of training questions"`
+	ArithTest   int    `json:"arith_test" help:"number of held-out questions"`
+
+	// Model.
+	NLayer     int    `json:"n_layer" help:"transformer layers"`
+	NHead      int    `json:"n_head" help:"attention heads"`
+	NEmbd      int    `json:"n_embd" help:"embedding width"`
+	NPositions int    `json:"n_positions" help:"maximum context (sequence length T of batches)"`
+	Init       string `json:"init" help:"start from this checkpoint folder (smtrain or HF GPT-2 layout)"`
+
+	// Objective.
+	Objective string  `json:"objective" help:"objective: mle, bc, chi2mix, chi2, kl, js, hellinger, tv"`
+	Gamma     float64 `json:"gamma" help:"discount γ"`
+	C         float64 `json:"c" help:"χ² coefficient c"`
+	Lambda    float64 `json:"lambda" help:"BC/SM mix λ after warm start"`
+	WarmStart int     `json:"warm_start" help:"BC warm-start steps (λ = 0)"`
+	Weighting string  `json:"weighting" help:"weighting of transitions: discounted or uniform"`
+	ValueOn   string  `json:"value_on" help:"where the value term is estimated: mix or data"`
+
+	// Optimisation.
+	Steps        int     `json:"steps" help:"optimizer steps"`
+	BatchSize    int     `json:"batch_size" help:"sequences per micro-batch"`
+	GradAccum    int     `json:"grad_accum" help:"micro-batches per optimizer step (gradients normalised by token count)"`
+	LR           float64 `json:"lr" help:"peak learning rate"`
+	MinLR        float64 `json:"min_lr" help:"final learning rate of the cosine decay"`
+	WarmupSteps  int     `json:"warmup_steps" help:"linear learning-rate warm-up steps"`
+	WeightDecay  float64 `json:"weight_decay" help:"AdamW weight decay (not on biases and norms)"`
+	Beta1        float64 `json:"beta1" help:"AdamW β1"`
+	Beta2        float64 `json:"beta2" help:"AdamW β2"`
+	Eps          float64 `json:"eps" help:"AdamW ε"`
+	GradClip     float64 `json:"grad_clip" help:"global gradient-norm clip (0 = off)"`
+	MaxNonFinite int     `json:"max_nonfinite" help:"stop after this many non-finite steps in a row"`
+	Seed         int64   `json:"seed" help:"random seed (init, data order, noise, sampling)"`
+
+	// Replay buffer (SequenceMatch objectives).
+	ReplaySize    int     `json:"replay_size" help:"replay buffer capacity (generations)"`
+	ReplayEvery   int     `json:"replay_every" help:"refresh the replay buffer every this many steps (0 = never)"`
+	ReplaySamples int     `json:"replay_samples" help:"generations sampled per refresh"`
+	ReplayBatch   int     `json:"replay_batch" help:"generations per micro-batch (G set)"`
+	ReplayMaxNew  int     `json:"replay_max_new" help:"max new tokens per generation"`
+	ReplayTemp    float64 `json:"replay_temperature" help:"sampling temperature of generations"`
+
+	// Evaluation, logging, checkpoints.
+	EvalEvery    int    `json:"eval_every" help:"evaluate on the validation split every this many steps (0 = only at the end)"`
+	EvalBatches  int    `json:"eval_batches" help:"validation micro-batches per evaluation (0 = all)"`
+	EvalSamples  int    `json:"eval_samples" help:"sample generations written to the log at each evaluation"`
+	LogEvery     int    `json:"log_every" help:"console line and metrics every this many steps"`
+	CkptEvery    int    `json:"ckpt_every" help:"checkpoint every this many steps (0 = only at the end)"`
+	KeepLast     int    `json:"keep_last" help:"keep this many recent checkpoints (plus the best)"`
+	EarlyStop    int    `json:"early_stop" help:"stop after this many evaluations without improvement (0 = off)"`
+	Out          string `json:"out" help:"output folder"`
+	Progress     string `json:"progress" help:"progress bar: auto (when stderr is a terminal), on, off"`
+	Threads      int    `json:"threads" help:"worker goroutines for kernels (0 = all cores)"`
+	ConfigSchema int    `json:"config_schema" help:"config schema version (do not set)"`
+}
+
+// ConfigSchema is the current config schema version.
+const ConfigSchema = 1
+
+// DefaultConfig returns the defaults: a small model on the built-in data.
+func DefaultConfig() Config {
+	oc := objective.DefaultConfig()
+	return Config{
+		Task:        "",
+		VocabSize:   512,
+		ValFraction: 0.1,
+		MinReward:   negInf,
+		Eta:         0.05,
+		NoiseKind:   "random",
+
+		ArithDigits: 2, ArithBase: 10, ArithOps: "mixed", ArithTrain: 5000, ArithTest: 500,
+
+		NLayer: 2, NHead: 2, NEmbd: 64, NPositions: 256,
+
+		Objective: objective.DefaultName,
+		Gamma:     oc.Gamma, C: oc.C, Lambda: oc.Lambda, WarmStart: oc.WarmStart,
+		Weighting: oc.Weighting, ValueOn: oc.ValueOn,
+
+		Steps: 1000, BatchSize: 8, GradAccum: 1,
+		LR: 1e-3, MinLR: 1e-4, WarmupSteps: 50, WeightDecay: 0.1,
+		Beta1: 0.9, Beta2: 0.95, Eps: 1e-8, GradClip: 1.0, MaxNonFinite: 5, Seed: 1,
+
+		ReplaySize: 256, ReplayEvery: 50, ReplaySamples: 32, ReplayBatch: 4, ReplayMaxNew: 64, ReplayTemp: 1.0,
+
+		EvalEvery: 100, EvalBatches: 8, EvalSamples: 2, LogEvery: 10,
+		CkptEvery: 200, KeepLast: 2, EarlyStop: 0,
+		Out: "runs/fit", Progress: "auto", ConfigSchema: ConfigSchema,
+	}
+}
+
+var negInf = -1e308 // "no minimum" (JSON cannot hold -Inf)
+
+// ObjectiveConfig returns the objective hyperparameters of c.
+func (c Config) ObjectiveConfig() objective.Config {
+	oc := objective.DefaultConfig()
+	oc.Gamma, oc.C, oc.Lambda, oc.WarmStart = c.Gamma, c.C, c.Lambda, c.WarmStart
+	oc.Weighting, oc.ValueOn = c.Weighting, c.ValueOn
+	return oc
+}
+
+// Validate reports the first invalid key.
+func (c Config) Validate() error {
+	bad := func(key string, format string, args ...any) error {
+		return fmt.Errorf("config key %s: %s", key, fmt.Sprintf(format, args...))
+	}
+	switch {
+	case c.Steps <= 0:
+		return bad("steps", "must be positive, got %d", c.Steps)
+	case c.BatchSize <= 0:
+		return bad("batch_size", "must be positive, got %d", c.BatchSize)
+	case c.GradAccum <= 0:
+		return bad("grad_accum", "must be positive, got %d", c.GradAccum)
+	case !(c.LR >= 0):
+		return bad("lr", "must be >= 0, got %g", c.LR)
+	case !(c.MinLR >= 0 && c.MinLR <= c.LR):
+		return bad("min_lr", "must be in [0, lr], got %g", c.MinLR)
+	case c.WarmupSteps < 0:
+		return bad("warmup_steps", "must be >= 0, got %d", c.WarmupSteps)
+	case !(c.ValFraction >= 0 && c.ValFraction < 1):
+		return bad("val_fraction", "must be in [0, 1), got %g", c.ValFraction)
+	case !(c.Eta >= 0 && c.Eta < 1):
+		return bad("eta", "must be in [0, 1), got %g", c.Eta)
+	case c.NoiseKind != "random" && c.NoiseKind != "ground-truth":
+		return bad("noise_kind", "must be random or ground-truth, got %q", c.NoiseKind)
+	case c.NLayer <= 0 || c.NHead <= 0 || c.NEmbd <= 0 || c.NEmbd%c.NHead != 0:
+		return bad("n_embd", "model shape n_layer=%d n_head=%d n_embd=%d is invalid (n_embd must be a multiple of n_head)", c.NLayer, c.NHead, c.NEmbd)
+	case c.NPositions < 8:
+		return bad("n_positions", "must be at least 8, got %d", c.NPositions)
+	case c.VocabSize < 300:
+		return bad("vocab_size", "must be at least 300 (256 bytes + specials), got %d", c.VocabSize)
+	case c.GradClip < 0:
+		return bad("grad_clip", "must be >= 0, got %g", c.GradClip)
+	case c.MaxNonFinite <= 0:
+		return bad("max_nonfinite", "must be positive, got %d", c.MaxNonFinite)
+	case c.LogEvery <= 0:
+		return bad("log_every", "must be positive, got %d", c.LogEvery)
+	case c.EvalEvery < 0 || c.CkptEvery < 0 || c.ReplayEvery < 0:
+		return bad("eval_every", "eval_every, ckpt_every and replay_every must be >= 0")
+	case c.KeepLast < 1:
+		return bad("keep_last", "must be at least 1, got %d", c.KeepLast)
+	case c.ReplaySize < 0 || c.ReplaySamples < 0 || c.ReplayBatch < 0 || c.ReplayMaxNew < 0:
+		return bad("replay_size", "replay keys must be >= 0")
+	case !(c.ReplayTemp > 0):
+		return bad("replay_temperature", "must be positive, got %g", c.ReplayTemp)
+	case c.Progress != "auto" && c.Progress != "on" && c.Progress != "off":
+		return bad("progress", "must be auto, on or off, got %q", c.Progress)
+	case c.Out == "":
+		return bad("out", "must not be empty")
+	case c.Task != "" && c.Task != "arith" && c.Task != "dojo":
+		return bad("task", "must be arith or dojo, got %q", c.Task)
+	case c.ConfigSchema != ConfigSchema:
+		return bad("config_schema", "unsupported version %d (this smtrain writes %d)", c.ConfigSchema, ConfigSchema)
+	}
+	if _, err := objective.New(c.Objective, c.ObjectiveConfig()); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	return nil
+}
+
+// keys returns the config keys (json tag names) in declaration order with
+// their struct field index.
+func configFields() []reflect.StructField {
+	t := reflect.TypeOf(Config{})
+	out := make([]reflect.StructField, 0, t.NumField())
+	for i := 0; i < t.NumField(); i++ {
+		out = append(out, t.Field(i))
+	}
+	return out
+}
+
+func keyOf(f reflect.StructField) string {
+	return strings.Split(f.Tag.Get("json"), ",")[0]
+}
+
+// LoadConfigFile merges the YAML or JSON file at path into c. Unknown keys
+// are an error naming the file and the key.
+func LoadConfigFile(path string, c *Config) error {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	ext := strings.ToLower(filepath.Ext(path))
+	if ext == ".json" {
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(c); err != nil {
+			return fmt.Errorf("%s: %w", path, jsonErr(raw, err))
+		}
+		return nil
+	}
+	// YAML (a superset of JSON): decode into a map first so unknown keys
+	// are reported by name, then map keys onto fields.
+	var m map[string]yaml.Node
+	if err := yaml.Unmarshal(raw, &m); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	fields := map[string]reflect.StructField{}
+	for _, f := range configFields() {
+		fields[keyOf(f)] = f
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	v := reflect.ValueOf(c).Elem()
+	for _, k := range keys {
+		f, ok := fields[k]
+		if !ok {
+			return fmt.Errorf("%s: unknown config key %q (see smtrain help fit)", path, k)
+		}
+		n := m[k]
+		if err := n.Decode(v.FieldByIndex(f.Index).Addr().Interface()); err != nil {
+			return fmt.Errorf("%s:%d: key %s: %v", path, n.Line, k, err)
+		}
+	}
+	return nil
+}
+
+func jsonErr(raw []byte, err error) error {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		return fmt.Errorf("byte %d: %v", se.Offset, err)
+	case errors.As(err, &te):
+		return fmt.Errorf("byte %d: key %s: %v", te.Offset, te.Field, err)
+	}
+	return err
+}
+
+// FlagBinding registers one flag per config key on a FlagSet and applies
+// the flags that were set, after defaults and the file, to a Config.
+type FlagBinding struct {
+	fs  *flag.FlagSet
+	set map[string]string
+}
+
+// BindFlags registers a flag for every config key on fs (named like the
+// key: -lr, -batch_size, ...). Flags already defined on fs are skipped.
+// The flag values are recorded as strings and applied by Apply.
+func BindFlags(fs *flag.FlagSet) *FlagBinding {
+	b := &FlagBinding{fs: fs, set: map[string]string{}}
+	def := DefaultConfig()
+	dv := reflect.ValueOf(def)
+	for _, f := range configFields() {
+		key := keyOf(f)
+		if key == "config_schema" || fs.Lookup(key) != nil {
+			continue
+		}
+		k := key
+		usage := f.Tag.Get("help")
+		defStr := fmt.Sprint(dv.FieldByIndex(f.Index).Interface())
+		if f.Type.Kind() == reflect.Slice {
+			usage += " (repeatable)"
+			defStr = ""
+		}
+		if f.Type.Kind() == reflect.Bool {
+			fs.Var(&boolFlag{b: b, key: k}, k, usage)
+			continue
+		}
+		fs.Var(&strFlag{b: b, key: k, def: defStr, repeat: f.Type.Kind() == reflect.Slice}, k, usage)
+	}
+	return b
+}
+
+type strFlag struct {
+	b      *FlagBinding
+	key    string
+	def    string
+	repeat bool
+}
+
+func (s *strFlag) String() string {
+	if s == nil || s.b == nil {
+		return ""
+	}
+	if v, ok := s.b.set[s.key]; ok {
+		return v
+	}
+	return s.def
+}
+
+func (s *strFlag) Set(v string) error {
+	if old, ok := s.b.set[s.key]; ok && s.repeat {
+		s.b.set[s.key] = old + "\x00" + v
+		return nil
+	}
+	s.b.set[s.key] = v
+	return nil
+}
+
+type boolFlag struct {
+	b   *FlagBinding
+	key string
+}
+
+func (f *boolFlag) String() string {
+	if f == nil || f.b == nil {
+		return "false"
+	}
+	return f.b.set[f.key]
+}
+func (f *boolFlag) Set(v string) error {
+	if _, err := strconv.ParseBool(v); err != nil {
+		return fmt.Errorf("invalid boolean %q", v)
+	}
+	f.b.set[f.key] = v
+	return nil
+}
+func (f *boolFlag) IsBoolFlag() bool { return true }
+
+// Set records key=value as if given on the command line (used by commands
+// whose own flags map onto config keys).
+func (b *FlagBinding) Set(key, value string) { b.set[key] = value }
+
+// IsSet reports whether the flag for key was given.
+func (b *FlagBinding) IsSet(key string) bool { _, ok := b.set[key]; return ok }
+
+// Apply writes the flags that were set into c.
+func (b *FlagBinding) Apply(c *Config) error {
+	v := reflect.ValueOf(c).Elem()
+	for _, f := range configFields() {
+		key := keyOf(f)
+		s, ok := b.set[key]
+		if !ok {
+			continue
+		}
+		fv := v.FieldByIndex(f.Index)
+		if err := setField(fv, s); err != nil {
+			return fmt.Errorf("flag -%s: %v", key, err)
+		}
+	}
+	return nil
+}
+
+func setField(fv reflect.Value, s string) error {
+	switch fv.Kind() {
+	case reflect.String:
+		fv.SetString(s)
+	case reflect.Int, reflect.Int64:
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return fmt.Errorf("invalid integer %q", s)
+		}
+		fv.SetInt(n)
+	case reflect.Float64:
+		x, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			return fmt.Errorf("invalid number %q", s)
+		}
+		fv.SetFloat(x)
+	case reflect.Bool:
+		x, err := strconv.ParseBool(s)
+		if err != nil {
+			return fmt.Errorf("invalid boolean %q", s)
+		}
+		fv.SetBool(x)
+	case reflect.Slice:
+		parts := strings.Split(s, "\x00")
+		out := []string{}
+		for _, p := range parts {
+			for _, q := range strings.Split(p, ",") {
+				if q = strings.TrimSpace(q); q != "" {
+					out = append(out, q)
+				}
+			}
+		}
+		fv.Set(reflect.ValueOf(out))
+	default:
+		return fmt.Errorf("unsupported kind %s", fv.Kind())
+	}
+	return nil
+}
+
+// MarshalConfig returns the indented JSON of c (written to OUT/config.json).
+func MarshalConfig(c Config) ([]byte, error) {
+	b, err := json.MarshalIndent(c, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return append(b, '\n'), nil
+}

@@ -1,0 +1,902 @@
+// Package train is the training loop: configuration, AdamW, the learning-
+// rate schedule, gradient clipping and accumulation, the SequenceMatch
+// schedule with its replay buffer, evaluation, metrics, and checkpoints with
+// bit-exact resume.
+package train
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"smtrain/data"
+	"smtrain/decode"
+	"smtrain/model"
+	"smtrain/objective"
+)
+
+// ErrInterrupted is returned by Run when its context was cancelled (SIGINT,
+// SIGTERM) after a checkpoint was saved.
+var ErrInterrupted = errors.New("interrupted: checkpoint saved")
+
+// Inputs are the episodes a run trains and validates on.
+type Inputs struct {
+	// Train and Val are the training and validation episodes. When Val is
+	// empty, Val is split off Train by cfg.ValFraction (by episode).
+	Train, Val []data.Episode
+	// Describe names the data source for the log.
+	Describe string
+	// Tokenizer, when set and no checkpoint provides one, is used instead
+	// of training a BPE (e.g. the byte tokenizer of the arithmetic task).
+	Tokenizer *data.Tokenizer
+}
+
+// Trainer runs one training job.
+type Trainer struct {
+	cfg     Config
+	out     string
+	console io.Writer
+
+	tok     *data.Tokenizer
+	params  *model.Params
+	opt     *AdamW[float32]
+	obj     objective.Objective
+	mle     objective.Objective
+	train   *data.Loader
+	trainSq []*data.ActionSeq
+	val     []*data.ActionSeq
+	replay  *data.ReplayBuffer
+	prompts [][]int32
+
+	graphs  map[[2]int]*stepGraph
+	fgraphs map[[2]int]*fwdGraph
+	accum   [][]float32
+
+	st      State
+	metrics *metricsLog
+	start   time.Time
+	elapsed float64 // from earlier segments of the run (resume)
+	bar     *progress
+	hooks   []Hook
+
+	resumed bool
+}
+
+// Hook runs after each optimizer step (log lines, evaluation, checkpoints
+// and the progress bar are hooks too).
+type Hook interface {
+	AfterStep(ctx context.Context, t *Trainer, s *StepInfo) error
+}
+
+// StepInfo describes a finished optimizer step.
+type StepInfo struct {
+	Step       int // steps completed (1-based index of this step)
+	Loss       float64
+	Components map[string]float64
+	LR         float64
+	GradNorm   float64
+	Tokens     int
+	TokensPerS float64
+	Skipped    bool
+	Lambda     float64
+}
+
+type stepGraph struct {
+	g *model.Graph
+	m *model.Machine
+	h *objective.Handle
+}
+
+type fwdGraph struct {
+	g *model.Graph
+	m *model.Machine
+}
+
+// New prepares a run: it resolves the tokenizer, model, optimizer and data,
+// and (when resume is true) restores the latest checkpoint of cfg.Out.
+func New(cfg Config, in Inputs, resume bool, console io.Writer) (*Trainer, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if console == nil {
+		console = io.Discard
+	}
+	t := &Trainer{cfg: cfg, out: cfg.Out, console: console,
+		graphs: map[[2]int]*stepGraph{}, fgraphs: map[[2]int]*fwdGraph{}}
+	if err := os.MkdirAll(t.out, 0o755); err != nil {
+		return nil, err
+	}
+	var err error
+	if t.obj, err = objective.New(cfg.Objective, cfg.ObjectiveConfig()); err != nil {
+		return nil, err
+	}
+	if t.mle, err = objective.New("mle", cfg.ObjectiveConfig()); err != nil {
+		return nil, err
+	}
+
+	var ck string
+	if resume {
+		if ck, err = latestCheckpoint(t.out); err != nil {
+			return nil, err
+		}
+	}
+	// Split the data by episode.
+	trainEps, valEps := in.Train, in.Val
+	if len(trainEps) == 0 {
+		return nil, errors.New("no training episodes")
+	}
+	if len(valEps) == 0 && cfg.ValFraction > 0 && len(trainEps) >= 2 {
+		tr, va, err := data.Split(len(trainEps), cfg.ValFraction, uint64(cfg.Seed))
+		if err != nil {
+			return nil, err
+		}
+		all := trainEps
+		trainEps, valEps = nil, nil
+		for _, i := range tr {
+			trainEps = append(trainEps, all[i])
+		}
+		for _, i := range va {
+			valEps = append(valEps, all[i])
+		}
+	}
+
+	// Tokenizer: from the checkpoint being resumed, from -init, from a
+	// file, or trained on the training split.
+	switch {
+	case ck != "":
+		t.tok, err = data.LoadTokenizer(filepath.Join(ck, TokenizerFile))
+	case cfg.Init != "" && fileExists(filepath.Join(cfg.Init, TokenizerFile)) && cfg.Tokenizer == "":
+		t.tok, err = data.LoadTokenizer(filepath.Join(cfg.Init, TokenizerFile))
+	case cfg.Tokenizer != "":
+		t.tok, err = data.LoadTokenizer(cfg.Tokenizer)
+	case in.Tokenizer != nil:
+		t.tok = in.Tokenizer
+	default:
+		t.tok, err = data.BuildTokenizer(episodeTexts(trainEps), cfg.VocabSize)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("tokenizer: %w", err)
+	}
+
+	// Sequences.
+	T := cfg.NPositions
+	if t.trainSq, _, err = data.BuildSeqs(t.tok, trainEps, T); err != nil {
+		return nil, fmt.Errorf("training data: %w", err)
+	}
+	if len(valEps) > 0 {
+		if t.val, _, err = data.BuildSeqs(t.tok, valEps, T); err != nil {
+			return nil, fmt.Errorf("validation data: %w", err)
+		}
+	}
+	if len(t.trainSq) < cfg.BatchSize {
+		return nil, fmt.Errorf("%d training sequences, fewer than batch_size %d", len(t.trainSq), cfg.BatchSize)
+	}
+	t.train = &data.Loader{Seqs: t.trainSq, BatchSize: cfg.BatchSize, T: T, Seed: uint64(cfg.Seed),
+		BucketBatches: 8, DropLast: true}
+	if t.obj.Augmented() && cfg.Eta > 0 {
+		t.train.Augment = t.augmentOptions()
+	}
+	for _, s := range t.trainSq {
+		t.prompts = append(t.prompts, s.Prompt)
+	}
+
+	// Model.
+	mcfg := model.Config{NLayer: cfg.NLayer, NHead: cfg.NHead, NEmbd: cfg.NEmbd, NPositions: cfg.NPositions,
+		VocabSize: t.tok.VocabSize(), LayerNormEpsilon: 1e-5,
+		BkspcTokenID: int(t.tok.BkspcID()), EOSTokenID: int(t.tok.EOSID())}
+	switch {
+	case ck != "":
+		t.params, err = model.Load(ck, model.F32)
+	case cfg.Init != "":
+		t.params, err = model.Load(cfg.Init, model.F32)
+		if err == nil && t.params.Cfg.VocabSize != t.tok.VocabSize() {
+			err = fmt.Errorf("checkpoint %s has vocab_size %d but the tokenizer has %d tokens", cfg.Init, t.params.Cfg.VocabSize, t.tok.VocabSize())
+		}
+	default:
+		t.params, err = model.NewParams(mcfg, model.F32, rand.New(rand.NewPCG(uint64(cfg.Seed), 0x1417)))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("model: %w", err)
+	}
+	if t.params.Cfg.NPositions < T {
+		return nil, fmt.Errorf("model context %d is shorter than n_positions %d", t.params.Cfg.NPositions, T)
+	}
+	t.opt, err = NewAdamWFor32(AdamWConfig{LR: cfg.LR, Beta1: cfg.Beta1, Beta2: cfg.Beta2, Eps: cfg.Eps, WeightDecay: cfg.WeightDecay}, t.params)
+	if err != nil {
+		return nil, err
+	}
+	t.accum = make([][]float32, len(t.params.List))
+	for i, p := range t.params.List {
+		t.accum[i] = make([]float32, len(p.F32))
+	}
+	if t.obj.UsesReplay() && cfg.ReplaySize > 0 {
+		if t.replay, err = data.NewReplayBuffer(cfg.ReplaySize); err != nil {
+			return nil, err
+		}
+	}
+
+	t.st = State{Schema: StateSchema, Seed: cfg.Seed, RNG: "pcg(seed, step, purpose)", MetricsOffset: 0}
+	keep := int64(0)
+	if ck != "" {
+		if err := t.restore(ck); err != nil {
+			return nil, fmt.Errorf("resume from %s: %w", ck, err)
+		}
+		keep = t.st.MetricsOffset
+		t.resumed = true
+	}
+	if t.metrics, err = openMetrics(filepath.Join(t.out, MetricsFile), keep); err != nil {
+		return nil, err
+	}
+	cb, err := MarshalConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := data.WriteFileAtomic(filepath.Join(t.out, ConfigOutFile), cb); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(t.console, "data: %s | %d train / %d val episodes | vocab %d | model L%d D%d H%d T%d (%.2fM params) | objective %s\n",
+		orDefault(in.Describe, "episodes"), len(t.trainSq), len(t.val), t.tok.VocabSize(),
+		t.params.Cfg.NLayer, t.params.Cfg.NEmbd, t.params.Cfg.NHead, T, float64(t.params.NumParams())/1e6, t.obj.Name())
+	if t.resumed {
+		fmt.Fprintf(t.console, "resumed from %s at step %d\n", ck, t.st.Step)
+	}
+	return t, nil
+}
+
+func orDefault(s, d string) string {
+	if s == "" {
+		return d
+	}
+	return s
+}
+
+func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
+
+func episodeTexts(eps []data.Episode) []string {
+	var out []string
+	for _, e := range eps {
+		for _, m := range e.Messages {
+			out = append(out, m.Content)
+		}
+	}
+	return out
+}
+
+func (t *Trainer) augmentOptions() *data.AugmentOptions {
+	return &data.AugmentOptions{Eta: t.cfg.Eta, Kind: data.NoiseKind(t.cfg.NoiseKind), NoiseAsAction: t.cfg.NoiseAsAction,
+		Vocab: t.tok.OrdinaryIDs(), Specials: t.tok.Specials()}
+}
+
+// restore loads optimizer, state and replay buffer from a checkpoint.
+func (t *Trainer) restore(ck string) error {
+	st, err := readState(ck)
+	if err != nil {
+		return err
+	}
+	t.st = *st
+	ost, err := model.ReadSafetensors(filepath.Join(ck, OptimizerFile))
+	if err != nil {
+		return err
+	}
+	if err := t.opt.LoadState(ost); err != nil {
+		return err
+	}
+	if t.replay != nil {
+		if rb, err := data.LoadReplayBuffer(filepath.Join(ck, ReplayFile)); err == nil {
+			t.replay = rb
+		} else if !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	t.elapsed = st.ElapsedS
+	return nil
+}
+
+// Tokenizer returns the run's tokenizer.
+func (t *Trainer) Tokenizer() *data.Tokenizer { return t.tok }
+
+// Params returns the model parameters being trained.
+func (t *Trainer) Params() *model.Params { return t.params }
+
+// Config returns the resolved configuration.
+func (t *Trainer) Config() Config { return t.cfg }
+
+// Step returns the number of optimizer steps completed.
+func (t *Trainer) Step() int { return t.st.Step }
+
+// AddHook appends a hook run after every step.
+func (t *Trainer) AddHook(h Hook) { t.hooks = append(t.hooks, h) }
+
+// rngFor derives the random stream for (step, purpose): resuming at a step
+// boundary reproduces every later draw.
+func (t *Trainer) rngFor(step int, purpose uint64) *rand.Rand {
+	return rand.New(rand.NewPCG(uint64(t.cfg.Seed)^0x5eed5eed, uint64(step)<<8|purpose))
+}
+
+// bucket rounds a row length up to the graph shape used for it.
+func (t *Trainer) bucket(n int) int {
+	b := 16
+	for b < n {
+		b *= 2
+	}
+	return min(b, t.cfg.NPositions)
+}
+
+func (t *Trainer) stepGraphFor(B, T int) (*stepGraph, error) {
+	key := [2]int{B, T}
+	if g, ok := t.graphs[key]; ok {
+		return g, nil
+	}
+	g, err := model.NewGraph(t.params, B, T)
+	if err != nil {
+		return nil, err
+	}
+	h := objective.NewHandle(int(t.tok.BkspcID()))
+	loss, err := objective.NewLossNode(g.Logits, t.obj, h)
+	if err != nil {
+		return nil, err
+	}
+	m, err := g.Compile(loss)
+	if err != nil {
+		return nil, err
+	}
+	sg := &stepGraph{g: g, m: m, h: h}
+	t.graphs[key] = sg
+	return sg, nil
+}
+
+func (t *Trainer) fwdGraphFor(B, T int) (*fwdGraph, error) {
+	key := [2]int{B, T}
+	if g, ok := t.fgraphs[key]; ok {
+		return g, nil
+	}
+	g, err := model.NewGraph(t.params, B, T)
+	if err != nil {
+		return nil, err
+	}
+	m, err := g.CompileForward()
+	if err != nil {
+		return nil, err
+	}
+	fg := &fwdGraph{g: g, m: m}
+	t.fgraphs[key] = fg
+	return fg, nil
+}
+
+// compile lays out seqs in a batch of the bucketed length.
+func (t *Trainer) compile(seqs []*data.ActionSeq) (*data.Batch, error) {
+	longest := 0
+	for i, s := range seqs {
+		ts, _, err := data.Truncate(s, t.cfg.NPositions)
+		if err != nil {
+			return nil, err
+		}
+		seqs[i] = ts
+		longest = max(longest, ts.NumInputs())
+	}
+	return data.Compile(seqs, t.bucket(longest))
+}
+
+// Run trains until cfg.Steps, evaluating, logging and checkpointing on the
+// way. When ctx is cancelled it saves a checkpoint and returns
+// ErrInterrupted.
+func (t *Trainer) Run(ctx context.Context) (err error) {
+	t.start = time.Now()
+	defer func() {
+		if cerr := t.metrics.close(); err == nil {
+			err = cerr
+		}
+		t.bar.finish()
+		for _, g := range t.graphs {
+			g.m.Close()
+		}
+		for _, g := range t.fgraphs {
+			g.m.Close()
+		}
+	}()
+	t.bar = newProgress(t.cfg, t.st.Step, t.console)
+	if t.st.Step == 0 && t.replay != nil && t.cfg.ReplayEvery > 0 && t.cfg.WarmStart == 0 {
+		if err := t.refreshReplay(ctx); err != nil {
+			return err
+		}
+	}
+	lastTick := time.Now()
+	for t.st.Step < t.cfg.Steps {
+		if ctx.Err() != nil {
+			if err := t.checkpoint(); err != nil {
+				return fmt.Errorf("interrupted, and the checkpoint failed: %w", err)
+			}
+			return ErrInterrupted
+		}
+		info, err := t.trainStep()
+		if err != nil {
+			return fmt.Errorf("step %d: %w", t.st.Step+1, err)
+		}
+		now := time.Now()
+		if dt := now.Sub(lastTick).Seconds(); dt > 0 {
+			info.TokensPerS = float64(info.Tokens) / dt
+		}
+		lastTick = now
+		if err := t.afterStep(ctx, info); err != nil {
+			return err
+		}
+		// Time spent in evaluation/checkpoints does not count as step time.
+		lastTick = time.Now()
+	}
+	if t.cfg.EvalEvery == 0 || t.st.Step%t.cfg.EvalEvery != 0 {
+		if err := t.evaluate(ctx); err != nil {
+			return err
+		}
+	}
+	if t.cfg.CkptEvery == 0 || t.st.Step%t.cfg.CkptEvery != 0 {
+		if err := t.checkpoint(); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(t.console, "done: %d steps in %.1fs, last checkpoint %s\n", t.st.Step, t.elapsedS(), ckptDir(t.out, t.st.Step))
+	return nil
+}
+
+func (t *Trainer) elapsedS() float64 { return t.elapsed + time.Since(t.start).Seconds() }
+
+// trainStep runs one optimizer step (grad_accum micro-batches).
+func (t *Trainer) trainStep() (*StepInfo, error) {
+	step := t.st.Step // 0-based index of this step
+	oc := t.cfg.ObjectiveConfig()
+	lambda := oc.LambdaAt(step)
+	lr := LRAt(step, t.cfg.WarmupSteps, t.cfg.Steps, t.cfg.LR, t.cfg.MinLR)
+	for _, a := range t.accum {
+		clear(a)
+	}
+	useG := t.replay != nil && t.replay.Len() > 0 && lambda > 0 && t.cfg.ReplayBatch > 0
+	type mb struct {
+		loss float64
+		res  objective.Result
+		n    int
+	}
+	var mbs []mb
+	total := 0
+	nonfinite := false
+	for k := 0; k < t.cfg.GradAccum; k++ {
+		b, err := t.nextBatch(step, k, useG)
+		if err != nil {
+			return nil, err
+		}
+		sg, err := t.stepGraphFor(b.B, b.T)
+		if err != nil {
+			return nil, err
+		}
+		if err := sg.g.SetBatch(b.Inputs, b.Positions, b.Parents); err != nil {
+			return nil, err
+		}
+		sg.h.Set(b, lambda)
+		if err := sg.m.Step(); err != nil {
+			return nil, err
+		}
+		n := b.NumTokens()
+		loss := sg.m.Loss()
+		if math.IsNaN(loss) || math.IsInf(loss, 0) {
+			nonfinite = true
+		}
+		grads := sg.m.Grads()
+		w := float32(n)
+		for i, g := range grads {
+			a := t.accum[i]
+			for j, x := range g {
+				a[j] += w * x
+			}
+		}
+		mbs = append(mbs, mb{loss: loss, res: sg.h.Result(), n: n})
+		total += n
+	}
+	info := &StepInfo{Step: step + 1, LR: lr, Lambda: lambda, Tokens: total, Components: map[string]float64{}}
+	if total > 0 {
+		inv := 1 / float32(total)
+		for _, a := range t.accum {
+			for j := range a {
+				a[j] *= inv
+			}
+		}
+		for _, m := range mbs {
+			f := float64(m.n) / float64(total)
+			info.Loss += f * m.loss
+			for k, v := range m.res.Components {
+				info.Components[k] += f * v
+			}
+			if m.res.ClampedFrac > 0 {
+				info.Components["clamped_frac"] += f * m.res.ClampedFrac
+			}
+		}
+	}
+	info.Components["lambda"] = lambda
+	norm := GradNorm(t.accum)
+	info.GradNorm = norm
+	if nonfinite || math.IsNaN(norm) || math.IsInf(norm, 0) {
+		info.Skipped = true
+		t.st.NonFinite++
+		t.st.Step++
+		if t.st.NonFinite >= t.cfg.MaxNonFinite {
+			return info, fmt.Errorf("%d non-finite steps in a row (loss %v, grad norm %v); stopping, the last good checkpoint is intact", t.st.NonFinite, info.Loss, norm)
+		}
+		return info, nil
+	}
+	t.st.NonFinite = 0
+	if t.cfg.GradClip > 0 {
+		ClipGradNorm(t.accum, t.cfg.GradClip)
+	}
+	t.opt.LR = lr
+	if err := t.opt.Update(data32(t.params), t.accum); err != nil {
+		return nil, err
+	}
+	t.st.Step++
+	t.st.Tokens += int64(total)
+	return info, nil
+}
+
+func data32(p *model.Params) [][]float32 { return Params32(p) }
+
+// nextBatch draws micro-batch k of step: the next expert sequences from the
+// data cursor plus, when useG, generations from the replay buffer.
+func (t *Trainer) nextBatch(step, k int, useG bool) (*data.Batch, error) {
+	c := data.Cursor{Epoch: t.st.Cursor.Epoch, Index: t.st.Cursor.Index}
+	seqs, err := t.train.NextSeqs(&c)
+	if err != nil {
+		return nil, err
+	}
+	t.st.Cursor = Cursor{Epoch: c.Epoch, Index: c.Index}
+	if useG {
+		g := t.replay.Sample(t.cfg.ReplayBatch, t.rngFor(step, uint64(16+k)))
+		seqs = append(seqs, g...)
+	}
+	return t.compile(seqs)
+}
+
+// afterStep logs, evaluates, refreshes the replay buffer, checkpoints and
+// runs hooks.
+func (t *Trainer) afterStep(ctx context.Context, info *StepInfo) error {
+	step := t.st.Step
+	ev := Event{Step: step, Split: "train", Loss: finiteOrNil(info.Loss), Components: info.Components, LR: info.LR,
+		GradNorm: info.GradNorm, TokensPerS: info.TokensPerS, Tokens: info.Tokens, ElapsedS: t.elapsedS()}
+	if info.Skipped {
+		ev.Split = "skip"
+		ev.Extra = map[string]any{"reason": "non-finite loss or gradient", "loss": fmt.Sprint(info.Loss), "grad_norm": fmt.Sprint(info.GradNorm)}
+		t.bar.println(fmt.Sprintf("step %d | skipped: non-finite loss %v / grad norm %v (%d in a row)", step, info.Loss, info.GradNorm, t.st.NonFinite))
+	}
+	if err := t.metrics.write(ev); err != nil {
+		return err
+	}
+	t.bar.add(info)
+	if !info.Skipped && (step%t.cfg.LogEvery == 0 || step == 1) {
+		t.bar.println(fmt.Sprintf("step %d | loss %.4f | %s| lr %.2e | grad %.2f | %s tok/s", step, info.Loss,
+			fmtComponents(info.Components), info.LR, info.GradNorm, humanRate(info.TokensPerS)))
+	}
+	if t.replay != nil && t.cfg.ReplayEvery > 0 && step%t.cfg.ReplayEvery == 0 && step >= t.cfg.WarmStart {
+		if err := t.refreshReplay(ctx); err != nil {
+			return err
+		}
+	}
+	stop := false
+	if t.cfg.EvalEvery > 0 && step%t.cfg.EvalEvery == 0 {
+		if err := t.evaluate(ctx); err != nil {
+			return err
+		}
+		if t.cfg.EarlyStop > 0 && t.st.EvalsSinceBest >= t.cfg.EarlyStop {
+			t.bar.println(fmt.Sprintf("early stop: no improvement in %d evaluations (best %.4f at step %d)", t.st.EvalsSinceBest, *t.st.BestMetric, t.st.BestStep))
+			stop = true
+		}
+	}
+	if (t.cfg.CkptEvery > 0 && step%t.cfg.CkptEvery == 0) || stop {
+		if err := t.checkpoint(); err != nil {
+			return err
+		}
+	}
+	for _, h := range t.hooks {
+		if err := h.AfterStep(ctx, t, info); err != nil {
+			return err
+		}
+	}
+	if stop {
+		t.cfg.Steps = step
+	}
+	return nil
+}
+
+func fmtComponents(c map[string]float64) string {
+	keys := make([]string, 0, len(c))
+	for k := range c {
+		if k == "lambda" || k == "clamped_frac" {
+			continue
+		}
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var sb strings.Builder
+	for _, k := range keys {
+		fmt.Fprintf(&sb, "%s %.3f ", k, c[k])
+	}
+	return sb.String()
+}
+
+func humanRate(x float64) string {
+	switch {
+	case x >= 1e6:
+		return fmt.Sprintf("%.2fM", x/1e6)
+	case x >= 1e3:
+		return fmt.Sprintf("%.1fk", x/1e3)
+	}
+	return fmt.Sprintf("%.0f", x)
+}
+
+// EvalResult is the outcome of one evaluation on a set of sequences.
+type EvalResult struct {
+	NLL        float64            `json:"nll"`
+	Perplexity float64            `json:"perplexity"`
+	Loss       float64            `json:"loss"`
+	Components map[string]float64 `json:"components"`
+	Tokens     int                `json:"tokens"`
+	Sequences  int                `json:"sequences"`
+}
+
+// Evaluate computes the token-mean NLL (clean sequences, MLE) and the
+// objective's loss and components (augmented with a fixed seed when the
+// objective wants noise) over seqs, forward only.
+func Evaluate(t *Trainer, seqs []*data.ActionSeq, maxBatches int, lambda float64) (EvalResult, error) {
+	res := EvalResult{Components: map[string]float64{}, Sequences: len(seqs)}
+	if len(seqs) == 0 {
+		return res, nil
+	}
+	B := t.cfg.BatchSize
+	var nllSum, lossSum float64
+	nll := 0
+	nb := 0
+	work := &objective.Workspace{}
+	for s := 0; s < len(seqs); s += B {
+		if maxBatches > 0 && nb >= maxBatches {
+			break
+		}
+		nb++
+		part := seqs[s:min(len(seqs), s+B)]
+		for pass := 0; pass < 2; pass++ {
+			cur := make([]*data.ActionSeq, len(part))
+			copy(cur, part)
+			obj := t.mle
+			if pass == 1 {
+				if t.obj.Name() == "mle" {
+					break
+				}
+				obj = t.obj
+				if t.obj.Augmented() && t.cfg.Eta > 0 {
+					rng := rand.New(rand.NewPCG(uint64(t.cfg.Seed), uint64(0xe7a1+s)))
+					for i, q := range cur {
+						a, err := data.Augment(q, *t.augmentOptions(), rng)
+						if err != nil {
+							return res, err
+						}
+						cur[i] = a
+					}
+				}
+			}
+			b, err := t.compile(cur)
+			if err != nil {
+				return res, err
+			}
+			fg, err := t.fwdGraphFor(b.B, b.T)
+			if err != nil {
+				return res, err
+			}
+			if err := fg.g.SetBatch(b.Inputs, b.Positions, b.Parents); err != nil {
+				return res, err
+			}
+			if err := fg.m.Step(); err != nil {
+				return res, err
+			}
+			r, err := obj.Loss32(fg.g.Logits32(), t.params.Cfg.VocabSize, b,
+				objective.Params{BkspcID: int(t.tok.BkspcID()), Lambda: lambda, Work: work}, nil)
+			if err != nil {
+				return res, err
+			}
+			n := b.NumTokens()
+			if pass == 0 {
+				nllSum += r.Loss * float64(n)
+				nll += n
+			} else {
+				lossSum += r.Loss * float64(n)
+				for k, v := range r.Components {
+					res.Components[k] += v * float64(n)
+				}
+				res.Tokens += n
+			}
+		}
+	}
+	if nll > 0 {
+		res.NLL = nllSum / float64(nll)
+		res.Perplexity = math.Exp(res.NLL)
+	}
+	if t.obj.Name() == "mle" {
+		res.Loss, res.Tokens = res.NLL, nll
+	} else if res.Tokens > 0 {
+		res.Loss = lossSum / float64(res.Tokens)
+		for k := range res.Components {
+			res.Components[k] /= float64(res.Tokens)
+		}
+	}
+	return res, nil
+}
+
+// evaluate runs validation, logs it, tracks the best checkpoint and writes
+// a few sample generations to the log.
+func (t *Trainer) evaluate(ctx context.Context) error {
+	if len(t.val) == 0 {
+		return nil
+	}
+	lambda := t.cfg.ObjectiveConfig().LambdaAt(max(t.st.Step-1, 0))
+	r, err := Evaluate(t, t.val, t.cfg.EvalBatches, lambda)
+	if err != nil {
+		return fmt.Errorf("eval: %w", err)
+	}
+	comps := map[string]float64{"nll": r.NLL, "perplexity": r.Perplexity}
+	for k, v := range r.Components {
+		comps[k] = v
+	}
+	ev := Event{Step: t.st.Step, Split: "val", Loss: finiteOrNil(r.Loss), Components: comps, Tokens: r.Tokens, ElapsedS: t.elapsedS()}
+	if err := t.metrics.write(ev); err != nil {
+		return err
+	}
+	better := t.st.BestMetric == nil || r.NLL < *t.st.BestMetric
+	if better && !math.IsNaN(r.NLL) {
+		v := r.NLL
+		t.st.BestMetric, t.st.BestStep, t.st.EvalsSinceBest = &v, t.st.Step, 0
+	} else {
+		t.st.EvalsSinceBest++
+	}
+	mark := ""
+	if better {
+		mark = " (best)"
+	}
+	t.bar.println(fmt.Sprintf("eval step %d | val nll %.4f | ppl %.2f | loss %.4f%s", t.st.Step, r.NLL, r.Perplexity, r.Loss, mark))
+	if t.cfg.EvalSamples > 0 {
+		if err := t.logSamples(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// sampleOptions are the decoding options used for replay and eval samples.
+func (t *Trainer) sampleOptions(seed uint64, maxNew int, temp float64) decode.Options {
+	o := decode.DefaultOptions()
+	o.Temperature = temp
+	o.MaxNewTokens = maxNew
+	o.ContextLen = t.cfg.NPositions
+	o.BkspcID = t.tok.BkspcID()
+	o.AllowBkspc = true
+	o.StopTokens = []int32{t.tok.EOSID(), t.tok.EndID()}
+	o.Banned = []int32{t.tok.PadID()}
+	o.Seed = seed
+	o.Workers = 1 // determinism does not depend on it, but keep runs quiet
+	o.Detokenize = t.tok.Decode
+	return o
+}
+
+func (t *Trainer) factory() decode.Factory {
+	return func(nseq, maxLen int) (decode.Stepper, error) {
+		return model.NewDecoder(t.params, nseq, maxLen)
+	}
+}
+
+func (t *Trainer) logSamples(ctx context.Context) error {
+	n := min(t.cfg.EvalSamples, len(t.val))
+	prompts := make([][]int32, n)
+	for i := range prompts {
+		prompts[i] = t.val[i].Prompt
+	}
+	maxNew := max(8, min(t.cfg.ReplayMaxNew, t.cfg.NPositions/2))
+	res, _, err := decode.Generate(ctx, t.factory(), fitPrompts(prompts, t.cfg.NPositions-maxNew), t.sampleOptions(uint64(t.cfg.Seed)^0xe5a1, maxNew, 1.0))
+	if err != nil {
+		return fmt.Errorf("eval samples: %w", err)
+	}
+	for i, r := range res {
+		text := r.Text
+		ev := Event{Step: t.st.Step, Split: "sample", ElapsedS: t.elapsedS(), Extra: map[string]any{
+			"index": i, "text": text, "backspaces": r.NumBkspc, "actions": r.NumActions, "stop": fmt.Sprint(r.Stop)}}
+		if err := t.metrics.write(ev); err != nil {
+			return err
+		}
+		short := strings.ReplaceAll(text, "\n", "⏎")
+		if len([]rune(short)) > 100 {
+			short = string([]rune(short)[:100]) + "…"
+		}
+		t.bar.println(fmt.Sprintf("  sample %d (%d ⌫): %s", i, r.NumBkspc, short))
+	}
+	return nil
+}
+
+// fitPrompts keeps the last maxLen tokens of over-long prompts (decoding
+// needs room for the completion); the first token (role marker) is kept.
+func fitPrompts(ps [][]int32, maxLen int) [][]int32 {
+	maxLen = max(maxLen, 2)
+	out := make([][]int32, len(ps))
+	for i, p := range ps {
+		if len(p) <= maxLen {
+			out[i] = p
+			continue
+		}
+		q := append([]int32{p[0]}, p[len(p)-maxLen+1:]...)
+		out[i] = q
+	}
+	return out
+}
+
+// refreshReplay samples generations from the current policy on prompts of
+// the training data and adds them to the replay buffer.
+func (t *Trainer) refreshReplay(ctx context.Context) error {
+	if t.cfg.ReplaySamples == 0 {
+		return nil
+	}
+	rng := t.rngFor(t.st.Step, 1)
+	prompts := make([][]int32, t.cfg.ReplaySamples)
+	for i := range prompts {
+		prompts[i] = t.prompts[rng.IntN(len(t.prompts))]
+	}
+	maxNew := max(4, min(t.cfg.ReplayMaxNew, t.cfg.NPositions/2))
+	prompts = fitPrompts(prompts, t.cfg.NPositions-maxNew)
+	o := t.sampleOptions(rng.Uint64(), maxNew, t.cfg.ReplayTemp)
+	o.Detokenize = nil
+	res, st, err := decode.Generate(ctx, t.factory(), prompts, o)
+	if err != nil {
+		return fmt.Errorf("replay refresh: %w", err)
+	}
+	sp := t.tok.Specials()
+	bk := 0
+	for _, r := range res {
+		done := r.Stop == decode.StopToken
+		if err := t.replay.Add(data.GenSeq(r.Prompt, r.Actions, done, sp)); err != nil {
+			return fmt.Errorf("replay refresh: %w", err)
+		}
+		bk += r.NumBkspc
+	}
+	return t.metrics.write(Event{Step: t.st.Step, Split: "replay", ElapsedS: t.elapsedS(), Extra: map[string]any{
+		"generations": len(res), "buffer": t.replay.Len(), "backspaces": bk, "hit_cap": st.HitCap, "tokens_per_s": st.TokensPerSec}})
+}
+
+// checkpoint writes OUT/ckpt-%08d/ and prunes old ones.
+func (t *Trainer) checkpoint() error {
+	off, err := t.metrics.sync()
+	if err != nil {
+		return err
+	}
+	t.st.MetricsOffset = off
+	t.st.ElapsedS = t.elapsedS()
+	opt, err := t.opt.MarshalState()
+	if err != nil {
+		return err
+	}
+	var rb []byte
+	if t.replay != nil {
+		if rb, err = t.replay.MarshalJSON(); err != nil {
+			return err
+		}
+	}
+	st := t.st
+	dir, err := saveCheckpoint(t.out, &st, t.params, t.tok, opt, rb)
+	if err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	best := -1
+	if t.st.BestMetric != nil {
+		best = t.st.BestStep
+	}
+	if err := pruneCheckpoints(t.out, t.cfg.KeepLast, best, t.st.Step); err != nil {
+		return fmt.Errorf("checkpoint: prune: %w", err)
+	}
+	t.bar.println(fmt.Sprintf("checkpoint %s", dir))
+	return nil
+}
