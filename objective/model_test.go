@@ -2,6 +2,7 @@ package objective
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"os"
 	"slices"
@@ -141,4 +142,77 @@ func TestStepRatio(t *testing.T) {
 	t.Logf("mle step: median %.3fs min %.3fs; chi2mix step: median %.3fs min %.3fs (%d rounds, %s)",
 		med(mle), slices.Min(mle), med(chi), slices.Min(chi), rounds, model.BLASName())
 	t.Logf("ratio chi2mix/mle: median %.3f, min %.3f (target ≤ 1.15)", med(chi)/med(mle), slices.Min(chi)/slices.Min(mle))
+}
+
+// TestWithModelGraph: the loss node inside the real model graph (config
+// tiny, float64): its loss equals the plain function on the graph's logits,
+// and parameter gradients match central finite differences through the
+// whole model.
+func TestWithModelGraph(t *testing.T) {
+	const B, T = 2, 12
+	rng := rand.New(rand.NewPCG(8, 8))
+	p, err := model.NewParams(model.Tiny, model.F64, rng)
+	if err != nil {
+		t.Fatal(err)
+	}
+	V := model.Tiny.VocabSize
+	b := randomBatch(rng, B, T, V)
+	g, err := model.NewGraph(p, B, T)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.SetBatch(b.Inputs, b.Positions, b.Parents); err != nil {
+		t.Fatal(err)
+	}
+	obj := mustNew(t, "chi2mix", DefaultConfig())
+	h := NewHandle(model.Tiny.BkspcTokenID)
+	h.Set(b, 0.5)
+	loss, err := NewLossNode(g.Logits, obj, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := g.Compile(loss)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if err := m.Step(); err != nil {
+		t.Fatal(err)
+	}
+	want, _ := evalLoss(t, obj, append([]float64(nil), g.Logits64()...), V, b, 0.5)
+	if m.Loss() != want.Loss {
+		t.Errorf("graph loss %v, plain function on its logits %v", m.Loss(), want.Loss)
+	}
+	var grads [][]float64
+	for _, gr := range m.Grads64() {
+		grads = append(grads, append([]float64(nil), gr...))
+	}
+	const hstep = 1e-5
+	checked := 0
+	for pi, q := range p.List {
+		for k := 0; k < 3; k++ {
+			j := rng.IntN(len(q.F64))
+			if grads[pi][j] == 0 && k > 0 {
+				continue
+			}
+			x := q.F64[j]
+			q.F64[j] = x + hstep
+			if err := m.Step(); err != nil {
+				t.Fatal(err)
+			}
+			lp := m.Loss()
+			q.F64[j] = x - hstep
+			if err := m.Step(); err != nil {
+				t.Fatal(err)
+			}
+			lm := m.Loss()
+			q.F64[j] = x
+			num := (lp - lm) / (2 * hstep)
+			if math.Abs(num-grads[pi][j]) > 1e-6*math.Max(1, math.Abs(num)) {
+				t.Errorf("%s[%d]: graph gradient %v, finite difference %v", q.Name, j, grads[pi][j], num)
+			}
+			checked++
+		}
+	}
+	t.Logf("checked %d parameter entries through the model graph", checked)
 }
