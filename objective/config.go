@@ -15,7 +15,8 @@ const (
 
 // Where the SequenceMatch value term Ê[V(s) − γV(s')(1−done)] is estimated.
 const (
-	// ValueOnMix uses Ê_mix = ½Ê_D + ½Ê_G (Ê_D alone while G is empty).
+	// ValueOnMix uses Ê_mix = ½Ê_D + ½Ê_G (Ê_D alone while G is empty,
+	// Ê_G alone for a batch without D transitions).
 	ValueOnMix = "mix"
 	// ValueOnData uses Ê_D only.
 	ValueOnData = "data"
