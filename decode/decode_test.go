@@ -16,6 +16,7 @@ var fixedLogits = []float32{-1, 1.0, 0.5, 3.0, 2.0, 2.5, -1.0, 0.0}
 func testOptions() Options {
 	o := DefaultOptions()
 	o.StopTokens = []int32{EOSID}
+	o.Banned = []int32{PadID}
 	return o
 }
 

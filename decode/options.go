@@ -90,7 +90,8 @@ type Options struct {
 	BkspcInTopK, BkspcInTopP bool
 	// RetryBlock selects the retry-block rule (see RetryBlock).
 	RetryBlock RetryBlock
-	// Banned are ids never sampled (e.g. <pad>).
+	// Banned are ids never sampled. Empty by default: the sampled policy is
+	// then exactly the trained one, softmax over every action (DESIGN 3.1).
 	Banned []int32
 
 	// Seed seeds every sample's random stream (with its index).
@@ -105,7 +106,8 @@ type Options struct {
 }
 
 // DefaultOptions returns temperature-1 sampling of up to 256 new tokens,
-// stop tokens <eos> and <|end|>, <bkspc> allowed (id 2), retry block auto.
+// stop tokens <eos> and <|end|>, <bkspc> allowed (id 2), retry block
+// auto, nothing banned.
 func DefaultOptions() Options {
 	return Options{
 		Temperature:  1,
@@ -114,7 +116,6 @@ func DefaultOptions() Options {
 		BkspcID:      BkspcID,
 		AllowBkspc:   true,
 		RetryBlock:   RetryAuto,
-		Banned:       []int32{PadID},
 	}
 }
 

@@ -1,0 +1,233 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"smtrain/data"
+	"smtrain/decode"
+	"smtrain/model"
+)
+
+var cmdSample = &Command{
+	Name:      "sample",
+	UsageLine: "smtrain sample -ckpt DIR [-prompt TEXT | -prompt-file F] [-n N] [-max-new N] [-temperature T] [-top-k K] [-top-p P] [-greedy] [-seed S] [-show-actions] [-json]",
+	Short:     "sample completions with backspace from a checkpoint",
+	Long: `Sample loads a checkpoint folder (config.json, model.safetensors,
+tokenizer.json; or a training output folder with a 'latest' marker), puts
+the prompt through the chat template as a user turn followed by the
+assistant marker, and decodes N samples with the KV-cache decoder.
+
+At every step the policy chooses among all tokens, <bkspc> included
+(softmax of logits / temperature, then top-k and top-p). A token is one
+incremental forward step; <bkspc> deletes the last generated token without
+a forward pass (it can never delete the prompt). Top-k/top-p never remove
+<bkspc> unless -bkspc-filter is given. A sample stops at <eos> or <|end|>,
+when its completion reaches -max-new tokens, or after -max-actions actions
+in all (default 4 x max-new; reported as hitting the cap). -greedy takes
+the most likely action; with it, the retry block is on by default: a token
+just deleted is masked once at the state it was deleted from, which breaks
+x, <bkspc>, x, <bkspc> loops (-retry-block on|off|auto).
+
+Samples are decoded in batches (one batched forward step over the live
+samples of a batch) on several cores; sample i draws from its own random
+stream derived from (seed, i), so output is reproducible.
+
+Text output prints each sample's final text; -show-actions also prints the
+action sequence with deleted tokens struck through as ~~deleted~~. -json
+prints one JSON object per sample: index, text, tokens, actions (with
+<bkspc>), num_bkspc, num_actions, hit_cap, stop_reason, tokens_per_sec, ...
+A summary goes to stderr.`,
+}
+
+func init() { cmdSample.Run = runSample }
+
+// sampleJSON is one -json output line.
+type sampleJSON struct {
+	decode.Result
+	PromptText  string `json:"prompt_text"`
+	ActionsText string `json:"actions_text"`
+	BkspcID     int32  `json:"bkspc_id"`
+}
+
+func runSample(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := cmdSample.NewFlagSet(stderr)
+	ckpt := fs.String("ckpt", "", "checkpoint folder (required)")
+	prompt := fs.String("prompt", "", "prompt text (a user turn)")
+	promptFile := fs.String("prompt-file", "", "file holding the prompt text")
+	n := fs.Int("n", 1, "number of samples")
+	maxNew := fs.Int("max-new", 256, "maximum tokens in a completion")
+	maxActions := fs.Int("max-actions", 0, "cap on all actions incl. <bkspc> (0: 4 x max-new)")
+	temp := fs.Float64("temperature", 1, "softmax temperature (> 0)")
+	topK := fs.Int("top-k", 0, "keep the K most likely actions (0: off)")
+	topP := fs.Float64("top-p", 0, "keep the most likely actions up to probability P (0 or 1: off)")
+	greedy := fs.Bool("greedy", false, "take the most likely action")
+	seed := fs.Uint64("seed", 1, "random seed")
+	retry := fs.String("retry-block", "auto", "retry block: auto (on for greedy), on, off")
+	bkFilter := fs.Bool("bkspc-filter", false, "let top-k/top-p remove <bkspc>")
+	noBkspc := fs.Bool("no-bkspc", false, "never choose <bkspc>")
+	workers := fs.Int("workers", 0, "batches decoded in parallel (0: all cores)")
+	batch := fs.Int("batch", 0, "samples per batched decoder (0: min(8, n))")
+	showActions := fs.Bool("show-actions", false, "also print the action sequence with deletions")
+	asJSON := fs.Bool("json", false, "print one JSON object per sample")
+	if err := cmdSample.Parse(fs, args, stderr, false); err != nil {
+		return err
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	switch {
+	case *ckpt == "":
+		return usagef("-ckpt is required")
+	case set["prompt"] && set["prompt-file"]:
+		return usagef("give -prompt or -prompt-file, not both")
+	case *n <= 0:
+		return usagef("-n must be positive, got %d", *n)
+	case *maxNew <= 0:
+		return usagef("-max-new must be positive, got %d", *maxNew)
+	case *maxActions < 0:
+		return usagef("-max-actions must be >= 0, got %d", *maxActions)
+	case *workers < 0 || *batch < 0:
+		return usagef("-workers and -batch must be >= 0")
+	}
+	o := decode.DefaultOptions()
+	o.Temperature, o.TopK, o.TopP, o.Greedy, o.Seed = *temp, *topK, *topP, *greedy, *seed
+	o.MaxNewTokens, o.MaxActions, o.Workers, o.BatchSize = *maxNew, *maxActions, *workers, *batch
+	o.BkspcInTopK, o.BkspcInTopP = *bkFilter, *bkFilter
+	switch *retry {
+	case "auto":
+		o.RetryBlock = decode.RetryAuto
+	case "on":
+		o.RetryBlock = decode.RetryOn
+	case "off":
+		o.RetryBlock = decode.RetryOff
+	default:
+		return usagef("-retry-block must be auto, on or off, got %q", *retry)
+	}
+	if err := o.Validate(); err != nil {
+		return usagef("%v", err)
+	}
+	text := *prompt
+	if set["prompt-file"] {
+		b, err := os.ReadFile(*promptFile)
+		if err != nil {
+			return fmt.Errorf("prompt file: %w", err)
+		}
+		text = string(b)
+	}
+
+	dir, err := resolveCheckpoint(*ckpt)
+	if err != nil {
+		return err
+	}
+	p, err := model.Load(dir, model.F32)
+	if err != nil {
+		return err
+	}
+	tok, err := data.LoadTokenizer(filepath.Join(dir, "tokenizer.json"))
+	if err != nil {
+		return err
+	}
+	cfg := p.Cfg
+	if tok.VocabSize() > cfg.VocabSize {
+		return fmt.Errorf("%s: tokenizer has %d tokens but the model's vocabulary is %d", dir, tok.VocabSize(), cfg.VocabSize)
+	}
+	sp := tok.Specials()
+	if cfg.BkspcTokenID >= 0 && int32(cfg.BkspcTokenID) != sp.Bkspc {
+		return fmt.Errorf("%s: config bkspc_token_id %d but the tokenizer's <bkspc> is %d", dir, cfg.BkspcTokenID, sp.Bkspc)
+	}
+	o.BkspcID = sp.Bkspc
+	o.AllowBkspc = cfg.BkspcTokenID >= 0 && !*noBkspc
+	o.StopTokens = []int32{sp.EOS, sp.End}
+	o.Banned = nil
+	for id := tok.VocabSize(); id < cfg.VocabSize; id++ {
+		o.Banned = append(o.Banned, int32(id)) // padded rows without a token
+	}
+	o.ContextLen = cfg.NPositions
+	o.Detokenize = tok.Decode
+
+	seq, err := data.ChatSeq(tok, []data.Message{{Role: data.RoleUser, Content: text}, {Role: data.RoleAssistant}})
+	if err != nil {
+		return fmt.Errorf("chat template: %w", err)
+	}
+	prompts := make([][]int32, *n)
+	for i := range prompts {
+		prompts[i] = seq.Prompt
+	}
+	res, st, err := decode.Generate(ctx, decode.ModelFactory(p), prompts, o)
+	if err != nil {
+		return err
+	}
+	render := func(r *decode.Result) string {
+		return decode.RenderActions(r.Actions, o.BkspcID, tok.Decode)
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		for i := range res {
+			out := sampleJSON{Result: res[i], PromptText: text, BkspcID: o.BkspcID}
+			if *showActions {
+				out.ActionsText = render(&res[i])
+			}
+			if err := enc.Encode(out); err != nil {
+				return err
+			}
+		}
+	} else {
+		for i := range res {
+			r := &res[i]
+			stop := string(r.Stop)
+			if r.StopTokenID >= 0 {
+				stop += " " + tok.Decode([]int32{r.StopTokenID})
+			} else if r.StopText != "" {
+				stop += fmt.Sprintf(" %q", r.StopText)
+			}
+			fmt.Fprintf(stdout, "=== sample %d | stop %s | %d tokens, %d actions, %d backspaces | %.0f tok/s\n",
+				r.Index, stop, len(r.Tokens), r.NumActions, r.NumBkspc, r.TokensPerSec)
+			fmt.Fprintln(stdout, r.Text)
+			if *showActions {
+				fmt.Fprintf(stdout, "--- actions (deleted as ~~x~~)\n%s\n", render(r))
+			}
+		}
+	}
+	retryUsed := "off"
+	if len(res) > 0 && res[0].RetryBlock {
+		retryUsed = "on"
+	}
+	mode := fmt.Sprintf("temperature %g", o.Temperature)
+	if o.Greedy {
+		mode = "greedy"
+	}
+	capN := o.MaxActions
+	if capN == 0 {
+		capN = 4 * o.MaxNewTokens
+	}
+	fmt.Fprintf(stderr, "sample: %d samples | %s | retry block %s | %d hit the action cap (%d) | %d backspaces | %.0f tok/s (%s)\n",
+		st.Samples, mode, retryUsed, st.HitCap, capN, st.Pops, st.TokensPerSec, blasName())
+	return nil
+}
+
+// resolveCheckpoint accepts a checkpoint folder or a training output
+// folder whose 'latest' marker names one.
+func resolveCheckpoint(dir string) (string, error) {
+	if _, err := os.Stat(filepath.Join(dir, model.ModelFile)); err == nil {
+		return dir, nil
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "latest"))
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return "", fmt.Errorf("%s: not a checkpoint folder (no %s) and no 'latest' marker", dir, model.ModelFile)
+		}
+		return "", err
+	}
+	name := strings.TrimSpace(string(b))
+	if name == "" || strings.ContainsAny(name, `/\`) || name == "." || name == ".." {
+		return "", fmt.Errorf("%s: malformed marker %q", filepath.Join(dir, "latest"), name)
+	}
+	return filepath.Join(dir, name), nil
+}
