@@ -34,6 +34,9 @@ type Config struct {
 	NoiseKind     string   `json:"noise_kind" help:"noise kind: random or ground-truth"`
 	NoiseAsAction bool     `json:"noise_as_action" help:"train the noise token as an action (DESIGN 3.2)"`
 
+	// Built-in environments (task=dojo).
+	DojoEpisodes int `json:"dojo_episodes" help:"expert episodes collected on the built-in tasks (task=dojo)"`
+
 	// Arithmetic task (task=arith).
 	ArithDigits int    `json:"arith_digits" help:"operand digits of the arithmetic task"`
 	ArithBase   int    `json:"arith_base" help:"number base of the arithmetic task"`
@@ -108,7 +111,8 @@ func DefaultConfig() Config {
 		Eta:         0.05,
 		NoiseKind:   "random",
 
-		ArithDigits: 2, ArithBase: 10, ArithOps: "mixed", ArithTrain: 5000, ArithTest: 500,
+		DojoEpisodes: 24,
+		ArithDigits:  2, ArithBase: 10, ArithOps: "mixed", ArithTrain: 5000, ArithTest: 500,
 
 		NLayer: 2, NHead: 2, NEmbd: 64, NPositions: 256,
 
@@ -186,6 +190,8 @@ func (c Config) Validate() error {
 		return bad("progress", "must be auto, on or off, got %q", c.Progress)
 	case c.Out == "":
 		return bad("out", "must not be empty")
+	case c.DojoEpisodes <= 0:
+		return bad("dojo_episodes", "must be positive, got %d", c.DojoEpisodes)
 	case c.Task != "" && c.Task != "arith" && c.Task != "dojo":
 		return bad("task", "must be arith or dojo, got %q", c.Task)
 	case c.ConfigSchema != ConfigSchema:
