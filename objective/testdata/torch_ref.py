@@ -24,6 +24,8 @@ for b in range(B):
     for t in range(n):
         done = (t == n - 1) and b != 2  # sequence 2 is cut off
         a = rng.randrange(V)
+        if t % 2 == 1 and allowed[b][s]:
+            a = BK  # a trained <bkspc> where it is allowed
         if a == BK and not allowed[b][s]:
             a = 3
         nxt = -1 if done else rng.randrange(lengths[b])
