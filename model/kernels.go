@@ -14,7 +14,9 @@ type Float interface{ float32 | float64 }
 
 // Kernels in the style of llm.c: each layer is a forward/backward pair over
 // flat row-major slices; backward accumulates (+=) into the gradients it is
-// given; matrix work goes through BLAS (gonum blas32/blas64, OpenBLAS with
+// given when acc is true, as llm.c does, and overwrites them when acc is
+// false (the fused ops own fresh gradient buffers each step, so they skip
+// zeroing them); matrix work goes through BLAS (gonum blas32/blas64, OpenBLAS with
 // the openblas build tag) and rows/heads are split across cores with
 // parallelFor. Each kernel struct owns the buffers it needs between forward
 // and backward (saved statistics, scratch) so steps do not allocate.
@@ -96,7 +98,7 @@ type embedKernel[T Float] struct {
 	tok, pos         []int32
 	wte, wpe, out    []T
 	dout, dwte, dwpe []T
-	bwd              bool
+	bwd, acc         bool
 }
 
 // forward: tok, pos (n); wte (V, D); wpe (P, D); out (n, D).
@@ -106,8 +108,8 @@ func (k *embedKernel[T]) forward(tok, pos []int32, wte, wpe, out []T) {
 }
 
 // backward: dwte (V, D) += scatter of dout, dwpe (P, D) likewise.
-func (k *embedKernel[T]) backward(tok, pos []int32, dout, dwte, dwpe []T) {
-	k.tok, k.pos, k.dout, k.dwte, k.dwpe, k.bwd = tok, pos, dout, dwte, dwpe, true
+func (k *embedKernel[T]) backward(tok, pos []int32, dout, dwte, dwpe []T, acc bool) {
+	k.tok, k.pos, k.dout, k.dwte, k.dwpe, k.bwd, k.acc = tok, pos, dout, dwte, dwpe, true, acc
 	// Split over columns: rows sharing a token never race, and the order
 	// of additions is fixed.
 	parallelFor(k.d, 1+grainElems/(len(tok)+1), k)
@@ -125,6 +127,14 @@ func (k *embedKernel[T]) runRange(_, lo, hi int) {
 			}
 		}
 		return
+	}
+	if !k.acc {
+		for i := 0; i < len(k.dwte); i += d {
+			zero(k.dwte[i+lo : i+hi])
+		}
+		for i := 0; i < len(k.dwpe); i += d {
+			zero(k.dwpe[i+lo : i+hi])
+		}
 	}
 	for r := range k.tok {
 		g := k.dout[r*d+lo : r*d+hi]
@@ -148,6 +158,7 @@ type layerNormKernel[T Float] struct {
 	// per call
 	x, w, b, y, dy, dx, dw, db []T
 	phase                      int
+	acc                        bool
 }
 
 func newLayerNormKernel[T Float](n, d int, eps float64) *layerNormKernel[T] {
@@ -162,13 +173,17 @@ func (k *layerNormKernel[T]) forward(x, w, b, y []T) {
 
 // backward accumulates dx (n, D), dw, db (D) given dy (n, D) and the saved
 // statistics of the last forward on x.
-func (k *layerNormKernel[T]) backward(x, w, dy, dx, dw, db []T) {
-	k.x, k.w, k.dy, k.dx, k.dw, k.db, k.phase = x, w, dy, dx, dw, db, 1
+func (k *layerNormKernel[T]) backward(x, w, dy, dx, dw, db []T, acc bool) {
+	k.x, k.w, k.dy, k.dx, k.dw, k.db, k.phase, k.acc = x, w, dy, dx, dw, db, 1, acc
 	n := len(x) / k.d
 	c := numChunks(n, grainRows(k.d))
 	zero(k.part[:c*2*k.d])
 	parallelFor(n, grainRows(k.d), k)
 	d := k.d
+	if !acc {
+		zero(dw)
+		zero(db)
+	}
 	for ch := 0; ch < c; ch++ {
 		p := k.part[ch*2*d:]
 		for j := 0; j < d; j++ {
@@ -225,7 +240,11 @@ func (k *layerNormKernel[T]) runRange(chunk, lo, hi int) {
 			dn := k.w[j] * dy[j]
 			pw[j] += nj * dy[j]
 			pb[j] += dy[j]
-			dx[j] += (dn - sdn - nj*sdnn) * rs
+			if k.acc {
+				dx[j] += (dn - sdn - nj*sdnn) * rs
+			} else {
+				dx[j] = (dn - sdn - nj*sdnn) * rs
+			}
 		}
 	}
 }
@@ -241,6 +260,7 @@ type linearKernel[T Float] struct {
 	// per call
 	x, w, b, r, y, dy, dx, dw, db []T
 	n, phase                      int
+	beta                          T // 1 to accumulate, 0 to overwrite
 }
 
 // forward: y (n, OC) = x @ W + b + r; b and r may be nil.
@@ -252,8 +272,12 @@ func (k *linearKernel[T]) forward(x, w, b, r, y []T) {
 
 // backward accumulates dx (n, C), dw, db given dy (n, OC). Any of dx, dw,
 // db may be nil (not needed). The residual's gradient is dy itself.
-func (k *linearKernel[T]) backward(x, w, dy, dx, dw, db []T) {
+func (k *linearKernel[T]) backward(x, w, dy, dx, dw, db []T, acc bool) {
 	k.x, k.w, k.dy, k.dx, k.dw, k.db = x, w, dy, dx, dw, db
+	k.beta = 0
+	if acc {
+		k.beta = 1
+	}
 	k.n = len(x) / k.c
 	if dx != nil {
 		k.phase = 1
@@ -295,19 +319,22 @@ func (k *linearKernel[T]) runRange(_, lo, hi int) {
 		}
 	case 1:
 		if k.transW { // W (OC, C): dx += dy @ W
-			gemm(false, false, m, c, oc, 1, k.dy[lo*oc:], oc, k.w, c, 1, k.dx[lo*c:], c)
+			gemm(false, false, m, c, oc, 1, k.dy[lo*oc:], oc, k.w, c, k.beta, k.dx[lo*c:], c)
 		} else { // W (C, OC): dx += dy @ Wᵀ
-			gemm(false, true, m, c, oc, 1, k.dy[lo*oc:], oc, k.w, oc, 1, k.dx[lo*c:], c)
+			gemm(false, true, m, c, oc, 1, k.dy[lo*oc:], oc, k.w, oc, k.beta, k.dx[lo*c:], c)
 		}
 	case 2: // output columns [lo, hi)
 		if k.dw != nil {
 			if k.transW { // dW[lo:hi, :] += dy[:, lo:hi]ᵀ @ x
-				gemm(true, false, m, c, k.n, 1, k.dy[lo:], oc, k.x, c, 1, k.dw[lo*c:], c)
+				gemm(true, false, m, c, k.n, 1, k.dy[lo:], oc, k.x, c, k.beta, k.dw[lo*c:], c)
 			} else { // dW[:, lo:hi] += xᵀ @ dy[:, lo:hi]
-				gemm(true, false, c, m, k.n, 1, k.x, c, k.dy[lo:], oc, 1, k.dw[lo:], oc)
+				gemm(true, false, c, m, k.n, 1, k.x, c, k.dy[lo:], oc, k.beta, k.dw[lo:], oc)
 			}
 		}
 		if k.db != nil {
+			if k.beta == 0 {
+				zero(k.db[lo:hi])
+			}
 			for i := 0; i < k.n; i++ {
 				dy := k.dy[i*oc+lo : i*oc+hi]
 				db := k.db[lo:hi]
@@ -328,7 +355,7 @@ type geluKernel[T Float] struct {
 	th []T // tanh saved by forward
 	// per call
 	x, y, dy, dx []T
-	bwd          bool
+	bwd, acc     bool
 }
 
 func newGELUKernel[T Float](n int) *geluKernel[T] { return &geluKernel[T]{th: make([]T, n)} }
@@ -340,8 +367,8 @@ func (k *geluKernel[T]) forward(x, y []T) {
 }
 
 // backward: dx += gelu'(x)·dy, using the tanh saved by the last forward.
-func (k *geluKernel[T]) backward(x, dy, dx []T) {
-	k.x, k.dy, k.dx, k.bwd = x, dy, dx, true
+func (k *geluKernel[T]) backward(x, dy, dx []T, acc bool) {
+	k.x, k.dy, k.dx, k.bwd, k.acc = x, dy, dx, true, acc
 	parallelFor(len(x), grainElems/4, k)
 }
 
@@ -371,7 +398,11 @@ func (k *geluKernel[T]) runRange(_, lo, hi int) {
 	for i, v := range x {
 		t := th[i]
 		g := 0.5*(1+t) + 0.5*v*(1-t*t)*geluS*(1+3*0.044715*v*v)
-		dx[i] += g * dy[i]
+		if k.acc {
+			dx[i] += g * dy[i]
+		} else {
+			dx[i] = g * dy[i]
+		}
 	}
 }
 
@@ -389,6 +420,7 @@ type attentionKernel[T Float] struct {
 	// per call
 	qkv, out, dout, dqkv []T
 	bwd                  bool
+	beta                 T
 }
 
 func newAttentionKernel[T Float](b, t, h, d int, mask []uint8) *attentionKernel[T] {
@@ -403,8 +435,12 @@ func (k *attentionKernel[T]) forward(qkv, out []T) {
 }
 
 // backward accumulates dqkv (B·T, 3D) given dout (B·T, D).
-func (k *attentionKernel[T]) backward(qkv, dout, dqkv []T) {
+func (k *attentionKernel[T]) backward(qkv, dout, dqkv []T, acc bool) {
 	k.qkv, k.dout, k.dqkv, k.bwd = qkv, dout, dqkv, true
+	k.beta = 0
+	if acc {
+		k.beta = 1
+	}
 	parallelFor(k.b*k.h, 1, k)
 }
 
@@ -459,7 +495,7 @@ func (k *attentionKernel[T]) runRange(chunk, lo, hi int) {
 		dP := k.scratch[chunk*T_*T_ : (chunk+1)*T_*T_]
 		// dP = dOut Vᵀ (T, T); dV += Pᵀ dOut
 		gemm(false, true, T_, T_, hs, 1, dout, D, v, D3, 0, dP, T_)
-		gemm(true, false, T_, hs, T_, 1, P, T_, dout, D, 1, dv, D3)
+		gemm(true, false, T_, hs, T_, 1, P, T_, dout, D, k.beta, dv, D3)
 		// dS = P ⊙ (dP − rowsum(P ⊙ dP))
 		for i := 0; i < T_; i++ {
 			pr := P[i*T_ : i*T_+i+1]
@@ -474,8 +510,8 @@ func (k *attentionKernel[T]) runRange(chunk, lo, hi int) {
 			zero(dr[i+1:])
 		}
 		// dQ += scale · dS K ; dK += scale · dSᵀ Q
-		gemm(false, false, T_, hs, T_, scale, dP, T_, kk, D3, 1, dq, D3)
-		gemm(true, false, T_, hs, T_, scale, dP, T_, q, D3, 1, dk, D3)
+		gemm(false, false, T_, hs, T_, scale, dP, T_, kk, D3, k.beta, dq, D3)
+		gemm(true, false, T_, hs, T_, scale, dP, T_, q, D3, k.beta, dk, D3)
 	}
 }
 
@@ -491,7 +527,7 @@ type crossEntropyKernel[T Float] struct {
 	logits, dlogits []T
 	targets         []int32
 	scale           float64
-	bwd             bool
+	bwd, acc        bool
 }
 
 func newCrossEntropyKernel[T Float](n, v int) *crossEntropyKernel[T] {
@@ -526,7 +562,7 @@ func (k *crossEntropyKernel[T]) forward(logits []T, targets []int32) (float64, i
 
 // backward accumulates dlogits += dloss·(softmax − onehot)/count for the
 // counted rows, using the logsumexp saved by the last forward.
-func (k *crossEntropyKernel[T]) backward(logits []T, targets []int32, dloss float64, dlogits []T) {
+func (k *crossEntropyKernel[T]) backward(logits []T, targets []int32, dloss float64, dlogits []T, acc bool) {
 	cnt := 0
 	for _, t := range targets {
 		if t >= 0 {
@@ -534,9 +570,12 @@ func (k *crossEntropyKernel[T]) backward(logits []T, targets []int32, dloss floa
 		}
 	}
 	if cnt == 0 {
+		if !acc {
+			zero(dlogits)
+		}
 		return
 	}
-	k.logits, k.targets, k.dlogits, k.scale, k.bwd = logits, targets, dlogits, dloss/float64(cnt), true
+	k.logits, k.targets, k.dlogits, k.scale, k.bwd, k.acc = logits, targets, dlogits, dloss/float64(cnt), true, acc
 	parallelFor(len(targets), grainRows(k.v), k)
 }
 
@@ -545,6 +584,9 @@ func (k *crossEntropyKernel[T]) runRange(chunk, lo, hi int) {
 	for r := lo; r < hi; r++ {
 		t := k.targets[r]
 		if t < 0 {
+			if k.bwd && !k.acc {
+				zero(k.dlogits[r*V : r*V+V])
+			}
 			continue
 		}
 		l := k.logits[r*V : r*V+V]
@@ -556,8 +598,14 @@ func (k *crossEntropyKernel[T]) runRange(chunk, lo, hi int) {
 		}
 		d := k.dlogits[r*V : r*V+V]
 		lse, sc := T(k.lse[r]), T(k.scale)
-		for j, x := range l {
-			d[j] += sc * expT(x-lse)
+		if k.acc {
+			for j, x := range l {
+				d[j] += sc * expT(x-lse)
+			}
+		} else {
+			for j, x := range l {
+				d[j] = sc * expT(x-lse)
+			}
 		}
 		d[t] -= T(k.scale)
 	}

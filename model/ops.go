@@ -29,8 +29,9 @@ type opKernel[T Float] interface {
 	diffWRT() []bool
 	// fwd computes out from in.
 	fwd(in [][]T, out []T) error
-	// bwd accumulates the input gradients into din (zeroed by the caller;
-	// nil for inputs that are not differentiable) given dout.
+	// bwd writes the input gradients into din given dout, overwriting
+	// every element (din are op-owned buffers with stale contents; nil for
+	// inputs that are not differentiable).
 	bwd(in [][]T, out, dout []T, din [][]T)
 }
 
@@ -306,9 +307,6 @@ func (op *bwdOp[T]) Do(vals ...G.Value) (G.Value, error) {
 	dout, err := valueData[T](vals[len(ins)+1], n)
 	if err != nil {
 		return nil, fmt.Errorf("%v output gradient: %w", op, err)
-	}
-	for _, d := range f.din {
-		zero(d)
 	}
 	f.k.bwd(f.bin, out, dout, f.din)
 	return f.dinDense[f.first], nil

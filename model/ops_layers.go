@@ -89,7 +89,7 @@ func (o *embedOp[T]) fwd(in [][]T, out []T) error {
 	return nil
 }
 func (o *embedOp[T]) bwd(in [][]T, out, dout []T, din [][]T) {
-	o.k.backward(o.bs.tok, o.bs.pos, dout, din[0], din[1])
+	o.k.backward(o.bs.tok, o.bs.pos, dout, din[0], din[1], false)
 }
 
 // ---------------------------------------------------------------------------
@@ -113,7 +113,7 @@ func (o *layerNormOp[T]) fwd(in [][]T, out []T) error {
 	return nil
 }
 func (o *layerNormOp[T]) bwd(in [][]T, out, dout []T, din [][]T) {
-	o.k.backward(in[0], in[1], dout, din[0], din[1], din[2])
+	o.k.backward(in[0], in[1], dout, din[0], din[1], din[2], false)
 }
 
 // ---------------------------------------------------------------------------
@@ -176,12 +176,9 @@ func (o *linearOp[T]) bwd(in [][]T, out, dout []T, din [][]T) {
 		i++
 	}
 	if o.residual {
-		dr := din[i]
-		for j, v := range dout {
-			dr[j] += v
-		}
+		copy(din[i], dout)
 	}
-	o.k.backward(in[0], in[1], dout, din[0], din[1], db)
+	o.k.backward(in[0], in[1], dout, din[0], din[1], db, false)
 }
 
 // ---------------------------------------------------------------------------
@@ -203,7 +200,7 @@ func (o *geluOp[T]) fwd(in [][]T, out []T) error {
 	return nil
 }
 func (o *geluOp[T]) bwd(in [][]T, out, dout []T, din [][]T) {
-	o.k.backward(in[0], dout, din[0])
+	o.k.backward(in[0], dout, din[0], false)
 }
 
 // ---------------------------------------------------------------------------
@@ -230,7 +227,7 @@ func (o *attentionOp[T]) fwd(in [][]T, out []T) error {
 	return nil
 }
 func (o *attentionOp[T]) bwd(in [][]T, out, dout []T, din [][]T) {
-	o.k.backward(in[0], dout, din[0])
+	o.k.backward(in[0], dout, din[0], false)
 }
 
 // ---------------------------------------------------------------------------
@@ -253,7 +250,7 @@ func (o *crossEntropyOp[T]) fwd(in [][]T, out []T) error {
 	return nil
 }
 func (o *crossEntropyOp[T]) bwd(in [][]T, out, dout []T, din [][]T) {
-	o.k.backward(in[0], o.targets, float64(dout[0]), din[0])
+	o.k.backward(in[0], o.targets, float64(dout[0]), din[0], false)
 }
 
 func (o *crossEntropyOp[T]) setTargets(t []int32) error {

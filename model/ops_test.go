@@ -30,7 +30,7 @@ func (k *dotK) fwd(in [][]float64, out []float64) error {
 }
 func (k *dotK) bwd(in [][]float64, out, dout []float64, din [][]float64) {
 	for i, r := range k.r {
-		din[0][i] += r * dout[0]
+		din[0][i] = r * dout[0]
 	}
 }
 
@@ -54,6 +54,7 @@ func relErr(a, b, floor float64) float64 {
 func fdCheck(t reporter, name string, rng *rand.Rand, xs [][]float64, grads func() [][]float64, run func() float64, maxPer int) float64 {
 	t.Helper()
 	run()
+	run() // a second step: stale or accumulated gradient state would show
 	gs := grads()
 	an := make([][]float64, len(gs))
 	for i, g := range gs {
@@ -244,8 +245,8 @@ func TestCrossEntropyValueAndIgnored(t *testing.T) {
 	if l != 0 || c != 0 || math.IsNaN(l) {
 		t.Errorf("all ignored: loss %v count %d, want 0 0", l, c)
 	}
-	d := make([]float64, 6)
-	kern.backward(logits, []int32{-1, -1}, 1, d)
+	d := []float64{1, 2, 3, 4, 5, 6}
+	kern.backward(logits, []int32{-1, -1}, 1, d, false)
 	for _, v := range d {
 		if v != 0 {
 			t.Fatalf("all ignored: nonzero gradient %v", d)
@@ -290,3 +291,60 @@ func (r *recorder) Errorf(string, ...any) { r.errors++ }
 func (r *recorder) Fatalf(string, ...any) { r.fatal = true }
 func (r *recorder) Fatal(...any)          { r.fatal = true }
 func (r *recorder) Logf(string, ...any)   {}
+
+// TestKernelsAccumulate: with acc the kernels add their gradient to what the
+// buffers hold (llm.c style); without, they overwrite it. Both must agree.
+func TestKernelsAccumulate(t *testing.T) {
+	rng := rand.New(rand.NewPCG(15, 16))
+	type grads = [][]float64
+	check := func(name string, sizes []int, bwd func(g grads, acc bool)) {
+		t.Helper()
+		fresh := make(grads, len(sizes))
+		pre := make(grads, len(sizes))
+		acc := make(grads, len(sizes))
+		for i, n := range sizes {
+			fresh[i] = randSlice(rng, n, 5) // garbage that must be overwritten
+			pre[i] = randSlice(rng, n, 1)
+			acc[i] = append([]float64(nil), pre[i]...)
+		}
+		bwd(fresh, false)
+		bwd(acc, true)
+		for i := range sizes {
+			for j := range acc[i] {
+				if math.Abs(acc[i][j]-(pre[i][j]+fresh[i][j])) > 1e-12 {
+					t.Fatalf("%s: gradient %d[%d]: accumulated %v, want %v + %v", name, i, j, acc[i][j], pre[i][j], fresh[i][j])
+				}
+			}
+		}
+	}
+	n, d, oc := 6, 5, 7
+	x, w, dy := randSlice(rng, n*d, 1), randSlice(rng, d*oc, 1), randSlice(rng, n*oc, 1)
+	lin := &linearKernel[float64]{c: d, oc: oc}
+	check("linear", []int{n * d, d * oc, oc}, func(g grads, acc bool) { lin.backward(x, w, dy, g[0], g[1], g[2], acc) })
+	linT := &linearKernel[float64]{c: d, oc: oc, transW: true}
+	check("linear transposed", []int{n * d, d * oc}, func(g grads, acc bool) { linT.backward(x, w, dy, g[0], g[1], nil, acc) })
+	ln := newLayerNormKernel[float64](n, d, 1e-5)
+	lw, lb := randSlice(rng, d, 1), randSlice(rng, d, 1)
+	ln.forward(x, lw, lb, make([]float64, n*d))
+	dyd := randSlice(rng, n*d, 1)
+	check("layernorm", []int{n * d, d, d}, func(g grads, acc bool) { ln.backward(x, lw, dyd, g[0], g[1], g[2], acc) })
+	ge := newGELUKernel[float64](n * d)
+	ge.forward(x, make([]float64, n*d))
+	check("gelu", []int{n * d}, func(g grads, acc bool) { ge.backward(x, dyd, g[0], acc) })
+	bs := newBatchState(2, 3)
+	if err := bs.set([]int32{1, 2, 1, 0, 3, 3}, []int32{0, 1, 2, 0, 1, 1}, []int32{-1, 0, 1, -1, 0, 0}, 4, 3); err != nil {
+		t.Fatal(err)
+	}
+	at := newAttentionKernel[float64](2, 3, 2, 4, bs.mask)
+	qkv := randSlice(rng, 6*12, 1)
+	at.forward(qkv, make([]float64, 6*4))
+	dat := randSlice(rng, 6*4, 1)
+	check("attention", []int{6 * 12}, func(g grads, acc bool) { at.backward(qkv, dat, g[0], acc) })
+	em := &embedKernel[float64]{d: 4}
+	check("embedding", []int{4 * 4, 3 * 4}, func(g grads, acc bool) { em.backward(bs.tok, bs.pos, dat, g[0], g[1], acc) })
+	ce := newCrossEntropyKernel[float64](3, 4)
+	lg := randSlice(rng, 12, 1)
+	tg := []int32{2, -1, 0}
+	ce.forward(lg, tg)
+	check("cross entropy", []int{12}, func(g grads, acc bool) { ce.backward(lg, tg, 0.7, g[0], acc) })
+}
