@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"smtrain/data"
 )
 
 func TestCollectCommand(t *testing.T) {
@@ -34,6 +36,19 @@ func TestCollectCommand(t *testing.T) {
 	}
 	if !strings.Contains(so.String(), "3 episodes (0 already present)") {
 		t.Fatalf("summary: %s", so.String())
+	}
+	// The data loaders read the episodes back, rewards aligned.
+	lr, err := data.Load([]string{out}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(lr.Episodes) != 3 {
+		t.Fatalf("data.Load found %d episodes", len(lr.Episodes))
+	}
+	for _, ep := range lr.Episodes {
+		if !(ep.Reward > 0 && ep.Reward <= 1) {
+			t.Errorf("%s: reward %v", ep.Source, ep.Reward)
+		}
 	}
 	// Re-running keeps the finished episodes.
 	so.Reset()
