@@ -305,3 +305,58 @@ func TestLoadTaskErrors(t *testing.T) {
 		t.Fatalf("titanic score %v %v", s, err)
 	}
 }
+
+// TestHostileCodeContained: private answers are unreachable and a hanging
+// run is killed, after which the environment keeps serving.
+func TestHostileCodeContained(t *testing.T) {
+	needPython(t)
+	task := builtinTask(t, "loan-default")
+	env, err := New(task, Options{WorkRoot: t.TempDir(), Sandbox: sandbox.Config{Timeout: 2 * time.Second}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer env.Close()
+	_, info, _ := env.Reset(ctx, 0)
+	if info["isolation"] != sandbox.IsolationBwrap {
+		t.Skipf("isolation %v: private files are only hidden with bwrap", info["isolation"])
+	}
+	priv := filepath.Join(task.PrivateDir, "test_answer.csv")
+	res := step(t, env, exec("print(open("+pyStr(priv)+").read()[:50])\n"))
+	if res.Obs["action_status"] != "FAILED" || !strings.Contains(envbridge.FeedbackText(res.Obs), "No such file or directory") {
+		t.Fatalf("private answers readable:\n%s", envbridge.FeedbackText(res.Obs))
+	}
+	res = step(t, env, exec("import os\nprint(os.listdir('/workspace/data/..'))\nprint(open('/workspace/data/../../data/private/test_answer.csv').read())\n"))
+	if res.Obs["action_status"] != "FAILED" {
+		t.Fatalf("relative path escaped:\n%s", envbridge.FeedbackText(res.Obs))
+	}
+	t0 := time.Now()
+	res = step(t, env, exec("while True:\n    pass\n"))
+	if res.Obs["action_status"] != "FAILED" || !strings.Contains(envbridge.FeedbackText(res.Obs), "TimeoutError") || time.Since(t0) > 15*time.Second {
+		t.Fatalf("infinite loop: %v\n%s", time.Since(t0), envbridge.FeedbackText(res.Obs))
+	}
+	res = step(t, env, envbridge.Action{Name: envbridge.ActValidateCode, Params: map[string]any{"code": "print('still alive')"}})
+	if !strings.Contains(envbridge.FeedbackText(res.Obs), "Code output: still alive") {
+		t.Fatalf("env not serving after timeout:\n%s", envbridge.FeedbackText(res.Obs))
+	}
+}
+
+func TestTimeBudgetTruncates(t *testing.T) {
+	task := builtinTask(t, "flower-species")
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	env, err := New(task, Options{TimeBudget: time.Minute, WorkRoot: t.TempDir(), Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer env.Close()
+	env.Reset(ctx, 0)
+	now = now.Add(20 * time.Second)
+	res := step(t, env, envbridge.Action{Name: envbridge.ActRequestInfo, Params: map[string]any{"info_type": "name"}})
+	if res.Truncated || res.Obs[envbridge.KeyRemainingSeconds] != 40 {
+		t.Fatalf("at 20s: truncated %v remaining %v", res.Truncated, res.Obs[envbridge.KeyRemainingSeconds])
+	}
+	now = now.Add(45 * time.Second)
+	res = step(t, env, envbridge.Action{Name: envbridge.ActRequestInfo, Params: map[string]any{"info_type": "name"}})
+	if !res.Truncated || res.Obs[envbridge.KeyRemainingSeconds] != 0 {
+		t.Fatalf("at 65s: truncated %v remaining %v", res.Truncated, res.Obs[envbridge.KeyRemainingSeconds])
+	}
+}
