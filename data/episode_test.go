@@ -4,6 +4,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -237,23 +238,9 @@ func TestSanitizeOffsets(t *testing.T) {
 	}
 	// the error offset points into the original text at the bad ']'
 	want := strings.Index(string(raw), ",]") + 2
-	if !strings.Contains(err.Error(), "byte offset "+itoa(want)) {
+	if !strings.Contains(err.Error(), "byte offset "+strconv.Itoa(want)) {
 		t.Fatalf("error %v, want offset %d", err, want)
 	}
-}
-
-func itoa(i int) string { return strings.TrimSpace(strings.Repeat(" ", 0) + func() string { return fmtInt(i) }()) }
-
-func fmtInt(i int) string {
-	if i == 0 {
-		return "0"
-	}
-	var b []byte
-	for i > 0 {
-		b = append([]byte{byte('0' + i%10)}, b...)
-		i /= 10
-	}
-	return string(b)
 }
 
 func FuzzParseJSONL(f *testing.F) {

@@ -454,7 +454,7 @@ const (
 // AugmentOptions configure noise+backspace augmentation (DESIGN 3.2).
 type AugmentOptions struct {
 	// Eta is the probability of inserting "noise <bkspc>" before each
-	// expert action (default 0.05 when zero; negative disables).
+	// expert action, in [0, 1] (0 inserts nothing; DefaultEta is 0.05).
 	Eta float64
 	// Kind is NoiseRandom (default) or NoiseGroundTruth.
 	Kind NoiseKind
@@ -480,14 +480,8 @@ const DefaultEta = 0.05
 // none. Deterministic given rng.
 func Augment(s *ActionSeq, opt AugmentOptions, rng *rand.Rand) (*ActionSeq, error) {
 	eta := opt.Eta
-	if eta == 0 {
-		eta = DefaultEta
-	}
-	if eta < 0 {
-		eta = 0
-	}
-	if eta > 1 {
-		return nil, fmt.Errorf("noise rate %g > 1", eta)
+	if !(eta >= 0 && eta <= 1) {
+		return nil, fmt.Errorf("noise rate %g not in [0, 1]", eta)
 	}
 	kind := opt.Kind
 	if kind == "" {

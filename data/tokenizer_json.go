@@ -127,6 +127,14 @@ func ParseTokenizerJSON(raw []byte) (*Tokenizer, error) {
 		}
 		maxID = max(maxID, id)
 	}
+	for _, a := range hf.AddedTokens {
+		if a.ID != nil && *a.ID >= 0 && *a.ID <= 1<<24 {
+			maxID = max(maxID, *a.ID)
+		}
+	}
+	if n := len(hf.Model.Vocab) + len(hf.AddedTokens); int(maxID) >= 2*n+1024 {
+		return nil, fmt.Errorf("token ids up to %d for %d tokens: the vocabulary is too sparse", maxID, n)
+	}
 	var added []addedToken
 	addedContent := map[string]bool{}
 	for i, a := range hf.AddedTokens {

@@ -26,6 +26,7 @@ func init() {
 		cmdFit,
 		cmdCollect,
 		cmdSample,
+		cmdDataStats, cmdDataConvert, cmdTokenizerTrain,
 		cmdVersion,
 		cmdHelp,
 	}

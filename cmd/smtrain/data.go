@@ -1,0 +1,278 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"sort"
+	"strings"
+	"time"
+
+	"smtrain/data"
+)
+
+// dataPaths is a repeatable, comma-separated path flag.
+type dataPaths []string
+
+func (p *dataPaths) String() string { return strings.Join(*p, ",") }
+func (p *dataPaths) Set(v string) error {
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			*p = append(*p, s)
+		}
+	}
+	return nil
+}
+
+var cmdDataStats = &Command{
+	Name:      "data stats",
+	UsageLine: "smtrain data stats [-data PATH ...] [-skip-bad] [-tokenizer FILE] [-vocab N] [-json] [PATH ...]",
+	Short:     "summarise trajectory files: episodes, turns, tokens, rewards, skipped files",
+	Long: `Data stats loads trajectories and prints what training would see.
+
+Paths (-data, repeatable or comma-separated, or positional) may be MLE-Dojo
+run folders (<comp>/agent_history/trajectory.json with
+<comp>/env_history/history.json, searched recursively; a flat
+agent_trajectory.json beside env_history.json also works), AIDE journal.json
+files and JSONL files (one episode per line: {"messages":[{"role",
+"content"}], "reward": x, "meta": {}}).
+
+Tokens are counted after the chat template (role markers, <|end|>) with the
+tokenizer given by -tokenizer, or else with a byte-level BPE tokenizer built
+deterministically from the loaded texts (-vocab tokens, default 1024); the
+output says which. The assistant share is the fraction of template tokens
+that are trained actions (assistant content and <|end|>).
+
+A malformed file stops the command with an error naming the file and the
+byte offset or JSON path; with -skip-bad it is reported and skipped, and a
+summary of skipped inputs and reasons is printed.`,
+}
+
+var cmdDataConvert = &Command{
+	Name:      "data convert",
+	UsageLine: "smtrain data convert -data PATH ... -out FILE.jsonl [-skip-bad]",
+	Short:     "convert trajectories (MLE-Dojo runs, AIDE journals, JSONL) to JSONL",
+	Long: `Data convert loads trajectories from the same inputs as data stats and
+writes them as JSONL, one episode per line:
+{"messages":[{"role","content"}], "reward": x, "step_rewards": [...],
+"step_scores": [...], "meta": {...}} (non-finite numbers as null). The output
+is written atomically and is read back by every command taking -data.`,
+}
+
+func init() {
+	cmdDataStats.Run = runDataStats
+	cmdDataConvert.Run = runDataConvert
+}
+
+func loadForCommand(paths []string, skipBad bool, stderr io.Writer) (*data.LoadResult, error) {
+	if len(paths) == 0 {
+		return nil, usagef("no data paths (use -data PATH)")
+	}
+	res, err := data.Load(paths, skipBad)
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range res.Skipped {
+		fmt.Fprintf(stderr, "skipped: %v\n", s.Err)
+	}
+	return res, nil
+}
+
+// dataStats is what data stats reports (also its -json output).
+type dataStats struct {
+	Files          int            `json:"files"`
+	Episodes       int            `json:"episodes"`
+	Skipped        int            `json:"skipped"`
+	SkipReasons    []string       `json:"skip_reasons,omitempty"`
+	Formats        map[string]int `json:"formats"`
+	Messages       int            `json:"messages"`
+	AssistantTurns int            `json:"assistant_turns"`
+	NoAssistant    int            `json:"episodes_without_assistant"`
+	Tokenizer      string         `json:"tokenizer"`
+	Tokens         int            `json:"tokens"`
+	ActionTokens   int            `json:"assistant_tokens"`
+	AssistantShare float64        `json:"assistant_share"`
+	TokensPerEp    quantiles      `json:"tokens_per_episode"`
+	Rewards        quantiles      `json:"rewards"`
+	RewardsNaN     int            `json:"rewards_unknown"`
+}
+
+type quantiles struct {
+	N      int     `json:"n"`
+	Mean   float64 `json:"mean"`
+	Std    float64 `json:"std"`
+	Min    float64 `json:"min"`
+	P25    float64 `json:"p25"`
+	Median float64 `json:"median"`
+	P75    float64 `json:"p75"`
+	Max    float64 `json:"max"`
+}
+
+func summarize(xs []float64) quantiles {
+	q := quantiles{N: len(xs)}
+	if len(xs) == 0 {
+		return q
+	}
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	sum := 0.0
+	for _, x := range s {
+		sum += x
+	}
+	q.Mean = sum / float64(len(s))
+	v := 0.0
+	for _, x := range s {
+		v += (x - q.Mean) * (x - q.Mean)
+	}
+	q.Std = math.Sqrt(v / float64(len(s)))
+	at := func(p float64) float64 {
+		pos := p * float64(len(s)-1)
+		lo := int(math.Floor(pos))
+		hi := int(math.Ceil(pos))
+		return s[lo] + (s[hi]-s[lo])*(pos-float64(lo))
+	}
+	q.Min, q.P25, q.Median, q.P75, q.Max = s[0], at(0.25), at(0.5), at(0.75), s[len(s)-1]
+	return q
+}
+
+func runDataStats(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := cmdDataStats.NewFlagSet(stderr)
+	var paths dataPaths
+	fs.Var(&paths, "data", "trajectory file or folder (repeatable, comma-separated)")
+	skipBad := fs.Bool("skip-bad", false, "report and skip malformed files/lines instead of failing")
+	tokPath := fs.String("tokenizer", "", "tokenizer.json to count tokens with (default: build one from the data)")
+	vocab := fs.Int("vocab", 1024, "vocabulary size of the tokenizer built when -tokenizer is not given")
+	asJSON := fs.Bool("json", false, "print the statistics as one JSON object")
+	if err := cmdDataStats.Parse(fs, args, stderr, true); err != nil {
+		return err
+	}
+	paths = append(paths, fs.Args()...)
+	if *tokPath == "" && *vocab < data.MinVocab {
+		return usagef("-vocab %d is below the minimum %d", *vocab, data.MinVocab)
+	}
+	res, err := loadForCommand(paths, *skipBad, stderr)
+	if err != nil {
+		return err
+	}
+	st := dataStats{Files: res.Files, Episodes: len(res.Episodes), Skipped: len(res.Skipped), SkipReasons: res.SkipSummary(), Formats: map[string]int{}}
+	var texts []string
+	var rewards []float64
+	for _, e := range res.Episodes {
+		f, _ := e.Meta["format"].(string)
+		if f == "" {
+			f = "jsonl"
+		}
+		st.Formats[f]++
+		st.Messages += len(e.Messages)
+		st.AssistantTurns += e.NumAssistant()
+		if math.IsNaN(e.Reward) {
+			st.RewardsNaN++
+		} else {
+			rewards = append(rewards, e.Reward)
+		}
+		for _, m := range e.Messages {
+			texts = append(texts, m.Content)
+		}
+	}
+	var tok *data.Tokenizer
+	if *tokPath != "" {
+		if tok, err = data.LoadTokenizer(*tokPath); err != nil {
+			return err
+		}
+		st.Tokenizer = fmt.Sprintf("%s (vocab %d)", *tokPath, tok.VocabSize())
+	} else {
+		start := time.Now()
+		if tok, err = data.BuildTokenizer(texts, *vocab); err != nil {
+			return err
+		}
+		st.Tokenizer = fmt.Sprintf("built from the data: byte-level BPE, vocab %d, %d merges (%.1fs)", tok.VocabSize(), tok.NumMerges(), time.Since(start).Seconds())
+	}
+	var perEp []float64
+	for i := range res.Episodes {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		s, err := data.ChatSeq(tok, res.Episodes[i].Messages)
+		if err != nil {
+			st.NoAssistant++
+			continue
+		}
+		n := s.NumInputs() + 1 // + the terminal action, which takes no input slot
+		st.Tokens += n
+		st.ActionTokens += s.NumActions()
+		perEp = append(perEp, float64(n))
+	}
+	if st.Tokens > 0 {
+		st.AssistantShare = float64(st.ActionTokens) / float64(st.Tokens)
+	}
+	st.TokensPerEp = summarize(perEp)
+	st.Rewards = summarize(rewards)
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(st)
+	}
+	fmt.Fprintf(stdout, "files            %d\n", st.Files)
+	fmt.Fprintf(stdout, "episodes         %d", st.Episodes)
+	var fk []string
+	for k := range st.Formats {
+		fk = append(fk, k)
+	}
+	sort.Strings(fk)
+	for _, k := range fk {
+		fmt.Fprintf(stdout, "  %s=%d", k, st.Formats[k])
+	}
+	fmt.Fprintln(stdout)
+	fmt.Fprintf(stdout, "skipped          %d\n", st.Skipped)
+	for _, r := range st.SkipReasons {
+		fmt.Fprintf(stdout, "  %s\n", r)
+	}
+	fmt.Fprintf(stdout, "turns            %d messages, %d assistant turns", st.Messages, st.AssistantTurns)
+	if st.NoAssistant > 0 {
+		fmt.Fprintf(stdout, " (%d episodes without an assistant turn: nothing to train)", st.NoAssistant)
+	}
+	fmt.Fprintln(stdout)
+	fmt.Fprintf(stdout, "tokenizer        %s\n", st.Tokenizer)
+	fmt.Fprintf(stdout, "tokens           %d (chat template), assistant %d = %.1f%%\n", st.Tokens, st.ActionTokens, 100*st.AssistantShare)
+	q := st.TokensPerEp
+	if q.N > 0 {
+		fmt.Fprintf(stdout, "tokens/episode   min %.0f  p25 %.0f  median %.0f  p75 %.0f  max %.0f  mean %.1f\n", q.Min, q.P25, q.Median, q.P75, q.Max, q.Mean)
+	}
+	q = st.Rewards
+	if q.N > 0 {
+		fmt.Fprintf(stdout, "reward           n %d  mean %.4g  std %.4g  min %.4g  p25 %.4g  median %.4g  p75 %.4g  max %.4g", q.N, q.Mean, q.Std, q.Min, q.P25, q.Median, q.P75, q.Max)
+	} else {
+		fmt.Fprintf(stdout, "reward           none known")
+	}
+	if st.RewardsNaN > 0 {
+		fmt.Fprintf(stdout, "  (%d unknown)", st.RewardsNaN)
+	}
+	fmt.Fprintln(stdout)
+	return nil
+}
+
+func runDataConvert(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := cmdDataConvert.NewFlagSet(stderr)
+	var paths dataPaths
+	fs.Var(&paths, "data", "trajectory file or folder (repeatable, comma-separated)")
+	out := fs.String("out", "", "output JSONL file")
+	skipBad := fs.Bool("skip-bad", false, "report and skip malformed files/lines instead of failing")
+	if err := cmdDataConvert.Parse(fs, args, stderr, true); err != nil {
+		return err
+	}
+	paths = append(paths, fs.Args()...)
+	if *out == "" {
+		return usagef("-out is required")
+	}
+	res, err := loadForCommand(paths, *skipBad, stderr)
+	if err != nil {
+		return err
+	}
+	if err := data.WriteJSONL(*out, res.Episodes); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "wrote %d episodes to %s (%d skipped)\n", len(res.Episodes), *out, len(res.Skipped))
+	return nil
+}
