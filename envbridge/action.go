@@ -43,8 +43,12 @@ type ActionError struct {
 
 func (e *ActionError) Error() string { return string(e.Kind) + ": " + e.Msg }
 
-// maxCandidates bounds the work ParseAction does on pathological input.
-const maxCandidates = 64
+// maxCandidates and maxAttempts bound the work ParseAction does on
+// pathological input (each failed decode may scan to the end of the text).
+const (
+	maxCandidates = 64
+	maxAttempts   = 64
+)
 
 // ParseAction extracts an MLE-Dojo action from model text: prose followed
 // by a fenced ```json block holding {"action": "...", "params": {...}}. A
@@ -147,7 +151,8 @@ func fencedCandidates(text string) []string {
 // decode.
 func bareCandidates(text string) []string {
 	var out []string
-	for i := 0; i < len(text) && len(out) < maxCandidates; {
+	attempts := 0
+	for i := 0; i < len(text) && len(out) < maxCandidates && attempts < maxAttempts; attempts++ {
 		j := strings.IndexByte(text[i:], '{')
 		if j < 0 {
 			break
@@ -155,9 +160,14 @@ func bareCandidates(text string) []string {
 		i += j
 		dec := json.NewDecoder(strings.NewReader(text[i:]))
 		var raw json.RawMessage
-		if err := dec.Decode(&raw); err == nil {
+		err := dec.Decode(&raw)
+		if err == nil {
 			out = append(out, text[i:])
 			i += int(dec.InputOffset())
+			continue
+		}
+		if !strings.Contains(err.Error(), "in string literal") {
+			i++
 			continue
 		}
 		if fixed := repairJSONStrings(text[i:]); fixed != text[i:] {
@@ -174,16 +184,17 @@ func bareCandidates(text string) []string {
 // decodeObject decodes the first JSON value of s, which must be an object.
 func decodeObject(s string) (map[string]any, error) {
 	obj, err := decodeFirst(s)
-	if err != nil {
-		fixed := repairJSONStrings(s)
-		if fixed != s {
+	if err == nil {
+		return obj, nil
+	}
+	if strings.Contains(err.Error(), "in string literal") {
+		if fixed := repairJSONStrings(s); fixed != s {
 			if o2, err2 := decodeFirst(fixed); err2 == nil {
 				return o2, nil
 			}
 		}
-		return nil, &ActionError{ErrKindParse, "invalid JSON: " + err.Error()}
 	}
-	return obj, nil
+	return nil, &ActionError{ErrKindParse, "invalid JSON: " + err.Error()}
 }
 
 func decodeFirst(s string) (map[string]any, error) {

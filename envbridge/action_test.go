@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 )
 
@@ -120,4 +121,19 @@ func FuzzParseAction(f *testing.F) {
 			t.Fatalf("round trip of %+v failed: %+v %v", a, b, err)
 		}
 	})
+}
+
+func TestParseActionPathological(t *testing.T) {
+	big := strings.Repeat(`{"a":`, 200000)
+	done := make(chan struct{})
+	go func() {
+		ParseAction(big)
+		ParseAction(strings.Repeat("```json\n{", 50000))
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("ParseAction too slow on pathological input")
+	}
 }
