@@ -6,4 +6,4 @@ import "errors"
 
 // exchangeDirs is not available on this OS; replaceDir falls back to two
 // renames.
-func exchangeDirs(a, b string) error { return errors.New("exchange not supported") }
+var exchangeDirs = func(a, b string) error { return errors.New("exchange not supported") }

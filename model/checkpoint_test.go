@@ -121,6 +121,21 @@ func TestCheckpointReplaceAndRefuse(t *testing.T) {
 	if len(ents) != 1 {
 		t.Errorf("leftovers beside the checkpoint: %v", ents)
 	}
+	// The fallback without an atomic exchange replaces as well.
+	saved := exchangeDirs
+	exchangeDirs = func(a, b string) error { return os.ErrInvalid }
+	err = Save(dir, p1, nil)
+	exchangeDirs = saved
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q, err = Load(dir, F32); err != nil {
+		t.Fatal(err)
+	}
+	equalParams(t, p1, q, 0)
+	if ents, _ := os.ReadDir(root); len(ents) != 1 {
+		t.Errorf("leftovers after the fallback replacement: %v", ents)
+	}
 	// A folder that is not a checkpoint is not replaced.
 	other := filepath.Join(root, "home")
 	os.Mkdir(other, 0o755)
