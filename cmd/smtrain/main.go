@@ -25,7 +25,10 @@ func init() {
 	commands = []*Command{
 		cmdFit,
 		cmdCollect,
+		cmdEnvServe,
+		cmdEnvList,
 		cmdSample,
+		cmdRollout,
 		cmdDataStats, cmdDataConvert, cmdTokenizerTrain,
 		cmdVersion,
 		cmdHelp,

@@ -1,0 +1,190 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"smtrain/data"
+	"smtrain/decode"
+	"smtrain/envbridge"
+	"smtrain/envbridge/httpenv"
+	"smtrain/envbridge/local"
+	"smtrain/envbridge/rollout"
+	"smtrain/model"
+)
+
+var cmdRollout = &Command{
+	Name:      "rollout",
+	UsageLine: "smtrain rollout -ckpt DIR -env builtin:TASK|builtin:all|dir:PATH/COMP|http://HOST:PORT[,http://...][#TASK] [-episodes N] [-parallel P] [-max-steps N] [-time-budget S] [-seed S] [-temperature T] [-max-new N] -out DIR",
+	Short:     "run a trained policy in environments and write MLE-Dojo trajectories",
+	Long: `Rollout plays episodes with a trained policy. Each episode is a chat: the
+environment's observations are user turns (the same template the training
+data uses), the policy's replies are assistant turns, and the action is the
+last fenced json block {"action": ..., "params": ...} of each reply. A reply
+without a valid action is answered with an error observation and counts as an
+invalid action.
+
+Environments: builtin:TASK (or builtin:all, round-robin) for the built-in
+MLE-Dojo-style tasks, dir:PATH/COMP for a competition in MLE-Dojo's prepared
+layout, or http://HOST:PORT (several, comma-separated, spread round-robin;
+add #TASK for the task) for 'smtrain env serve' or the Python adapter of a
+real MLE-Dojo.
+
+Every episode is written as it goes to OUT/<task>-<n>/agent_history/
+trajectory.json and env_history/history.json (MLE-Dojo's layout, so
+'smtrain fit -data OUT' trains on them); finished episodes are recorded in
+OUT/rollout_state.json and not replayed when the command is run again.
+A summary (episodes, mean/best reward, valid-action rate, steps, backspaces,
+wall time) is printed and written to OUT/summary.json.`,
+}
+
+func init() { cmdRollout.Run = runRollout }
+
+func runRollout(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := cmdRollout.NewFlagSet(stderr)
+	ckpt := fs.String("ckpt", "", "checkpoint folder or training output folder (required)")
+	envSpec := fs.String("env", "builtin:all", "environment: builtin:TASK|builtin:all|dir:PATH/COMP|http://HOST:PORT[,...][#TASK]")
+	episodes := fs.Int("episodes", 3, "number of episodes")
+	parallel := fs.Int("parallel", 2, "episodes run concurrently")
+	maxSteps := fs.Int("max-steps", 6, "actions per episode")
+	budget := fs.Duration("time-budget", 10*time.Minute, "wall-clock budget per episode")
+	seed := fs.Int64("seed", 1, "random seed (environments and sampling)")
+	temp := fs.Float64("temperature", 0.8, "sampling temperature")
+	topP := fs.Float64("top-p", 0.95, "top-p filtering (0 or 1: off)")
+	maxNew := fs.Int("max-new", 256, "maximum tokens per reply")
+	out := fs.String("out", "", "output folder (required)")
+	if err := cmdRollout.Parse(fs, args, stderr, false); err != nil {
+		return err
+	}
+	switch {
+	case *ckpt == "":
+		return usagef("-ckpt is required")
+	case *out == "":
+		return usagef("-out is required")
+	case *episodes <= 0 || *parallel <= 0 || *maxSteps <= 0:
+		return usagef("-episodes, -parallel and -max-steps must be positive")
+	case !(*temp > 0):
+		return usagef("-temperature must be positive")
+	case *maxNew <= 0:
+		return usagef("-max-new must be positive")
+	}
+	dir, err := resolveCheckpoint(*ckpt)
+	if err != nil {
+		return err
+	}
+	p, err := model.Load(dir, model.F32)
+	if err != nil {
+		return err
+	}
+	tok, err := data.LoadTokenizer(filepath.Join(dir, "tokenizer.json"))
+	if err != nil {
+		return err
+	}
+	spec, err := parseEnvSpec(*envSpec, *out, uint64(*seed), httpenv.Options{MaxSteps: *maxSteps, TimeBudget: *budget})
+	if err != nil {
+		return err
+	}
+	o := decode.DefaultOptions()
+	o.Temperature, o.TopP, o.MaxNewTokens = *temp, *topP, min(*maxNew, p.Cfg.NPositions/2)
+	o.Workers = 1
+	pol := &chatPolicy{cp: decode.NewChatPolicy(p, tok, o)}
+	fmt.Fprintf(stderr, "rollout: %d episodes on %s with %s (%d parallel, %d steps each)\n", *episodes, *envSpec, dir, *parallel, *maxSteps)
+	s, err := rollout.Run(ctx, pol, spec, rollout.Options{Episodes: *episodes, Parallel: *parallel, MaxSteps: *maxSteps, Seed: *seed, Out: *out},
+		func(r rollout.EpisodeResult) {
+			status := "ok"
+			if r.Failed != "" {
+				status = "failed: " + r.Failed
+			}
+			fmt.Fprintf(stdout, "episode %d | %s | steps %d | reward %.3f | valid %d/%d | ⌫ %d | %.1fs | %s\n",
+				r.Index, r.Task, r.Steps, r.Reward, r.ValidActions, r.ValidActions+r.InvalidAction, r.Backspaces, r.WallS, status)
+		})
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	fmt.Fprintf(stdout, "summary: %d episodes (%d failed) | mean reward %.3f | best %.3f | valid-action rate %.2f | mean steps %.1f | backspaces %d | %.1fs | %s\n",
+		s.Episodes, s.Failed, s.MeanReward, s.BestReward, s.ValidActionRate, s.MeanSteps, s.Backspaces, s.WallS, filepath.Join(*out, "summary.json"))
+	if err != nil {
+		return &ExitError{Code: 130, Err: errors.New("interrupted; finished episodes are kept, rerun to continue")}
+	}
+	return nil
+}
+
+type chatPolicy struct{ cp *decode.ChatPolicy }
+
+func (c *chatPolicy) Act(ctx context.Context, msgs []data.Message, seed uint64) (rollout.Reply, error) {
+	rs, _, err := c.cp.Complete(ctx, msgs, 1, seed)
+	if err != nil {
+		return rollout.Reply{}, err
+	}
+	r := rs[0]
+	return rollout.Reply{Text: r.Text, NumBkspc: r.NumBkspc, NumActions: r.NumActions, HitCap: r.HitCap}, nil
+}
+
+// registrySpec opens environments from a local registry, tasks round-robin.
+type registrySpec struct {
+	reg   *local.Registry
+	tasks []string
+	opts  httpenv.Options
+}
+
+func (r *registrySpec) Open(ctx context.Context, i int) (envbridge.Env, string, error) {
+	task := r.tasks[i%len(r.tasks)]
+	env, err := r.reg.New(ctx, task, r.opts)
+	return env, task, err
+}
+
+type poolSpec struct {
+	pool *httpenv.Pool
+	task string
+	opts httpenv.Options
+}
+
+func (p *poolSpec) Open(ctx context.Context, i int) (envbridge.Env, string, error) {
+	return p.pool.Env(p.task, p.opts), p.task, nil
+}
+
+func parseEnvSpec(spec, out string, seed uint64, opts httpenv.Options) (rollout.EnvSpec, error) {
+	switch {
+	case strings.HasPrefix(spec, "builtin:"):
+		reg, err := local.NewBuiltinRegistry(filepath.Join(os.TempDir(), "smtrain-builtin-tasks"), seed)
+		if err != nil {
+			return nil, err
+		}
+		name := strings.TrimPrefix(spec, "builtin:")
+		tasks := reg.Tasks()
+		if name != "all" {
+			if _, err := reg.Task(name); err != nil {
+				return nil, usagef("-env %s: unknown built-in task (have %s)", spec, strings.Join(reg.Tasks(), ", "))
+			}
+			tasks = []string{name}
+		}
+		return &registrySpec{reg: reg, tasks: tasks, opts: opts}, nil
+	case strings.HasPrefix(spec, "dir:"):
+		p := filepath.Clean(strings.TrimPrefix(spec, "dir:"))
+		reg, err := local.NewDirRegistry(filepath.Dir(p))
+		if err != nil {
+			return nil, err
+		}
+		if _, err := reg.Task(filepath.Base(p)); err != nil {
+			return nil, err
+		}
+		return &registrySpec{reg: reg, tasks: []string{filepath.Base(p)}, opts: opts}, nil
+	case strings.HasPrefix(spec, "http://") || strings.HasPrefix(spec, "https://"):
+		urls, task, _ := strings.Cut(spec, "#")
+		if task == "" {
+			return nil, usagef("-env %s: name the task after '#', e.g. %s#titanic", spec, urls)
+		}
+		pool, err := httpenv.NewPool(urls, httpenv.ClientOptions{})
+		if err != nil {
+			return nil, usagef("-env: %v", err)
+		}
+		return &poolSpec{pool: pool, task: task, opts: opts}, nil
+	}
+	return nil, usagef("-env %q: want builtin:TASK, builtin:all, dir:PATH/COMP or http://HOST:PORT#TASK", spec)
+}

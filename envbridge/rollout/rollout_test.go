@@ -1,0 +1,145 @@
+package rollout
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"smtrain/data"
+	"smtrain/envbridge"
+	"smtrain/envbridge/httpenv"
+	"smtrain/envbridge/local"
+)
+
+// scriptPolicy replies with a fixed sequence of texts (cycling).
+type scriptPolicy struct {
+	texts []string
+	calls atomic.Int64
+}
+
+func (p *scriptPolicy) Act(ctx context.Context, msgs []data.Message, seed uint64) (Reply, error) {
+	n := 0
+	for _, m := range msgs {
+		if m.Role == data.RoleAssistant {
+			n++
+		}
+	}
+	p.calls.Add(1)
+	return Reply{Text: p.texts[n%len(p.texts)], NumActions: 3, NumBkspc: 1}, nil
+}
+
+type builtinSpec struct {
+	reg *local.Registry
+}
+
+func (b builtinSpec) Open(ctx context.Context, i int) (envbridge.Env, string, error) {
+	task := b.reg.Tasks()[i%len(b.reg.Tasks())]
+	env, err := b.reg.New(ctx, task, httpenv.Options{MaxSteps: 10})
+	return env, task, err
+}
+
+func TestRolloutWritesLoadableEpisodesAndResumes(t *testing.T) {
+	reg, err := local.NewBuiltinRegistry(t.TempDir(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info := envbridge.FormatAction("Let me look at the task.", envbridge.Action{Name: "request_info", Params: map[string]any{"info_type": "overview"}})
+	pol := &scriptPolicy{texts: []string{"no action here", info}}
+	out := t.TempDir()
+	o := Options{Episodes: 3, Parallel: 2, MaxSteps: 3, Seed: 5, Out: out}
+	s, err := Run(context.Background(), pol, builtinSpec{reg}, o, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Episodes != 3 || s.Failed != 0 {
+		t.Fatalf("summary %+v", s)
+	}
+	// 3 steps per episode: invalid, valid, invalid.
+	if got := s.ValidActionRate; got < 0.33 || got > 0.34 {
+		t.Fatalf("valid-action rate %.3f, want 1/3", got)
+	}
+	if s.Backspaces != 9 {
+		t.Fatalf("backspaces %d, want 9", s.Backspaces)
+	}
+	// The fit loader reads every episode back, aligned.
+	res, err := data.Load([]string{out}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Episodes) != 3 {
+		t.Fatalf("loaded %d episodes", len(res.Episodes))
+	}
+	for _, e := range res.Episodes {
+		if e.NumAssistant() != 3 {
+			t.Fatalf("%s: %d assistant turns", e.Source, e.NumAssistant())
+		}
+		if !strings.Contains(e.Messages[2].Content, "Parsing Error") && !strings.Contains(strings.ToLower(e.Messages[2].Content), "invalid") {
+			t.Fatalf("%s: the invalid action's feedback is missing: %q", e.Source, e.Messages[2].Content)
+		}
+	}
+	var hist map[string]any
+	b, _ := os.ReadFile(filepath.Join(s.Results[0].Dir, "env_history", "history.json"))
+	if err := json.Unmarshal(b, &hist); err != nil {
+		t.Fatal(err)
+	}
+	acts := hist["actions"].([]any)
+	if len(acts) != 3 || acts[0].(map[string]any)["action"] != "invalid" || acts[1].(map[string]any)["action"] != "request_info" {
+		t.Fatalf("history actions not merged in order: %v", acts)
+	}
+	// Running again replays nothing.
+	before := pol.calls.Load()
+	o.Episodes = 4
+	s2, err := Run(context.Background(), pol, builtinSpec{reg}, o, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s2.Episodes != 4 || pol.calls.Load()-before != 3 {
+		t.Fatalf("resume: %d episodes, %d new policy calls (want 4 and 3)", s2.Episodes, pol.calls.Load()-before)
+	}
+}
+
+type failingSpec struct{}
+
+func (failingSpec) Open(ctx context.Context, i int) (envbridge.Env, string, error) {
+	if i == 1 {
+		return nil, "", errors.New("server gone")
+	}
+	return &countEnv{}, "count", nil
+}
+
+type countEnv struct{ n int }
+
+func (e *countEnv) Reset(ctx context.Context, seed int64) (envbridge.Observation, envbridge.Info, error) {
+	return envbridge.Observation{"action_status": "SUCCESS"}, nil, nil
+}
+func (e *countEnv) Step(ctx context.Context, a envbridge.Action) (envbridge.StepResult, error) {
+	e.n++
+	return envbridge.StepResult{Obs: envbridge.Observation{"action_status": "SUCCESS"}, Reward: 0.25 * float64(e.n)}, nil
+}
+func (e *countEnv) Close() error { return nil }
+
+func TestRolloutFailedEnvDoesNotStopOthers(t *testing.T) {
+	info := envbridge.FormatAction("ok", envbridge.Action{Name: "request_info", Params: map[string]any{"info_type": "overview"}})
+	out := t.TempDir()
+	s, err := Run(context.Background(), &scriptPolicy{texts: []string{info}}, failingSpec{}, Options{Episodes: 3, Parallel: 1, MaxSteps: 2, Out: out}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Episodes != 3 || s.Failed != 1 || s.BestReward != 0.5 {
+		t.Fatalf("summary %+v", s)
+	}
+	// An environment without its own history gets a minimal history.json
+	// that the loader accepts.
+	res, err := data.Load([]string{out}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Episodes) != 2 {
+		t.Fatalf("loaded %d episodes, want 2", len(res.Episodes))
+	}
+}
