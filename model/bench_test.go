@@ -2,8 +2,20 @@ package model
 
 import (
 	"math/rand/v2"
+	"syscall"
 	"testing"
+	"time"
 )
+
+// cpuTime is the process's user+system CPU time; benchmarks report CPU
+// ms per op beside wall-clock tok/s because the machine is shared.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
 
 // benchTrain times one training step (forward, backward, cross entropy; no
 // optimizer) on causal rows of random tokens.
@@ -26,10 +38,12 @@ func benchTrain(b *testing.B, cfg Config, B, T int) {
 	tr.step(b)
 	b.ReportAllocs()
 	b.ResetTimer()
+	c0 := cpuTime()
 	for i := 0; i < b.N; i++ {
 		tr.step(b)
 	}
 	b.ReportMetric(float64(B*T*b.N)/b.Elapsed().Seconds(), "tok/s")
+	b.ReportMetric(float64(cpuTime()-c0)/1e6/float64(b.N), "cpu-ms/op")
 }
 
 func BenchmarkTrainTiny(b *testing.B)  { benchTrain(b, Tiny, 8, 32) }
@@ -57,6 +71,7 @@ func benchDecode(b *testing.B, cfg Config, nseq, maxLen int) {
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
+	c0 := cpuTime()
 	for i := 0; i < b.N; i++ {
 		if d.Len(0) == maxLen {
 			b.StopTimer()
@@ -77,6 +92,7 @@ func benchDecode(b *testing.B, cfg Config, nseq, maxLen int) {
 		}
 	}
 	b.ReportMetric(float64(nseq*b.N)/b.Elapsed().Seconds(), "tok/s")
+	b.ReportMetric(float64(cpuTime()-c0)/1e6/float64(b.N), "cpu-ms/op")
 }
 
 func BenchmarkDecodeSmallBatch1(b *testing.B) { benchDecode(b, Small, 1, 256) }

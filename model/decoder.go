@@ -263,17 +263,12 @@ func (a *decAttention) runRange(chunk, lo, hi int) {
 		q := d.qkv[i*3*D+h*hs : i*3*D+h*hs+hs]
 		base := a.layer * C * D
 		kc, vc := d.kc[s][base:], d.vc[s][base:]
+		// scores (p+1) = scale · K[0..p] q
+		gemv(false, p+1, hs, scale, kc[h*hs:], D, q, 0, sc[:p+1])
 		mx := float32(math.Inf(-1))
-		for j := 0; j <= p; j++ {
-			k := kc[j*D+h*hs : j*D+h*hs+hs]
-			var dot float32
-			for t, qv := range q {
-				dot += qv * k[t]
-			}
-			dot *= scale
-			sc[j] = dot
-			if dot > mx {
-				mx = dot
+		for _, v := range sc[:p+1] {
+			if v > mx {
+				mx = v
 			}
 		}
 		var sum float64
@@ -283,14 +278,10 @@ func (a *decAttention) runRange(chunk, lo, hi int) {
 			sum += float64(e)
 		}
 		inv := float32(1 / sum)
-		out := d.att[i*D+h*hs : i*D+h*hs+hs]
-		zero(out)
-		for j := 0; j <= p; j++ {
-			w := sc[j] * inv
-			v := vc[j*D+h*hs : j*D+h*hs+hs]
-			for t := range out {
-				out[t] += w * v[t]
-			}
+		for j := range sc[:p+1] {
+			sc[j] *= inv
 		}
+		// out (hs) = V[0..p]ᵀ softmax
+		gemv(true, p+1, hs, 1, vc[h*hs:], D, sc[:p+1], 0, d.att[i*D+h*hs:i*D+h*hs+hs])
 	}
 }

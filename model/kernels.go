@@ -83,6 +83,19 @@ func gemm[T Float](tA, tB bool, m, n, k int, alpha T, a []T, lda int, b []T, ldb
 	}
 }
 
+// gemv computes y = alpha·op(A)·x + beta·y for a row-major (m, n) matrix
+// A with leading dimension lda; x and y are contiguous.
+func gemv[T Float](tA bool, m, n int, alpha T, a []T, lda int, x []T, beta T, y []T) {
+	if m == 0 || n == 0 {
+		return
+	}
+	if isF32[T]() {
+		blas32.Implementation().Sgemv(trans(tA), m, n, float32(alpha), as32(a), lda, as32(x), 1, float32(beta), as32(y), 1)
+	} else {
+		blas64.Implementation().Dgemv(trans(tA), m, n, float64(alpha), as64(a), lda, as64(x), 1, float64(beta), as64(y), 1)
+	}
+}
+
 func zero[T Float](s []T) {
 	for i := range s {
 		s[i] = 0
