@@ -1,5 +1,29 @@
 #!/usr/bin/env bash
-# The demo: grows as the project does. Currently: build and show the CLI.
+# The main job on built-in data, end to end, in a few minutes on 2 cores:
+#  1. collect expert trajectories in the built-in MLE-Dojo-style environments
+#     (real Python runs in the sandbox, scored in Go) and train a small policy
+#     on them with the default SequenceMatch objective (chi2mix);
+#  2. sample from it, with backspaces shown;
+#  3. let it act in the built-in environments (rollout), writing MLE-Dojo
+#     trajectories that `smtrain fit -data` reads back.
+# Everything goes to runs/demo (removed first). STEPS=N changes the length.
 set -euo pipefail
-./bin/smtrain version
-./bin/smtrain help
+cd "$(dirname "$0")/.."
+BIN=./bin/smtrain
+OUT=${OUT:-runs/demo}
+STEPS=${STEPS:-300}
+rm -rf "$OUT"
+echo "== 1. train: $BIN fit -out $OUT -steps $STEPS (built-in expert data, objective chi2mix)"
+$BIN fit -out "$OUT" -steps "$STEPS" -n_positions 512 -n_layer 2 -n_embd 64 -n_head 2 \
+  -batch_size 8 -lr 3e-3 -min_lr 3e-4 -warmup_steps 20 -warm_start 100 \
+  -replay_every 50 -replay_samples 8 -replay_batch 2 -replay_max_new 48 \
+  -eval_every 100 -eval_samples 1 -log_every 25 -ckpt_every 100 -progress on
+echo
+echo "== 2. sample: $BIN sample -ckpt $OUT -show-actions"
+$BIN sample -ckpt "$OUT" -prompt "Train a model and write the submission." -n 1 -max-new 80 -temperature 0.8 -show-actions
+echo
+echo "== 3. act: $BIN rollout -ckpt $OUT -env builtin:all -episodes 3 -out $OUT/rollout"
+$BIN rollout -ckpt "$OUT" -env builtin:all -episodes 3 -max-steps 4 -max-new 128 -out "$OUT/rollout"
+echo
+echo "Outputs: $OUT/metrics.jsonl (training log), $OUT/ckpt-* (checkpoints),"
+echo "$OUT/rollout/<task>-<n>/ (MLE-Dojo trajectories; train on them with: $BIN fit -data $OUT/rollout)."
