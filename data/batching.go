@@ -251,6 +251,17 @@ type SeqStats struct {
 // inputs (T <= 0 disables truncation). Episodes that cannot be templated
 // (no assistant turn) are skipped and counted in the stats.
 func BuildSeqs(tok *Tokenizer, eps []Episode, T int) ([]*ActionSeq, SeqStats, error) {
+	return buildSeqs(tok, eps, T, false)
+}
+
+// BuildSeqsPerTurn is BuildSeqs with every multi-turn episode split into
+// one sequence per assistant turn (SplitTurns) before truncation, so long
+// episodes contribute all their turns.
+func BuildSeqsPerTurn(tok *Tokenizer, eps []Episode, T int) ([]*ActionSeq, SeqStats, error) {
+	return buildSeqs(tok, eps, T, true)
+}
+
+func buildSeqs(tok *Tokenizer, eps []Episode, T int, perTurn bool) ([]*ActionSeq, SeqStats, error) {
 	st := SeqStats{Episodes: len(eps), Reasons: map[string]int{}}
 	var out []*ActionSeq
 	for i := range eps {
@@ -260,19 +271,27 @@ func BuildSeqs(tok *Tokenizer, eps []Episode, T int) ([]*ActionSeq, SeqStats, er
 			st.Reasons[err.Error()]++
 			continue
 		}
-		if T > 0 {
-			var info TruncInfo
-			s, info, err = Truncate(s, T)
-			if err != nil {
+		parts := []*ActionSeq{s}
+		if perTurn {
+			if parts, err = SplitTurns(s); err != nil {
 				return nil, st, fmt.Errorf("episode %s: %w", eps[i].Source, err)
 			}
-			if info.Truncated() {
-				st.Truncated++
-			}
 		}
-		st.Inputs += s.NumInputs()
-		st.Actions += s.NumActions()
-		out = append(out, s)
+		for _, s := range parts {
+			if T > 0 {
+				var info TruncInfo
+				s, info, err = Truncate(s, T)
+				if err != nil {
+					return nil, st, fmt.Errorf("episode %s: %w", eps[i].Source, err)
+				}
+				if info.Truncated() {
+					st.Truncated++
+				}
+			}
+			st.Inputs += s.NumInputs()
+			st.Actions += s.NumActions()
+			out = append(out, s)
+		}
 	}
 	st.Seqs = len(out)
 	return out, st, nil

@@ -546,3 +546,58 @@ func Augment(s *ActionSeq, opt AugmentOptions, rng *rand.Rand) (*ActionSeq, erro
 	}
 	return out, nil
 }
+
+// SplitTurns splits a multi-turn sequence into one sequence per assistant
+// turn, so that a long episode yields every turn as training data instead
+// of only the turns that fit the context. Sequence k has as its
+// non-deletable prompt the state at the start of turn k (the original
+// prompt, the earlier turns with their backspaces applied, and the
+// observations), and as items the agent items of turn k followed by the
+// observation after it. Each action appears in exactly one sequence; T0 of
+// sequence k counts the agent items of the earlier turns. The last sequence
+// keeps Done; the others are not Done: their end-of-turn transition links
+// to the last input of the following observation and bootstraps there, as
+// in the whole episode. A sequence without observations is returned as is.
+func SplitTurns(s *ActionSeq) ([]*ActionSeq, error) {
+	if err := s.Validate(); err != nil {
+		return nil, err
+	}
+	prefix := append([]int32(nil), s.Prompt...)
+	i := 0
+	for i < len(s.Items) && s.Items[i].Kind == KindObs {
+		prefix = append(prefix, s.Items[i].Tok)
+		i++
+	}
+	var out []*ActionSeq
+	t0 := s.T0
+	last := s.lastAgent()
+	for i < len(s.Items) {
+		start := i
+		seq := s.Clone()
+		seq.Prompt = append([]int32(nil), prefix...)
+		seq.T0 = t0
+		for i < len(s.Items) && s.Items[i].Kind != KindObs {
+			it := s.Items[i]
+			switch {
+			case it.Tok == s.Bkspc:
+				prefix = prefix[:len(prefix)-1]
+			case s.Done && i == last:
+			default:
+				prefix = append(prefix, it.Tok)
+			}
+			t0++
+			i++
+		}
+		for i < len(s.Items) && s.Items[i].Kind == KindObs {
+			prefix = append(prefix, s.Items[i].Tok)
+			i++
+		}
+		seq.Items = append([]Item(nil), s.Items[start:i]...)
+		seq.Done = s.Done && i == len(s.Items)
+		out = append(out, seq)
+	}
+	if len(out) == 0 {
+		return []*ActionSeq{s}, nil
+	}
+	return out, nil
+}

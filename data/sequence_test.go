@@ -2,6 +2,7 @@ package data
 
 import (
 	"encoding/json"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -435,5 +436,62 @@ func TestArith(t *testing.T) {
 	}
 	if seqs[0].NumActions() != len(tr[0].Answer)+1 || seqs[0].Prompt[0] != UserID {
 		t.Fatal("arith sequence layout")
+	}
+}
+
+// transitionsAsPrefixes compiles seqs and describes every transition by the
+// token prefixes of its state and next state.
+func transitionsAsPrefixes(t *testing.T, seqs []*ActionSeq) []string {
+	T := 1
+	for _, s := range seqs {
+		T = max(T, s.NumInputs())
+	}
+	b, err := Compile(seqs, T)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prefix := func(idx int32) []int32 {
+		if idx < 0 {
+			return nil
+		}
+		r, j := int(idx)/T, int(idx)%T
+		var toks []int32
+		for _, k := range b.Ancestors(r, j) {
+			toks = append(toks, b.Inputs[r*T+int(k)])
+		}
+		slices.Reverse(toks)
+		return toks
+	}
+	var out []string
+	for _, tr := range b.Trans {
+		out = append(out, fmt.Sprint(prefix(tr.State), tr.Action, prefix(tr.Next), tr.Done, tr.T, tr.Set))
+	}
+	return out
+}
+
+func TestSplitTurnsSameTransitions(t *testing.T) {
+	rng := rand.New(rand.NewPCG(8, 9))
+	for iter := 0; iter < 300; iter++ {
+		s := randomSeq(rng)
+		parts, err := SplitTurns(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		whole := transitionsAsPrefixes(t, []*ActionSeq{s})
+		split := transitionsAsPrefixes(t, parts)
+		if !slices.Equal(whole, split) {
+			t.Fatalf("split transitions differ:\n%v\n%v", whole, split)
+		}
+		for k, p := range parts[:len(parts)-1] {
+			if p.Done {
+				t.Fatalf("part %d of %d is done", k, len(parts))
+			}
+		}
+	}
+	tok := ByteTokenizer()
+	eps := []Episode{{Messages: []Message{{RoleUser, "q"}, {RoleAssistant, "a1"}, {RoleUser, "o"}, {RoleAssistant, "a2"}}}}
+	seqs, st, err := BuildSeqsPerTurn(tok, eps, 64)
+	if err != nil || len(seqs) != 2 || st.Actions != 6 {
+		t.Fatalf("per turn: %v %d %+v", err, len(seqs), st)
 	}
 }
