@@ -546,3 +546,88 @@ func TestContextCancel(t *testing.T) {
 		t.Fatal("cancelled context ignored")
 	}
 }
+
+// refKept is a naive reference of the kept set: rank all legal actions
+// (score desc, id asc), cut at k, then at the nucleus p, with <bkspc>
+// exempt from each cut unless its option allows it.
+func refKept(l []float32, temp float64, topK int, topP float64, bkInK, bkInP bool, bk int32, legal []bool) map[int32]bool {
+	var ids []int32
+	for a := range l {
+		if legal[a] {
+			ids = append(ids, int32(a))
+		}
+	}
+	slices.SortFunc(ids, func(a, b int32) int {
+		if l[a] != l[b] {
+			if l[a] > l[b] {
+				return -1
+			}
+			return 1
+		}
+		return int(a - b)
+	})
+	kept := map[int32]bool{}
+	for i, a := range ids {
+		if topK == 0 || i < topK || (a == bk && !bkInK) {
+			kept[a] = true
+		}
+	}
+	if topP > 0 && topP < 1 {
+		s := 0.0
+		for a := range kept {
+			s += math.Exp(float64(l[a]) / temp)
+		}
+		cum, cut := 0.0, false
+		for _, a := range ids {
+			if !kept[a] {
+				continue
+			}
+			if cut {
+				if !(a == bk && !bkInP) {
+					delete(kept, a)
+				}
+				continue
+			}
+			cum += math.Exp(float64(l[a])/temp) / s
+			if cum >= topP {
+				cut = true
+			}
+		}
+	}
+	return kept
+}
+
+func TestFilterMatchesNaiveReference(t *testing.T) {
+	rng := NewRand(99, 0)
+	for trial := 0; trial < 3000; trial++ {
+		v := 3 + rng.IntN(40)
+		l := make([]float32, v)
+		for i := range l {
+			l[i] = float32(rng.IntN(7)) / 2 // many ties
+		}
+		o := testOptions()
+		o.Banned = nil
+		o.Temperature = 0.5 + rng.Float64()
+		o.TopK = rng.IntN(v + 2)
+		if rng.IntN(2) == 0 {
+			o.TopP = rng.Float64()
+		}
+		o.BkspcInTopK, o.BkspcInTopP = rng.IntN(2) == 0, rng.IntN(2) == 0
+		above := rng.IntN(3) > 0
+		p, err := Distribution(l, o, above)
+		if err != nil {
+			t.Fatal(err)
+		}
+		legal := make([]bool, v)
+		for i := range legal {
+			legal[i] = above || int32(i) != BkspcID
+		}
+		want := refKept(l, o.Temperature, o.TopK, o.TopP, o.BkspcInTopK, o.BkspcInTopP, BkspcID, legal)
+		for a := range p {
+			if (p[a] > 0) != want[int32(a)] {
+				t.Fatalf("trial %d (V %d, k %d, p %.3f, bkK %v bkP %v, above %v): kept %v, want %v; logits %v",
+					trial, v, o.TopK, o.TopP, o.BkspcInTopK, o.BkspcInTopP, above, kept(p), want, l)
+			}
+		}
+	}
+}

@@ -70,15 +70,17 @@ func (c *chooser) allowed(logits []float32, o *Options, m mask) (int, error) {
 	return n, nil
 }
 
-// rank fills c.idx with the finite-score actions sorted by score
-// (descending), ties by id (ascending).
-func (c *chooser) rank() {
-	c.idx = c.idx[:0]
-	for a, s := range c.z {
-		if !math.IsInf(s, -1) {
-			c.idx = append(c.idx, int32(a))
-		}
+// worse reports whether action a ranks below action b: lower score, or
+// equal score and higher id.
+func (c *chooser) worse(a, b int32) bool {
+	if c.z[a] != c.z[b] {
+		return c.z[a] < c.z[b]
 	}
+	return a > b
+}
+
+// sortRanked sorts c.idx best first: score descending, ties by id ascending.
+func (c *chooser) sortRanked() {
 	slices.SortFunc(c.idx, func(a, b int32) int {
 		if r := cmp.Compare(c.z[b], c.z[a]); r != 0 {
 			return r
@@ -87,48 +89,135 @@ func (c *chooser) rank() {
 	})
 }
 
+// rankTop fills c.idx with the k best finite-score actions, best first,
+// using a size-k min-heap (O(V log k)).
+func (c *chooser) rankTop(k int) {
+	h := c.idx[:0]
+	down := func(i int) {
+		for {
+			l, m := 2*i+1, i
+			if l < len(h) && c.worse(h[l], h[m]) {
+				m = l
+			}
+			if r := l + 1; r < len(h) && c.worse(h[r], h[m]) {
+				m = r
+			}
+			if m == i {
+				return
+			}
+			h[i], h[m] = h[m], h[i]
+			i = m
+		}
+	}
+	for a, sc := range c.z {
+		if math.IsInf(sc, -1) {
+			continue
+		}
+		id := int32(a)
+		if len(h) < k {
+			h = append(h, id)
+			for i := len(h) - 1; i > 0; {
+				p := (i - 1) / 2
+				if !c.worse(h[i], h[p]) {
+					break
+				}
+				h[i], h[p] = h[p], h[i]
+				i = p
+			}
+			continue
+		}
+		if c.worse(h[0], id) {
+			h[0] = id
+			down(0)
+		}
+	}
+	c.idx = h
+	c.sortRanked()
+}
+
+// rankAbove fills c.idx with the actions whose weight c.e is at least tau,
+// best first.
+func (c *chooser) rankAbove(tau float64) {
+	c.idx = c.idx[:0]
+	for a, e := range c.e {
+		if e > 0 && e >= tau {
+			c.idx = append(c.idx, int32(a))
+		}
+	}
+	c.sortRanked()
+}
+
 // filter applies top-k then top-p to c.z (removed actions get -Inf) and
 // computes c.e and c.sum. <bkspc> (m.bkspc >= 0) survives a filter unless
 // the matching BkspcInTop* option allows removing it.
 func (c *chooser) filter(o *Options, m mask, n int) {
 	ranked := false
 	if o.TopK > 0 && o.TopK < n {
-		c.rank()
+		c.rankTop(o.TopK)
 		ranked = true
-		for _, a := range c.idx[o.TopK:] {
-			if a == m.bkspc && !o.BkspcInTopK {
+		kth := c.idx[len(c.idx)-1]
+		for a, sc := range c.z {
+			if math.IsInf(sc, -1) || int32(a) == m.bkspc && !o.BkspcInTopK {
 				continue
 			}
-			c.z[a] = math.Inf(-1)
+			if c.worse(int32(a), kth) {
+				c.z[a] = math.Inf(-1)
+			}
 		}
-		keep := c.idx[:o.TopK]
-		if m.bkspc >= 0 && !o.BkspcInTopK && !math.IsInf(c.z[m.bkspc], -1) && !slices.Contains(keep, m.bkspc) {
+		if m.bkspc >= 0 && !o.BkspcInTopK && !math.IsInf(c.z[m.bkspc], -1) && !slices.Contains(c.idx, m.bkspc) {
 			// Keep the ranked order: <bkspc> is the lowest of the kept.
-			keep = append(keep, m.bkspc)
+			c.idx = append(c.idx, m.bkspc)
 		}
-		c.idx = keep
 	}
 	c.exp()
 	if o.TopP > 0 && o.TopP < 1 {
 		if !ranked {
-			c.rank()
+			// The actions of weight below tau = (1-P)/V hold less than 1-P
+			// of the mass, so the nucleus lies among the others.
+			c.rankAbove((1 - o.TopP) / float64(len(c.e)) * c.sum)
 		}
-		cum, cut := 0.0, false
-		for _, a := range c.idx {
-			if cut {
-				if a == m.bkspc && !o.BkspcInTopP {
-					continue
+		if !c.nucleus(o, m) && !ranked {
+			c.idx = c.idx[:0] // rounding: rank everything and retry
+			for a, e := range c.e {
+				if e > 0 {
+					c.idx = append(c.idx, int32(a))
 				}
-				c.z[a] = math.Inf(-1)
-				continue
 			}
-			cum += c.e[a] / c.sum
-			if cum >= o.TopP {
-				cut = true
-			}
+			c.sortRanked()
+			c.nucleus(o, m)
 		}
 		c.exp()
 	}
+}
+
+// nucleus walks c.idx (ranked) and removes every action after the
+// smallest prefix whose probability reaches P (<bkspc> excepted unless
+// BkspcInTopP), including the unranked actions. It reports false, changing
+// nothing, when the ranked actions do not reach P.
+func (c *chooser) nucleus(o *Options, m mask) bool {
+	cum, cut := 0.0, -1
+	for i, a := range c.idx {
+		cum += c.e[a] / c.sum
+		if cum >= o.TopP {
+			cut = i
+			break
+		}
+	}
+	if cut < 0 {
+		return false
+	}
+	// Everything ranking below the last kept action goes.
+	last := c.idx[cut]
+	for a := range c.z {
+		id := int32(a)
+		if math.IsInf(c.z[a], -1) || id == m.bkspc && !o.BkspcInTopP {
+			continue
+		}
+		if c.worse(id, last) {
+			c.z[a] = math.Inf(-1)
+		}
+	}
+	return true
 }
 
 // exp computes c.e = exp(c.z - max) and c.sum (stable softmax numerator).
