@@ -28,7 +28,7 @@ func (p *dataPaths) Set(v string) error {
 
 var cmdDataStats = &Command{
 	Name:      "data stats",
-	UsageLine: "smtrain data stats [-data PATH ...] [-skip-bad] [-tokenizer FILE] [-vocab N] [-json] [PATH ...]",
+	UsageLine: "smtrain data stats [-data PATH ...] [-skip-bad] [-tokenizer FILE] [-vocab N] [-context N] [-json] [PATH ...]",
 	Short:     "summarise trajectory files: episodes, turns, tokens, rewards, skipped files",
 	Long: `Data stats loads trajectories and prints what training would see.
 
@@ -43,7 +43,9 @@ Tokens are counted after the chat template (role markers, <|end|>) with the
 tokenizer given by -tokenizer, or else with a byte-level BPE tokenizer built
 deterministically from the loaded texts (-vocab tokens, default 1024); the
 output says which. The assistant share is the fraction of template tokens
-that are trained actions (assistant content and <|end|>).
+that are trained actions (assistant content and <|end|>). With -context N it
+also reports how many actions survive left truncation to N inputs, for whole
+episodes and for one sequence per assistant turn (data.BuildSeqsPerTurn).
 
 A malformed file stops the command with an error naming the file and the
 byte offset or JSON path; with -skip-bad it is reported and skipped, and a
@@ -97,6 +99,17 @@ type dataStats struct {
 	TokensPerEp    quantiles      `json:"tokens_per_episode"`
 	Rewards        quantiles      `json:"rewards"`
 	RewardsNaN     int            `json:"rewards_unknown"`
+	Context        *contextStats  `json:"context,omitempty"`
+}
+
+// contextStats says what left truncation to a context keeps.
+type contextStats struct {
+	T              int `json:"t"`
+	Truncated      int `json:"episodes_truncated"`
+	KeptActions    int `json:"actions_kept"`
+	PerTurnSeqs    int `json:"per_turn_sequences"`
+	PerTurnTrunc   int `json:"per_turn_truncated"`
+	PerTurnActions int `json:"per_turn_actions_kept"`
 }
 
 type quantiles struct {
@@ -145,10 +158,14 @@ func runDataStats(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	tokPath := fs.String("tokenizer", "", "tokenizer.json to count tokens with (default: build one from the data)")
 	vocab := fs.Int("vocab", 1024, "vocabulary size of the tokenizer built when -tokenizer is not given")
 	asJSON := fs.Bool("json", false, "print the statistics as one JSON object")
+	context := fs.Int("context", 0, "also report what left truncation to this many inputs keeps (whole episodes and one sequence per turn)")
 	if err := cmdDataStats.Parse(fs, args, stderr, true); err != nil {
 		return err
 	}
 	paths = append(paths, fs.Args()...)
+	if *context != 0 && *context < 2 {
+		return usagef("-context %d: need at least 2", *context)
+	}
 	if *tokPath == "" && *vocab < data.MinVocab {
 		return usagef("-vocab %d is below the minimum %d", *vocab, data.MinVocab)
 	}
@@ -190,6 +207,9 @@ func runDataStats(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		st.Tokenizer = fmt.Sprintf("built from the data: byte-level BPE, vocab %d, %d merges (%.1fs)", tok.VocabSize(), tok.NumMerges(), time.Since(start).Seconds())
 	}
 	var perEp []float64
+	if *context > 0 {
+		st.Context = &contextStats{T: *context}
+	}
 	for i := range res.Episodes {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -203,6 +223,31 @@ func runDataStats(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		st.Tokens += n
 		st.ActionTokens += s.NumActions()
 		perEp = append(perEp, float64(n))
+		if c := st.Context; c != nil {
+			tr, info, err := data.Truncate(s, c.T)
+			if err != nil {
+				return fmt.Errorf("%s: %w", res.Episodes[i].Source, err)
+			}
+			if info.Truncated() {
+				c.Truncated++
+			}
+			c.KeptActions += tr.NumActions()
+			parts, err := data.SplitTurns(s)
+			if err != nil {
+				return fmt.Errorf("%s: %w", res.Episodes[i].Source, err)
+			}
+			for _, p := range parts {
+				tr, info, err := data.Truncate(p, c.T)
+				if err != nil {
+					return fmt.Errorf("%s: %w", res.Episodes[i].Source, err)
+				}
+				c.PerTurnSeqs++
+				if info.Truncated() {
+					c.PerTurnTrunc++
+				}
+				c.PerTurnActions += tr.NumActions()
+			}
+		}
 	}
 	if st.Tokens > 0 {
 		st.AssistantShare = float64(st.ActionTokens) / float64(st.Tokens)
@@ -239,6 +284,10 @@ func runDataStats(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	q := st.TokensPerEp
 	if q.N > 0 {
 		fmt.Fprintf(stdout, "tokens/episode   min %.0f  p25 %.0f  median %.0f  p75 %.0f  max %.0f  mean %.1f\n", q.Min, q.P25, q.Median, q.P75, q.Max, q.Mean)
+	}
+	if c := st.Context; c != nil && st.ActionTokens > 0 {
+		fmt.Fprintf(stdout, "context %-8d whole episodes: %d truncated, %d of %d actions kept (%.1f%%)\n", c.T, c.Truncated, c.KeptActions, st.ActionTokens, 100*float64(c.KeptActions)/float64(st.ActionTokens))
+		fmt.Fprintf(stdout, "                 one sequence per turn: %d sequences, %d truncated, %d actions kept (%.1f%%)\n", c.PerTurnSeqs, c.PerTurnTrunc, c.PerTurnActions, 100*float64(c.PerTurnActions)/float64(st.ActionTokens))
 	}
 	q = st.Rewards
 	if q.N > 0 {

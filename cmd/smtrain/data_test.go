@@ -27,7 +27,7 @@ func TestDataStatsConvertTokenizer(t *testing.T) {
 	dir := t.TempDir()
 	in := filepath.Join(dir, "eps.jsonl")
 	os.WriteFile(in, []byte(dataTestJSONL), 0o644)
-	code, out, errs := runCmd(t, "data", "stats", "-data", in, "-json")
+	code, out, errs := runCmd(t, "data", "stats", "-data", in, "-json", "-context", "8")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errs)
 	}
@@ -37,6 +37,9 @@ func TestDataStatsConvertTokenizer(t *testing.T) {
 	}
 	if st.Episodes != 2 || st.AssistantTurns != 2 || st.Rewards.N != 1 || st.RewardsNaN != 1 || st.ActionTokens == 0 || st.Tokens <= st.ActionTokens {
 		t.Fatalf("stats %+v", st)
+	}
+	if c := st.Context; c == nil || c.T != 8 || c.Truncated != 1 || c.KeptActions >= st.ActionTokens || c.PerTurnSeqs != 2 {
+		t.Fatalf("context stats %+v", st.Context)
 	}
 	// bad line: error naming file:line, exit 1; -skip-bad reports it
 	bad := filepath.Join(dir, "bad.jsonl")
