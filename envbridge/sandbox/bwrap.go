@@ -68,8 +68,11 @@ func bwrapSystemArgs(allowNetwork bool, python string) []string {
 		}
 	}
 	// An interpreter outside the system directories (e.g. a pyenv build
-	// under /root/.pyenv/versions/X/bin/python3): bind its prefix.
+	// under /root/.pyenv/versions/X/bin/python3): bind its prefix, with
+	// traversable parents.
 	if prefix := pythonPrefix(python); prefix != "" {
+		made := map[string]bool{"/": true, "/etc": true, "/var": true}
+		args = append(args, parentDirArgs(prefix, made)...)
 		args = append(args, "--ro-bind", prefix, prefix)
 	}
 	args = append(args,
@@ -78,6 +81,22 @@ func bwrapSystemArgs(allowNetwork bool, python string) []string {
 		"--perms", "1777", "--tmpfs", "/tmp",
 		"--perms", "1777", "--dir", "/var/tmp",
 	)
+	return args
+}
+
+// parentDirArgs returns the bwrap arguments that create the missing
+// parents of dst with mode 0755 (bwrap's default, 0700, would keep the
+// unprivileged sandbox uid out). made records directories already created.
+func parentDirArgs(dst string, made map[string]bool) []string {
+	var parents []string
+	for d := filepath.Dir(dst); !made[d]; d = filepath.Dir(d) {
+		parents = append(parents, d)
+		made[d] = true
+	}
+	var args []string
+	for i := len(parents) - 1; i >= 0; i-- {
+		args = append(args, "--perms", "0755", "--dir", parents[i])
+	}
 	return args
 }
 

@@ -413,14 +413,7 @@ func (r *runner) command() (*exec.Cmd, error) {
 		if !strings.HasPrefix(b.Dst, "/workspace/") {
 			// Parents outside the workspace live in the sandbox's root
 			// tmpfs; make them traversable (bwrap's default is 0700).
-			var parents []string
-			for d := filepath.Dir(b.Dst); !made[d]; d = filepath.Dir(d) {
-				parents = append(parents, d)
-				made[d] = true
-			}
-			for i := len(parents) - 1; i >= 0; i-- {
-				args = append(args, "--perms", "0755", "--dir", parents[i])
-			}
+			args = append(args, parentDirArgs(b.Dst, made)...)
 		}
 		args = append(args, "--ro-bind", b.Src, b.Dst)
 	}

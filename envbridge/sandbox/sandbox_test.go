@@ -747,3 +747,20 @@ func TestScientificImports(t *testing.T) {
 		t.Logf("%s: %s (%v)", m, strings.TrimSpace(res.Stdout), res.Duration)
 	}
 }
+
+// TestInterpreterOutsideUsr runs an interpreter that lives outside the
+// system directories (a pyenv build, when present): its prefix is bound.
+func TestInterpreterOutsideUsr(t *testing.T) {
+	needBwrap(t)
+	matches, _ := filepath.Glob("/root/.pyenv/versions/3.1*/bin/python3")
+	if len(matches) == 0 {
+		t.Skip("SKIP: no interpreter outside /usr on this machine")
+	}
+	f := newFixture(t)
+	c := quick(IsolationBwrap)
+	c.Python = matches[0]
+	res := mustRun(t, c, f.job("import sys; print(sys.version_info[:2], sys.prefix)\n"))
+	if res.ExitCode != 0 || !strings.Contains(res.Stdout, "/root/.pyenv/versions/") {
+		t.Fatalf("%s: %+v", matches[0], res)
+	}
+}

@@ -1,0 +1,499 @@
+#!/usr/bin/env python3
+"""Serve a real MLE-Dojo over smtrain's environment HTTP protocol (DESIGN 6.4).
+
+    GET    /v1/healthz                 -> {"ok": true}
+    GET    /v1/tasks                   -> {"tasks": [name, ...]}
+    POST   /v1/envs  {task, seed, max_steps, time_budget_s}
+                                       -> {env_id, observation, info}
+    POST   /v1/envs/{id}/step {action, params}
+                      -> {observation, reward, terminated, truncated, info}
+    GET    /v1/envs/{id}/history       -> MLE-Dojo history.json
+    DELETE /v1/envs/{id}               -> {"ok": true}
+
+Errors are JSON {"error": {"code", "message"}} with a 4xx/5xx status, never a
+traceback. Standard library only (http.server + json); MLE-Dojo itself must be
+importable (pip install -e MLE-Dojo, or PYTHONPATH).
+
+MLE-Dojo facts this adapter handles:
+  * KaggleEnvironment must be constructed and stepped on the main thread:
+    the server is single-threaded and handles every request on the main
+    thread (one request at a time, HTTP/1.0, connection closed after each
+    response so that one client cannot hold the server).
+  * step(action, **params) returns a 2-tuple (obs, reward) and never
+    terminates; it is normalised to Gymnasium's 5-tuple: terminated is false
+    unless the env says otherwise, truncated is true when max_steps or the
+    time budget is reached. Steps after that are refused (409 episode_over).
+  * step raises ValueError on bad input: that becomes an error observation
+    (action_status FAILED, MLE-Dojo-shaped feedback), reward 0,
+    info.invalid_action true, not an HTTP error.
+  * NaN/Infinity (Python writes them bare into JSON) become null, recursively.
+  * The env prints to stdout: stdout is redirected to stderr around env calls,
+    and file descriptor 1 is pointed at stderr at start-up, so nothing ever
+    mixes with the protocol (which is HTTP only anyway).
+
+Usage:
+    python3 mledojo_adapter.py --data-dir ./data/prepared --output-dir ./runs \
+        [--competitions a,b] [--host 127.0.0.1] [--port 8765] \
+        [--execution-timeout 3600] [--score-mode position] [--gpu-device 0] \
+        [--gpu-memory-limit 32] [--max-envs 4] [--idle-timeout 3600]
+
+--data-dir holds MLE-Dojo prepared competitions: <data-dir>/<name>/data/
+{public,private}. Each environment writes under <output-dir>/<name>/<env_id>/
+(env_history/history.json as MLE-Dojo does).
+"""
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import re
+import secrets
+import signal
+import sys
+import time
+import traceback
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+
+PROTOCOL_MAX_BODY = 8 << 20
+
+
+def log(msg):
+    sys.stderr.write("mledojo_adapter: %s\n" % msg)
+    sys.stderr.flush()
+
+
+def sanitize(v, depth=0):
+    """JSON-safe copy of v: NaN/Inf -> None, numpy scalars/arrays -> Python."""
+    if depth > 200:
+        return "<too deep>"
+    if v is None or isinstance(v, (bool, str)):
+        return v
+    if isinstance(v, int):
+        return v
+    if isinstance(v, float):
+        return v if math.isfinite(v) else None
+    if isinstance(v, dict):
+        return {str(k): sanitize(x, depth + 1) for k, x in v.items()}
+    if isinstance(v, (list, tuple, set, frozenset)):
+        return [sanitize(x, depth + 1) for x in v]
+    if isinstance(v, Path):
+        return str(v)
+    if isinstance(v, bytes):
+        return v.decode("utf-8", "replace")
+    if hasattr(v, "tolist"):  # numpy arrays and scalars
+        try:
+            return sanitize(v.tolist(), depth + 1)
+        except Exception:
+            pass
+    if hasattr(v, "item"):
+        try:
+            return sanitize(v.item(), depth + 1)
+        except Exception:
+            pass
+    try:
+        f = float(v)
+        return f if math.isfinite(f) else None
+    except (TypeError, ValueError):
+        return str(v)
+
+
+def dumps(v):
+    return json.dumps(sanitize(v), allow_nan=False, ensure_ascii=False).encode("utf-8")
+
+
+class APIError(Exception):
+    def __init__(self, status, code, message):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def one_line(s):
+    s = str(s).strip()
+    return s.splitlines()[0] if s else s
+
+
+class Episode:
+    """One KaggleEnvironment plus the protocol's limits."""
+
+    def __init__(self, env_id, task, env, out_dir, seed, max_steps, time_budget):
+        self.env_id, self.task, self.env, self.out_dir = env_id, task, env, out_dir
+        self.seed, self.max_steps, self.time_budget = seed, max_steps, time_budget
+        self.created = time.monotonic()
+        self.last_used = self.created
+        self.steps = 0
+        self.done = False
+
+    def elapsed(self):
+        return time.monotonic() - self.created
+
+    def over_budget(self):
+        return self.time_budget > 0 and self.elapsed() >= self.time_budget
+
+
+class Adapter:
+    def __init__(self, args):
+        self.args = args
+        self.data_dir = Path(args.data_dir).resolve()
+        self.output_dir = Path(args.output_dir).resolve()
+        self.episodes = {}
+        self._tasks = None
+
+    # MLE-Dojo glue -------------------------------------------------------
+
+    def tasks(self):
+        if self._tasks is None:
+            if self.args.competitions:
+                names = [c.strip() for c in self.args.competitions.split(",") if c.strip()]
+            else:
+                names = sorted(
+                    p.name for p in self.data_dir.iterdir()
+                    if (p / "data" / "public").is_dir() and (p / "data" / "private").is_dir()
+                ) if self.data_dir.is_dir() else []
+            self._tasks = sorted(set(names))
+        return self._tasks
+
+    def make_env(self, task, out_dir):
+        """Construct MLE-Dojo's KaggleEnvironment (on the main thread)."""
+        from mledojo.gym.competition import CompetitionRegistry, CompInfo
+        from mledojo.competitions import get_metric
+        from mledojo.gym.env import KaggleEnvironment
+
+        metric_class = get_metric(task)
+        higher_is_better = True
+        try:
+            higher_is_better = bool(metric_class().higher_is_better)
+        except Exception:
+            pass
+        registry = CompetitionRegistry()
+        registry.register(
+            name=task,
+            data_dir=str(self.data_dir / task / "data"),
+            comp_info=CompInfo(higher_is_better=higher_is_better),
+            metric_class=metric_class,
+        )
+        kwargs = dict(
+            competition_name=task,
+            output_dir=str(out_dir),
+            competition_registry=registry,
+            score_mode=self.args.score_mode,
+            execution_timeout=self.args.execution_timeout,
+        )
+        if self.args.gpu_device is not None:
+            kwargs["gpu_device"] = self.args.gpu_device
+        if self.args.gpu_memory_limit is not None:
+            kwargs["gpu_memory_limit"] = self.args.gpu_memory_limit
+        return KaggleEnvironment.make(**kwargs)
+
+    @staticmethod
+    def error_observation(env, message):
+        """An MLE-Dojo-shaped observation for an action the env rejected."""
+        def attr(name):
+            return getattr(env, name, None)
+        summary = None
+        try:
+            summary = env._get_history_summary()
+        except Exception:
+            pass
+        return {
+            "action_status": "FAILED",
+            "feedback": {"base": {"feedback_status": "FAILED", "feedback": message}},
+            "current_raw_score": attr("current_raw_score"),
+            "current_position_score": attr("current_position_score"),
+            "best_raw_score": attr("best_raw_score"),
+            "best_position_score": attr("best_position_score"),
+            "history_summary": summary,
+        }
+
+    # Protocol operations -------------------------------------------------
+
+    def create(self, body):
+        task = body.get("task")
+        if not isinstance(task, str) or not task:
+            raise APIError(400, "bad_request", "task is required")
+        seed = body.get("seed", 0) or 0
+        max_steps = body.get("max_steps", 0) or 0
+        budget = body.get("time_budget_s", 0) or 0
+        if not isinstance(seed, int) or isinstance(seed, bool):
+            raise APIError(400, "bad_request", "seed must be an integer")
+        if not isinstance(max_steps, int) or isinstance(max_steps, bool) or max_steps < 0:
+            raise APIError(400, "bad_request", "max_steps must be an integer >= 0")
+        if not isinstance(budget, (int, float)) or isinstance(budget, bool) or budget < 0 or not math.isfinite(budget):
+            raise APIError(400, "bad_request", "time_budget_s must be a number >= 0")
+        if task not in self.tasks():
+            raise APIError(404, "unknown_task", "unknown task %r (GET /v1/tasks lists them)" % task)
+        if len(self.episodes) >= self.args.max_envs:
+            raise APIError(503, "too_many_envs", "%d environments live, limit %d; DELETE finished ones"
+                           % (len(self.episodes), self.args.max_envs))
+        env_id = secrets.token_hex(12)
+        out_dir = self.output_dir / task / env_id
+        out_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            with contextlib.redirect_stdout(sys.stderr):
+                env = self.make_env(task, out_dir)
+                obs, info = env.reset(seed=seed)
+        except Exception as e:
+            log("create %s failed: %s" % (task, traceback.format_exc()))
+            raise APIError(500, "env_error", "creating environment: %s: %s" % (type(e).__name__, one_line(e)))
+        ep = Episode(env_id, task, env, out_dir, seed, max_steps, float(budget))
+        self.episodes[env_id] = ep
+        log("env %s created: task %s seed %d max_steps %d time_budget %gs" % (env_id, task, seed, max_steps, budget))
+        info = dict(info or {})
+        info.setdefault("output_dir", str(out_dir))
+        return {"env_id": env_id, "observation": obs, "info": info}
+
+    def get(self, env_id):
+        ep = self.episodes.get(env_id)
+        if ep is None:
+            raise APIError(404, "unknown_env", "unknown env %r (never created, deleted, or reaped after idling)" % env_id)
+        ep.last_used = time.monotonic()
+        return ep
+
+    def step(self, env_id, body):
+        ep = self.get(env_id)
+        action = body.get("action")
+        params = body.get("params")
+        if not isinstance(action, str) or not action:
+            raise APIError(400, "bad_request", "action is required")
+        if params is None:
+            params = {}
+        if not isinstance(params, dict):
+            raise APIError(400, "bad_request", "params must be a JSON object")
+        if ep.done:
+            raise APIError(409, "episode_over", "episode already terminated or truncated; create a new env")
+        if ep.over_budget():
+            # The budget ran out between steps: do not start new work.
+            ep.done = True
+            obs = self.error_observation(ep.env, "Time budget of %gs exhausted; the episode is over." % ep.time_budget)
+            return {"observation": obs, "reward": 0.0, "terminated": False, "truncated": True,
+                    "info": {"TimeLimit.truncated": True, "time_budget_exhausted": True}}
+        info = {"action": action}
+        terminated = False
+        try:
+            with contextlib.redirect_stdout(sys.stderr):
+                out = ep.env.step(action, **params)
+        except (ValueError, TypeError) as e:
+            # MLE-Dojo raises ValueError for invalid actions and parameters.
+            msg = one_line(e) if len(str(e)) < 2000 else str(e)[:2000]
+            obs, reward = self.error_observation(ep.env, msg), 0.0
+            info.update({"invalid_action": True, "error": msg, "status": "FAILED"})
+        else:
+            if not isinstance(out, tuple) or len(out) not in (2, 5):
+                raise APIError(500, "env_error", "env.step returned %s, want (obs, reward)" % type(out).__name__)
+            obs, reward = out[0], out[1]
+            if len(out) == 5:  # a Gymnasium-style env, if MLE-Dojo ever returns one
+                terminated = bool(out[2])
+                if isinstance(out[4], dict):
+                    info.update(out[4])
+            if isinstance(obs, dict) and "action_status" in obs:
+                info["status"] = obs.get("action_status")
+        ep.steps += 1
+        try:
+            reward = float(reward)
+        except (TypeError, ValueError):
+            reward = 0.0
+        truncated = False
+        if not terminated:
+            if ep.max_steps > 0 and ep.steps >= ep.max_steps:
+                truncated = True
+                info["TimeLimit.truncated"] = True
+            if ep.over_budget():
+                truncated = True
+                info["time_budget_exhausted"] = True
+        if terminated or truncated:
+            ep.done = True
+        info["step"] = ep.steps
+        if ep.max_steps > 0:
+            info["remaining_steps"] = max(0, ep.max_steps - ep.steps)
+        return {"observation": obs, "reward": reward, "terminated": terminated,
+                "truncated": truncated, "info": info}
+
+    def history(self, env_id):
+        ep = self.get(env_id)
+        path = getattr(ep.env, "history_file", None)
+        if path is None:
+            path = ep.out_dir / "env_history" / "history.json"
+        try:
+            with open(path, "r", encoding="utf-8") as fh:
+                data = json.load(fh)  # accepts bare NaN/Infinity
+        except FileNotFoundError:
+            raise APIError(404, "history_unsupported", "no history.json for env %r" % env_id)
+        except ValueError as e:
+            raise APIError(500, "env_error", "history.json is not valid JSON: %s" % one_line(e))
+        return data
+
+    def delete(self, env_id):
+        ep = self.get(env_id)
+        del self.episodes[env_id]
+        self.close_episode(ep)
+        log("env %s (%s) deleted after %d steps" % (env_id, ep.task, ep.steps))
+        return {"ok": True}
+
+    def close_episode(self, ep):
+        try:
+            with contextlib.redirect_stdout(sys.stderr):
+                ep.env.close()
+        except Exception as e:
+            log("env %s close: %s: %s" % (ep.env_id, type(e).__name__, one_line(e)))
+
+    def reap_idle(self):
+        now = time.monotonic()
+        for env_id, ep in list(self.episodes.items()):
+            if now - ep.last_used > self.args.idle_timeout:
+                del self.episodes[env_id]
+                self.close_episode(ep)
+                log("env %s (%s) idle for more than %gs: closed" % (env_id, ep.task, self.args.idle_timeout))
+
+    def close_all(self):
+        for env_id, ep in list(self.episodes.items()):
+            del self.episodes[env_id]
+            self.close_episode(ep)
+
+
+ENV_PATH = re.compile(r"^/v1/envs/([A-Za-z0-9_-]+)(/step|/history)?$")
+
+
+class Handler(BaseHTTPRequestHandler):
+    # HTTP/1.0: one request per connection, so a keep-alive client cannot
+    # monopolise the single-threaded server.
+    protocol_version = "HTTP/1.0"
+    server_version = "smtrain-mledojo-adapter/1"
+    timeout = 60  # seconds a client may take to send its request
+
+    adapter = None  # set by main
+
+    def log_message(self, fmt, *args):
+        if self.adapter.args.verbose:
+            log("%s %s" % (self.address_string(), fmt % args))
+
+    def send_json(self, status, obj):
+        try:
+            body = dumps(obj)
+        except Exception as e:
+            status = 500
+            body = dumps({"error": {"code": "internal", "message": "encoding response: %s" % one_line(e)}})
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def read_body(self):
+        length = self.headers.get("Content-Length")
+        if length is None:
+            raise APIError(411, "bad_request", "Content-Length required")
+        try:
+            n = int(length)
+        except ValueError:
+            raise APIError(400, "bad_request", "bad Content-Length")
+        if n > PROTOCOL_MAX_BODY:
+            raise APIError(413, "request_too_large", "request body larger than %d bytes" % PROTOCOL_MAX_BODY)
+        raw = self.rfile.read(n) if n > 0 else b""
+        if not raw.strip():
+            raise APIError(400, "bad_request", "empty request body (want a JSON object)")
+        try:
+            body = json.loads(raw.decode("utf-8"))
+        except (ValueError, UnicodeDecodeError) as e:
+            raise APIError(400, "bad_request", "invalid JSON body: %s" % one_line(e))
+        if not isinstance(body, dict):
+            raise APIError(400, "bad_request", "request body must be a JSON object")
+        return body
+
+    def dispatch(self, method):
+        a = self.adapter
+        path = self.path.split("?", 1)[0]
+        try:
+            if method == "GET" and path == "/v1/healthz":
+                return self.send_json(200, {"ok": True})
+            if method == "GET" and path == "/v1/tasks":
+                return self.send_json(200, {"tasks": a.tasks()})
+            if method == "POST" and path == "/v1/envs":
+                return self.send_json(200, a.create(self.read_body()))
+            m = ENV_PATH.match(path)
+            if m:
+                env_id, sub = m.group(1), m.group(2)
+                if method == "POST" and sub == "/step":
+                    return self.send_json(200, a.step(env_id, self.read_body()))
+                if method == "GET" and sub == "/history":
+                    return self.send_json(200, a.history(env_id))
+                if method == "DELETE" and sub is None:
+                    return self.send_json(200, a.delete(env_id))
+            raise APIError(404, "not_found", "no route %s %s" % (method, path))
+        except APIError as e:
+            self.send_json(e.status, {"error": {"code": e.code, "message": e.message}})
+        except Exception as e:
+            log("internal error on %s %s:\n%s" % (method, path, traceback.format_exc()))
+            self.send_json(500, {"error": {"code": "internal", "message": "%s: %s" % (type(e).__name__, one_line(e))}})
+
+    def do_GET(self):
+        self.dispatch("GET")
+
+    def do_POST(self):
+        self.dispatch("POST")
+
+    def do_DELETE(self):
+        self.dispatch("DELETE")
+
+    def do_PUT(self):
+        self.dispatch("PUT")
+
+    def do_PATCH(self):
+        self.dispatch("PATCH")
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description="Serve MLE-Dojo over smtrain's environment HTTP protocol.")
+    p.add_argument("--data-dir", required=True, help="MLE-Dojo prepared data: <dir>/<competition>/data/{public,private}")
+    p.add_argument("--output-dir", required=True, help="where each environment writes its history")
+    p.add_argument("--competitions", default="", help="comma-separated names (default: every prepared one)")
+    p.add_argument("--host", default="127.0.0.1", help="listen address (default loopback)")
+    p.add_argument("--port", type=int, default=8765, help="listen port (0: any free port)")
+    p.add_argument("--execution-timeout", type=int, default=3600, help="MLE-Dojo sandbox timeout per code run (s)")
+    p.add_argument("--score-mode", default="position", choices=["position", "raw"])
+    p.add_argument("--gpu-device", type=int, default=None)
+    p.add_argument("--gpu-memory-limit", type=int, default=None)
+    p.add_argument("--max-envs", type=int, default=4, help="live environments at most")
+    p.add_argument("--idle-timeout", type=float, default=3600.0, help="close environments idle this long (s)")
+    p.add_argument("--verbose", action="store_true", help="log every request to stderr")
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    # Nothing may ever reach the real stdout: the protocol is HTTP only, and
+    # MLE-Dojo (and processes it starts) print freely.
+    try:
+        sys.stdout.flush()
+        os.dup2(2, 1)
+    except OSError:
+        pass
+    sys.stdout = sys.stderr
+    args = parse_args(argv)
+    adapter = Adapter(args)
+    Handler.adapter = adapter
+    server = HTTPServer((args.host, args.port), Handler)
+    server.timeout = 0.5  # handle_request returns to reap and check signals
+    stop = {"flag": False}
+
+    def on_signal(signum, frame):
+        stop["flag"] = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    host, port = server.server_address[:2]
+    log("serving %d task(s) from %s" % (len(adapter.tasks()), adapter.data_dir))
+    log("listening on http://%s:%d" % (host, port))
+    try:
+        while not stop["flag"]:
+            server.handle_request()  # on the main thread, one at a time
+            adapter.reap_idle()
+    finally:
+        adapter.close_all()
+        server.server_close()
+        log("stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""STAND-IN for tests, not MLE-Dojo."""
