@@ -25,13 +25,11 @@ func exp32(x float32) float32 {
 	}
 	fn := float32(n)
 	r := x - fn*0.693359375 - fn*(-2.12194440e-4)
-	p := float32(1.9875691500e-4)
-	p = p*r + 1.3981999507e-3
-	p = p*r + 8.3334519073e-3
-	p = p*r + 4.1665795894e-2
-	p = p*r + 1.6666665459e-1
-	p = p*r + 5.0000001201e-1
-	e := p*r*r + r + 1
+	r2 := r * r
+	p := (float32(5.0000001201e-1) + float32(1.6666665459e-1)*r) +
+		(float32(4.1665795894e-2)+float32(8.3334519073e-3)*r)*r2 +
+		(float32(1.3981999507e-3)+float32(1.9875691500e-4)*r)*(r2*r2)
+	e := p*r2 + r + 1
 	if n > 127 { // 2^128 is not a float32: scale in two steps
 		return e * 2 * math.Float32frombits(uint32(n+126)<<23)
 	}
@@ -39,7 +37,8 @@ func exp32(x float32) float32 {
 }
 
 // tanh32 is tanh in float32: a [13/6] rational approximation on
-// |x| ≤ 7.9053 (as in Eigen's fast tanh), ±1 beyond.
+// |x| ≤ 7.9053 (Eigen's fast tanh coefficients), ±1 beyond, with the
+// polynomials evaluated by Estrin's scheme (shorter dependency chains).
 func tanh32(x float32) float32 {
 	const clamp = 7.90531110763549805
 	if x > clamp {
@@ -47,23 +46,17 @@ func tanh32(x float32) float32 {
 	} else if x < -clamp {
 		x = -clamp
 	}
-	if x > -0.0004 && x < 0.0004 {
-		return x
-	}
 	x2 := x * x
-	p := float32(-2.76076847742355e-16)
-	p = p*x2 + 2.00018790482477e-13
-	p = p*x2 + -8.60467152213735e-11
-	p = p*x2 + 5.12229709037114e-08
-	p = p*x2 + 1.48572235717979e-05
-	p = p*x2 + 6.37261928875436e-04
-	p = p*x2 + 4.89352455891786e-03
-	p *= x
-	q := float32(1.19825839466702e-06)
-	q = q*x2 + 1.18534705686654e-04
-	q = q*x2 + 2.26843463243900e-03
-	q = q*x2 + 4.89352518554385e-03
-	return p / q
+	x4 := x2 * x2
+	x8 := x4 * x4
+	p01 := float32(4.89352455891786e-03) + float32(6.37261928875436e-04)*x2
+	p23 := float32(1.48572235717979e-05) + float32(5.12229709037114e-08)*x2
+	p45 := float32(-8.60467152213735e-11) + float32(2.00018790482477e-13)*x2
+	p := (p01 + p23*x4) + (p45+float32(-2.76076847742355e-16)*x4)*x8
+	q01 := float32(4.89352518554385e-03) + float32(2.26843463243900e-03)*x2
+	q23 := float32(1.18534705686654e-04) + float32(1.19825839466702e-06)*x2
+	q := q01 + q23*x4
+	return x * p / q
 }
 
 // expT is e^x: exp32 for float32, math.Exp for float64.

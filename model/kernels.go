@@ -535,6 +535,8 @@ func (k *attentionKernel[T]) runRange(chunk, lo, hi int) {
 type crossEntropyKernel[T Float] struct {
 	v       int
 	lse     []float64 // (n) saved by forward
+	inv     []T       // (n) 1/Σ exp(l − max), saved by forward
+	prob    []T       // (n, V) exp(l − max), saved by forward
 	partial []float64 // (chunks) loss sums
 	// per call
 	logits, dlogits []T
@@ -544,7 +546,7 @@ type crossEntropyKernel[T Float] struct {
 }
 
 func newCrossEntropyKernel[T Float](n, v int) *crossEntropyKernel[T] {
-	return &crossEntropyKernel[T]{v: v, lse: make([]float64, n), partial: make([]float64, maxChunks())}
+	return &crossEntropyKernel[T]{v: v, lse: make([]float64, n), inv: make([]T, n), prob: make([]T, n*v), partial: make([]float64, maxChunks())}
 }
 
 // forward returns the mean loss and the number of counted rows (0 rows
@@ -604,41 +606,35 @@ func (k *crossEntropyKernel[T]) runRange(chunk, lo, hi int) {
 		}
 		l := k.logits[r*V : r*V+V]
 		if !k.bwd {
-			lse := logSumExp(l)
-			k.lse[r] = lse
+			mx := l[0]
+			for _, x := range l {
+				if x > mx {
+					mx = x
+				}
+			}
+			e := k.prob[r*V : r*V+V]
+			var s float64
+			for j, x := range l {
+				e[j] = expT(x - mx)
+				s += float64(e[j])
+			}
+			lse := float64(mx) + math.Log(s)
+			k.lse[r], k.inv[r] = lse, T(1/s)
 			k.partial[chunk] += lse - float64(l[t])
 			continue
 		}
 		d := k.dlogits[r*V : r*V+V]
-		lse, sc := T(k.lse[r]), T(k.scale)
+		e := k.prob[r*V : r*V+V]
+		sc := T(k.scale) * k.inv[r]
 		if k.acc {
-			for j, x := range l {
-				d[j] += sc * expT(x-lse)
+			for j, p := range e {
+				d[j] += sc * p
 			}
 		} else {
-			for j, x := range l {
-				d[j] = sc * expT(x-lse)
+			for j, p := range e {
+				d[j] = sc * p
 			}
 		}
 		d[t] -= T(k.scale)
 	}
-}
-
-// logSumExp is a stable log Σ exp(l) in float64.
-func logSumExp[T Float](l []T) float64 {
-	mx := math.Inf(-1)
-	for _, x := range l {
-		if float64(x) > mx {
-			mx = float64(x)
-		}
-	}
-	if math.IsInf(mx, 0) {
-		return mx
-	}
-	var s float64
-	m := T(mx)
-	for _, x := range l {
-		s += float64(expT(x - m))
-	}
-	return mx + math.Log(s)
 }
