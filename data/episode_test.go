@@ -123,6 +123,7 @@ func TestLoadErrors(t *testing.T) {
 		{"wrong type", `[{"role":"user","content":3}]`, tinyHist, "content"},
 		{"unknown role", strings.Replace(tinyTraj, `"user","content":"fb"`, `"robot","content":"fb"`, 1), tinyHist, `unknown role "robot"`},
 		{"misaligned", `[{"role":"user","content":"t"},{"role":"assistant","content":"a"}]`, tinyHist, "misaligned"},
+		{"misaligned by two", strings.Replace(tinyTraj, `]`, `,{"role":"user","content":"x"},{"role":"assistant","content":"a3"},{"role":"user","content":"y"},{"role":"assistant","content":"a4"}]`, 1), tinyHist, "4 assistant messages but 2"},
 		{"bad step", tinyTraj, strings.Replace(tinyHist, `"step":2`, `"step":5`, 1), "actions[1].step"},
 		{"trailing", tinyTraj + "]", tinyHist, "trailing data"},
 		{"bad history type", tinyTraj, strings.Replace(tinyHist, `"raw_score":NaN`, `"raw_score":{}`, 1), "raw_score"},
@@ -144,8 +145,15 @@ func TestLoadErrors(t *testing.T) {
 			t.Errorf("%s: skip-bad gave %v, %+v", c.name, err, res)
 		}
 	}
-	// missing history
+	// one unexecuted last message (env.step raised) is accepted and flagged
 	dir := t.TempDir()
+	writeRun(t, dir, "x", []byte(strings.Replace(tinyTraj, `]`, `,{"role":"user","content":"x"},{"role":"assistant","content":"a3"}]`, 1)), []byte(tinyHist))
+	res, err := Load([]string{dir}, false)
+	if err != nil || res.Episodes[0].Meta["last_action_unexecuted"] != true || len(res.Episodes[0].StepRewards) != 3 || res.Episodes[0].StepRewards[2] != 0 || !math.IsNaN(res.Episodes[0].StepScores[2]) {
+		t.Errorf("unexecuted last action: %v %+v", err, res)
+	}
+	// missing history
+	dir = t.TempDir()
 	os.MkdirAll(filepath.Join(dir, "c", "agent_history"), 0o755)
 	os.WriteFile(filepath.Join(dir, "c", "agent_history", "trajectory.json"), []byte(tinyTraj), 0o644)
 	if _, err := Load([]string{dir}, false); err == nil || !strings.Contains(err.Error(), "no environment history") {

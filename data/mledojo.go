@@ -65,8 +65,10 @@ func historyFor(traj string) (string, error) {
 // (position_score.avg_score) of each step's successful submission, 0 for
 // steps without one; StepScores the raw scores (NaN without one); Reward is
 // best_position_score (the maximum step reward when absent). The number of
-// assistant messages must equal the number of history actions, and steps
-// must be numbered 1, 2, ... in order.
+// assistant messages must equal the number of history actions, or exceed it
+// by one (MLE-Dojo writes the trajectory before env.step, so a step that
+// raised leaves the last message unexecuted: reward 0, score NaN, Meta
+// "last_action_unexecuted"); steps must be numbered 1, 2, ... in order.
 func LoadMLEDojoRun(trajPath, historyPath string) (*Episode, error) {
 	raw, err := os.ReadFile(trajPath)
 	if err != nil {
@@ -110,17 +112,25 @@ func ParseMLEDojo(traj, hist []byte, trajName, histName string) (*Episode, error
 		return nil, fmt.Errorf("%s: %w", histName, err)
 	}
 	nA := ep.NumAssistant()
-	if len(h.Actions) != nA {
+	switch {
+	case len(h.Actions) == nA:
+	case len(h.Actions) == nA-1:
+		// MLE-Dojo saves the trajectory before env.step; a step that raised
+		// leaves the last assistant message without a history entry.
+		ep.Meta["last_action_unexecuted"] = true
+	default:
 		return nil, fmt.Errorf("%s: misaligned with %s: %d assistant messages but %d environment actions", trajName, histName, nA, len(h.Actions))
 	}
 	ep.StepRewards = make([]float64, nA)
 	ep.StepScores = make([]float64, nA)
+	for k := range ep.StepScores {
+		ep.StepScores[k] = math.NaN()
+	}
 	best := math.NaN()
 	for k, a := range h.Actions {
 		if a.Step != nil && *a.Step != k+1 {
 			return nil, fmt.Errorf("%s: at actions[%d].step: want step %d, got %d", histName, k, k+1, *a.Step)
 		}
-		ep.StepScores[k] = math.NaN()
 		if len(a.Result) == 0 || string(a.Result) == "null" {
 			continue
 		}
