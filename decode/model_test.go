@@ -240,3 +240,42 @@ func BenchmarkDecodeSmallBatch1(b *testing.B)       { benchDecode(b, 1, false) }
 func BenchmarkDecodeSmallBatch8(b *testing.B)       { benchDecode(b, 8, false) }
 func BenchmarkDecodeSmallBatch1Greedy(b *testing.B) { benchDecode(b, 1, true) }
 func BenchmarkDecodeSmallBatch8Greedy(b *testing.B) { benchDecode(b, 8, true) }
+
+// benchStep times the decoder alone (no sampler): one batched push of
+// batch tokens at depth 16..143, then pops back, per 128 steps.
+func benchStep(b *testing.B, batch int) {
+	p := randomModel(b, model.Small, 1)
+	d, err := model.NewDecoder(p, batch, 16+128)
+	if err != nil {
+		b.Fatal(err)
+	}
+	seqs := make([]int, batch)
+	toks := make([]int32, batch)
+	prompt := make([]int32, 16)
+	for i := range seqs {
+		seqs[i] = i
+		toks[i] = int32(10 + i)
+		if err := d.Prefill(i, prompt); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		for s := 0; s < 127; s++ {
+			if err := d.Push(seqs, toks); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.StopTimer()
+		for s := 0; s < 127; s++ {
+			for _, q := range seqs {
+				_ = d.Pop(q)
+			}
+		}
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*127*batch), "ns/tok")
+}
+
+func BenchmarkDecoderStepSmallBatch1(b *testing.B) { benchStep(b, 1) }
+func BenchmarkDecoderStepSmallBatch8(b *testing.B) { benchStep(b, 8) }
