@@ -97,3 +97,16 @@ func benchDecode(b *testing.B, cfg Config, nseq, maxLen int) {
 
 func BenchmarkDecodeSmallBatch1(b *testing.B) { benchDecode(b, Small, 1, 256) }
 func BenchmarkDecodeSmallBatch8(b *testing.B) { benchDecode(b, Small, 8, 256) }
+
+func TestBLASThreads(t *testing.T) {
+	t.Logf("BLAS: %s, %d threads", BLASName(), BLASThreads())
+	if BLASThreads() == 0 {
+		return
+	}
+	old := BLASThreads()
+	SetBLASThreads(1)
+	if BLASThreads() != 1 {
+		t.Errorf("SetBLASThreads(1): now %d threads", BLASThreads())
+	}
+	SetBLASThreads(old)
+}

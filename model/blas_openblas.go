@@ -2,6 +2,13 @@
 
 package model
 
+/*
+#cgo LDFLAGS: -lopenblas
+extern void openblas_set_num_threads(int);
+extern int openblas_get_num_threads(void);
+*/
+import "C"
+
 import (
 	"gonum.org/v1/gonum/blas/blas32"
 	"gonum.org/v1/gonum/blas/blas64"
@@ -19,3 +26,15 @@ func init() {
 
 // BLASName names the BLAS implementation compiled in.
 func BLASName() string { return "OpenBLAS (netlib cgo)" }
+
+// SetBLASThreads sets the number of OpenBLAS threads (n ≥ 1). The kernels
+// split their matrix work across GOMAXPROCS goroutines themselves, so one
+// OpenBLAS thread (OPENBLAS_NUM_THREADS=1) is usually best.
+func SetBLASThreads(n int) {
+	if n >= 1 {
+		C.openblas_set_num_threads(C.int(n))
+	}
+}
+
+// BLASThreads is the number of OpenBLAS threads.
+func BLASThreads() int { return int(C.openblas_get_num_threads()) }
