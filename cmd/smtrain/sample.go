@@ -30,7 +30,7 @@ At every step the policy chooses among all tokens, <bkspc> included
 incremental forward step; <bkspc> deletes the last generated token without
 a forward pass (it can never delete the prompt). Top-k/top-p never remove
 <bkspc> unless -bkspc-filter is given. A sample stops at <eos> or <|end|>,
-when its completion reaches -max-new tokens, or after -max-actions actions
+when its text contains a -stop string (the text keeps it), when its completion reaches -max-new tokens, or after -max-actions actions
 in all (default 4 x max-new; reported as hitting the cap). -greedy takes
 the most likely action; with it, the retry block is on by default: a token
 just deleted is masked once at the state it was deleted from, which breaks
@@ -75,6 +75,14 @@ func runSample(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	noBkspc := fs.Bool("no-bkspc", false, "never choose <bkspc>")
 	workers := fs.Int("workers", 0, "batches decoded in parallel (0: all cores)")
 	batch := fs.Int("batch", 0, "samples per batched decoder (0: min(8, n))")
+	var stops []string
+	fs.Func("stop", "stop when the completion contains this string (repeatable)", func(v string) error {
+		if v == "" {
+			return errors.New("empty stop string")
+		}
+		stops = append(stops, v)
+		return nil
+	})
 	showActions := fs.Bool("show-actions", false, "also print the action sequence with deletions")
 	asJSON := fs.Bool("json", false, "print one JSON object per sample")
 	if err := cmdSample.Parse(fs, args, stderr, false); err != nil {
@@ -100,6 +108,8 @@ func runSample(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	o.Temperature, o.TopK, o.TopP, o.Greedy, o.Seed = *temp, *topK, *topP, *greedy, *seed
 	o.MaxNewTokens, o.MaxActions, o.Workers, o.BatchSize = *maxNew, *maxActions, *workers, *batch
 	o.BkspcInTopK, o.BkspcInTopP = *bkFilter, *bkFilter
+	o.StopStrings = stops
+	o.Detokenize = func([]int32) string { return "" } // replaced by the tokenizer's below
 	switch *retry {
 	case "auto":
 		o.RetryBlock = decode.RetryAuto

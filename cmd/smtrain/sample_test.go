@@ -145,6 +145,40 @@ func TestSampleCommandTextGreedy(t *testing.T) {
 	if !strings.Contains(errs, "greedy") || !strings.Contains(errs, "retry block on") {
 		t.Fatalf("summary: %q", errs)
 	}
+	// A stop string: rerun a sample with -stop set to a printable character
+	// it generated; it must stop there with the same actions up to then.
+	dir2, tok := tinyCheckpoint(t)
+	base := []string{"-ckpt", dir2, "-prompt", "x", "-max-new", "24", "-seed", "4", "-json"}
+	code, out, errs = runSampleCmd(t, base...)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	var s sampleJSON
+	if err := json.Unmarshal([]byte(out), &s); err != nil {
+		t.Fatal(err)
+	}
+	stop := ""
+	for _, id := range s.Tokens[min(3, len(s.Tokens)):] {
+		if c := tok.Decode([]int32{id}); len(c) == 1 && c[0] > ' ' && c[0] < 127 {
+			stop = c
+			break
+		}
+	}
+	if stop == "" {
+		t.Fatalf("no printable character generated in %v", s.Tokens)
+	}
+	code, out, errs = runSampleCmd(t, append(base, "-stop", stop)...)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	var s2 sampleJSON
+	if err := json.Unmarshal([]byte(out), &s2); err != nil {
+		t.Fatal(err)
+	}
+	if s2.Stop != decode.StopString || s2.StopText != stop || !strings.HasSuffix(s2.Text, stop) ||
+		len(s2.Actions) >= len(s.Actions) || !reflect.DeepEqual(s2.Actions, s.Actions[:len(s2.Actions)]) {
+		t.Fatalf("stop %q: got stop %s %q text %q actions %v (without: %v)", stop, s2.Stop, s2.StopText, s2.Text, s2.Actions, s.Actions)
+	}
 }
 
 func TestSampleCommandErrors(t *testing.T) {
