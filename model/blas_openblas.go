@@ -10,6 +10,8 @@ extern int openblas_get_num_threads(void);
 import "C"
 
 import (
+	"os"
+
 	"gonum.org/v1/gonum/blas/blas32"
 	"gonum.org/v1/gonum/blas/blas64"
 	"gonum.org/v1/netlib/blas/netlib"
@@ -22,6 +24,12 @@ func init() {
 	blas32.Use(netlib.Implementation{})
 	blas64.Use(netlib.Implementation{})
 	G.Use(netlib.Implementation{})
+	// The kernels split matrix work across GOMAXPROCS goroutines; OpenBLAS
+	// threads on top of them oversubscribe the cores. Keep one OpenBLAS
+	// thread unless the user chose otherwise.
+	if os.Getenv("OPENBLAS_NUM_THREADS") == "" && os.Getenv("OMP_NUM_THREADS") == "" {
+		SetBLASThreads(1)
+	}
 }
 
 // BLASName names the BLAS implementation compiled in.
