@@ -1,0 +1,141 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"smtrain/envbridge/httpenv"
+	"smtrain/envbridge/local"
+	"smtrain/envbridge/sandbox"
+	"smtrain/envbridge/tasks"
+)
+
+var cmdEnvServe = &Command{
+	Name:      "env serve",
+	UsageLine: "smtrain env serve (-root DIR | -builtin) [-addr 127.0.0.1:PORT] [-runs DIR] [-max-envs N] [-timeout D] [-isolation auto|bwrap|none]",
+	Short:     "serve local MLE-Dojo-style environments over HTTP",
+	Long: `Env serve serves the local MLE-Dojo-compatible environment over the HTTP
+protocol of DESIGN.md 6.4 (POST /v1/envs, POST /v1/envs/{id}/step,
+GET /v1/envs/{id}/history, ...), so that 'smtrain rollout -env
+http://HOST:PORT' can drive it from another process or machine.
+
+-root DIR serves every competition folder under DIR in MLE-Dojo's prepared
+layout (<comp>/data/public, <comp>/data/private, optional data/task.json);
+-builtin serves the built-in synthetic tasks (` + strings.Join(tasks.Names(), ", ") + `).
+Agent code runs in the sandbox (bubblewrap when usable). The server listens
+on loopback by default; -runs DIR keeps each environment's MLE-Dojo run
+folder (env_history/history.json, agent_history/trajectory.json).
+SIGINT/SIGTERM shut it down gracefully.`,
+}
+
+var cmdEnvList = &Command{
+	Name:      "env list",
+	UsageLine: "smtrain env list [-root DIR | -builtin]",
+	Short:     "list the tasks a local environment would serve",
+	Long: `Env list prints the tasks found under -root DIR (or the built-in tasks
+with -builtin, the default) with their metric, direction, id and target
+columns and leaderboard sizes. A folder that cannot be served is reported
+with the reason.`,
+}
+
+func init() {
+	cmdEnvServe.Run = runEnvServe
+	cmdEnvList.Run = runEnvList
+}
+
+// registryFlags are shared by env serve and env list.
+type registryFlags struct {
+	root    *string
+	builtin *bool
+	seed    *uint64
+	cache   *string
+}
+
+func addRegistryFlags(fs interface {
+	String(string, string, string) *string
+	Bool(string, bool, string) *bool
+	Uint64(string, uint64, string) *uint64
+}) registryFlags {
+	return registryFlags{
+		root:    fs.String("root", "", "folder of competitions in MLE-Dojo layout (or one competition folder)"),
+		builtin: fs.Bool("builtin", false, "serve the built-in synthetic tasks"),
+		seed:    fs.Uint64("task-seed", tasks.DefaultSeed, "data seed of the built-in tasks"),
+		cache:   fs.String("cache", "", "where built-in tasks are materialised (default: user cache dir)"),
+	}
+}
+
+func (f registryFlags) open(defaultBuiltin bool) (*local.Registry, error) {
+	switch {
+	case *f.root != "" && *f.builtin:
+		return nil, usagef("-root and -builtin are exclusive")
+	case *f.root != "":
+		return local.NewDirRegistry(*f.root)
+	case *f.builtin || defaultBuiltin:
+		return local.NewBuiltinRegistry(*f.cache, *f.seed)
+	}
+	return nil, usagef("one of -root DIR or -builtin is required")
+}
+
+func runEnvServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := cmdEnvServe.NewFlagSet(stderr)
+	rf := addRegistryFlags(fs)
+	addr := fs.String("addr", "127.0.0.1:8765", "listen address (host:port; loopback by default)")
+	runs := fs.String("runs", "", "keep each environment's run folder under this folder")
+	maxEnvs := fs.Int("max-envs", 16, "maximum live environments")
+	timeout := fs.Duration("timeout", 60*time.Second, "wall-clock limit per code run")
+	isolation := fs.String("isolation", "auto", "sandbox isolation: auto, bwrap or none")
+	if err := cmdEnvServe.Parse(fs, args, stderr, false); err != nil {
+		return err
+	}
+	switch *isolation {
+	case sandbox.IsolationAuto, sandbox.IsolationBwrap, sandbox.IsolationNone:
+	default:
+		return usagef("-isolation %q: want auto, bwrap or none", *isolation)
+	}
+	reg, err := rf.open(false)
+	if err != nil {
+		return err
+	}
+	reg.Sandbox = sandbox.Config{Timeout: *timeout, Isolation: *isolation}
+	reg.RunRoot = *runs
+	iso, _ := sandbox.Probe()
+	if *isolation == sandbox.IsolationNone {
+		iso = "none (requested)"
+	}
+	srv := httpenv.NewServer(reg, httpenv.ServerOptions{MaxEnvs: *maxEnvs,
+		Logf: func(format string, a ...any) { fmt.Fprintf(stderr, "env serve: "+format+"\n", a...) }})
+	ln, err := httpenv.Listen(*addr)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "serving %d task(s) [%s] on http://%s (sandbox: %s)\n", len(reg.Tasks()), strings.Join(reg.Tasks(), ", "), ln.Addr(), iso)
+	return srv.ServeListener(ctx, ln)
+}
+
+func runEnvList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := cmdEnvList.NewFlagSet(stderr)
+	rf := addRegistryFlags(fs)
+	if err := cmdEnvList.Parse(fs, args, stderr, false); err != nil {
+		return err
+	}
+	reg, err := rf.open(*rf.root == "")
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%-28s %-9s %-7s %-14s %-26s %s\n", "task", "metric", "better", "id", "targets", "leaderboards (public/private)")
+	for _, name := range reg.Tasks() {
+		t, err := reg.Task(name)
+		if err != nil {
+			return err
+		}
+		dir := "lower"
+		if t.HigherIsBetter {
+			dir = "higher"
+		}
+		fmt.Fprintf(stdout, "%-28s %-9s %-7s %-14s %-26s %d/%d\n", t.Name, t.Metric.Name, dir, t.IDColumn, strings.Join(t.Targets, ","), len(t.PublicBoard), len(t.PrivateBoard))
+	}
+	return nil
+}
