@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -36,7 +37,8 @@ var netEtcEntries = []string{
 
 // bwrapSystemArgs returns the arguments that rebuild the minimal root file
 // system: system directories, /etc pieces, /proc, /dev and a fresh /tmp.
-func bwrapSystemArgs(allowNetwork bool, python string) []string {
+// The private /tmp is a tmpfs of at most tmpSize bytes.
+func bwrapSystemArgs(allowNetwork bool, python string, tmpSize int64) []string {
 	var args []string
 	for _, d := range systemDirs {
 		fi, err := os.Lstat(d)
@@ -78,7 +80,7 @@ func bwrapSystemArgs(allowNetwork bool, python string) []string {
 	args = append(args,
 		"--proc", "/proc",
 		"--dev", "/dev",
-		"--perms", "1777", "--tmpfs", "/tmp",
+		"--perms", "1777", "--size", strconv.FormatInt(tmpSize, 10), "--tmpfs", "/tmp",
 		"--perms", "1777", "--dir", "/var/tmp",
 	)
 	return args
@@ -169,7 +171,7 @@ func probeBwrap() error {
 	if _, err := os.Stat(truePath); err != nil {
 		truePath = "/bin/true"
 	}
-	args := bwrapSystemArgs(false, truePath)
+	args := bwrapSystemArgs(false, truePath, 16<<20)
 	args = append(args, "--bind", tmp, "/workspace", "--chdir", "/workspace")
 	args = append(args, bwrapNamespaceArgs(false, os.Geteuid() == 0)...)
 	args = append(args, "--clearenv", "--", truePath)

@@ -103,6 +103,7 @@ type runner struct {
 
 	uid, gid int // -1: no uid drop
 	tmp      string
+	cg       *cgroup  // nil when cgroups are unavailable
 	links    []string // symlinks created in the work dir (none mode)
 }
 
@@ -130,6 +131,9 @@ func (r *runner) run(ctx context.Context) (res Result, err error) {
 		return res, err
 	}
 	defer r.cleanupLinks()
+
+	r.cg = newCgroup(filepath.Base(r.tmp), r.cfg.MemoryBytes, r.cfg.MaxProcs+4)
+	defer r.cg.destroy()
 
 	cmd, err := r.command()
 	if err != nil {
@@ -264,11 +268,13 @@ func (r *runner) classify(res Result, sig syscall.Signal, ps *os.ProcessState) s
 		return "cpu"
 	case sig == syscall.SIGXFSZ, strings.Contains(errTail, "File too large"):
 		return "file-size"
-	case strings.Contains(errTail, "MemoryError"), strings.Contains(errTail, "Cannot allocate memory"),
+	case r.cg != nil && r.cg.oomKilled(),
+		strings.Contains(errTail, "MemoryError"), strings.Contains(errTail, "Cannot allocate memory"),
 		strings.Contains(errTail, "std::bad_alloc"):
 		return "memory"
-	case strings.Contains(errTail, "Resource temporarily unavailable") && (strings.Contains(errTail, "fork") ||
-		strings.Contains(errTail, "BlockingIOError") || strings.Contains(errTail, "thread")):
+	case r.cg != nil && r.cg.pidsLimitHit(),
+		strings.Contains(errTail, "Resource temporarily unavailable") && (strings.Contains(errTail, "fork") ||
+			strings.Contains(errTail, "BlockingIOError") || strings.Contains(errTail, "thread")):
 		return "processes"
 	case res.Truncated:
 		return "output"
@@ -393,16 +399,15 @@ func (r *runner) command() (*exec.Cmd, error) {
 		env := baseEnv(r.job.WorkDir, filepath.Join(r.tmp, "tmp"), r.job.Env)
 		args := append([]string{"-I", "-S", "-c", launcherSrc}, limits...)
 		args = append(args, filepath.Join(r.tmp, "code.py"))
-		cmd := exec.Command(r.python, args...)
+		cmd := r.inCgroup(r.python, args, envList(env))
 		cmd.Dir = r.job.WorkDir
-		cmd.Env = envList(env)
 		return cmd, nil
 	}
 	bw, err := lookPath("bwrap")
 	if err != nil {
 		return nil, fmt.Errorf("sandbox: bwrap: %w", err)
 	}
-	args := bwrapSystemArgs(r.cfg.AllowNetwork, r.python)
+	args := bwrapSystemArgs(r.cfg.AllowNetwork, r.python, r.cfg.MemoryBytes)
 	args = append(args,
 		"--ro-bind", filepath.Join(r.tmp, "passwd"), "/etc/passwd",
 		"--ro-bind", filepath.Join(r.tmp, "group"), "/etc/group",
@@ -426,10 +431,23 @@ func (r *runner) command() (*exec.Cmd, error) {
 	args = append(args, "--", r.python, "-I", "-S", "-c", launcherSrc)
 	args = append(args, limits...)
 	args = append(args, "/sandbox/code.py")
-	cmd := exec.Command(bw, args...)
+	cmd := r.inCgroup(bw, args, []string{"PATH=/usr/bin:/bin"})
 	cmd.Dir = "/"
-	cmd.Env = []string{"PATH=/usr/bin:/bin"}
 	return cmd, nil
+}
+
+// inCgroup returns the command for path+args with environment env, started
+// inside the run's cgroup when there is one.
+func (r *runner) inCgroup(path string, args, env []string) *exec.Cmd {
+	if r.cg == nil {
+		cmd := exec.Command(path, args...)
+		cmd.Env = env
+		return cmd
+	}
+	argv := r.cg.wrap(append([]string{path}, args...))
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = append(append([]string(nil), env...), r.cg.env()...)
+	return cmd
 }
 
 func envList(env map[string]string) []string {
@@ -444,6 +462,9 @@ func envList(env map[string]string) []string {
 // still running as the sandbox uid.
 func (r *runner) kill(pid int) {
 	_ = syscall.Kill(-pid, syscall.SIGKILL)
+	if r.cg != nil {
+		r.cg.killAll()
+	}
 	r.sweep()
 }
 

@@ -764,3 +764,71 @@ func TestInterpreterOutsideUsr(t *testing.T) {
 		t.Fatalf("%s: %+v", matches[0], res)
 	}
 }
+
+// TestWholeSandboxMemory checks the cgroup layer: several processes that
+// each stay under RLIMIT_AS but together exceed MemoryBytes are stopped.
+func TestWholeSandboxMemory(t *testing.T) {
+	probe := newCgroup(fmt.Sprintf("smtrain-sandbox-probe-%d", os.Getpid()), 64<<20, 8)
+	if probe == nil {
+		t.Skip("SKIP: no writable memory+pids cgroup here; the sandbox relies on per-process rlimits only")
+	}
+	probe.destroy()
+	t.Parallel()
+	for _, iso := range modes(t) {
+		if testing.Short() && iso == IsolationNone && len(modes(t)) > 1 {
+			continue // same cgroup code path; slow near the memory limit
+		}
+		t.Run(iso, func(t *testing.T) {
+			f := newFixture(t)
+			c := quick(iso)
+			c.MemoryBytes = 192 << 20
+			code := `import os, time
+kids = []
+for i in range(4):
+    pid = os.fork()
+    if pid == 0:
+        b = bytearray(100 << 20)   # touched: 100 MiB resident each
+        for j in range(0, len(b), 4096):
+            b[j] = 1
+        time.sleep(1)
+        os._exit(0)
+    kids.append(pid)
+alive = 0
+for pid in kids:
+    _, st = os.waitpid(pid, 0)
+    if os.WIFEXITED(st) and os.WEXITSTATUS(st) == 0:
+        alive += 1
+print("survivors", alive)
+`
+			res := mustRun(t, c, f.job(code))
+			t.Logf("%s: %v, stdout %q", iso, res.Duration, res.Stdout)
+			if res.Limit != "memory" || strings.Contains(res.Stdout, "survivors 4") {
+				t.Fatalf("400 MiB across processes not stopped by a 192 MiB sandbox: %+v", res)
+			}
+			assertHealthy(t, iso, f)
+		})
+	}
+}
+
+// TestTmpBounded: the private /tmp cannot grow past MemoryBytes.
+func TestTmpBounded(t *testing.T) {
+	needBwrap(t)
+	f := newFixture(t)
+	c := quick(IsolationBwrap)
+	c.MemoryBytes = 128 << 20
+	code := `n = 0
+try:
+    for i in range(40):
+        with open("/tmp/f%d" % i, "wb") as fh:
+            fh.write(b"z" * (10 << 20))
+        n += 1
+except OSError as e:
+    print("stopped:", e)
+print("written", n)
+`
+	res := mustRun(t, c, f.job(code))
+	if strings.Contains(res.Stdout, "written 40") {
+		t.Fatalf("400 MiB written to /tmp with a 128 MiB limit: %+v", res)
+	}
+	assertHealthy(t, IsolationBwrap, f)
+}
