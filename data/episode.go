@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"math"
 	"os"
@@ -270,6 +271,9 @@ func parseJSONL(r *bufio.Reader, name string, skipBad bool) ([]Episode, []Skippe
 	var off int64
 	for lineNo := 1; ; lineNo++ {
 		line, err := readLine(r)
+		if err != nil && !errors.Is(err, io.EOF) {
+			return nil, nil, fmt.Errorf("%s:%d: %w", name, lineNo, err)
+		}
 		if len(line) == 0 && err != nil {
 			break
 		}

@@ -94,6 +94,12 @@ func sanitizeJSON(in []byte) *sanitized {
 	return &sanitized{text: out, edits: edits}
 }
 
+var (
+	_ json.Unmarshaler = (*Float)(nil)
+	_ json.Marshaler   = Float(0)
+	_ json.Marshaler   = (*Tokenizer)(nil)
+)
+
 // Float is a float64 that also decodes JSON null (as NaN) and Python's bare
 // NaN/Infinity/-Infinity (after sanitizeJSON), and encodes non-finite
 // values as null.

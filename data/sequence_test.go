@@ -495,3 +495,36 @@ func TestSplitTurnsSameTransitions(t *testing.T) {
 		t.Fatalf("per turn: %v %d %+v", err, len(seqs), st)
 	}
 }
+
+// NextSeqs (sequences only, for callers that add replay generations) walks
+// the same batches as Next.
+func TestLoaderNextSeqsMatchesNext(t *testing.T) {
+	tok := ByteTokenizer()
+	mk := func() *Loader {
+		return &Loader{Seqs: seqsForLoader(23), BatchSize: 5, T: 20, Seed: 4, BucketBatches: 2,
+			Augment: &AugmentOptions{Eta: 0.2, Vocab: tok.OrdinaryIDs(), Specials: tok.Specials()}}
+	}
+	a, b := mk(), mk()
+	ca, cb := Cursor{Epoch: 2, Index: 3}, Cursor{Epoch: 2, Index: 3}
+	for k := 0; k < 9; k++ {
+		want, err := a.Next(&ca)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seqs, err := b.NextSeqs(&cb)
+		if err != nil {
+			t.Fatal(err)
+		}
+		longest := 0
+		for _, s := range seqs {
+			longest = max(longest, s.NumInputs())
+		}
+		got, err := Compile(seqs, longest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, want) || ca != cb {
+			t.Fatalf("step %d: NextSeqs differs from Next (cursors %+v %+v)", k, ca, cb)
+		}
+	}
+}
