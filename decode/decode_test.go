@@ -515,6 +515,7 @@ func TestOptionErrors(t *testing.T) {
 	bad := []func(*Options){
 		func(o *Options) { o.Temperature = 0 },
 		func(o *Options) { o.Temperature = math.NaN() },
+		func(o *Options) { o.Temperature = 1e-300 },
 		func(o *Options) { o.TopP = 1.5 },
 		func(o *Options) { o.TopK = -1 },
 		func(o *Options) { o.MaxNewTokens = 0 },

@@ -43,8 +43,8 @@ func (r RetryBlock) String() string {
 // Options configure sampling. Start from DefaultOptions: the zero value is
 // not valid (MaxNewTokens must be positive, Temperature too unless Greedy).
 type Options struct {
-	// Temperature divides the logits before the softmax (> 0). Ignored by
-	// greedy decoding.
+	// Temperature divides the logits before the softmax (at least 1e-6).
+	// Ignored by greedy decoding.
 	Temperature float64
 	// TopK keeps the K most likely actions (0: off).
 	TopK int
@@ -105,6 +105,9 @@ type Options struct {
 	Workers int
 }
 
+// minTemperature keeps L/T finite in float64 for any float32 logit.
+const minTemperature = 1e-6
+
 // DefaultOptions returns temperature-1 sampling of up to 256 new tokens,
 // stop tokens <eos> and <|end|>, <bkspc> allowed (id 2), retry block
 // auto, nothing banned.
@@ -141,8 +144,8 @@ func (o *Options) maxActions() int {
 // Validate reports the first invalid option.
 func (o *Options) Validate() error {
 	switch {
-	case !o.Greedy && !(o.Temperature > 0 && !math.IsInf(o.Temperature, 1)):
-		return fmt.Errorf("temperature must be positive and finite, got %v (use greedy for T=0)", o.Temperature)
+	case !o.Greedy && !(o.Temperature >= minTemperature && !math.IsInf(o.Temperature, 1)):
+		return fmt.Errorf("temperature must be finite and at least %g, got %v (use greedy for T=0)", minTemperature, o.Temperature)
 	case o.TopK < 0:
 		return fmt.Errorf("top-k must be >= 0, got %d", o.TopK)
 	case !(o.TopP >= 0 && o.TopP <= 1):
