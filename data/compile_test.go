@@ -311,3 +311,84 @@ func TestCompileRandomInvariants(t *testing.T) {
 		}
 	}
 }
+
+// seqFromBytes decodes fuzz input into an action sequence (possibly invalid).
+func seqFromBytes(b []byte) (*ActionSeq, int) {
+	s := &ActionSeq{Bkspc: BkspcID, Pad: PadID}
+	if len(b) < 2 {
+		return s, 2
+	}
+	T := 2 + int(b[0]%40)
+	np := int(b[1] % 5)
+	b = b[2:]
+	for i := 0; i < np && i < len(b); i++ {
+		s.Prompt = append(s.Prompt, int32(10+b[i]%20))
+	}
+	if np < len(b) {
+		b = b[np:]
+	} else {
+		b = nil
+	}
+	for _, c := range b {
+		tok := int32(10 + (c/8)%20)
+		switch c % 8 {
+		case 0, 1, 2:
+			s.Items = append(s.Items, Item{tok, KindAction})
+		case 3:
+			s.Items = append(s.Items, Item{BkspcID, KindAction})
+		case 4:
+			s.Items = append(s.Items, Item{tok, KindNoise})
+		case 5:
+			s.Items = append(s.Items, Item{tok, KindObs})
+		case 6:
+			s.Items = append(s.Items, Item{EOSID, KindAction})
+		case 7:
+			s.NoiseAsAction = !s.NoiseAsAction
+		}
+	}
+	if len(s.Items) > 0 && s.Items[len(s.Items)-1].Tok == EOSID {
+		s.Done = true
+	}
+	return s, T
+}
+
+// Any valid sequence truncates to fit any context >= 2 and then compiles,
+// with one transition per trained action.
+func FuzzTruncateCompile(f *testing.F) {
+	f.Add([]byte{10, 1, 3, 0, 8, 16, 3, 24, 6})
+	f.Add([]byte{3, 2, 1, 2, 5, 13, 0, 3, 8, 4, 3, 6})
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		s, T := seqFromBytes(raw)
+		if s.Validate() != nil {
+			if _, err := Compile([]*ActionSeq{s}, 64); err == nil {
+				t.Fatal("invalid sequence compiled")
+			}
+			return
+		}
+		tr, _, err := Truncate(s, T)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tr.NumInputs() > T {
+			t.Fatalf("%d inputs > T=%d", tr.NumInputs(), T)
+		}
+		b, err := Compile([]*ActionSeq{tr}, T)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(b.Trans) != tr.NumActions() || b.Lengths[0] != tr.NumInputs() {
+			t.Fatalf("%d transitions for %d actions", len(b.Trans), tr.NumActions())
+		}
+		parts, err := SplitTurns(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, p := range parts {
+			n += p.NumActions()
+		}
+		if n != s.NumActions() {
+			t.Fatalf("split turns: %d actions, whole %d", n, s.NumActions())
+		}
+	})
+}
