@@ -21,7 +21,7 @@ import (
 type CollectOptions struct {
 	Tasks    []string // built-in task names (default: all)
 	Episodes int      // total episodes, spread round-robin over Tasks
-	Seed     uint64   // expert RNG seed; episode i uses PCG(Seed, i)
+	Seed     uint64   // expert RNG seed; episode i uses EpisodeRNG(Seed, i)
 	Out      string   // output folder: Out/<task>-<i>/{agent_history,env_history}
 	Parallel int      // concurrent episodes (default 2)
 	MaxSteps int      // step budget per episode (default 10)
@@ -160,7 +160,7 @@ func Collect(ctx context.Context, o CollectOptions) (CollectSummary, error) {
 					fail(err)
 					continue
 				}
-				r := rand.New(rand.NewPCG(o.Seed, uint64(j.i)))
+				r := EpisodeRNG(o.Seed, j.i)
 				res, err := Run(ctx, env, int64(j.i), r, o.Expert)
 				env.Close()
 				if err != nil {
@@ -214,6 +214,20 @@ feed:
 		return s, fmt.Errorf("collect: %w", err)
 	}
 	return s, nil
+}
+
+// EpisodeRNG is the expert's RNG for episode i of a collection seeded with
+// seed (both PCG words are SplitMix64-mixed so neighbouring episodes get
+// unrelated streams).
+func EpisodeRNG(seed uint64, i int) *rand.Rand {
+	return rand.New(rand.NewPCG(splitmix(seed), splitmix(seed^splitmix(uint64(i)+1))))
+}
+
+func splitmix(x uint64) uint64 {
+	x += 0x9e3779b97f4a7c15
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9
+	x = (x ^ (x >> 27)) * 0x94d049bb133111eb
+	return x ^ (x >> 31)
 }
 
 // complete reports whether dir holds a finished episode.
