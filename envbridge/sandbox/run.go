@@ -214,6 +214,8 @@ func (r *runner) run(ctx context.Context) (res Result, err error) {
 	r.kill(cmd.Process.Pid)
 	drain()
 
+	r.cleanupLinks()
+	res.RemovedLinks = removeEscapingLinks(r.job.WorkDir)
 	res.Stdout, res.Stderr = stdout.String(), stderr.String()
 	res.Truncated = stdout.truncated() || stderr.truncated()
 	var sig syscall.Signal
@@ -377,6 +379,36 @@ func (r *runner) cleanupLinks() {
 	for _, l := range r.links {
 		_ = os.Remove(l)
 	}
+	r.links = nil
+}
+
+// removeEscapingLinks deletes the symbolic links under dir whose target is
+// absolute or leaves dir, and returns their paths relative to dir.
+func removeEscapingLinks(dir string) []string {
+	var removed []string
+	_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.Type()&fs.ModeSymlink == 0 {
+			return nil
+		}
+		target, err := os.Readlink(p)
+		if err != nil {
+			return nil
+		}
+		bad := filepath.IsAbs(target)
+		if !bad {
+			resolved := filepath.Join(filepath.Dir(p), target)
+			rel, err := filepath.Rel(dir, resolved)
+			bad = err != nil || rel == ".." || strings.HasPrefix(rel, "../")
+		}
+		if bad {
+			if os.Remove(p) == nil {
+				rel, _ := filepath.Rel(dir, p)
+				removed = append(removed, rel)
+			}
+		}
+		return nil
+	})
+	return removed
 }
 
 // command builds the process to start.

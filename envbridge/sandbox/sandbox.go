@@ -23,9 +23,24 @@
 //     (verified by TestForkBomb). The work directory is chowned to that uid.
 //     As a non-root user, bwrap runs in a user namespace and RLIMIT_NPROC
 //     applies to the calling uid;
+//   - whole sandbox: when this process may create cgroups (cgroup v1
+//     memory+pids controllers, or v2 with both delegated), each run gets
+//     its own cgroup with memory = MemoryBytes for all its processes
+//     together (including the private /tmp, charged as shared memory) and
+//     pids = MaxProcs+4; the kernel's OOM killer then reports "memory".
+//     Without cgroups, RLIMIT_AS bounds each process only. The private /tmp
+//     tmpfs is limited to MemoryBytes in any case;
 //   - output: stdout and stderr are captured through a bounded buffer that
 //     keeps the head and the tail of each stream and discards the middle,
 //     so a flood of output cannot exhaust host memory.
+//
+// Fork bombs, as measured on the project machines (root in a container,
+// Linux 6.18, cgroup v1): RLIMIT_NPROC alone does nothing for uid 0, and a
+// user namespace mapped to root does not help either (the kernel checks the
+// global uid). Running the code as a private unprivileged uid makes the
+// kernel refuse forks beyond MaxProcs: TestForkBomb sees the bomb peak at
+// exactly MaxProcs processes, fail further forks with EAGAIN, and be
+// killed at the timeout with nothing left behind, in both modes.
 //
 // When bwrap is unusable the fallback (Isolation "none") still applies the
 // timeouts, rlimits, process-group kill and uid drop, but provides no file
@@ -111,6 +126,12 @@ type Result struct {
 	// Limit names the limit that was hit, if known: "timeout", "memory",
 	// "cpu", "file-size", "processes", "output".
 	Limit string
+	// RemovedLinks lists symbolic links the code left in the work
+	// directory that pointed outside it (absolute, or escaping with ..),
+	// relative to WorkDir. They are removed after the run because the host
+	// would resolve them against its own file system (e.g. a
+	// submission.csv linked to a guessed path of the private answers).
+	RemovedLinks []string
 }
 
 // Isolation modes.

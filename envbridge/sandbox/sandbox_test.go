@@ -832,3 +832,37 @@ print("written", n)
 	}
 	assertHealthy(t, IsolationBwrap, f)
 }
+
+// TestEscapingSymlinksRemoved: links the code leaves in the workspace that
+// would resolve to host paths outside it are removed after the run.
+func TestEscapingSymlinksRemoved(t *testing.T) {
+	for _, iso := range modes(t) {
+		t.Run(iso, func(t *testing.T) {
+			f := newFixture(t)
+			code := fmt.Sprintf(`import os
+os.symlink(%q, "output/submission.csv")        # guessed host path of the answers
+os.symlink("../../private/test_answer.csv", "output/rel.csv")
+os.symlink("/workspace/data/train.csv", "output/abs_in_sandbox.csv")
+os.symlink("submission_real.csv", "output/inside.csv")
+open("output/submission_real.csv", "w").write("id,target\n")
+print("ok")
+`, f.answer)
+			res := mustRun(t, quick(iso), f.job(code))
+			if res.ExitCode != 0 {
+				t.Fatalf("%+v", res)
+			}
+			got := strings.Join(res.RemovedLinks, ",")
+			if got != "output/abs_in_sandbox.csv,output/rel.csv,output/submission.csv" {
+				t.Fatalf("removed %q", got)
+			}
+			for _, gone := range []string{"submission.csv", "rel.csv", "abs_in_sandbox.csv"} {
+				if _, err := os.Lstat(filepath.Join(f.work, "output", gone)); err == nil {
+					t.Fatalf("%s still there", gone)
+				}
+			}
+			if _, err := os.Lstat(filepath.Join(f.work, "output", "inside.csv")); err != nil {
+				t.Fatalf("link inside the workspace removed: %v", err)
+			}
+		})
+	}
+}
