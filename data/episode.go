@@ -151,6 +151,13 @@ func Load(paths []string, skipBad bool) (*LoadResult, error) {
 		var found []string
 		err = filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
 			if err != nil {
+				if skipBad && path != p {
+					res.Skipped = append(res.Skipped, Skipped{Source: path, Err: fmt.Errorf("%s: %w", path, err)})
+					if d != nil && d.IsDir() {
+						return filepath.SkipDir
+					}
+					return nil
+				}
 				return err
 			}
 			if d.IsDir() {
