@@ -12,7 +12,9 @@ import (
 // entry without a forward pass (its logits revert to the new top's cached
 // logits, DESIGN 3.3). It reuses the training graph's kernels (embedding,
 // layer norm, linear, GELU) on float32 parameters shared with the Params
-// it was built from. A Decoder is not safe for concurrent use.
+// it was built from (after changing the parameters, Reset or Prefill the
+// slots: cached keys, values and logits are not recomputed). A Decoder is
+// not safe for concurrent use; use one per goroutine.
 type Decoder struct {
 	p          *Params
 	cfg        Config

@@ -159,7 +159,10 @@ func newFusedOp[T Float](k opKernel[T]) *fusedOp[T] {
 	return op
 }
 
-func (op *fusedOp[T]) Arity() int { return len(op.k.inShapes()) }
+// Arity, Type, InferShape, Do, ReturnsPtr, CallsExtern, OverwritesInput,
+// WriteHash, Hashcode and String implement gorgonia.Op (likewise for
+// bwdOp and readOp below).
+func (op *fusedOp[T]) Arity() int { return len(op.ins) }
 
 func (op *fusedOp[T]) Type() hm.Type {
 	dt := dtypeOf[T]()
@@ -268,7 +271,7 @@ type bwdOp[T Float] struct {
 	id int64
 }
 
-func (op *bwdOp[T]) Arity() int { return len(op.f.k.inShapes()) + 2 }
+func (op *bwdOp[T]) Arity() int { return len(op.f.ins) + 2 }
 
 func (op *bwdOp[T]) Type() hm.Type {
 	dt := dtypeOf[T]()
