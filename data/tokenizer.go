@@ -301,16 +301,47 @@ func (t *Tokenizer) OrdinaryIDs() []int32 {
 // (e.g. "<|end|>") become their ids; everything else is byte-level BPE, so
 // Decode(Encode(x)) == x for every string x.
 func (t *Tokenizer) Encode(text string) ([]int32, error) {
+	// next[k] is the absolute position of the next occurrence of added
+	// token k at or after cur (-1: none); recomputed only when passed, so
+	// text with many special strings is not rescanned quadratically.
+	next := make([]int, len(t.added))
+	find := func(k, from int) int {
+		c := t.added[k].Content
+		if c == "" {
+			return -1
+		}
+		p := strings.Index(text[from:], c)
+		if p < 0 {
+			return -1
+		}
+		return from + p
+	}
+	for k := range t.added {
+		next[k] = find(k, 0)
+	}
 	var out []int32
-	for len(text) > 0 {
-		pos, tok := t.nextAdded(text)
-		if pos < 0 {
-			out = t.appendOrdinary(out, text)
+	cur := 0
+	for cur < len(text) {
+		best := -1
+		for k := range t.added {
+			if next[k] >= 0 && next[k] < cur {
+				next[k] = find(k, cur)
+			}
+			if next[k] < 0 {
+				continue
+			}
+			if best < 0 || next[k] < next[best] || (next[k] == next[best] && len(t.added[k].Content) > len(t.added[best].Content)) {
+				best = k
+			}
+		}
+		if best < 0 {
+			out = t.appendOrdinary(out, text[cur:])
 			break
 		}
-		out = t.appendOrdinary(out, text[:pos])
-		out = append(out, tok.ID)
-		text = text[pos+len(tok.Content):]
+		p := next[best]
+		out = t.appendOrdinary(out, text[cur:p])
+		out = append(out, t.added[best].ID)
+		cur = p + len(t.added[best].Content)
 	}
 	return out, nil
 }
@@ -320,25 +351,6 @@ func (t *Tokenizer) Encode(text string) ([]int32, error) {
 // contents, so data can never inject an <eos> or <|end|> action.
 func (t *Tokenizer) EncodeOrdinary(text string) []int32 {
 	return t.appendOrdinary(nil, text)
-}
-
-// nextAdded finds the earliest (then longest) added token in text.
-func (t *Tokenizer) nextAdded(text string) (int, addedToken) {
-	best := -1
-	var bt addedToken
-	for _, a := range t.added {
-		if a.Content == "" {
-			continue
-		}
-		p := strings.Index(text, a.Content)
-		if p < 0 {
-			continue
-		}
-		if best < 0 || p < best || (p == best && len(a.Content) > len(bt.Content)) {
-			best, bt = p, a
-		}
-	}
-	return best, bt
 }
 
 func (t *Tokenizer) appendOrdinary(out []int32, text string) []int32 {
@@ -583,7 +595,7 @@ func newTokenizer(vocab []string, merges [][2]string, added []addedToken) (*Toke
 		return nil, err
 	}
 	t.sp = sp
-	// longest added tokens first is handled in nextAdded; keep a stable order
+	// added tokens in id order (Encode prefers the earliest, then longest, match)
 	sort.SliceStable(t.added, func(i, j int) bool { return t.added[i].ID < t.added[j].ID })
 	return t, nil
 }
