@@ -120,6 +120,7 @@ print("warn", file=sys.stderr)
 `
 
 func TestNormalCode(t *testing.T) {
+	t.Parallel()
 	for _, iso := range modes(t) {
 		t.Run(iso, func(t *testing.T) {
 			f := newFixture(t)
@@ -152,6 +153,7 @@ func TestNormalCode(t *testing.T) {
 }
 
 func TestAbsoluteWorkspacePaths(t *testing.T) {
+	t.Parallel()
 	needBwrap(t)
 	f := newFixture(t)
 	code := `print(open("/workspace/data/train.csv").read().splitlines()[1])
@@ -379,6 +381,7 @@ while True:
 }
 
 func TestProcessLimitReported(t *testing.T) {
+	t.Parallel()
 	if os.Geteuid() != 0 {
 		t.Skip("SKIP: written for root (private uid)")
 	}
@@ -425,6 +428,7 @@ while True:
 }
 
 func TestFileSizeLimit(t *testing.T) {
+	t.Parallel()
 	for _, iso := range modes(t) {
 		t.Run(iso, func(t *testing.T) {
 			f := newFixture(t)
@@ -476,6 +480,7 @@ print("END")
 }
 
 func TestPrivateFilesUnreadable(t *testing.T) {
+	t.Parallel()
 	needBwrap(t)
 	f := newFixture(t)
 	paths := []string{
@@ -531,6 +536,7 @@ print("FOUND", found)
 }
 
 func TestWriteOutsideWorkspace(t *testing.T) {
+	t.Parallel()
 	needBwrap(t)
 	f := newFixture(t)
 	tag := fmt.Sprintf("smtrain-escape-%d", time.Now().UnixNano())
@@ -570,6 +576,7 @@ print("TMP", os.path.exists("/tmp/%s"))
 }
 
 func TestNoNetwork(t *testing.T) {
+	t.Parallel()
 	needBwrap(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -655,6 +662,7 @@ func TestValidation(t *testing.T) {
 }
 
 func TestSyntaxErrorIsAResult(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	for _, iso := range modes(t) {
 		res := mustRun(t, quick(iso), f.job("def broken(:\n"))
@@ -721,6 +729,7 @@ func TestProbe(t *testing.T) {
 // inside the sandbox under the default memory limit: the BLAS behind numpy
 // is reached through /etc/alternatives, which the sandbox binds.
 func TestScientificImports(t *testing.T) {
+	t.Parallel()
 	needBwrap(t)
 	py, err := resolvePython("")
 	if err != nil {
@@ -751,6 +760,7 @@ func TestScientificImports(t *testing.T) {
 // TestInterpreterOutsideUsr runs an interpreter that lives outside the
 // system directories (a pyenv build, when present): its prefix is bound.
 func TestInterpreterOutsideUsr(t *testing.T) {
+	t.Parallel()
 	needBwrap(t)
 	matches, _ := filepath.Glob("/root/.pyenv/versions/3.1*/bin/python3")
 	if len(matches) == 0 {
@@ -812,6 +822,7 @@ print("survivors", alive)
 
 // TestTmpBounded: the private /tmp cannot grow past MemoryBytes.
 func TestTmpBounded(t *testing.T) {
+	t.Parallel()
 	needBwrap(t)
 	f := newFixture(t)
 	c := quick(IsolationBwrap)
@@ -836,6 +847,7 @@ print("written", n)
 // TestEscapingSymlinksRemoved: links the code leaves in the workspace that
 // would resolve to host paths outside it are removed after the run.
 func TestEscapingSymlinksRemoved(t *testing.T) {
+	t.Parallel()
 	for _, iso := range modes(t) {
 		t.Run(iso, func(t *testing.T) {
 			f := newFixture(t)
