@@ -288,6 +288,12 @@ func TestAdapterTimeBudgetAndLimits(t *testing.T) {
 	if err != nil || res.Truncated {
 		t.Fatalf("first step %+v %v", res, err)
 	}
+	// The run timeout (30 s on the command line) was capped at the 1 s
+	// left of the budget.
+	h, err := c.History()
+	if err != nil || !strings.Contains(string(h), `"timeout": 1`) {
+		t.Fatalf("execution timeout not capped by the budget: %s %v", h, err)
+	}
 	time.Sleep(400 * time.Millisecond)
 	res, err = c.Step(ctx, envbridge.Action{Name: "validate_code", Params: map[string]any{"code": "print(1)"}})
 	if err != nil || !res.Truncated || res.Info["time_budget_exhausted"] != true {

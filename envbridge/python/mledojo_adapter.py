@@ -270,6 +270,7 @@ class Adapter:
                     "info": {"TimeLimit.truncated": True, "time_budget_exhausted": True}}
         info = {"action": action}
         terminated = False
+        self.cap_execution_timeout(ep)
         try:
             with contextlib.redirect_stdout(sys.stderr):
                 out = ep.env.step(action, **params)
@@ -308,6 +309,18 @@ class Adapter:
             info["remaining_steps"] = max(0, ep.max_steps - ep.steps)
         return {"observation": obs, "reward": reward, "terminated": terminated,
                 "truncated": truncated, "info": info}
+
+    @staticmethod
+    def cap_execution_timeout(ep):
+        """Keep one code run from overshooting the episode's time budget:
+        MLE-Dojo's Sandbox reads its execution_timeout attribute per run."""
+        sb = getattr(ep.env, "sandbox", None)
+        if ep.time_budget <= 0 or sb is None or not hasattr(sb, "execution_timeout"):
+            return
+        if not hasattr(ep, "base_timeout"):
+            ep.base_timeout = sb.execution_timeout
+        left = max(1, int(math.ceil(ep.time_budget - ep.elapsed())))
+        sb.execution_timeout = left if not ep.base_timeout else min(int(ep.base_timeout), left)
 
     def history(self, env_id):
         ep = self.get(env_id)

@@ -14,6 +14,7 @@ to run off the main thread. Nothing is executed or scored for real:
 import json
 import os
 import threading
+import types
 from datetime import datetime
 from pathlib import Path
 
@@ -51,7 +52,8 @@ class KaggleEnvironment:
         self.competition_name = competition_name
         self.competition = competition_registry.get(competition_name)
         self.score_mode = score_mode
-        self.execution_timeout = execution_timeout
+        # MLE-Dojo keeps the run timeout on its Sandbox object.
+        self.sandbox = types.SimpleNamespace(execution_timeout=execution_timeout)
         self.actions = ["request_info", "validate_code", "execute_code", "reset", "get_history"]
         self.closed = False
         self._reset_state()
@@ -95,7 +97,8 @@ class KaggleEnvironment:
             code = kwargs.get("code", "")
             if not code:
                 raise ValueError("Error in step for action '%s': Code parameter is required for '%s' action" % (action, action))
-            result = {"status": "SUCCESS", "execution": {"status": "SUCCESS", "output": "ran %d chars" % len(code)}}
+            result = {"status": "SUCCESS", "execution": {"status": "SUCCESS", "output": "ran %d chars" % len(code),
+                                                         "timeout": self.sandbox.execution_timeout}}
             if action == "execute_code" and ("SUBMIT" in code or "NAN" in code):
                 raw = float("nan") if "NAN" in code else 0.5
                 pos = 0.0 if "NAN" in code else 0.75
