@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-3}
 REPS=${REPS:-3}
 PY=/usr/bin/python3
-OUT=bench/results.json
+OUT=${OUT:-bench/results.json}
 
 # The peer needs Debian's python3-torch (not the pyenv python first on PATH).
 if ! "$PY" -c 'import torch' 2>/dev/null; then
@@ -32,10 +32,11 @@ if ! "$PY" -c 'import torch' 2>/dev/null; then
   fi
 fi
 
-# Build the Go harness with OpenBLAS when Debian's libopenblas-dev is there.
+# Build the Go harness with OpenBLAS when Debian's libopenblas-dev is there
+# (grep without -q: with pipefail, -q can SIGPIPE ldconfig and fail the test).
 TAGS=()
 if { [ -e /usr/include/x86_64-linux-gnu/cblas.h ] || [ -e /usr/include/cblas.h ]; } &&
-   ldconfig -p 2>/dev/null | grep -q 'libopenblas\.so '; then
+   ldconfig -p 2>/dev/null | grep 'libopenblas\.so ' >/dev/null; then
   TAGS=(-tags openblas)
   export CGO_LDFLAGS=-lopenblas
 fi
@@ -44,8 +45,12 @@ go build "${TAGS[@]}" -o bin/smbench ./bench/cmd/smbench
 
 RAW=$(mktemp)
 trap 'rm -f "$RAW"' EXIT
-peer() { OPENBLAS_NUM_THREADS=2 OMP_NUM_THREADS=1 "$PY" bench/torch_peer.py "$@" --threads 1 --reps "$REPS" >>"$RAW"; }
-gob()  { OPENBLAS_NUM_THREADS=1 bin/smbench "$@" -reps "$REPS" >>"$RAW"; }
+# Thread layouts (override to explore; the defaults are each side's best).
+PEER_TORCH_THREADS=${PEER_TORCH_THREADS:-1}
+PEER_OPENBLAS_THREADS=${PEER_OPENBLAS_THREADS:-2}
+GO_OPENBLAS_THREADS=${GO_OPENBLAS_THREADS:-1}
+peer() { OPENBLAS_NUM_THREADS=$PEER_OPENBLAS_THREADS OMP_NUM_THREADS=1 "$PY" bench/torch_peer.py "$@" --threads "$PEER_TORCH_THREADS" --reps "$REPS" >>"$RAW"; }
+gob()  { OPENBLAS_NUM_THREADS=$GO_OPENBLAS_THREADS bin/smbench "$@" -reps "$REPS" >>"$RAW"; }
 
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 for r in $(seq 1 "$ROUNDS"); do
@@ -66,6 +71,7 @@ LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 CPU=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 CORES=$(nproc)
 GOV=$(go version | cut -d' ' -f3)
+export PEER_TORCH_THREADS PEER_OPENBLAS_THREADS GO_OPENBLAS_THREADS
 "$PY" - "$RAW" "$OUT" "$CPU" "$CORES" "$GOV" "$ROUNDS" "$REPS" "$LOAD_START" "$LOAD_END" <<'EOF'
 import json, os, statistics, sys, time
 raw, out, cpu, cores, gov, rounds, reps, load0, load1 = sys.argv[1:]
@@ -138,8 +144,10 @@ res = {
                  "python": next((r["python"] for r in rows if "python" in r), None),
                  "smtrain_blas": next((r["blas"] for r in rows if r["impl"] == "smtrain"), None),
                  "torch_blas": next((r["blas"] for r in rows if r["impl"] == "pytorch"), None)},
-    "threads": {"pytorch": "torch.set_num_threads(1), OPENBLAS_NUM_THREADS=2, OMP_NUM_THREADS=1",
-                "smtrain": "GOMAXPROCS=%s, OPENBLAS_NUM_THREADS=1" % next((r["gomaxprocs"] for r in rows if r["impl"] == "smtrain"), "?")},
+    "threads": {"pytorch": "torch.set_num_threads(%s), OPENBLAS_NUM_THREADS=%s, OMP_NUM_THREADS=1"
+                           % (os.environ["PEER_TORCH_THREADS"], os.environ["PEER_OPENBLAS_THREADS"]),
+                "smtrain": "GOMAXPROCS=%s, OPENBLAS_NUM_THREADS=%s" % (next((r["gomaxprocs"] for r in rows if r["impl"] == "smtrain"), "?"),
+                                                                      os.environ["GO_OPENBLAS_THREADS"])},
     "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
 }
 tmp = out + ".tmp"
