@@ -878,3 +878,44 @@ print("ok")
 		})
 	}
 }
+
+// TestConcurrentRuns: parallel runs (as in a parallel rollout) each get
+// their own uid, cgroup and output, and all succeed.
+func TestConcurrentRuns(t *testing.T) {
+	t.Parallel()
+	iso := modes(t)[0]
+	var wg sync.WaitGroup
+	errs := make(chan error, 6)
+	var mu sync.Mutex
+	uids := map[string]bool{}
+	for i := 0; i < 6; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f := newFixture(t)
+			res, err := quick(iso).Run(context.Background(), f.job(fmt.Sprintf("import os\nprint('run', %d, os.getuid())\n", i)))
+			if err != nil {
+				errs <- err
+				return
+			}
+			if res.ExitCode != 0 || !strings.HasPrefix(res.Stdout, fmt.Sprintf("run %d ", i)) {
+				errs <- fmt.Errorf("run %d: %+v", i, res)
+				return
+			}
+			mu.Lock()
+			uids[strings.Fields(res.Stdout)[2]] = true
+			mu.Unlock()
+			errs <- nil
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if os.Geteuid() == 0 && len(uids) != 6 {
+		t.Fatalf("concurrent runs shared uids: %v", uids)
+	}
+}
