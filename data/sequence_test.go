@@ -528,3 +528,21 @@ func TestLoaderNextSeqsMatchesNext(t *testing.T) {
 		}
 	}
 }
+
+func FuzzParseCursor(f *testing.F) {
+	f.Add([]byte(`{"epoch":3,"index":7}`))
+	f.Add([]byte(`{"epoch":-1}`))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		c, err := ParseCursor(raw)
+		if err != nil {
+			return
+		}
+		if c.Epoch < 0 || c.Index < 0 {
+			t.Fatalf("negative cursor accepted: %+v", c)
+		}
+		b, _ := json.Marshal(c)
+		if c2, err := ParseCursor(b); err != nil || c2 != c {
+			t.Fatalf("cursor does not round-trip: %v", err)
+		}
+	})
+}
