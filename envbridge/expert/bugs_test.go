@@ -32,7 +32,7 @@ func TestEveryBugFailsAndFixWorks(t *testing.T) {
 	if !trainHasText(task) {
 		t.Fatal("loan-default should have a text column")
 	}
-	env, err := local.New(task, local.Options{WorkRoot: t.TempDir(), Sandbox: sandbox.Config{Timeout: 30 * time.Second}})
+	env, err := local.New(task, local.Options{WorkRoot: workRoot(t), Sandbox: sandbox.Config{Timeout: 30 * time.Second}})
 	if err != nil {
 		t.Fatal(err)
 	}

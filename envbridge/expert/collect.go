@@ -116,6 +116,9 @@ func Collect(ctx context.Context, o CollectOptions) (CollectSummary, error) {
 		return CollectSummary{}, fmt.Errorf("collect: %w", err)
 	}
 	defer os.RemoveAll(work)
+	if err := os.Chmod(work, 0o755); err != nil { // the sandbox may run code under another uid
+		return CollectSummary{}, fmt.Errorf("collect: %w", err)
+	}
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

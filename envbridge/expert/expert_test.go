@@ -40,7 +40,7 @@ func TestExpertSolvesBuiltinTasks(t *testing.T) {
 		}
 		for s := 0; s < seeds; s++ {
 			run := filepath.Join(t.TempDir(), name)
-			env, err := local.New(task, local.Options{MaxSteps: 10, TimeBudget: time.Hour, RunDir: run, WorkRoot: t.TempDir(),
+			env, err := local.New(task, local.Options{MaxSteps: 10, TimeBudget: time.Hour, RunDir: run, WorkRoot: workRoot(t),
 				Sandbox: sandbox.Config{Timeout: 30 * time.Second}})
 			if err != nil {
 				t.Fatal(err)
@@ -92,4 +92,13 @@ func TestExpertSolvesBuiltinTasks(t *testing.T) {
 		}
 	}
 	t.Logf("bugs exercised: %v", bugsSeen)
+}
+
+// workRoot is a temporary work root reachable by other users (the sandbox
+// fallback runs agent code under another uid when smtrain runs as root).
+func workRoot(t testing.TB) string {
+	d := t.TempDir()
+	os.Chmod(filepath.Dir(d), 0o755)
+	os.Chmod(d, 0o755)
+	return d
 }

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -115,7 +116,35 @@ func New(task *Task, opts Options) (*Env, error) {
 		iso, _ = sandbox.Probe()
 	}
 	e.isolation = iso
+	if !e.bwrap() && os.Geteuid() == 0 {
+		// The fallback sandbox drops root to another uid, which must be
+		// able to reach the workspace by its host path.
+		if err := traversable(opts.WorkRoot); err != nil {
+			return nil, fmt.Errorf("local env: without bwrap the work root must be reachable by other users: %w", err)
+		}
+	}
 	return e, nil
+}
+
+// traversable checks that every directory from / to dir is searchable by
+// other users.
+func traversable(dir string) error {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	for d := abs; ; d = filepath.Dir(d) {
+		st, err := os.Stat(d)
+		if err != nil {
+			return err
+		}
+		if st.Mode().Perm()&0o001 == 0 {
+			return fmt.Errorf("%s has mode %v (needs o+x)", d, st.Mode().Perm())
+		}
+		if d == filepath.Dir(d) {
+			return nil
+		}
+	}
 }
 
 // Task returns the environment's task.
@@ -216,7 +245,57 @@ func (e *Env) newWorkspace() error {
 	}
 	os.Chmod(filepath.Join(ws, "output"), 0o777)
 	e.workspace = ws
+	if !e.bwrap() {
+		// Without bwrap there are no binds: give the workspace its own
+		// data/ (hard links, or copies across file systems), so that agent
+		// code running under another uid never needs to traverse the task
+		// folder (which may sit in a private home directory).
+		if err := linkTree(e.task.PublicDir, filepath.Join(ws, "data")); err != nil {
+			return fmt.Errorf("local env: workspace data: %w", err)
+		}
+	}
 	return nil
+}
+
+// linkTree recreates src under dst with directories 0755 and files hard
+// linked (copied when linking fails), readable by everyone.
+func linkTree(src, dst string) error {
+	return filepath.WalkDir(src, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(src, p)
+		if err != nil {
+			return err
+		}
+		target := filepath.Join(dst, rel)
+		if d.IsDir() {
+			if err := os.MkdirAll(target, 0o755); err != nil {
+				return err
+			}
+			return os.Chmod(target, 0o755)
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		if err := os.Link(p, target); err == nil {
+			return nil
+		}
+		in, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		defer in.Close()
+		out, err := os.OpenFile(target, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o444)
+		if err != nil {
+			return err
+		}
+		if _, err := io.Copy(out, in); err != nil {
+			out.Close()
+			return err
+		}
+		return out.Close()
+	})
 }
 
 // budget writes remaining_steps / remaining_seconds into obs.

@@ -55,7 +55,7 @@ func TestEndToEnd(t *testing.T) {
 	needPython(t)
 	task := builtinTask(t, "loan-default")
 	run := t.TempDir()
-	env, err := New(task, Options{MaxSteps: 13, TimeBudget: time.Hour, RunDir: run, WorkRoot: t.TempDir(),
+	env, err := New(task, Options{MaxSteps: 13, TimeBudget: time.Hour, RunDir: run, WorkRoot: workRoot(t),
 		Sandbox: sandbox.Config{Timeout: 20 * time.Second}})
 	if err != nil {
 		t.Fatal(err)
@@ -224,7 +224,7 @@ func topKeys(t *testing.T, b []byte) []string {
 
 func TestInvalidActionAndDeterminism(t *testing.T) {
 	task := builtinTask(t, "flower-species")
-	env, err := New(task, Options{MaxSteps: 5, WorkRoot: t.TempDir()})
+	env, err := New(task, Options{MaxSteps: 5, WorkRoot: workRoot(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -311,7 +311,7 @@ func TestLoadTaskErrors(t *testing.T) {
 func TestHostileCodeContained(t *testing.T) {
 	needPython(t)
 	task := builtinTask(t, "loan-default")
-	env, err := New(task, Options{WorkRoot: t.TempDir(), Sandbox: sandbox.Config{Timeout: 2 * time.Second}})
+	env, err := New(task, Options{WorkRoot: workRoot(t), Sandbox: sandbox.Config{Timeout: 2 * time.Second}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -343,7 +343,7 @@ func TestHostileCodeContained(t *testing.T) {
 func TestTimeBudgetTruncates(t *testing.T) {
 	task := builtinTask(t, "flower-species")
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	env, err := New(task, Options{TimeBudget: time.Minute, WorkRoot: t.TempDir(), Now: func() time.Time { return now }})
+	env, err := New(task, Options{TimeBudget: time.Minute, WorkRoot: workRoot(t), Now: func() time.Time { return now }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -359,4 +359,13 @@ func TestTimeBudgetTruncates(t *testing.T) {
 	if !res.Truncated || res.Obs[envbridge.KeyRemainingSeconds] != 0 {
 		t.Fatalf("at 65s: truncated %v remaining %v", res.Truncated, res.Obs[envbridge.KeyRemainingSeconds])
 	}
+}
+
+// workRoot is a temporary work root reachable by other users (the sandbox
+// fallback runs agent code under another uid when smtrain runs as root).
+func workRoot(t testing.TB) string {
+	d := t.TempDir()
+	os.Chmod(filepath.Dir(d), 0o755)
+	os.Chmod(d, 0o755)
+	return d
 }

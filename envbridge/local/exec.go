@@ -31,8 +31,10 @@ func (e *Env) run(ctx context.Context, code string) (omap, sandbox.Result, error
 		cfg.Timeout = left
 		cfg.CPUSeconds = 0 // recomputed from the timeout
 	}
-	job := sandbox.Job{Code: code, WorkDir: e.workspace,
-		ReadOnly: []sandbox.Bind{{Src: e.task.PublicDir, Dst: SandboxDataDir}}}
+	job := sandbox.Job{Code: code, WorkDir: e.workspace}
+	if e.bwrap() {
+		job.ReadOnly = []sandbox.Bind{{Src: e.task.PublicDir, Dst: SandboxDataDir}}
+	}
 	res, err := cfg.Run(ctx, job)
 	if err != nil {
 		return nil, res, fmt.Errorf("local env: sandbox: %w", err)

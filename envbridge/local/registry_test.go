@@ -23,7 +23,7 @@ func TestServedOverHTTP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg.WorkRoot = t.TempDir()
+	reg.WorkRoot = workRoot(t)
 	reg.RunRoot = t.TempDir()
 	if got := strings.Join(reg.Tasks(), ","); got != "flower-species,house-prices-lite,loan-default" {
 		t.Fatalf("tasks %s", got)
