@@ -21,10 +21,10 @@ type Float interface{ float32 | float64 }
 // parallelFor. Each kernel struct owns the buffers it needs between forward
 // and backward (saved statistics, scratch) so steps do not allocate.
 
-// Minimum work per chunk (in rows or elements) before a loop is split.
-const (
-	grainElems = 8192
-)
+// grainElems is the minimum work per chunk (in elements) before a loop is
+// split across cores. A variable so tests can force splitting on tiny
+// shapes.
+var grainElems = 8192
 
 func grainRows(width int) int {
 	g := grainElems / (width + 1)

@@ -348,3 +348,29 @@ func TestKernelsAccumulate(t *testing.T) {
 	ce.forward(lg, tg)
 	check("cross entropy", []int{12}, func(g grads, acc bool) { ce.backward(lg, tg, 0.7, g[0], acc) })
 }
+
+// TestChunked reruns the gradient, tree, reuse and decoder tests with every
+// loop split into as many chunks as there are workers, so the multi-chunk
+// paths (per-chunk partial sums, column splits) are checked on tiny shapes.
+func TestChunked(t *testing.T) {
+	if maxChunks() < 2 {
+		t.Skip("needs GOMAXPROCS ≥ 2")
+	}
+	old := grainElems
+	grainElems = 1
+	defer func() { grainElems = old }()
+	if numChunks(10, grainRows(8)) < 2 {
+		t.Fatal("loops are not split")
+	}
+	for _, c := range []struct {
+		name string
+		f    func(*testing.T)
+	}{
+		{"layernorm", TestLayerNormGrad}, {"gelu", TestGELUGrad}, {"linear", TestLinearGrad},
+		{"embedding", TestEmbeddingGrad}, {"attention", TestAttentionGrad}, {"crossentropy", TestCrossEntropyGrad},
+		{"model", TestModelGrad}, {"tree", TestTreeAttentionMatchesPrefix}, {"reuse", TestGraphReuse},
+		{"accumulate", TestKernelsAccumulate}, {"decoder", TestDecoderMatchesFullForward},
+	} {
+		t.Run(c.name, c.f)
+	}
+}
