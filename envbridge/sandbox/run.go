@@ -156,17 +156,46 @@ func (r *runner) run(ctx context.Context) (res Result, err error) {
 	}
 	cmd.Stdout, cmd.Stderr = outW, errW
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	// bwrap reports {"exit-code": N} on fd 3 only when the sandbox was set
+	// up and the code ran; its absence tells a bwrap failure from agent code
+	// that exits 1.
+	var statusR, statusW *os.File
+	status := newCapture(4096)
+	if r.bwrap {
+		statusR, statusW, err = os.Pipe()
+		if err != nil {
+			outR.Close()
+			outW.Close()
+			errR.Close()
+			errW.Close()
+			return res, fmt.Errorf("sandbox: pipe: %w", err)
+		}
+		cmd.ExtraFiles = []*os.File{statusW}
+	}
 
 	start := time.Now()
 	err = cmd.Start()
 	outW.Close()
 	errW.Close()
+	if statusW != nil {
+		statusW.Close()
+	}
 	if err != nil {
 		outR.Close()
 		errR.Close()
+		if statusR != nil {
+			statusR.Close()
+		}
 		return res, fmt.Errorf("sandbox: start: %w", err)
 	}
 	var readers sync.WaitGroup
+	if statusR != nil {
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			_, _ = io.Copy(status, statusR)
+		}()
+	}
 	for _, p := range []struct {
 		r *os.File
 		c *capture
@@ -186,10 +215,16 @@ func (r *runner) run(ctx context.Context) (res Result, err error) {
 			// Something outside our reach still holds the pipes.
 			outR.Close()
 			errR.Close()
+			if statusR != nil {
+				statusR.Close()
+			}
 			<-ch
 		}
 		outR.Close()
 		errR.Close()
+		if statusR != nil {
+			statusR.Close()
+		}
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
@@ -240,6 +275,10 @@ func (r *runner) run(ctx context.Context) (res Result, err error) {
 	}
 	if sig != 0 {
 		res.Signal = sig.String()
+	}
+	if r.bwrap && !res.TimedOut && !strings.Contains(status.String(), `"exit-code"`) &&
+		(r.cg == nil || !r.cg.oomKilled()) {
+		return res, fmt.Errorf("sandbox: bwrap could not run the code (exit %d): %s", res.ExitCode, oneLine(res.Stderr))
 	}
 	if res.ExitCode == launcherExit && strings.HasPrefix(strings.TrimSpace(res.Stderr), launcherTag) {
 		return res, fmt.Errorf("sandbox: %s", oneLine(res.Stderr))
@@ -459,6 +498,7 @@ func (r *runner) command() (*exec.Cmd, error) {
 		"--chdir", "/workspace",
 	)
 	args = append(args, bwrapNamespaceArgs(r.cfg.AllowNetwork, r.uid >= 0)...)
+	args = append(args, "--json-status-fd", "3")
 	args = append(args, envArgs(baseEnv("/workspace", "/tmp", r.job.Env))...)
 	args = append(args, "--", r.python, "-I", "-S", "-c", launcherSrc)
 	args = append(args, limits...)

@@ -919,3 +919,23 @@ func TestConcurrentRuns(t *testing.T) {
 		t.Fatalf("concurrent runs shared uids: %v", uids)
 	}
 }
+
+// TestBwrapFailureIsAnError: a sandbox bwrap cannot build is an
+// infrastructure error, not agent code that "exited 1".
+func TestBwrapFailureIsAnError(t *testing.T) {
+	t.Parallel()
+	needBwrap(t)
+	f := newFixture(t)
+	j := f.job("print('never runs')\n")
+	// Binding a directory below a file bind cannot be built by bwrap.
+	j.ReadOnly = []Bind{
+		{Src: filepath.Join(f.public, "train.csv"), Dst: "/data/file"},
+		{Src: f.public, Dst: "/data/file/sub"},
+	}
+	res, err := quick(IsolationBwrap).Run(context.Background(), j)
+	if err == nil || !strings.Contains(err.Error(), "bwrap") {
+		t.Fatalf("bwrap setup failure not reported as an error: %v %+v", err, res)
+	}
+	t.Logf("reported: %v", err)
+	assertHealthy(t, IsolationBwrap, f)
+}
