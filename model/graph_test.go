@@ -514,3 +514,17 @@ func TestNewParams(t *testing.T) {
 		t.Error("Get of unknown name")
 	}
 }
+
+// TestLargerConfig reruns the model-level tests on a deeper, wider config
+// (3 layers, 4 heads, D=32, V=50).
+func TestLargerConfig(t *testing.T) {
+	old := cfgTest
+	cfgTest = Config{NLayer: 3, NHead: 4, NEmbd: 32, NPositions: 64, VocabSize: 50, LayerNormEpsilon: 1e-5, BkspcTokenID: 2, EOSTokenID: 1}
+	defer func() { cfgTest = old }()
+	t.Run("grad", TestModelGrad)
+	t.Run("float32", TestFloat32MatchesFloat64)
+	t.Run("tree", TestTreeAttentionMatchesPrefix)
+	t.Run("padding", TestPaddingHasNoEffect)
+	t.Run("reuse", TestGraphReuse)
+	t.Run("decoder", TestDecoderMatchesFullForward)
+}
