@@ -2,7 +2,10 @@ package objective
 
 import (
 	"math/rand/v2"
+	"os"
+	"slices"
 	"testing"
+	"time"
 
 	"smtrain/data"
 )
@@ -64,4 +67,43 @@ func BenchmarkLoss(bm *testing.B) {
 	for _, name := range []string{"mle", "chi2mix", "kl"} {
 		bm.Run(name, func(bm *testing.B) { benchLoss(bm, name) })
 	}
+}
+
+// TestLossRatio times the loss+gradient of mle and chi2mix interleaved
+// (robust to load drift on a shared machine) and logs min and median.
+// Run with SMTRAIN_STEP_RATIO=1.
+func TestLossRatio(t *testing.T) {
+	if testing.Short() || os.Getenv("SMTRAIN_STEP_RATIO") == "" {
+		t.Skip("set SMTRAIN_STEP_RATIO=1 to measure the loss-time ratio")
+	}
+	b, L := benchBatch()
+	g := make([]float32, len(L))
+	p := Params{BkspcID: tBk, Lambda: 0.5, Work: new(Workspace)}
+	objs := map[string]Objective{}
+	times := map[string][]float64{}
+	for _, n := range []string{"mle", "chi2mix"} {
+		objs[n] = mustNew(t, n, DefaultConfig())
+	}
+	for r := -2; r < 60; r++ {
+		order := []string{"mle", "chi2mix"}
+		if r%2 != 0 {
+			order[0], order[1] = order[1], order[0]
+		}
+		for _, n := range order {
+			start, cpu0 := time.Now(), cpuTime()
+			if _, err := objs[n].Loss32(L, 1024, b, p, g); err != nil {
+				t.Fatal(err)
+			}
+			if r >= 0 {
+				times[n] = append(times[n], time.Since(start).Seconds()*1e3)
+				times[n+"cpu"] = append(times[n+"cpu"], (cpuTime()-cpu0).Seconds()*1e3)
+			}
+		}
+	}
+	med := func(x []float64) float64 { s := slices.Clone(x); slices.Sort(s); return s[len(s)/2] }
+	m, c := times["mle"], times["chi2mix"]
+	t.Logf("loss+grad (16*128, 1024) float32, %d transitions: mle min %.2f ms median %.2f ms; chi2mix min %.2f ms median %.2f ms; ratio min %.3f median %.3f",
+		len(b.Trans), slices.Min(m), med(m), slices.Min(c), med(c), slices.Min(c)/slices.Min(m), med(c)/med(m))
+	mc, cc := times["mlecpu"], times["chi2mixcpu"]
+	t.Logf("process CPU time per call: mle median %.2f ms, chi2mix median %.2f ms, ratio %.3f", med(mc), med(cc), med(cc)/med(mc))
 }
