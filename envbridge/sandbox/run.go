@@ -495,6 +495,9 @@ func (r *runner) command() (*exec.Cmd, error) {
 	}
 	args = append(args,
 		"--ro-bind", r.tmp, "/sandbox",
+		// The sandbox's root tmpfs read-only: only /workspace and /tmp are
+		// writable (as root, or as a user in a user namespace).
+		"--remount-ro", "/",
 		"--chdir", "/workspace",
 	)
 	args = append(args, bwrapNamespaceArgs(r.cfg.AllowNetwork, r.uid >= 0)...)
