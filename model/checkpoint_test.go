@@ -314,3 +314,27 @@ func TestParseConfig(t *testing.T) {
 		}
 	}
 }
+
+func FuzzParseConfig(f *testing.F) {
+	b, _ := MarshalConfig(Small)
+	f.Add(b)
+	f.Add([]byte(`{"n_embd": 8, "n_layer": 1, "n_head": 2, "n_ctx": 4, "vocab_size": 10, "eos_token_id": 1, "n_inner": null}`))
+	f.Add([]byte(`{"n_embd": 8, "eos_token_id": [1]}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		cfg, err := ParseConfig(b)
+		if err != nil {
+			return
+		}
+		// Anything accepted is a valid config that round-trips.
+		if err := cfg.Validate(); err != nil {
+			t.Fatalf("accepted an invalid config: %v", err)
+		}
+		out, err := MarshalConfig(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c2, err := ParseConfig(out); err != nil || c2 != cfg {
+			t.Fatalf("round trip: %+v vs %+v (%v)", c2, cfg, err)
+		}
+	})
+}
