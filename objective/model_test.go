@@ -128,12 +128,13 @@ func TestStepRatio(t *testing.T) {
 			order[0], order[1] = order[1], order[0]
 		}
 		for _, name := range order {
-			start := time.Now()
+			start, cpu0 := time.Now(), cpuTime()
 			if err := steps[name](); err != nil {
 				t.Fatal(err)
 			}
 			if r >= 0 { // round -1 warms up
 				times[name] = append(times[name], time.Since(start).Seconds())
+				times[name+"cpu"] = append(times[name+"cpu"], (cpuTime() - cpu0).Seconds())
 			}
 		}
 	}
@@ -142,6 +143,8 @@ func TestStepRatio(t *testing.T) {
 	t.Logf("mle step: median %.3fs min %.3fs; chi2mix step: median %.3fs min %.3fs (%d rounds, %s)",
 		med(mle), slices.Min(mle), med(chi), slices.Min(chi), rounds, model.BLASName())
 	t.Logf("ratio chi2mix/mle: median %.3f, min %.3f (target ≤ 1.15)", med(chi)/med(mle), slices.Min(chi)/slices.Min(mle))
+	mc, cc := times["mlecpu"], times["chi2mixcpu"]
+	t.Logf("process CPU time per step: mle median %.3fs, chi2mix median %.3fs, ratio %.3f", med(mc), med(cc), med(cc)/med(mc))
 }
 
 // TestWithModelGraph: the loss node inside the real model graph (config
