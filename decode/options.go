@@ -99,6 +99,11 @@ type Options struct {
 	// BatchSize is the number of samples decoded together by one decoder
 	// (batched forward steps); 0: min(8, number of prompts). Samples are
 	// assigned to batches by index, so results do not depend on Workers.
+	// They may depend on the batch layout itself: OpenBLAS computes a row
+	// of a batched step with other kernels than a single row, so logits
+	// differ in the last bits between batch sizes (measured; the pure-Go
+	// BLAS gives identical bits), which can flip a near-tie draw. For
+	// bit-identical samples keep the prompts, BatchSize and Seed fixed.
 	BatchSize int
 	// Workers is the number of batches decoded in parallel, each with its
 	// own decoder; 0: GOMAXPROCS.

@@ -209,7 +209,8 @@ func stopString(o *Options, r *Result) bool {
 // Generate decodes one sample per prompt (sample i has index i). Samples
 // are cut into batches of o.BatchSize by index; o.Workers goroutines each
 // build a decoder with f and decode whole batches. The results are in
-// prompt order and identical for any number of workers.
+// prompt order and identical for any number of workers (see
+// Options.BatchSize for the batch layout).
 func Generate(ctx context.Context, f Factory, prompts [][]int32, o Options) ([]Result, Stats, error) {
 	var stats Stats
 	if err := o.Validate(); err != nil {
