@@ -305,10 +305,12 @@ func compute[F Float](s *spec, L []F, V int, b *data.Batch, p Params, grad []F) 
 					x = min(max(x, lo), hi)
 					clamped++
 				}
-				ph, dph := s.f.phi(x)
-				lin -= aD * ph
-				if !isClamped {
-					dr -= aD * dph
+				if aD != 0 { // zero-weight transitions: no 0·Inf
+					ph, dph := s.f.phi(x)
+					lin -= aD * ph
+					if !isClamped {
+						dr -= aD * dph
+					}
 				}
 			}
 		}
