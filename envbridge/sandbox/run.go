@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -26,8 +27,8 @@ TAG = "smtrain-sandbox-launcher:"
 def fail(msg):
     sys.stderr.write(TAG + " " + msg + "\n"); sys.stderr.flush(); os._exit(125)
 try:
-    cpu, mem, fsize, nproc, uid, gid = (int(x) for x in sys.argv[1:7])
-    script = sys.argv[7]
+    cpu, mem, fsize, nproc, uid, gid, ppid = (int(x) for x in sys.argv[1:8])
+    script = sys.argv[8]
     def lim(res, soft, hard):
         cur_soft, cur_hard = resource.getrlimit(res)
         if cur_hard != resource.RLIM_INFINITY:
@@ -47,6 +48,16 @@ try:
             fail("uid drop did not take effect")
 except Exception as e:
     fail("setup: %r" % (e,))
+if ppid > 0:
+    # Die with smtrain (the parent-death signal is cleared by the uid
+    # change above, so set it again); exit if the parent is already gone.
+    try:
+        import ctypes
+        ctypes.CDLL(None).prctl(1, 9, 0, 0, 0)  # PR_SET_PDEATHSIG, SIGKILL
+    except Exception:
+        pass
+    if os.getppid() != ppid:
+        os._exit(137)
 try:
     os.execv(sys.executable, [sys.executable, script])
 except Exception as e:
@@ -174,7 +185,22 @@ func (r *runner) run(ctx context.Context) (res Result, err error) {
 	}
 
 	start := time.Now()
-	err = cmd.Start()
+	// Start and Wait on one goroutine locked to its OS thread: Pdeathsig
+	// fires when the thread that forked exits, and a locked thread that is
+	// unlocked again only after Wait cannot exit early.
+	done := make(chan error, 1)
+	started := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
+		done <- cmd.Wait()
+	}()
+	err = <-started
 	outW.Close()
 	errW.Close()
 	if statusW != nil {
@@ -226,8 +252,6 @@ func (r *runner) run(ctx context.Context) (res Result, err error) {
 			statusR.Close()
 		}
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
 	timer := time.NewTimer(r.cfg.Timeout)
 	defer timer.Stop()
 	var waitErr error
@@ -465,8 +489,10 @@ func (r *runner) command() (*exec.Cmd, error) {
 		strconv.Itoa(nproc),
 		strconv.Itoa(r.uid),
 		strconv.Itoa(r.gid),
+		"-1", // parent pid to watch: set below for the fallback
 	}
 	if !r.bwrap {
+		limits[len(limits)-1] = strconv.Itoa(os.Getpid())
 		env := baseEnv(r.job.WorkDir, filepath.Join(r.tmp, "tmp"), r.job.Env)
 		args := append([]string{"-I", "-S", "-c", launcherSrc}, limits...)
 		args = append(args, filepath.Join(r.tmp, "code.py"))

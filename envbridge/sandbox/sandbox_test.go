@@ -939,3 +939,59 @@ func TestBwrapFailureIsAnError(t *testing.T) {
 	t.Logf("reported: %v", err)
 	assertHealthy(t, IsolationBwrap, f)
 }
+
+// TestParentDeathKillsSandbox: if the process running the sandbox dies
+// (SIGKILL, no cleanup), the agent code dies with it. The helper below
+// runs in a child test process that the test kills.
+func TestParentDeathKillsSandbox(t *testing.T) {
+	t.Parallel()
+	for _, iso := range modes(t) {
+		t.Run(iso, func(t *testing.T) {
+			f := newFixture(t)
+			marker := filepath.Join(f.work, "survived.txt")
+			cmd := exec.Command(os.Args[0], "-test.run=^TestHelperSandboxSleeper$")
+			cmd.Env = append(os.Environ(), "SMTRAIN_SANDBOX_HELPER="+iso+"|"+f.work)
+			var out strings.Builder
+			cmd.Stdout, cmd.Stderr = &out, &out
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			// Wait until the agent code runs, then kill the parent.
+			started := filepath.Join(f.work, "started.txt")
+			deadline := time.Now().Add(20 * time.Second)
+			for {
+				if _, err := os.Stat(started); err == nil {
+					break
+				}
+				if time.Now().After(deadline) {
+					_ = cmd.Process.Kill()
+					_ = cmd.Wait()
+					t.Fatalf("agent code never started:\n%s", out.String())
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+			time.Sleep(2500 * time.Millisecond)
+			if _, err := os.Stat(marker); err == nil {
+				t.Fatal("agent code survived the death of the process that ran it")
+			}
+		})
+	}
+}
+
+// TestHelperSandboxSleeper is the child process of
+// TestParentDeathKillsSandbox; it does nothing in a normal test run.
+func TestHelperSandboxSleeper(t *testing.T) {
+	spec := os.Getenv("SMTRAIN_SANDBOX_HELPER")
+	if spec == "" {
+		t.Skip("helper process only")
+	}
+	iso, work, _ := strings.Cut(spec, "|")
+	code := `import time
+open("started.txt", "w").write("x")
+time.sleep(1.5)
+open("survived.txt", "w").write("x")
+`
+	_, _ = Config{Isolation: iso, Timeout: 30 * time.Second}.Run(context.Background(), Job{Code: code, WorkDir: work})
+}
