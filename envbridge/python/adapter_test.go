@@ -331,3 +331,29 @@ func TestAdapterKilledMidEpisode(t *testing.T) {
 		t.Fatalf("step after the adapter died: want ErrServerGone, got %v", err)
 	}
 }
+
+// TestStandInDetectsThreads is the control for the main-thread check: the
+// stand-in really refuses to be constructed off the main thread, so the
+// adapter tests above prove the adapter stays on it.
+func TestStandInDetectsThreads(t *testing.T) {
+	py := python3(t)
+	wd, _ := os.Getwd()
+	code := `
+import threading
+from mledojo.gym.env import KaggleEnvironment
+err = []
+def f():
+    try:
+        KaggleEnvironment.make(competition_name="x", output_dir="/nonexistent")
+    except RuntimeError as e:
+        err.append(str(e))
+t = threading.Thread(target=f); t.start(); t.join()
+print("refused" if err and "main thread" in err[0] else "accepted")
+`
+	cmd := exec.Command(py, "-c", code)
+	cmd.Env = append(os.Environ(), "PYTHONPATH="+filepath.Join(wd, "testdata", "fake_mledojo"), "PYTHONDONTWRITEBYTECODE=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil || strings.TrimSpace(string(out)) != "refused" {
+		t.Fatalf("stand-in main-thread check: %v: %s", err, out)
+	}
+}
