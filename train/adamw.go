@@ -55,8 +55,8 @@ func (c AdamWConfig) Validate() error {
 //	v ← β2·v + (1−β2)·g²
 //	p ← p − lr/(1−β1^t) · m / (√v/√(1−β2^t) + ε)
 //
-// The arithmetic is done in float64 and stored as T. LR may be changed
-// between steps (schedules).
+// The element arithmetic is done in T, like torch does for a parameter of
+// that dtype. LR may be changed between steps (schedules).
 type AdamW[T Float] struct {
 	AdamWConfig
 	// Names are the parameter names (state is saved and restored by name).
@@ -126,24 +126,75 @@ func (a *AdamW[T]) Update(params, grads [][]T) error {
 	t := float64(a.Step)
 	bc1 := 1 - math.Pow(a.Beta1, t)
 	bc2sqrt := math.Sqrt(1 - math.Pow(a.Beta2, t))
-	stepSize := a.LR / bc1
-	b1, b2 := a.Beta1, a.Beta2
+	b1, b2, stepSize := a.Beta1, a.Beta2, a.LR/bc1
 	forChunks(params, func(i, lo, hi int) {
-		p, g, m, v := params[i][lo:hi], grads[i][lo:hi], a.M[i][lo:hi], a.V[i][lo:hi]
 		decay := 1.0
 		if a.Decay[i] {
 			decay = 1 - a.LR*a.WeightDecay
 		}
-		for j := range p {
-			gj := float64(g[j])
-			mj := b1*float64(m[j]) + (1-b1)*gj
-			vj := b2*float64(v[j]) + (1-b2)*gj*gj
-			m[j], v[j] = T(mj), T(vj)
-			denom := math.Sqrt(float64(v[j]))/bc2sqrt + a.Eps
-			p[j] = T(float64(p[j])*decay - stepSize*float64(m[j])/denom)
+		k := adamStep{b1: b1, b2: b2, stepSize: stepSize, bc2: bc2sqrt, eps: a.Eps, decay: decay}
+		p, g, m, v := params[i][lo:hi], grads[i][lo:hi], a.M[i][lo:hi], a.V[i][lo:hi]
+		switch pp := any(p).(type) {
+		case []float32:
+			k.run32(pp, any(g).([]float32), any(m).([]float32), any(v).([]float32))
+		case []float64:
+			k.run64(pp, any(g).([]float64), any(m).([]float64), any(v).([]float64))
+		default:
+			k.runT(toF64(p), toF64(g), toF64(m), toF64(v), func(pf, mf, vf []float64) {
+				for j := range p {
+					p[j], m[j], v[j] = T(pf[j]), T(mf[j]), T(vf[j])
+				}
+			})
 		}
 	})
 	return nil
+}
+
+// adamStep holds the scalars of one update.
+type adamStep struct {
+	b1, b2, stepSize, bc2, eps, decay float64
+}
+
+// run32 updates float32 slices with float32 arithmetic, as torch does
+// for float32 parameters (scalars rounded to float32 once).
+func (k *adamStep) run32(p, g, m, v []float32) {
+	g, m, v = g[:len(p)], m[:len(p)], v[:len(p)]
+	b1, b2, ob1, ob2 := float32(k.b1), float32(k.b2), float32(1-k.b1), float32(1-k.b2)
+	step, bc2, eps, decay := float32(k.stepSize), float32(k.bc2), float32(k.eps), float32(k.decay)
+	for j := range p {
+		gj := g[j]
+		mj := b1*m[j] + ob1*gj
+		vj := b2*v[j] + ob2*gj*gj
+		m[j], v[j] = mj, vj
+		p[j] = p[j]*decay - step*mj/(float32(math.Sqrt(float64(vj)))/bc2+eps)
+	}
+}
+
+// run64 is run32 for float64.
+func (k *adamStep) run64(p, g, m, v []float64) {
+	g, m, v = g[:len(p)], m[:len(p)], v[:len(p)]
+	b1, b2, ob1, ob2 := k.b1, k.b2, 1-k.b1, 1-k.b2
+	for j := range p {
+		gj := g[j]
+		mj := b1*m[j] + ob1*gj
+		vj := b2*v[j] + ob2*gj*gj
+		m[j], v[j] = mj, vj
+		p[j] = p[j]*k.decay - k.stepSize*mj/(math.Sqrt(vj)/k.bc2+k.eps)
+	}
+}
+
+// runT handles named float types through float64 copies.
+func (k *adamStep) runT(p, g, m, v []float64, store func(p, m, v []float64)) {
+	k.run64(p, g, m, v)
+	store(p, m, v)
+}
+
+func toF64[T Float](x []T) []float64 {
+	out := make([]float64, len(x))
+	for i, v := range x {
+		out[i] = float64(v)
+	}
+	return out
 }
 
 // chunk is the number of elements one goroutine handles at a time.

@@ -20,6 +20,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"sort"
 	"syscall"
 	"time"
@@ -84,6 +85,7 @@ func run(args []string, stdout io.Writer) error {
 	prompt := fs.Int("prompt", 16, "decode prompt length")
 	newTok := fs.Int("new", 64, "decode tokens generated per sequence")
 	seed := fs.Uint64("seed", 0, "random seed")
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the timed part to this file")
 	if len(args) < 2 {
 		return usageError{"usage: smbench train|decode tiny|small [-reps N] [-steps N] [-batch N]"}
 	}
@@ -97,6 +99,17 @@ func run(args []string, stdout io.Writer) error {
 	}
 	if *reps < 1 || *warmup < 0 || *steps < 0 || *batch < 1 || *prompt < 1 || *newTok < 1 {
 		return usageError{"reps, batch, prompt and new must be positive; steps and warmup non-negative"}
+	}
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	rng := rand.New(rand.NewPCG(*seed, 1))
 	res := result{Impl: "smtrain", Task: task, Config: name, Go: runtime.Version(), BLAS: model.BLASName(),
