@@ -2,6 +2,8 @@ package sandbox
 
 import (
 	"context"
+	crand "crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -69,10 +71,17 @@ const launcherTag = "smtrain-sandbox-launcher:"
 // launcherExit is the launcher's exit code on setup failure.
 const launcherExit = 125
 
-// uidBase is the start of the private uid range used for runs as root:
-// uid = uidBase + (pid % 1000) * 1024 + slot. The range is far above the
-// usual system and subordinate (subuid) ranges.
-const uidBase = 1_900_000_000
+// uidBlock is this process's private range of 1024 uids for runs as root,
+// chosen at random among 3 million blocks above 10^9 (far above system and
+// subordinate-uid ranges) so that two smtrain processes on one machine
+// practically never share uids (a shared uid would share RLIMIT_NPROC and
+// the post-run sweep).
+var uidBlock = func() int {
+	var b [4]byte
+	_, _ = crand.Read(b[:])
+	n := int(binary.LittleEndian.Uint32(b[:]) % 3_000_000)
+	return 1_000_000_000 + n*1024
+}()
 
 var (
 	slotMu    sync.Mutex
@@ -92,7 +101,7 @@ func acquireUID() (int, error) {
 		if !slotsUsed[s] {
 			slotsUsed[s] = true
 			slotNext = s + 1
-			return uidBase + (os.Getpid()%1000)*1024 + s, nil
+			return uidBlock + s, nil
 		}
 	}
 	return 0, errors.New("sandbox: more than 1024 concurrent runs")
@@ -101,7 +110,7 @@ func acquireUID() (int, error) {
 func releaseUID(uid int) {
 	slotMu.Lock()
 	defer slotMu.Unlock()
-	delete(slotsUsed, (uid-uidBase)%1024)
+	delete(slotsUsed, uid-uidBlock)
 }
 
 // runner holds the state of one run.
