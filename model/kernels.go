@@ -208,32 +208,33 @@ func (k *layerNormKernel[T]) backward(x, w, dy, dx, dw, db []T, acc bool) {
 
 func (k *layerNormKernel[T]) runRange(chunk, lo, hi int) {
 	d := k.d
+	w := k.w[:d]
 	if k.phase == 0 {
+		b := k.b[:d]
 		for r := lo; r < hi; r++ {
 			x := k.x[r*d : r*d+d]
+			y := k.y[r*d : r*d+d]
 			var m float64
 			for _, v := range x {
 				m += float64(v)
 			}
 			m /= float64(d)
+			mt := T(m)
 			var v2 float64
 			for _, v := range x {
-				dv := float64(v) - m
+				dv := float64(v - mt)
 				v2 += dv * dv
 			}
-			v2 /= float64(d)
-			rs := 1 / math.Sqrt(v2+k.eps)
-			k.mean[r], k.rstd[r] = T(m), T(rs)
-			y := k.y[r*d : r*d+d]
-			mt, rst := T(m), T(rs)
+			rs := T(1 / math.Sqrt(v2/float64(d)+k.eps))
+			k.mean[r], k.rstd[r] = mt, rs
 			for j, v := range x {
-				y[j] = (v-mt)*rst*k.w[j] + k.b[j]
+				y[j] = (v-mt)*rs*w[j] + b[j]
 			}
 		}
 		return
 	}
 	p := k.part[chunk*2*d : chunk*2*d+2*d]
-	pw, pb := p[:d], p[d:]
+	pw, pb := p[:d], p[d:2*d]
 	for r := lo; r < hi; r++ {
 		x := k.x[r*d : r*d+d]
 		dy := k.dy[r*d : r*d+d]
@@ -242,21 +243,24 @@ func (k *layerNormKernel[T]) runRange(chunk, lo, hi int) {
 		var sdn, sdnn T
 		for j, v := range x {
 			nj := (v - m) * rs
-			dn := k.w[j] * dy[j]
+			g := dy[j]
+			dn := w[j] * g
 			sdn += dn
 			sdnn += dn * nj
+			pw[j] += nj * g
+			pb[j] += g
 		}
 		sdn /= T(d)
 		sdnn /= T(d)
-		for j, v := range x {
-			nj := (v - m) * rs
-			dn := k.w[j] * dy[j]
-			pw[j] += nj * dy[j]
-			pb[j] += dy[j]
-			if k.acc {
-				dx[j] += (dn - sdn - nj*sdnn) * rs
-			} else {
-				dx[j] = (dn - sdn - nj*sdnn) * rs
+		if k.acc {
+			for j, v := range x {
+				nj := (v - m) * rs
+				dx[j] += (w[j]*dy[j] - sdn - nj*sdnn) * rs
+			}
+		} else {
+			for j, v := range x {
+				nj := (v - m) * rs
+				dx[j] = (w[j]*dy[j] - sdn - nj*sdnn) * rs
 			}
 		}
 	}
