@@ -34,3 +34,25 @@ func TestTanh32(t *testing.T) {
 	}
 	t.Logf("tanh32 max abs error %.3g", worst)
 }
+
+func TestGELUForward32(t *testing.T) {
+	n := 4001
+	x, y, th := make([]float32, n), make([]float32, n), make([]float32, n)
+	for i := range x {
+		x[i] = float32(i-n/2) / 200 // [-10, 10]
+	}
+	geluForward32(x, y, th)
+	worst := 0.0
+	for i, v := range x {
+		xv := float64(v)
+		want := 0.5 * xv * (1 + math.Tanh(geluS*(xv+0.044715*xv*xv*xv)))
+		worst = math.Max(worst, math.Abs(float64(y[i])-want)/math.Max(1, math.Abs(want)))
+		if th[i] != tanh32(float32(geluS*(v+0.044715*v*v*v))) {
+			t.Fatalf("x=%v: saved tanh %v differs from tanh32", v, th[i])
+		}
+	}
+	if worst > 3e-6 { // tanh32 error near -1 times |x| ≤ 10
+		t.Errorf("gelu float32 max error %.3g", worst)
+	}
+	t.Logf("gelu float32 max error %.3g", worst)
+}

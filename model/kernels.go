@@ -395,12 +395,7 @@ func (k *geluKernel[T]) runRange(_, lo, hi int) {
 	if !k.bwd {
 		y := k.y[lo:hi]
 		if isF32[T]() {
-			for i, v := range x {
-				u := geluS * (v + 0.044715*v*v*v)
-				t := T(tanh32(float32(u)))
-				th[i] = t
-				y[i] = 0.5 * v * (1 + t)
-			}
+			geluForward32(as32(x), as32(y), as32(th))
 			return
 		}
 		for i, v := range x {
@@ -412,14 +407,43 @@ func (k *geluKernel[T]) runRange(_, lo, hi int) {
 		return
 	}
 	dy, dx := k.dy[lo:hi], k.dx[lo:hi]
+	dy, dx, th = dy[:len(x)], dx[:len(x)], th[:len(x)]
+	if k.acc {
+		for i, v := range x {
+			t := th[i]
+			dx[i] += (0.5*(1+t) + 0.5*v*(1-t*t)*geluS*(1+3*0.044715*v*v)) * dy[i]
+		}
+		return
+	}
 	for i, v := range x {
 		t := th[i]
-		g := 0.5*(1+t) + 0.5*v*(1-t*t)*geluS*(1+3*0.044715*v*v)
-		if k.acc {
-			dx[i] += g * dy[i]
-		} else {
-			dx[i] = g * dy[i]
+		dx[i] = (0.5*(1+t) + 0.5*v*(1-t*t)*geluS*(1+3*0.044715*v*v)) * dy[i]
+	}
+}
+
+// geluForward32 is the float32 GELU forward with tanh32 inlined by hand
+// (the compiler does not inline it): y = ½x(1 + t), t = tanh(u) saved in th.
+func geluForward32(x, y, th []float32) {
+	y, th = y[:len(x)], th[:len(x)]
+	for i, v := range x {
+		u := geluS * (v + 0.044715*v*v*v)
+		const clamp = 7.90531110763549805
+		if u > clamp {
+			u = clamp
+		} else if u < -clamp {
+			u = -clamp
 		}
+		u2 := u * u
+		u4 := u2 * u2
+		p01 := float32(4.89352455891786e-03) + float32(6.37261928875436e-04)*u2
+		p23 := float32(1.48572235717979e-05) + float32(5.12229709037114e-08)*u2
+		p45 := float32(-8.60467152213735e-11) + float32(2.00018790482477e-13)*u2
+		p := (p01 + p23*u4) + (p45+float32(-2.76076847742355e-16)*u4)*(u4*u4)
+		q := (float32(4.89352518554385e-03) + float32(2.26843463243900e-03)*u2) +
+			(float32(1.18534705686654e-04)+float32(1.19825839466702e-06)*u2)*u4
+		t := u * p / q
+		th[i] = t
+		y[i] = 0.5 * v * (1 + t)
 	}
 }
 
