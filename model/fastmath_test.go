@@ -56,3 +56,22 @@ func TestGELUForward32(t *testing.T) {
 	}
 	t.Logf("gelu float32 max error %.3g", worst)
 }
+
+func TestExpShift32(t *testing.T) {
+	src := make([]float32, 3000)
+	for i := range src {
+		src[i] = float32(i)*0.05 - 140 // [-140, 10]
+	}
+	dst := make([]float32, len(src))
+	sum := expShift32(dst, src, 10)
+	var want float64
+	for i, v := range src {
+		if dst[i] != exp32(v-10) {
+			t.Fatalf("x=%v: %v, exp32 gives %v", v-10, dst[i], exp32(v-10))
+		}
+		want += float64(exp32(v - 10))
+	}
+	if sum != want {
+		t.Errorf("sum %v, want %v", sum, want)
+	}
+}

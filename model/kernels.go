@@ -642,9 +642,13 @@ func (k *crossEntropyKernel[T]) runRange(chunk, lo, hi int) {
 			}
 			e := k.prob[r*V : r*V+V]
 			var s float64
-			for j, x := range l {
-				e[j] = expT(x - mx)
-				s += float64(e[j])
+			if isF32[T]() {
+				s = expShift32(as32(e), as32(l), float32(mx))
+			} else {
+				for j, x := range l {
+					e[j] = expT(x - mx)
+					s += float64(e[j])
+				}
 			}
 			lse := float64(mx) + math.Log(s)
 			k.lse[r], k.inv[r] = lse, T(1/s)
