@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -51,6 +52,34 @@ func ownCgroups() map[string]string {
 	return out
 }
 
+var staleOnce sync.Once
+
+// removeStale removes empty run cgroups left behind by smtrain processes
+// that were killed before cleaning up. Only directories unchanged for a
+// minute are tried, and rmdir refuses a cgroup that still has processes,
+// so live runs of other processes are never touched.
+func removeStale(parents ...string) {
+	for _, parent := range parents {
+		ents, err := os.ReadDir(parent)
+		if err != nil {
+			continue
+		}
+		for _, e := range ents {
+			if !e.IsDir() || !strings.HasPrefix(e.Name(), "smtrain-sandbox-") {
+				continue
+			}
+			info, err := e.Info()
+			if err != nil || time.Since(info.ModTime()) < time.Minute {
+				continue
+			}
+			if os.Remove(filepath.Join(parent, e.Name())) == nil {
+				// The run's temp dir (same name) leaked with it.
+				_ = os.RemoveAll(filepath.Join(os.TempDir(), e.Name()))
+			}
+		}
+	}
+}
+
 // newCgroup creates the run's cgroup with the given limits, or returns nil
 // when cgroups are not usable here.
 func newCgroup(name string, memBytes int64, maxProcs int) *cgroup {
@@ -58,6 +87,19 @@ func newCgroup(name string, memBytes int64, maxProcs int) *cgroup {
 	if own == nil {
 		return nil
 	}
+	staleOnce.Do(func() {
+		var parents []string
+		if p, ok := own["memory"]; ok {
+			parents = append(parents, filepath.Join("/sys/fs/cgroup/memory", p))
+		}
+		if p, ok := own["pids"]; ok {
+			parents = append(parents, filepath.Join("/sys/fs/cgroup/pids", p))
+		}
+		if p, ok := own[""]; ok {
+			parents = append(parents, filepath.Join("/sys/fs/cgroup", p))
+		}
+		removeStale(parents...)
+	})
 	// cgroup v1 (as on this project's machines): memory and pids.
 	memPath, okM := own["memory"]
 	pidsPath, okP := own["pids"]
