@@ -138,7 +138,7 @@ res = {
         },
     },
     "runs": {"rounds": int(rounds), "reps_per_process": int(reps),
-             "samples": {"/".join(str(x) for x in k if x is not None): len(rates(*k)) for k in groups}},
+             "samples": {"/".join(str(x) for x in k if x is not None): [round(x, 1) for x in rates(*k)] for k in groups}},
     "machine": {"cpu": cpu, "cores": int(cores), "loadavg_start": load0, "loadavg_end": load1},
     "versions": {"go": gov, "torch": rows[0].get("torch") if rows else None,
                  "python": next((r["python"] for r in rows if "python" in r), None),
