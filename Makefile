@@ -17,7 +17,7 @@ endif
 # One OpenBLAS thread per Go worker: the kernels split work across cores.
 export OPENBLAS_NUM_THREADS ?= 1
 
-.PHONY: all build test test-long lint bench demo deps clean
+.PHONY: all build test test-run test-long lint bench demo deps clean
 
 all: build
 
@@ -29,7 +29,11 @@ deps:
 build:
 	$(GO) build $(TAGS) -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/smtrain
 
-test:
+test: deps
+	$(MAKE) --no-print-directory test-run
+
+# test-run is `make test` without the dependency check.
+test-run:
 	$(GO) build ./...
 	$(GO) vet $(TAGS) ./...
 	$(GO) test $(TAGS) -short -count=1 -timeout 15m ./...
@@ -44,7 +48,8 @@ lint:
 bench: build
 	./scripts/bench.sh
 
-demo: build
+demo: deps
+	$(MAKE) --no-print-directory build
 	./scripts/demo.sh
 
 clean:
