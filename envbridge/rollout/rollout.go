@@ -243,7 +243,8 @@ func runEpisode(ctx context.Context, pol Policy, spec EnvSpec, o Options, i int)
 		r.Failed = "reset: " + err.Error()
 		return r
 	}
-	msgs := []data.Message{{Role: data.RoleUser, Content: envbridge.FormatInitialPrompt(obs)}}
+	obsAt := time.Now() // when the environment reported obs
+	msgs := []data.Message{{Role: data.RoleUser, Content: envbridge.FormatInitialPrompt(withBudget(obs, o.MaxSteps, 0))}}
 	best := math.Inf(-1)
 	// invalid[k] holds the error observation of assistant turn k when its
 	// action could not be parsed (the environment never saw it).
@@ -287,7 +288,7 @@ func runEpisode(ctx context.Context, pol Policy, spec EnvSpec, o Options, i int)
 			// counts against its budget.
 			r.InvalidAction++
 			r.Steps++
-			ob := envbridge.InvalidActionObservation(perr.Error(), obs)
+			ob := withBudget(envbridge.InvalidActionObservation(perr.Error(), obs), o.MaxSteps-r.Steps, time.Since(obsAt))
 			invalid = append(invalid, ob)
 			if hist != nil {
 				hist.add(step+1, "invalid", ob, 0)
@@ -310,7 +311,7 @@ func runEpisode(ctx context.Context, pol Policy, spec EnvSpec, o Options, i int)
 		r.Steps++
 		r.TotalReward += res.Reward
 		best = math.Max(best, res.Reward)
-		obs = res.Obs
+		obs, obsAt = withBudget(res.Obs, o.MaxSteps-r.Steps, 0), time.Now()
 		if hist != nil {
 			hist.add(step+1, act.Name, obs, res.Reward)
 		}
@@ -425,4 +426,45 @@ func mergeInvalid(hist []byte, invalid []envbridge.Observation) ([]byte, error) 
 	h["actions"] = b
 	h["step_count"] = json.RawMessage(fmt.Sprint(len(merged)))
 	return json.MarshalIndent(h, "", "  ")
+}
+
+// withBudget returns a shallow copy of ob whose budget fields describe what
+// the agent actually has left. remaining_steps becomes the smaller of the
+// environment's own count (as reported in ob) and the rollout's, left:
+// invalid actions use up the rollout's steps but never reach the
+// environment, so its count alone would overstate the budget, and an
+// invalid action's observation copies the count of the observation before
+// it. remaining_seconds, when ob has it, is reduced by elapsed, the time
+// since the environment reported it (non-zero for the copied fields of an
+// invalid action's observation).
+func withBudget(ob envbridge.Observation, left int, elapsed time.Duration) envbridge.Observation {
+	out := make(envbridge.Observation, len(ob)+1)
+	for k, v := range ob {
+		out[k] = v
+	}
+	left = max(left, 0)
+	if v, ok := numField(ob, envbridge.KeyRemainingSteps); !ok || int(v) > left {
+		out[envbridge.KeyRemainingSteps] = left
+	}
+	if v, ok := numField(ob, envbridge.KeyRemainingSeconds); ok && elapsed > 0 {
+		out[envbridge.KeyRemainingSeconds] = max(0, int(v)-int(elapsed.Seconds()))
+	}
+	return out
+}
+
+// numField reads a numeric observation field (int from a local
+// environment, float64 or json.Number after a JSON round trip).
+func numField(ob envbridge.Observation, key string) (float64, bool) {
+	switch v := ob[key].(type) {
+	case int:
+		return float64(v), true
+	case int64:
+		return float64(v), true
+	case float64:
+		return v, !math.IsNaN(v) && !math.IsInf(v, 0)
+	case json.Number:
+		f, err := v.Float64()
+		return f, err == nil
+	}
+	return 0, false
 }

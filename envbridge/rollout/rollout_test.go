@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"smtrain/data"
 	"smtrain/envbridge"
@@ -141,5 +142,95 @@ func TestRolloutFailedEnvDoesNotStopOthers(t *testing.T) {
 	}
 	if len(res.Episodes) != 2 {
 		t.Fatalf("loaded %d episodes, want 2", len(res.Episodes))
+	}
+}
+
+// budgetEnv reports its own step budget (10 actions) and time budget like
+// the local environment does.
+type budgetEnv struct{ n int }
+
+func (e *budgetEnv) Reset(ctx context.Context, seed int64) (envbridge.Observation, envbridge.Info, error) {
+	e.n = 0
+	return envbridge.Observation{"action_status": "SUCCESS", envbridge.KeyRemainingSteps: 10, envbridge.KeyRemainingSeconds: 3600}, nil, nil
+}
+func (e *budgetEnv) Step(ctx context.Context, a envbridge.Action) (envbridge.StepResult, error) {
+	e.n++
+	return envbridge.StepResult{Obs: envbridge.Observation{"action_status": "SUCCESS",
+		"feedback":                  map[string]any{"base": map[string]any{"feedback_status": "SUCCESS", "feedback": "ok"}},
+		envbridge.KeyRemainingSteps: 10 - e.n, envbridge.KeyRemainingSeconds: 3600}}, nil
+}
+func (e *budgetEnv) Close() error { return nil }
+
+type budgetSpec struct{}
+
+func (budgetSpec) Open(ctx context.Context, i int) (envbridge.Env, string, error) {
+	return &budgetEnv{}, "budget", nil
+}
+
+// TestRolloutBudgetAfterInvalidActions: every observation the agent sees
+// states the actions it really has left. Invalid actions use up the
+// rollout's steps (the environment never sees them), so neither the
+// environment's own count nor the count copied from the previous
+// observation may be shown.
+func TestRolloutBudgetAfterInvalidActions(t *testing.T) {
+	info := envbridge.FormatAction("ok", envbridge.Action{Name: "request_info", Params: map[string]any{"info_type": "overview"}})
+	pol := &scriptPolicy{texts: []string{"no action", "still none", info, "none again"}}
+	out := t.TempDir()
+	s, err := Run(context.Background(), pol, budgetSpec{}, Options{Episodes: 1, Parallel: 1, MaxSteps: 4, Out: out}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Failed != 0 || s.Results[0].Steps != 4 || s.Results[0].InvalidAction != 3 {
+		t.Fatalf("summary %+v", s.Results[0])
+	}
+	res, err := data.Load([]string{out}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var users []string
+	for _, m := range res.Episodes[0].Messages {
+		if m.Role == data.RoleUser {
+			users = append(users, m.Content)
+		}
+	}
+	// initial prompt, then after invalid, invalid, valid, invalid
+	want := []string{"a total of 4 actions", "still have 3 actions", "still have 2 actions", "still have 1 actions", "still have 0 actions"}
+	if len(users) != len(want) {
+		t.Fatalf("%d user turns, want %d", len(users), len(want))
+	}
+	for i, w := range want {
+		if !strings.Contains(users[i], w) {
+			t.Errorf("user turn %d does not say %q:\n%s", i, w, users[i])
+		}
+	}
+	// The history records the same budget for the invalid actions.
+	var hist struct {
+		Actions []struct {
+			Action string         `json:"action"`
+			Result map[string]any `json:"result"`
+		} `json:"actions"`
+	}
+	b, _ := os.ReadFile(filepath.Join(s.Results[0].Dir, "env_history", "history.json"))
+	if err := json.Unmarshal(b, &hist); err != nil {
+		t.Fatal(err)
+	}
+	for i, w := range []float64{3, 2, 1, 0} {
+		if got := hist.Actions[i].Result[envbridge.KeyRemainingSteps]; got != w {
+			t.Errorf("history action %d (%s): remaining_steps %v, want %v", i, hist.Actions[i].Action, got, w)
+		}
+	}
+}
+
+func TestWithBudgetSeconds(t *testing.T) {
+	prev := envbridge.Observation{envbridge.KeyRemainingSteps: 5, envbridge.KeyRemainingSeconds: 100.0}
+	got := withBudget(prev, 7, 30*time.Second+400*time.Millisecond)
+	if got[envbridge.KeyRemainingSteps] != 5 || got[envbridge.KeyRemainingSeconds] != 70 {
+		t.Fatalf("withBudget: %v", got)
+	}
+	if prev[envbridge.KeyRemainingSeconds] != 100.0 {
+		t.Fatal("withBudget modified its input")
+	}
+	if got := withBudget(envbridge.Observation{}, -2, 0); got[envbridge.KeyRemainingSteps] != 0 {
+		t.Fatalf("no env budget: %v", got)
 	}
 }
