@@ -77,6 +77,8 @@ for r in $(seq 1 "$ROUNDS"); do
     $first "$1" "$2" "${extra[@]}"
     $second "$1" "$2" "${extra[@]}"
   done
+  # chi2mix vs mle full training steps (config small), interleaved in-process.
+  gob smmle small
 done
 mv "$RAW.tmp" "$RAW"
 fi
@@ -97,9 +99,14 @@ def layout(r):
 def key(r):
     return (r["impl"], r["task"], r.get("config"), r.get("batch"), layout(r))
 
+smmle = [r for r in rows if r["task"] == "smmle"]
+rows = [r for r in rows if r["task"] != "smmle"]
 groups = {}
 for r in rows:
     groups.setdefault(key(r), []).append(r)
+mle_ms = [x for r in smmle for x in r["mle_step_ms"]]
+sm_ms = [x for r in smmle for x in r["chi2mix_step_ms"]]
+pair_ratios = [s / m for r in smmle for s, m in zip(r["chi2mix_step_ms"], r["mle_step_ms"])]
 
 def field(task):
     return "gflops" if task == "sgemm" else "tokens_per_s"
@@ -152,7 +159,13 @@ res = {
     "rss_ratio_small": ratio(rss("smtrain", "train", "small"), rss("pytorch", "train", "small")),
     "mfu_small": go_small * flops_small / (B * T) / (peak * 1e9) if go_small and peak else None,
     "mfu_small_pytorch": pt_small * flops_small / (B * T) / (peak * 1e9) if pt_small and peak else None,
-    "sm_over_mle": None,
+    "sm_over_mle": statistics.median(sm_ms) / statistics.median(mle_ms) if smmle else None,
+    "sm_over_mle_detail": {"chi2mix_step_ms_median": statistics.median(sm_ms) if smmle else None,
+                           "mle_step_ms_median": statistics.median(mle_ms) if smmle else None,
+                           "paired_rep_ratio_median": statistics.median(pair_ratios) if smmle else None,
+                           "transitions_per_batch": smmle[0]["transitions"] if smmle else None,
+                           "steps_per_rep": smmle[0]["steps_per_rep"] if smmle else None,
+                           "mle_step_ms": [round(x, 2) for x in mle_ms], "chi2mix_step_ms": [round(x, 2) for x in sm_ms]},
     "best_of_reps_ratios": {
         "train_tiny": ratio(best("smtrain", "train", "tiny"), best("pytorch", "train", "tiny")),
         "train_small": ratio(best("smtrain", "train", "small"), best("pytorch", "train", "small")),
@@ -163,7 +176,7 @@ res = {
         "best_of_reps": "fastest rep of each side over all layouts: less sensitive to load from other processes on a shared machine than the medians",
         "ratios": "smtrain / PyTorch of median tokens/s (higher is better); rss_ratio = smtrain / PyTorch peak RSS of the train tiny process (lower is better; PyTorch's includes ~235 MB for import torch)",
         "mfu": "FLOPs/step = 6*N*B*T + 12*L*B*T^2*D, N = 12*L*D^2 + V*D; %d FLOP for small; peak = median torch.mm 2048^2 float32 GFLOP/s of this run" % flops_small,
-        "sm_over_mle": "not measured yet: the objectives and trainer come later",
+        "sm_over_mle": "median chi2mix step time / median mle step time, config small (B16 T128 V1024), one compiled batch with backspaces (half expert rows with noise+<bkspc>, half policy rows), full step = set batch, forward, loss, backward, clip 1.0, AdamW; both objectives in one process, reps interleaved with alternating order (smbench smmle)",
         "step": "train step = new random batch, forward, cross-entropy, backward, global-norm clip 1.0, AdamW (weight decay on >=2-D params), float32",
         "decode": "greedy, prompt 16 then 64 new tokens per sequence, KV cache; tokens/s counts generated tokens, time includes the prefill",
     },
@@ -221,6 +234,7 @@ for label, a, b, r, lay in [
      None if res["mfu_small_pytorch"] is None else 100 * res["mfu_small_pytorch"], None, None),
 ]:
     print(f"{label:<28}{fmt(a, '%.1f'):>12}{fmt(b, '%.1f'):>12}{fmt(r, '%.2fx'):>9}  {lay or ''}")
+print(f"{'sm_over_mle (chi2mix/mle step)':<28}{fmt(res['sm_over_mle_detail']['chi2mix_step_ms_median'], '%.1fms'):>12}{fmt(res['sm_over_mle_detail']['mle_step_ms_median'], '%.1fms'):>12}{fmt(res['sm_over_mle'], '%.3f'):>9}  (columns: chi2mix, mle)")
 print("best-of-reps ratios: " + ", ".join(f"{k} {fmt(v, '%.2fx')}" for k, v in res["best_of_reps_ratios"].items()))
 print(f"{'sgemm 2048^2 GFLOP/s':<28}{'':>12}{fmt(peak, '%.1f'):>12}{'':>9}  {bl.get('sgemm', '')}")
 print(f"wrote {out}")

@@ -7,6 +7,10 @@
 //	                              cross-entropy, backward, global-norm clip
 //	                              1.0, AdamW (nanoGPT groups), float32
 //	smbench decode small -batch 8 greedy generation with the KV-cache Decoder
+//	smbench smmle small           full training steps (compiled batch with
+//	                              backspaces, loss, backward, clip, AdamW)
+//	                              under chi2mix and mle on the same batch,
+//	                              interleaved; reports the step-time ratio
 //
 // Build with -tags openblas (and CGO_LDFLAGS=-lopenblas) for OpenBLAS.
 package main
@@ -58,6 +62,11 @@ type result struct {
 	BLAS        string    `json:"blas"`
 	GOMAXPROCS  int       `json:"gomaxprocs"`
 	OpenBLASThr string    `json:"openblas_threads"`
+	// smmle: per-rep step times (ms) and the ratio of their medians.
+	MLEStepMS   []float64 `json:"mle_step_ms,omitempty"`
+	SMStepMS    []float64 `json:"chi2mix_step_ms,omitempty"`
+	SMOverMLE   float64   `json:"sm_over_mle,omitempty"`
+	Transitions int       `json:"transitions,omitempty"`
 }
 
 func main() {
@@ -87,7 +96,7 @@ func run(args []string, stdout io.Writer) error {
 	seed := fs.Uint64("seed", 0, "random seed")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the timed part to this file")
 	if len(args) < 2 {
-		return usageError{"usage: smbench train|decode tiny|small [-reps N] [-steps N] [-batch N]"}
+		return usageError{"usage: smbench train|decode|smmle tiny|small [-reps N] [-steps N] [-batch N]"}
 	}
 	task, name := args[0], args[1]
 	if err := fs.Parse(args[2:]); err != nil {
@@ -124,10 +133,15 @@ func run(args []string, stdout io.Writer) error {
 			}
 		}
 		err = benchTrain(&res, bc, rng, *reps, *steps, *warmup)
+	case "smmle":
+		if *steps == 0 {
+			*steps = 2
+		}
+		err = benchSMOverMLE(&res, bc, rng, *reps, *steps, *warmup)
 	case "decode":
 		err = benchDecode(&res, bc, rng, *reps, *batch, *prompt, *newTok, max(1, *warmup/3))
 	default:
-		return usageError{fmt.Sprintf("unknown task %q (train, decode)", task)}
+		return usageError{fmt.Sprintf("unknown task %q (train, decode, smmle)", task)}
 	}
 	if err != nil {
 		return err
