@@ -25,6 +25,25 @@ func init() {
 			return nil
 		}
 		c, rest := lookup(args)
+		if c == nil && len(args) == 1 {
+			// A group of two-word commands ("data", "env"): list them.
+			var group []*Command
+			for _, c := range commands {
+				if strings.HasPrefix(c.Name, args[0]+" ") {
+					group = append(group, c)
+				}
+			}
+			if len(group) > 0 {
+				fmt.Fprintf(stdout, "The %s commands are:\n\n", args[0])
+				tw := tabwriter.NewWriter(stdout, 0, 8, 2, ' ', 0)
+				for _, c := range group {
+					fmt.Fprintf(tw, "\t%s\t%s\n", c.Name, c.Short)
+				}
+				tw.Flush()
+				fmt.Fprintf(stdout, "\nUse \"smtrain help %s <command>\" for more information about a command.\n", args[0])
+				return nil
+			}
+		}
 		if c == nil || len(rest) > 0 {
 			return usagef("unknown help topic %q", strings.Join(args, " "))
 		}

@@ -74,3 +74,20 @@ func TestHelpForEveryCommand(t *testing.T) {
 		}
 	}
 }
+
+func TestHelpForCommandGroups(t *testing.T) {
+	for _, g := range []string{"data", "env"} {
+		code, out, errb := runCLI("help", g)
+		if code != 0 {
+			t.Fatalf("help %s: exit %d (%s)", g, code, errb)
+		}
+		for _, c := range commands {
+			if strings.HasPrefix(c.Name, g+" ") && !strings.Contains(out, c.Name) {
+				t.Errorf("help %s does not list %s:\n%s", g, c.Name, out)
+			}
+		}
+	}
+	if code, _, _ := runCLI("help", "nosuchgroup"); code != 2 {
+		t.Errorf("help nosuchgroup: exit %d, want 2", code)
+	}
+}
