@@ -56,9 +56,9 @@ type Trainer struct {
 	replay  *data.ReplayBuffer
 	prompts [][]int32
 
-	graphs  map[[2]int]*stepGraph
-	fgraphs map[[2]int]*fwdGraph
-	accum   [][]float32
+	graphs map[[2]int]*stepGraph
+	ev     *Evaluator
+	accum  [][]float32
 
 	st      State
 	metrics *metricsLog
@@ -110,7 +110,7 @@ func New(cfg Config, in Inputs, resume bool, console io.Writer) (*Trainer, error
 		console = io.Discard
 	}
 	t := &Trainer{cfg: cfg, out: cfg.Out, console: console,
-		graphs: map[[2]int]*stepGraph{}, fgraphs: map[[2]int]*fwdGraph{}}
+		graphs: map[[2]int]*stepGraph{}}
 	if err := os.MkdirAll(t.out, 0o755); err != nil {
 		return nil, err
 	}
@@ -129,32 +129,25 @@ func New(cfg Config, in Inputs, resume bool, console io.Writer) (*Trainer, error
 		}
 	}
 	// Split the data by episode.
-	trainEps, valEps := in.Train, in.Val
-	if len(trainEps) == 0 {
+	if len(in.Train) == 0 {
 		return nil, errors.New("no training episodes")
 	}
-	if len(valEps) == 0 && cfg.ValFraction > 0 && len(trainEps) >= 2 {
-		tr, va, err := data.Split(len(trainEps), cfg.ValFraction, uint64(cfg.Seed))
-		if err != nil {
-			return nil, err
-		}
-		all := trainEps
-		trainEps, valEps = nil, nil
-		for _, i := range tr {
-			trainEps = append(trainEps, all[i])
-		}
-		for _, i := range va {
-			valEps = append(valEps, all[i])
-		}
+	trainEps, valEps, err := SplitEpisodes(cfg, in)
+	if err != nil {
+		return nil, err
 	}
 
-	// Tokenizer: from the checkpoint being resumed, from -init, from a
+	// Tokenizer: from the checkpoint being resumed, from -init (with the
+	// vocabulary grown by smtrain's special tokens, see LoadInit), from a
 	// file, or trained on the training split.
+	var init *InitModel
 	switch {
 	case ck != "":
 		t.tok, err = data.LoadTokenizer(filepath.Join(ck, TokenizerFile))
-	case cfg.Init != "" && fileExists(filepath.Join(cfg.Init, TokenizerFile)) && cfg.Tokenizer == "":
-		t.tok, err = data.LoadTokenizer(filepath.Join(cfg.Init, TokenizerFile))
+	case cfg.Init != "":
+		if init, err = LoadInit(cfg.Init, cfg.Tokenizer, cfg.Seed); err == nil {
+			t.tok = init.Tokenizer
+		}
 	case cfg.Tokenizer != "":
 		t.tok, err = data.LoadTokenizer(cfg.Tokenizer)
 	case in.Tokenizer != nil:
@@ -168,11 +161,11 @@ func New(cfg Config, in Inputs, resume bool, console io.Writer) (*Trainer, error
 
 	// Sequences.
 	T := cfg.NPositions
-	if t.trainSq, _, err = data.BuildSeqs(t.tok, trainEps, T); err != nil {
+	if t.trainSq, _, err = buildSeqs(cfg, t.tok, trainEps); err != nil {
 		return nil, fmt.Errorf("training data: %w", err)
 	}
 	if len(valEps) > 0 {
-		if t.val, _, err = data.BuildSeqs(t.tok, valEps, T); err != nil {
+		if t.val, _, err = buildSeqs(cfg, t.tok, valEps); err != nil {
 			return nil, fmt.Errorf("validation data: %w", err)
 		}
 	}
@@ -195,10 +188,15 @@ func New(cfg Config, in Inputs, resume bool, console io.Writer) (*Trainer, error
 	switch {
 	case ck != "":
 		t.params, err = model.Load(ck, model.F32)
-	case cfg.Init != "":
-		t.params, err = model.Load(cfg.Init, model.F32)
-		if err == nil && t.params.Cfg.VocabSize != t.tok.VocabSize() {
-			err = fmt.Errorf("checkpoint %s has vocab_size %d but the tokenizer has %d tokens", cfg.Init, t.params.Cfg.VocabSize, t.tok.VocabSize())
+	case init != nil:
+		t.params = init.Params
+		// The checkpoint's shape wins; the written config says so.
+		cfg.NLayer, cfg.NHead, cfg.NEmbd = t.params.Cfg.NLayer, t.params.Cfg.NHead, t.params.Cfg.NEmbd
+		t.cfg = cfg
+		if g := init.Grown(); g > 0 {
+			fmt.Fprintf(t.console, "init: %s, vocabulary grown %d -> %d (new rows: mean of the old ones + noise)\n", init.Dir, init.OldVocab, t.params.Cfg.VocabSize)
+		} else {
+			fmt.Fprintf(t.console, "init: %s\n", init.Dir)
 		}
 	default:
 		t.params, err = model.NewParams(mcfg, model.F32, rand.New(rand.NewPCG(uint64(cfg.Seed), 0x1417)))
@@ -209,6 +207,7 @@ func New(cfg Config, in Inputs, resume bool, console io.Writer) (*Trainer, error
 	if t.params.Cfg.NPositions < T {
 		return nil, fmt.Errorf("model context %d is shorter than n_positions %d", t.params.Cfg.NPositions, T)
 	}
+	t.ev = newEvaluator(t.cfg, t.params, t.tok, t.obj, t.mle)
 	t.opt, err = NewAdamWFor32(AdamWConfig{LR: cfg.LR, Beta1: cfg.Beta1, Beta2: cfg.Beta2, Eps: cfg.Eps, WeightDecay: cfg.WeightDecay}, t.params)
 	if err != nil {
 		return nil, err
@@ -270,10 +269,7 @@ func episodeTexts(eps []data.Episode) []string {
 	return out
 }
 
-func (t *Trainer) augmentOptions() *data.AugmentOptions {
-	return &data.AugmentOptions{Eta: t.cfg.Eta, Kind: data.NoiseKind(t.cfg.NoiseKind), NoiseAsAction: t.cfg.NoiseAsAction,
-		Vocab: t.tok.OrdinaryIDs(), Specials: t.tok.Specials()}
-}
+func (t *Trainer) augmentOptions() *data.AugmentOptions { return augmentOptions(t.cfg, t.tok) }
 
 // restore loads optimizer, state and replay buffer from a checkpoint.
 func (t *Trainer) restore(ck string) error {
@@ -321,15 +317,6 @@ func (t *Trainer) rngFor(step int, purpose uint64) *rand.Rand {
 	return rand.New(rand.NewPCG(uint64(t.cfg.Seed)^0x5eed5eed, uint64(step)<<8|purpose))
 }
 
-// bucket rounds a row length up to the graph shape used for it.
-func (t *Trainer) bucket(n int) int {
-	b := 16
-	for b < n {
-		b *= 2
-	}
-	return min(b, t.cfg.NPositions)
-}
-
 func (t *Trainer) stepGraphFor(B, T int) (*stepGraph, error) {
 	key := [2]int{B, T}
 	if g, ok := t.graphs[key]; ok {
@@ -353,36 +340,9 @@ func (t *Trainer) stepGraphFor(B, T int) (*stepGraph, error) {
 	return sg, nil
 }
 
-func (t *Trainer) fwdGraphFor(B, T int) (*fwdGraph, error) {
-	key := [2]int{B, T}
-	if g, ok := t.fgraphs[key]; ok {
-		return g, nil
-	}
-	g, err := model.NewGraph(t.params, B, T)
-	if err != nil {
-		return nil, err
-	}
-	m, err := g.CompileForward()
-	if err != nil {
-		return nil, err
-	}
-	fg := &fwdGraph{g: g, m: m}
-	t.fgraphs[key] = fg
-	return fg, nil
-}
-
 // compile lays out seqs in a batch of the bucketed length.
 func (t *Trainer) compile(seqs []*data.ActionSeq) (*data.Batch, error) {
-	longest := 0
-	for i, s := range seqs {
-		ts, _, err := data.Truncate(s, t.cfg.NPositions)
-		if err != nil {
-			return nil, err
-		}
-		seqs[i] = ts
-		longest = max(longest, ts.NumInputs())
-	}
-	return data.Compile(seqs, t.bucket(longest))
+	return compileSeqs(seqs, t.cfg.NPositions)
 }
 
 // Run trains until cfg.Steps, evaluating, logging and checkpointing on the
@@ -398,9 +358,7 @@ func (t *Trainer) Run(ctx context.Context) (err error) {
 		for _, g := range t.graphs {
 			g.m.Close()
 		}
-		for _, g := range t.fgraphs {
-			g.m.Close()
-		}
+		t.ev.Close()
 	}()
 	t.bar = newProgress(t.cfg, t.st.Step, t.console)
 	if t.st.Step == 0 && t.replay != nil && t.cfg.ReplayEvery > 0 && t.cfg.WarmStart == 0 {
@@ -633,102 +591,6 @@ func humanRate(x float64) string {
 		return fmt.Sprintf("%.1fk", x/1e3)
 	}
 	return fmt.Sprintf("%.0f", x)
-}
-
-// EvalResult is the outcome of one evaluation on a set of sequences.
-type EvalResult struct {
-	NLL        float64            `json:"nll"`
-	Perplexity float64            `json:"perplexity"`
-	Loss       float64            `json:"loss"`
-	Components map[string]float64 `json:"components"`
-	Tokens     int                `json:"tokens"`
-	Sequences  int                `json:"sequences"`
-}
-
-// Evaluate computes the token-mean NLL (clean sequences, MLE) and the
-// objective's loss and components (augmented with a fixed seed when the
-// objective wants noise) over seqs, forward only.
-func Evaluate(t *Trainer, seqs []*data.ActionSeq, maxBatches int, lambda float64) (EvalResult, error) {
-	res := EvalResult{Components: map[string]float64{}, Sequences: len(seqs)}
-	if len(seqs) == 0 {
-		return res, nil
-	}
-	B := t.cfg.BatchSize
-	var nllSum, lossSum float64
-	nll := 0
-	nb := 0
-	work := &objective.Workspace{}
-	for s := 0; s < len(seqs); s += B {
-		if maxBatches > 0 && nb >= maxBatches {
-			break
-		}
-		nb++
-		part := seqs[s:min(len(seqs), s+B)]
-		for pass := 0; pass < 2; pass++ {
-			cur := make([]*data.ActionSeq, len(part))
-			copy(cur, part)
-			obj := t.mle
-			if pass == 1 {
-				if t.obj.Name() == "mle" {
-					break
-				}
-				obj = t.obj
-				if t.obj.Augmented() && t.cfg.Eta > 0 {
-					rng := rand.New(rand.NewPCG(uint64(t.cfg.Seed), uint64(0xe7a1+s)))
-					for i, q := range cur {
-						a, err := data.Augment(q, *t.augmentOptions(), rng)
-						if err != nil {
-							return res, err
-						}
-						cur[i] = a
-					}
-				}
-			}
-			b, err := t.compile(cur)
-			if err != nil {
-				return res, err
-			}
-			fg, err := t.fwdGraphFor(b.B, b.T)
-			if err != nil {
-				return res, err
-			}
-			if err := fg.g.SetBatch(b.Inputs, b.Positions, b.Parents); err != nil {
-				return res, err
-			}
-			if err := fg.m.Step(); err != nil {
-				return res, err
-			}
-			r, err := obj.Loss32(fg.g.Logits32(), t.params.Cfg.VocabSize, b,
-				objective.Params{BkspcID: int(t.tok.BkspcID()), Lambda: lambda, Work: work}, nil)
-			if err != nil {
-				return res, err
-			}
-			n := b.NumTokens()
-			if pass == 0 {
-				nllSum += r.Loss * float64(n)
-				nll += n
-			} else {
-				lossSum += r.Loss * float64(n)
-				for k, v := range r.Components {
-					res.Components[k] += v * float64(n)
-				}
-				res.Tokens += n
-			}
-		}
-	}
-	if nll > 0 {
-		res.NLL = nllSum / float64(nll)
-		res.Perplexity = math.Exp(res.NLL)
-	}
-	if t.obj.Name() == "mle" {
-		res.Loss, res.Tokens = res.NLL, nll
-	} else if res.Tokens > 0 {
-		res.Loss = lossSum / float64(res.Tokens)
-		for k := range res.Components {
-			res.Components[k] /= float64(res.Tokens)
-		}
-	}
-	return res, nil
 }
 
 // evaluate runs validation, logs it, tracks the best checkpoint and writes
