@@ -1,0 +1,136 @@
+package serve
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"time"
+
+	"smtrain/decode"
+)
+
+// sse writes server-sent events ("data: JSON\n\n"), flushing each one.
+type sse struct {
+	w   http.ResponseWriter
+	rc  *http.ResponseController
+	buf bytes.Buffer
+	err error
+}
+
+// event writes one data event with v as JSON (or raw when v is a string
+// like "[DONE]").
+func (e *sse) event(v any) {
+	if e.err != nil {
+		return
+	}
+	e.buf.Reset()
+	e.buf.WriteString("data: ")
+	if s, ok := v.(string); ok {
+		e.buf.WriteString(s)
+	} else {
+		b, err := json.Marshal(v)
+		if err != nil {
+			e.err = err
+			return
+		}
+		e.buf.Write(b)
+	}
+	e.buf.WriteString("\n\n")
+	if _, err := e.w.Write(e.buf.Bytes()); err != nil {
+		e.err = err
+		return
+	}
+	e.err = e.rc.Flush()
+}
+
+// stream decodes j and answers with chat.completion.chunk events: a role
+// chunk per choice, progress chunks (empty delta, actions in the smtrain
+// extension) while decoding, then per choice its final content and a
+// finish chunk, the usage chunk if asked for, and data: [DONE].
+func (s *Server) stream(w http.ResponseWriter, ctx context.Context, j *job, t0 time.Time) {
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("Connection", "keep-alive")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(200)
+	out := &sse{w: w, rc: http.NewResponseController(w)}
+	chunk := func(choices ...any) *response {
+		if choices == nil {
+			choices = []any{}
+		}
+		return &response{ID: j.id, Object: "chat.completion.chunk", Created: j.created, Model: s.cfg.ModelName, SystemFingerprint: fingerprint, Choices: choices}
+	}
+	empty := ""
+	for i := 0; i < j.p.N; i++ {
+		out.event(chunk(choice{Index: i, Delta: &message{Role: "assistant", Content: &empty}}))
+	}
+
+	gctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	obs := newObserver(j.p.N, s.base.BkspcID)
+	type result struct {
+		res []decode.Result
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		res, err := s.run(gctx, j, obs)
+		done <- result{res, err}
+	}()
+	sendProgress := func() {
+		for i, acts := range obs.take() {
+			if len(acts) > 0 {
+				out.event(chunk(progressChoice{Index: i, Delta: message{}, Ext: progress{Actions: acts}}))
+			}
+		}
+		if out.err != nil {
+			cancel() // the client is gone: stop decoding
+		}
+	}
+	var r result
+loop:
+	for {
+		select {
+		case <-obs.notify:
+			sendProgress()
+		case r = <-done:
+			break loop
+		}
+	}
+	if r.err != nil {
+		if ctx.Err() != nil || out.err != nil {
+			s.cancelled.Add(1)
+			s.logf("POST /v1/chat/completions %s: stream cancelled by the client", j.id)
+			return
+		}
+		s.failed.Add(1)
+		s.logf("POST /v1/chat/completions %s stream error %v", j.id, r.err)
+		out.event(errorBody{Error: &apiError{Status: 500, Type: "server_error", Message: "generation failed: " + r.err.Error()}})
+		return
+	}
+	sendProgress()
+	for i := range r.res {
+		res := &r.res[i]
+		text := content(res, j.p.Stop)
+		if text != "" {
+			out.event(chunk(choice{Index: i, Delta: &message{Content: &text}}))
+		}
+		fr := finishReason(res.Stop)
+		out.event(chunk(choice{Index: i, Delta: &message{}, FinishReason: &fr, Ext: s.choiceExt(res)}))
+	}
+	if j.p.IncludeUsage {
+		c := chunk()
+		c.Usage = s.usage(j, r.res)
+		c.Ext = s.responseExt(j)
+		out.event(c)
+	}
+	out.event("[DONE]")
+	if out.err != nil {
+		s.cancelled.Add(1)
+		return
+	}
+	s.completed.Add(1)
+	s.logLine(j, r.res, t0, 200)
+}
