@@ -23,12 +23,14 @@ var commands []*Command
 
 func init() {
 	commands = []*Command{
-		cmdFit,
+		cmdFit, cmdEval,
 		cmdCollect,
 		cmdEnvServe,
 		cmdEnvList,
 		cmdSample,
+		cmdServe,
 		cmdRollout,
+		cmdCompare,
 		cmdDataStats, cmdDataConvert, cmdTokenizerTrain,
 		cmdVersion,
 		cmdHelp,

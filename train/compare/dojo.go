@@ -1,0 +1,165 @@
+package compare
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"smtrain/data"
+	"smtrain/decode"
+	"smtrain/envbridge"
+	"smtrain/envbridge/httpenv"
+	"smtrain/envbridge/local"
+	"smtrain/envbridge/rollout"
+	"smtrain/train"
+)
+
+// splitInputs fixes the validation split once (seed 1), so every run of a
+// comparison trains and validates on the same episodes whatever its seed.
+func splitInputs(in train.Inputs, valFrac float64) (train.Inputs, error) {
+	if len(in.Train) == 0 {
+		return in, errors.New("no training episodes")
+	}
+	if len(in.Val) > 0 {
+		return in, nil
+	}
+	if len(in.Train) < 2 || !(valFrac > 0) {
+		return in, fmt.Errorf("%d episodes with val_fraction %g leave no validation split", len(in.Train), valFrac)
+	}
+	tr, va, err := data.Split(len(in.Train), valFrac, 1)
+	if err != nil {
+		return in, err
+	}
+	out := in
+	out.Train, out.Val = nil, nil
+	for _, i := range tr {
+		out.Train = append(out.Train, in.Train[i])
+	}
+	for _, i := range va {
+		out.Val = append(out.Val, in.Train[i])
+	}
+	return out, nil
+}
+
+// valNLL is the token-mean NLL of the clean validation episodes.
+func valNLL(t *train.Trainer, eps []data.Episode) (train.EvalResult, error) {
+	seqs, _, err := data.BuildSeqs(t.Tokenizer(), eps, t.Config().NPositions)
+	if err != nil {
+		return train.EvalResult{}, err
+	}
+	return train.Evaluate(t, seqs, 0, t.Config().ObjectiveConfig().LambdaAt(t.Step()))
+}
+
+// DojoTask trains on expert trajectories of the built-in MLE-Dojo-style
+// environments and scores runs by rollouts in those environments.
+type DojoTask struct {
+	in       train.Inputs
+	Episodes int
+	MaxSteps int
+	Seed     uint64
+	// Budget is the wall-clock budget of one rollout episode.
+	Budget time.Duration
+}
+
+var _ Task = (*DojoTask)(nil)
+
+// NewDojoTask fixes the validation split of in and plays episodes rollouts
+// of maxSteps actions per run.
+func NewDojoTask(in train.Inputs, valFrac float64, episodes, maxSteps int) (*DojoTask, error) {
+	in, err := splitInputs(in, valFrac)
+	if err != nil {
+		return nil, fmt.Errorf("dojo: %w", err)
+	}
+	return &DojoTask{in: in, Episodes: episodes, MaxSteps: maxSteps, Seed: 1, Budget: 5 * time.Minute}, nil
+}
+
+// Name implements Task.
+func (d *DojoTask) Name() string { return "dojo" }
+
+// Describe implements Task.
+func (d *DojoTask) Describe() string {
+	return fmt.Sprintf("built-in MLE-Dojo-style tasks: %d train / %d val expert episodes; %d rollout episodes of at most %d actions per run (temperature 0.8, top-p 0.95)",
+		len(d.in.Train), len(d.in.Val), d.Episodes, d.MaxSteps)
+}
+
+// EvalKey implements Task.
+func (d *DojoTask) EvalKey() string {
+	return fmt.Sprintf("dojo/v1 episodes=%d steps=%d seed=%d val=%d", d.Episodes, d.MaxSteps, d.Seed, len(d.in.Val))
+}
+
+// Inputs implements Task.
+func (d *DojoTask) Inputs() train.Inputs { return d.in }
+
+// Metrics implements Task.
+func (d *DojoTask) Metrics() []Metric {
+	return []Metric{
+		{Key: "mean_reward", Label: "mean reward", Plot: true, Table: true},
+		{Key: "valid_action_rate", Label: "valid-action rate", Plot: true, Table: true},
+		{Key: "failed_episodes", Label: "failed episodes", Table: true},
+		{Key: "bkspc_per_episode", Label: "⌫ per episode", Table: true},
+		{Key: "val_nll", Label: "val NLL", Table: true},
+		{Key: "val_ppl", Label: "val ppl"},
+	}
+}
+
+type chatPolicy struct{ cp *decode.ChatPolicy }
+
+func (c *chatPolicy) Act(ctx context.Context, msgs []data.Message, seed uint64) (rollout.Reply, error) {
+	rs, _, err := c.cp.Complete(ctx, msgs, 1, seed)
+	if err != nil {
+		return rollout.Reply{}, err
+	}
+	r := rs[0]
+	return rollout.Reply{Text: r.Text, NumBkspc: r.NumBkspc, NumActions: r.NumActions, HitCap: r.HitCap}, nil
+}
+
+type builtinSpec struct {
+	reg  *local.Registry
+	opts httpenv.Options
+}
+
+func (b *builtinSpec) Open(ctx context.Context, i int) (envbridge.Env, string, error) {
+	tasks := b.reg.Tasks()
+	task := tasks[i%len(tasks)]
+	env, err := b.reg.New(ctx, task, b.opts)
+	return env, task, err
+}
+
+// Evaluate implements Task: NLL of the validation episodes and the mean
+// reward and valid-action rate of rollouts in the built-in environments
+// (tasks round-robin), written to dir/rollouts.
+func (d *DojoTask) Evaluate(ctx context.Context, t *train.Trainer, dir string) (map[string]float64, error) {
+	ev, err := valNLL(t, d.in.Val)
+	if err != nil {
+		return nil, err
+	}
+	reg, err := local.NewBuiltinRegistry(filepath.Join(os.TempDir(), "smtrain-builtin-tasks"), d.Seed)
+	if err != nil {
+		return nil, err
+	}
+	o := decode.DefaultOptions()
+	o.Temperature, o.TopP = 0.8, 0.95
+	o.MaxNewTokens = max(16, t.Params().Cfg.NPositions/2)
+	o.Workers, o.BatchSize = 1, 1
+	pol := &chatPolicy{cp: decode.NewChatPolicy(t.Params(), t.Tokenizer(), o)}
+	out := filepath.Join(dir, "rollouts")
+	if err := os.RemoveAll(out); err != nil { // a re-evaluation starts afresh
+		return nil, err
+	}
+	s, err := rollout.Run(ctx, pol, &builtinSpec{reg: reg, opts: httpenv.Options{Seed: int64(d.Seed), MaxSteps: d.MaxSteps, TimeBudget: d.Budget}},
+		rollout.Options{Episodes: d.Episodes, Parallel: 1, MaxSteps: d.MaxSteps, Seed: int64(d.Seed), Out: out}, nil)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]float64{
+		"mean_reward":       s.MeanReward,
+		"valid_action_rate": s.ValidActionRate,
+		"failed_episodes":   float64(s.Failed),
+		"bkspc_per_episode": float64(s.Backspaces) / float64(max(1, s.Episodes)),
+		"val_nll":           ev.NLL,
+		"val_ppl":           ev.Perplexity,
+	}, nil
+}

@@ -1,0 +1,172 @@
+package compare
+
+import (
+	"context"
+	"fmt"
+	"math"
+
+	"smtrain/data"
+	"smtrain/decode"
+	"smtrain/train"
+)
+
+// TextTask trains on trajectory files and scores runs by the NLL of a
+// held-out split and the repetition and diversity of sampled replies to
+// its prompts.
+type TextTask struct {
+	in      train.Inputs
+	Samples int
+	MaxNew  int
+	Seed    uint64
+}
+
+var _ Task = (*TextTask)(nil)
+
+// NewTextTask fixes the validation split of in; samples replies (at most
+// one per validation episode, cycling when there are fewer) are drawn per
+// run.
+func NewTextTask(in train.Inputs, valFrac float64, samples int) (*TextTask, error) {
+	in, err := splitInputs(in, valFrac)
+	if err != nil {
+		return nil, fmt.Errorf("data: %w", err)
+	}
+	return &TextTask{in: in, Samples: samples, MaxNew: 128, Seed: 0x7e47}, nil
+}
+
+// Name implements Task.
+func (x *TextTask) Name() string { return "data" }
+
+// Describe implements Task.
+func (x *TextTask) Describe() string {
+	return fmt.Sprintf("%s: %d train / %d val episodes; %d sampled replies per run (temperature 1, at most %d tokens)",
+		x.in.Describe, len(x.in.Train), len(x.in.Val), x.Samples, x.MaxNew)
+}
+
+// EvalKey implements Task.
+func (x *TextTask) EvalKey() string {
+	return fmt.Sprintf("text/v1 samples=%d maxnew=%d seed=%d val=%d", x.Samples, x.MaxNew, x.Seed, len(x.in.Val))
+}
+
+// Inputs implements Task.
+func (x *TextTask) Inputs() train.Inputs { return x.in }
+
+// Metrics implements Task.
+func (x *TextTask) Metrics() []Metric {
+	return []Metric{
+		{Key: "val_nll", Label: "val NLL", Plot: true, Table: true},
+		{Key: "val_ppl", Label: "val ppl", Table: true},
+		{Key: "distinct_1", Label: "distinct-1", Plot: true, Table: true},
+		{Key: "distinct_2", Label: "distinct-2", Plot: true, Table: true},
+		{Key: "rep_2", Label: "rep-2", Table: true},
+		{Key: "rep_4", Label: "rep-4", Plot: true, Table: true},
+		{Key: "mean_len", Label: "reply tokens", Table: true},
+		{Key: "bkspc_rate", Label: "⌫ per action", Table: true},
+	}
+}
+
+// Distinct is the corpus-level diversity: distinct n-grams over all
+// samples divided by the number of n-grams (0 when there are none).
+func Distinct(samples [][]int32, n int) float64 {
+	seen := map[string]bool{}
+	total := 0
+	for _, s := range samples {
+		for i := 0; i+n <= len(s); i++ {
+			seen[ngramKey(s[i:i+n])] = true
+			total++
+		}
+	}
+	if total == 0 {
+		return 0
+	}
+	return float64(len(seen)) / float64(total)
+}
+
+// Repetition is the mean over samples (with at least one n-gram) of the
+// fraction of a sample's n-grams that repeat an earlier n-gram of the same
+// sample: 1 − distinct/total within the sample.
+func Repetition(samples [][]int32, n int) float64 {
+	var sum float64
+	k := 0
+	for _, s := range samples {
+		total := len(s) - n + 1
+		if total <= 0 {
+			continue
+		}
+		seen := map[string]bool{}
+		for i := 0; i+n <= len(s); i++ {
+			seen[ngramKey(s[i:i+n])] = true
+		}
+		sum += 1 - float64(len(seen))/float64(total)
+		k++
+	}
+	if k == 0 {
+		return 0
+	}
+	return sum / float64(k)
+}
+
+func ngramKey(g []int32) string {
+	b := make([]byte, 0, 4*len(g))
+	for _, x := range g {
+		b = append(b, byte(x), byte(x>>8), byte(x>>16), byte(x>>24))
+	}
+	return string(b)
+}
+
+// Evaluate implements Task.
+func (x *TextTask) Evaluate(ctx context.Context, t *train.Trainer, dir string) (map[string]float64, error) {
+	ev, err := valNLL(t, x.in.Val)
+	if err != nil {
+		return nil, err
+	}
+	tok := t.Tokenizer()
+	ctxLen := t.Params().Cfg.NPositions
+	maxNew := min(x.MaxNew, ctxLen/2)
+	var prompts [][]int32
+	for i := 0; len(prompts) < x.Samples && i < 4*x.Samples; i++ {
+		e := x.in.Val[i%len(x.in.Val)]
+		last := -1
+		for j, m := range e.Messages {
+			if m.Role == data.RoleAssistant {
+				last = j
+			}
+		}
+		if last < 0 {
+			continue
+		}
+		p, err := decode.ChatPrompt(tok, e.Messages[:last], ctxLen-maxNew)
+		if err != nil {
+			continue
+		}
+		prompts = append(prompts, p)
+	}
+	if len(prompts) == 0 {
+		return nil, fmt.Errorf("no validation episode gives a prompt that fits in %d tokens", ctxLen-maxNew)
+	}
+	o := decode.DefaultOptions()
+	o.MaxNewTokens, o.ContextLen = maxNew, ctxLen
+	o.BkspcID, o.StopTokens, o.Banned = tok.BkspcID(), []int32{tok.EOSID(), tok.EndID()}, []int32{tok.PadID()}
+	o.Seed, o.Workers, o.BatchSize = x.Seed, 1, 8
+	rs, _, err := decode.Generate(ctx, decode.ModelFactory(t.Params()), prompts, o)
+	if err != nil {
+		return nil, err
+	}
+	samples := make([][]int32, len(rs))
+	var toks, acts, bk int
+	for i, r := range rs {
+		samples[i] = r.Tokens
+		toks += len(r.Tokens)
+		acts += r.NumActions
+		bk += r.NumBkspc
+	}
+	return map[string]float64{
+		"val_nll":    ev.NLL,
+		"val_ppl":    ev.Perplexity,
+		"distinct_1": Distinct(samples, 1),
+		"distinct_2": Distinct(samples, 2),
+		"rep_2":      Repetition(samples, 2),
+		"rep_4":      Repetition(samples, 4),
+		"mean_len":   float64(toks) / float64(len(rs)),
+		"bkspc_rate": float64(bk) / math.Max(1, float64(acts)),
+	}, nil
+}
