@@ -263,3 +263,6 @@ func Evaluate(t *Trainer, seqs []*data.ActionSeq, maxBatches int, lambda float64
 // Evaluator returns the trainer's evaluator (its model, tokenizer and
 // configuration).
 func (t *Trainer) Evaluator() *Evaluator { return t.ev }
+
+// ReadCheckpointState reads trainer_state.json of a checkpoint folder.
+func ReadCheckpointState(dir string) (*State, error) { return readState(dir) }

@@ -604,10 +604,14 @@ func (t *Trainer) evaluate(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("eval: %w", err)
 	}
-	comps := map[string]float64{"nll": r.NLL, "perplexity": r.Perplexity}
+	// The objective's own "nll" component (on noise-augmented sequences,
+	// the same as "bc") gives way to the clean NLL the console line and
+	// the best checkpoint use.
+	comps := map[string]float64{}
 	for k, v := range r.Components {
 		comps[k] = v
 	}
+	comps["nll"], comps["perplexity"] = r.NLL, r.Perplexity
 	ev := Event{Step: t.st.Step, Split: "val", Loss: finiteOrNil(r.Loss), Components: comps, Tokens: r.Tokens, ElapsedS: t.elapsedS()}
 	if err := t.metrics.write(ev); err != nil {
 		return err

@@ -1,0 +1,258 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"regexp"
+	"time"
+
+	"smtrain/data"
+	"smtrain/train"
+)
+
+var cmdEval = &Command{
+	Name:      "eval",
+	UsageLine: "smtrain eval -ckpt DIR [-data PATH ... | -task arith|dojo] [-split auto|all|val|train] [-config FILE] [-json FILE] [flags for config keys]",
+	Short:     "print held-out metrics (NLL, perplexity, the objective's loss components) of a checkpoint as JSON",
+	Long: `Eval scores a checkpoint on held-out episodes, forward only, and prints one
+JSON object: nll (token-mean negative log-likelihood of the clean expert
+actions), perplexity, the objective's loss and its components (linear,
+square, value, bc, ... as logged by fit; noise-augmented with a fixed seed
+for objectives that use noise), the numbers of episodes, sequences and
+tokens, and the checkpoint's step.
+
+-ckpt takes a run folder (its 'latest' checkpoint is used) or a checkpoint
+folder (smtrain's, or HF GPT-2 weights: model.safetensors + config.json +
+tokenizer.json; a vocabulary without smtrain's special tokens is grown as
+in 'fit -init').
+
+The configuration (objective, eta, seed, n_positions, seq_mode, the data
+and the arithmetic task settings) is the run's own config.json when the
+checkpoint lives in a run folder, else the defaults (or -config FILE);
+flags for config keys override it, as in fit.
+
+Data: -data PATH ... (MLE-Dojo run folders, AIDE journals, JSONL chats) or
+-task arith|dojo; without either, the run's own data. -split picks the
+episodes: all, val (the validation split fit held out: the arithmetic test
+questions, or the val_fraction split by seed), or train; auto (default)
+means all for -data given here and val otherwise. -eval_batches N limits
+the batches of batch_size sequences (default all). -json FILE also writes
+the JSON to FILE.`,
+}
+
+func init() { cmdEval.Run = runEval }
+
+// evalReport is what eval prints.
+type evalReport struct {
+	Checkpoint string         `json:"checkpoint"`
+	Step       *int           `json:"step"`
+	Data       string         `json:"data"`
+	Split      string         `json:"split"`
+	Episodes   int            `json:"episodes"`
+	Sequences  int            `json:"sequences"`
+	Truncated  int            `json:"truncated_sequences"`
+	SeqMode    string         `json:"seq_mode"`
+	NPositions int            `json:"n_positions"`
+	Objective  string         `json:"objective"`
+	Lambda     float64        `json:"lambda"`
+	NLL        any            `json:"nll"`
+	Perplexity any            `json:"perplexity"`
+	NLLTokens  int            `json:"nll_tokens"`
+	Loss       any            `json:"loss"`
+	Components map[string]any `json:"components"`
+	Tokens     int            `json:"tokens"`
+	VocabGrown int            `json:"vocab_grown,omitempty"`
+	ElapsedS   float64        `json:"elapsed_s"`
+}
+
+// jsonNum is x, or the string "NaN"/"+Inf"/"-Inf" (JSON has no such numbers).
+func jsonNum(x float64) any {
+	if math.IsNaN(x) || math.IsInf(x, 0) {
+		return fmt.Sprint(x)
+	}
+	return x
+}
+
+var ckptName = regexp.MustCompile(`^ckpt-\d{8}$`)
+
+// runDirOf returns the run folder of a -ckpt argument (it, when it has a
+// latest marker; the parent of a ckpt-%08d folder that has config.json),
+// or "".
+func runDirOf(arg, ck string) string {
+	if _, err := os.Stat(filepath.Join(arg, train.LatestFile)); err == nil {
+		return arg
+	}
+	parent := filepath.Dir(filepath.Clean(ck))
+	if ckptName.MatchString(filepath.Base(filepath.Clean(ck))) {
+		if _, err := os.Stat(filepath.Join(parent, train.ConfigOutFile)); err == nil {
+			return parent
+		}
+	}
+	return ""
+}
+
+func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := cmdEval.NewFlagSet(stderr)
+	ckArg := fs.String("ckpt", "", "run folder or checkpoint folder (required)")
+	configPath := fs.String("config", "", "YAML or JSON config file (default: the run's config.json)")
+	split := fs.String("split", "auto", "episodes to score: auto, all, val or train")
+	jsonOut := fs.String("json", "", "also write the JSON report to this file")
+	bind := train.BindFlags(fs)
+	if err := cmdEval.Parse(fs, args, stderr, false); err != nil {
+		return err
+	}
+	if *ckArg == "" {
+		return usagef("-ckpt is required")
+	}
+	switch *split {
+	case "auto", "all", "val", "train":
+	default:
+		return usagef("-split must be auto, all, val or train, got %q", *split)
+	}
+	start := time.Now()
+	ck, err := train.ResolveCheckpoint(*ckArg)
+	if err != nil {
+		return err
+	}
+	runDir := runDirOf(*ckArg, ck)
+
+	// Configuration: defaults < run config or -config < flags.
+	cfg := train.DefaultConfig()
+	cfgFile := *configPath
+	if cfgFile == "" && runDir != "" {
+		cfgFile = filepath.Join(runDir, train.ConfigOutFile)
+	}
+	if cfgFile != "" {
+		if err := train.LoadConfigFile(cfgFile, &cfg); err != nil {
+			return err
+		}
+	}
+	if err := bind.Apply(&cfg); err != nil {
+		return &UsageError{Err: err}
+	}
+	if bind.IsSet("task") && !bind.IsSet("data") {
+		cfg.Data = nil
+	}
+	if len(cfg.Data) == 0 && cfg.Task == "" {
+		return usagef("no data: give -data PATH or -task arith|dojo (or a checkpoint inside a run folder)")
+	}
+	if runDir != "" {
+		cfg.Out = runDir // the built-in dojo data of the run lives there
+	} else if len(cfg.Data) == 0 && cfg.Task == "dojo" {
+		return usagef("-task dojo needs a checkpoint inside a run folder (its builtin-data)")
+	}
+	sp := *split
+	if sp == "auto" {
+		sp = "val"
+		if bind.IsSet("data") {
+			sp = "all"
+		}
+	}
+
+	// Model and tokenizer.
+	tokPath := ""
+	if bind.IsSet("tokenizer") || (!fileExists(filepath.Join(ck, train.TokenizerFile)) && cfg.Tokenizer != "") {
+		tokPath = cfg.Tokenizer
+	}
+	im, err := train.LoadInit(ck, tokPath, cfg.Seed)
+	if err != nil {
+		return err
+	}
+	mc := im.Params.Cfg
+	cfg.NLayer, cfg.NHead, cfg.NEmbd = mc.NLayer, mc.NHead, mc.NEmbd
+	if cfg.NPositions > mc.NPositions {
+		if bind.IsSet("n_positions") {
+			return usagef("-n_positions %d exceeds the model's context %d", cfg.NPositions, mc.NPositions)
+		}
+		cfg.NPositions = mc.NPositions
+	}
+	if err := cfg.Validate(); err != nil {
+		return &UsageError{Err: err}
+	}
+	ev, err := train.NewEvaluator(cfg, im.Params, im.Tokenizer)
+	if err != nil {
+		return err
+	}
+	defer ev.Close()
+
+	// Episodes.
+	in, err := fitInputs(ctx, &cfg, stderr)
+	if err != nil {
+		return err
+	}
+	var eps []data.Episode
+	switch sp {
+	case "all":
+		eps = append(append(eps, in.Train...), in.Val...)
+	case "val", "train":
+		tr, va, err := train.SplitEpisodes(cfg, in)
+		if err != nil {
+			return err
+		}
+		eps = va
+		if sp == "train" {
+			eps = tr
+		}
+	}
+	describe := in.Describe
+	if describe == "" {
+		describe = fmt.Sprint(cfg.Data)
+	}
+	if len(eps) == 0 {
+		return fmt.Errorf("no %s episodes in %s (val_fraction %g)", sp, describe, cfg.ValFraction)
+	}
+	seqs, st, err := ev.Seqs(eps)
+	if err != nil {
+		return err
+	}
+	if len(seqs) == 0 {
+		return fmt.Errorf("none of the %d %s episodes makes a sequence (%v)", len(eps), sp, st.Reasons)
+	}
+
+	// λ: the one training used at the checkpoint's step.
+	rep := evalReport{Checkpoint: ck, Data: describe, Split: sp, Episodes: len(eps), Sequences: len(seqs),
+		Truncated: st.Truncated, SeqMode: cfg.SeqMode, NPositions: cfg.NPositions, Objective: cfg.Objective, VocabGrown: im.Grown()}
+	oc := cfg.ObjectiveConfig()
+	rep.Lambda = oc.Lambda
+	if s, err := train.ReadCheckpointState(ck); err == nil {
+		step := s.Step
+		rep.Step = &step
+		rep.Lambda = oc.LambdaAt(max(step-1, 0))
+	}
+	maxBatches := 0
+	if bind.IsSet("eval_batches") {
+		maxBatches = cfg.EvalBatches
+	}
+	r, err := ev.Evaluate(seqs, maxBatches, rep.Lambda)
+	if err != nil {
+		return fmt.Errorf("eval: %w", err)
+	}
+	rep.NLL, rep.Perplexity, rep.Loss = jsonNum(r.NLL), jsonNum(r.Perplexity), jsonNum(r.Loss)
+	rep.NLLTokens, rep.Tokens = r.NLLTokens, r.Tokens
+	rep.Components = map[string]any{}
+	for k, v := range r.Components {
+		if k != "nll" { // the top-level nll is the clean one, as in fit's val rows
+			rep.Components[k] = jsonNum(v)
+		}
+	}
+	rep.ElapsedS = math.Round(time.Since(start).Seconds()*1000) / 1000
+	b, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		return err
+	}
+	b = append(b, '\n')
+	if *jsonOut != "" {
+		if err := data.WriteFileAtomic(*jsonOut, b); err != nil {
+			return err
+		}
+	}
+	_, err = stdout.Write(b)
+	return err
+}
+
+func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
