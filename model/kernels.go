@@ -280,10 +280,38 @@ type linearKernel[T Float] struct {
 	beta                          T // 1 to accumulate, 0 to overwrite
 }
 
+// gemvMaxRows is the largest number of rows for which the linear forward
+// runs one matrix-vector product per row instead of a matrix-matrix
+// product: BLAS gemm packs the weight matrix on every call, which at one
+// or a few rows (the decoder's step) costs several times the product
+// itself. A variable so tests can force either path.
+var gemvMaxRows = 4
+
+// colSplitMaxRows is the largest number of rows for which the linear
+// forward splits its work across cores by output columns (each chunk then
+// reads only its share of the weights) rather than by rows (each chunk
+// would read all of them): the decoder's steps and short prefills.
+var colSplitMaxRows = 64
+
+// colGrainMACs is the minimum number of multiply-adds per chunk before a
+// column-split linear forward uses more than one core (smaller products do
+// not pay for the hand-off to the worker goroutine).
+var colGrainMACs = 1 << 17
+
+// colBlock is the width of the column blocks a column-split forward
+// distributes (whole cache lines of y per chunk).
+const colBlock = 16
+
 // forward: y (n, OC) = x @ W + b + r; b and r may be nil.
 func (k *linearKernel[T]) forward(x, w, b, r, y []T) {
 	k.x, k.w, k.b, k.r, k.y, k.phase = x, w, b, r, y, 0
 	k.n = len(x) / k.c
+	if k.n <= colSplitMaxRows {
+		k.phase = 3
+		nb := (k.oc + colBlock - 1) / colBlock
+		parallelFor(nb, max(1, colGrainMACs/(k.n*k.c*colBlock+1)), k)
+		return
+	}
 	parallelFor(k.n, grainRows(k.c+k.oc), k)
 }
 
@@ -339,6 +367,40 @@ func (k *linearKernel[T]) runRange(_, lo, hi int) {
 			gemm(false, false, m, c, oc, 1, k.dy[lo*oc:], oc, k.w, c, k.beta, k.dx[lo*c:], c)
 		} else { // W (C, OC): dx += dy @ Wᵀ
 			gemm(false, true, m, c, oc, 1, k.dy[lo*oc:], oc, k.w, oc, k.beta, k.dx[lo*c:], c)
+		}
+	case 3: // few rows: output columns [lo·colBlock, hi·colBlock) of every row
+		lo, hi = lo*colBlock, min(hi*colBlock, oc)
+		n, w := k.n, hi-lo
+		for i := 0; i < n; i++ {
+			y := k.y[i*oc+lo : i*oc+hi]
+			switch {
+			case k.r != nil && k.b != nil:
+				r, b := k.r[i*oc+lo:i*oc+hi], k.b[lo:hi]
+				for j := range y {
+					y[j] = r[j] + b[j]
+				}
+			case k.r != nil:
+				copy(y, k.r[i*oc+lo:i*oc+hi])
+			case k.b != nil:
+				copy(y, k.b[lo:hi])
+			default:
+				zero(y)
+			}
+		}
+		switch {
+		case n > gemvMaxRows && k.transW: // y[:, lo:hi] += x @ W[lo:hi, :]ᵀ
+			gemm(false, true, n, w, c, 1, k.x, c, k.w[lo*c:], c, 1, k.y[lo:], oc)
+		case n > gemvMaxRows: // y[:, lo:hi] += x @ W[:, lo:hi]
+			gemm(false, false, n, w, c, 1, k.x, c, k.w[lo:], oc, 1, k.y[lo:], oc)
+		default:
+			for i := 0; i < n; i++ {
+				x, y := k.x[i*c:i*c+c], k.y[i*oc+lo:i*oc+hi]
+				if k.transW { // y[lo:hi] += W[lo:hi, :] x
+					gemv(false, w, c, 1, k.w[lo*c:], c, x, 1, y)
+				} else { // y[lo:hi] += W[:, lo:hi]ᵀ x
+					gemv(true, c, w, 1, k.w[lo:], oc, x, 1, y)
+				}
+			}
 		}
 	case 2: // output columns [lo, hi)
 		if k.dw != nil {

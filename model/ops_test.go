@@ -356,9 +356,9 @@ func TestChunked(t *testing.T) {
 	if maxChunks() < 2 {
 		t.Skip("needs GOMAXPROCS ≥ 2")
 	}
-	old := grainElems
-	grainElems = 1
-	defer func() { grainElems = old }()
+	old, oldCol := grainElems, colGrainMACs
+	grainElems, colGrainMACs = 1, 1
+	defer func() { grainElems, colGrainMACs = old, oldCol }()
 	if numChunks(10, grainRows(8)) < 2 {
 		t.Fatal("loops are not split")
 	}
