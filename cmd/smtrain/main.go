@@ -29,6 +29,7 @@ func init() {
 		cmdEnvList,
 		cmdSample,
 		cmdServe,
+		cmdServe,
 		cmdRollout,
 		cmdCompare,
 		cmdDataStats, cmdDataConvert, cmdTokenizerTrain,

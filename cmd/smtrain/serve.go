@@ -1,0 +1,151 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"smtrain/data"
+	"smtrain/decode/serve"
+	"smtrain/model"
+)
+
+var cmdServe = &Command{
+	Name:      "serve",
+	UsageLine: "smtrain serve -ckpt DIR [-addr 127.0.0.1:8314] [-max-concurrency N] [-max-queue N] [-max-tokens N] [-max-n N] [-name ID] [-seed S] [-reject-long] [-no-bkspc] [-quiet]",
+	Short:     "serve a policy behind an OpenAI-compatible chat-completions API",
+	Long: `Serve loads a checkpoint folder (or a training output folder with a
+'latest' marker) and serves the policy over HTTP with the OpenAI
+chat-completions API, so agent frameworks (and MLE-Dojo's local mode, which
+expects one at localhost:8314) can use it with no glue code:
+
+  GET  /v1/models, /v1/models/{id}
+  POST /v1/chat/completions   messages, max_tokens (or max_completion_tokens),
+                              temperature (0: greedy), top_p, stop (up to 4),
+                              seed, n, stream (+ stream_options.include_usage)
+  GET  /healthz               counters: active, queued, completed, ...
+
+Messages use the training chat template (roles system, user, assistant;
+developer counts as system, tool as user). Prompts longer than the context
+less max_tokens are left-truncated as in training (whole turns first); with
+-reject-long they get 400 context_length_exceeded instead. Without
+max_tokens a completion gets -max-tokens, less when the prompt needs the
+room (never less than min(-max-tokens, context/2)).
+
+The policy may backspace while it writes; the content returned is the final
+text. Each choice has an extension object "smtrain" with the action ids
+(<bkspc> included), their rendering with deleted text as ~~x~~, and the
+backspace and action counts; usage.completion_tokens counts final tokens.
+With stream: true the content of a choice is sent when it is final (when
+the choice ends: a backspace may still delete anything before); until then
+chunks with an empty delta carry the actions taken in their "smtrain"
+extension.
+
+At most -max-concurrency requests decode at once; up to -max-queue more
+wait (until their client hangs up) and the rest get 429. A client that
+disconnects cancels its generation. Bad requests get OpenAI-style error
+JSON with status 400; features the policy cannot honour (tools, logprobs,
+JSON mode, penalties) are refused, not ignored. The model field of a
+request is accepted and ignored (one model is served, named by -name).
+
+Requests without a seed get one derived from -seed and the request number
+(reported in the response's "smtrain" object, so any answer can be
+reproduced). SIGINT or SIGTERM stops accepting requests, lets running ones
+finish for -grace, then closes.`,
+}
+
+func init() { cmdServe.Run = runServe }
+
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := cmdServe.NewFlagSet(stderr)
+	ckpt := fs.String("ckpt", "", "checkpoint folder or training output folder (required)")
+	addr := fs.String("addr", "127.0.0.1:8314", "listen address (host:port; port 0 picks a free one)")
+	maxConc := fs.Int("max-concurrency", 2, "requests decoded at once")
+	maxQueue := fs.Int("max-queue", 16, "requests waiting for a slot before 429")
+	maxTokens := fs.Int("max-tokens", 256, "completion tokens when a request gives no max_tokens")
+	maxN := fs.Int("max-n", 8, "largest n (choices per request) accepted")
+	actions := fs.Int("max-actions-factor", 4, "cap on all actions (tokens, <bkspc>) as a multiple of max_tokens")
+	name := fs.String("name", "", "model id reported by /v1/models (default: the checkpoint folder's name)")
+	seed := fs.Uint64("seed", 0, "seed for requests without one (0: from the clock, printed)")
+	rejectLong := fs.Bool("reject-long", false, "reject prompts that do not fit instead of truncating them")
+	noBkspc := fs.Bool("no-bkspc", false, "never choose <bkspc>")
+	maxBody := fs.Int64("max-body", 8<<20, "largest request body in bytes")
+	grace := fs.Duration("grace", 10*time.Second, "time running requests get to finish at shutdown")
+	quiet := fs.Bool("quiet", false, "no per-request log lines on stderr")
+	if err := cmdServe.Parse(fs, args, stderr, false); err != nil {
+		return err
+	}
+	switch {
+	case *ckpt == "":
+		return usagef("-ckpt is required")
+	case *maxConc < 1:
+		return usagef("-max-concurrency must be >= 1, got %d", *maxConc)
+	case *maxQueue < 0:
+		return usagef("-max-queue must be >= 0, got %d", *maxQueue)
+	case *maxTokens < 1:
+		return usagef("-max-tokens must be >= 1, got %d", *maxTokens)
+	case *maxN < 1:
+		return usagef("-max-n must be >= 1, got %d", *maxN)
+	case *actions < 1:
+		return usagef("-max-actions-factor must be >= 1, got %d", *actions)
+	case *maxBody < 1:
+		return usagef("-max-body must be >= 1, got %d", *maxBody)
+	case *grace < 0:
+		return usagef("-grace must be >= 0, got %v", *grace)
+	}
+	dir, err := resolveCheckpoint(*ckpt)
+	if err != nil {
+		return err
+	}
+	p, err := model.Load(dir, model.F32)
+	if err != nil {
+		return err
+	}
+	tok, err := data.LoadTokenizer(filepath.Join(dir, "tokenizer.json"))
+	if err != nil {
+		return err
+	}
+	id := *name
+	if id == "" {
+		id = filepath.Base(filepath.Clean(*ckpt))
+	}
+	cfg, err := serve.ConfigFor(p, tok, id)
+	if err != nil {
+		return fmt.Errorf("%s: %w", dir, err)
+	}
+	if fi, err := os.Stat(filepath.Join(dir, model.ModelFile)); err == nil {
+		cfg.Created = fi.ModTime()
+	}
+	cfg.AllowBkspc = cfg.AllowBkspc && !*noBkspc
+	cfg.MaxConcurrency, cfg.MaxQueue = *maxConc, *maxQueue
+	cfg.DefaultMaxTokens, cfg.MaxN, cfg.MaxActionsFactor = *maxTokens, *maxN, *actions
+	cfg.RejectLong, cfg.MaxBodyBytes = *rejectLong, *maxBody
+	cfg.Seed = *seed
+	if cfg.Seed == 0 {
+		cfg.Seed = uint64(time.Now().UnixNano())
+	}
+	if !*quiet {
+		cfg.Log = stderr
+	}
+	srv, err := serve.New(cfg)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return err
+	}
+	c := p.Cfg
+	fmt.Fprintf(stdout, "serve: listening on http://%s/v1 | model %q (%s) L%d D%d H%d context %d vocab %d | max concurrency %d, queue %d | seed %d | %s\n",
+		ln.Addr(), id, dir, c.NLayer, c.NEmbd, c.NHead, c.NPositions, c.VocabSize, *maxConc, *maxQueue, cfg.Seed, blasName())
+	if err := srv.Serve(ctx, ln, *grace); err != nil {
+		return err
+	}
+	st := srv.Stats()
+	fmt.Fprintf(stdout, "serve: stopped | %d completed, %d rejected (429), %d cancelled, %d failed\n", st.Completed, st.Rejected, st.Cancelled, st.Failed)
+	return nil
+}
