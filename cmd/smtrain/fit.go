@@ -28,6 +28,20 @@ trajectories collected in the built-in MLE-Dojo-style environments.
 Objectives (-objective): mle, bc, chi2mix (default), chi2, kl, js, hellinger,
 tv; see DESIGN.md 4 for the exact losses.
 
+-init CKPT starts from a checkpoint: a run folder (its latest checkpoint),
+a checkpoint folder, or HF GPT-2 weights (model.safetensors + config.json in
+HF naming, with its tokenizer.json or -tokenizer FILE). The checkpoint's
+shape and tokenizer are used. A tokenizer without smtrain's special tokens
+(<bkspc>, <pad>, <eos>, role markers, <|end|>) gets them appended, and the
+token embedding (tied LM head) grows by as many rows, each the mean of the
+old rows plus noise of 1% of their spread (the new <eos> starts from the
+checkpoint's eos_token_id row); the logits of the old tokens are unchanged.
+-resume takes precedence over -init.
+
+-seq_mode turn trains one sequence per assistant turn (with the earlier
+history as its prompt) instead of one per episode, so long multi-turn
+episodes (MLE-Dojo runs) keep every action within n_positions.
+
 Configuration: defaults < -config file (YAML or JSON) < flags. Every config
 key is also a flag of the same name (-lr, -batch_size, -eta, ...). Unknown
 keys are an error. The resolved config is written to OUT/config.json, one
