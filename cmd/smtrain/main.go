@@ -29,7 +29,6 @@ func init() {
 		cmdEnvList,
 		cmdSample,
 		cmdServe,
-		cmdServe,
 		cmdRollout,
 		cmdCompare,
 		cmdDataStats, cmdDataConvert, cmdTokenizerTrain,
