@@ -54,6 +54,9 @@ Tasks and metrics:
 
 -quick is a preset for a smoke comparison in under 10 minutes on 2 cores
 (1500 steps, 2 seeds, η 0 and 0.1 unless those flags are given).
+Defaults: the arithmetic regime of results/arith (2-digit operands, base 10,
+mixed + and −, normal digit order, 5000 train / 500 val / 1000 test
+questions, 2-layer 64-wide model, 6000 steps of batch 32, 3 seeds).
 Every config key of 'smtrain fit' is a flag (-lambda, -c, -warm_start,
 -noise_kind, -lr, -n_layer, ...); -eta, -seed and -objective are set per
 run from -noise, -seeds and -objectives.`,
@@ -64,11 +67,12 @@ func init() { cmdCompare.Run = runCompare }
 // compareDefaults is the base configuration of a comparison: the
 // arithmetic regime where MLE is unsaturated (2-digit operands, mixed + and
 // −, normal digit order, 5000 training questions, 2-layer 64-wide model,
-// 3000 steps).
+// 6000 steps of 32 sequences; MLE reached 72% greedy / 66% at temperature 1
+// on the test questions in a pilot, see results/arith).
 func compareDefaults() train.Config {
 	c := train.DefaultConfig()
 	c.Task = "arith"
-	c.Steps = 3000
+	c.Steps, c.BatchSize = 6000, 32
 	c.ArithDigits, c.ArithBase, c.ArithOps, c.ArithTrain, c.ArithTest = 2, 10, "mixed", 5000, 1000
 	c.EvalEvery, c.EvalBatches, c.EvalSamples = 250, 0, 0
 	c.CkptEvery, c.LogEvery, c.KeepLast = 500, 50, 1

@@ -60,8 +60,10 @@ func (a *ArithTask) Describe() string {
 	if a.Cfg.Reversed {
 		order = "reversed answer digits"
 	}
-	return fmt.Sprintf("%d-digit operands, base %d, op %s, %s; %d train / %d val / %d test questions (disjoint, data seed %d)",
-		a.Cfg.Digits, a.Cfg.Base, a.Cfg.Op, order, len(a.Train), len(a.Val), len(a.Test), a.Cfg.Seed)
+	return fmt.Sprintf("%d-digit operands, base %d, op %s, %s; %d train / %d val / %d test questions (disjoint, data seed %d); "+
+		"answers decoded greedily (retry-block on) and at temperature 1 (retry-block off), each with <bkspc> allowed and masked, "+
+		"at most %d answer tokens and %d actions; an answer is correct when it ends with a stop token and its text equals the answer",
+		a.Cfg.Digits, a.Cfg.Base, a.Cfg.Op, order, len(a.Train), len(a.Val), len(a.Test), a.Cfg.Seed, a.MaxNew, 4*a.MaxNew)
 }
 
 // EvalKey implements Task.
@@ -96,21 +98,21 @@ var decodeModes = []struct {
 // Metrics implements Task.
 func (a *ArithTask) Metrics() []Metric {
 	return []Metric{
-		{Key: "acc_sample_bk", Label: "acc T=1, ⌫ allowed", Plot: true, Table: true},
-		{Key: "acc_sample_nobk", Label: "acc T=1, no ⌫", Plot: true, Table: true},
-		{Key: "acc_greedy_bk", Label: "acc greedy, ⌫ allowed", Plot: true, Table: true},
-		{Key: "acc_greedy_nobk", Label: "acc greedy, no ⌫", Plot: true, Table: true},
+		{Key: "acc_sample_bk", Label: "acc T=1, bkspc allowed", Plot: true, Table: true},
+		{Key: "acc_sample_nobk", Label: "acc T=1, no bkspc", Plot: true, Table: true},
+		{Key: "acc_greedy_bk", Label: "acc greedy, bkspc allowed", Plot: true, Table: true},
+		{Key: "acc_greedy_nobk", Label: "acc greedy, no bkspc", Plot: true, Table: true},
 		{Key: "test_nll", Label: "test NLL", Table: true},
 		{Key: "test_ppl", Label: "test ppl"},
-		{Key: "bkspc_rate_sample", Label: "⌫ per action (T=1)", Table: true},
-		{Key: "bkspc_used_sample", Label: "answers using ⌫ (T=1)", Table: true},
-		{Key: "bkspc_rate_greedy", Label: "⌫ per action (greedy)"},
+		{Key: "bkspc_rate_sample", Label: "bkspc per action (T=1)", Table: true},
+		{Key: "bkspc_used_sample", Label: "answers using bkspc (T=1)", Table: true},
+		{Key: "bkspc_rate_greedy", Label: "bkspc per action (greedy)"},
 		{Key: "hit_cap_greedy_bk", Label: "greedy decodes at the action cap"},
 		{Key: "hit_cap_sample_bk", Label: "T=1 decodes at the action cap"},
-		{Key: "val_acc_sample_bk", Label: "val acc T=1, ⌫ allowed"},
-		{Key: "val_acc_greedy_bk", Label: "val acc greedy, ⌫ allowed"},
-		{Key: "val_acc_sample_nobk", Label: "val acc T=1, no ⌫"},
-		{Key: "val_acc_greedy_nobk", Label: "val acc greedy, no ⌫"},
+		{Key: "val_acc_sample_bk", Label: "val acc T=1, bkspc allowed"},
+		{Key: "val_acc_greedy_bk", Label: "val acc greedy, bkspc allowed"},
+		{Key: "val_acc_sample_nobk", Label: "val acc T=1, no bkspc"},
+		{Key: "val_acc_greedy_nobk", Label: "val acc greedy, no bkspc"},
 		{Key: "val_nll", Label: "val NLL"},
 	}
 }

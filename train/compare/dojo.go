@@ -99,7 +99,7 @@ func (d *DojoTask) Metrics() []Metric {
 		{Key: "mean_reward", Label: "mean reward", Plot: true, Table: true},
 		{Key: "valid_action_rate", Label: "valid-action rate", Plot: true, Table: true},
 		{Key: "failed_episodes", Label: "failed episodes", Table: true},
-		{Key: "bkspc_per_episode", Label: "⌫ per episode", Table: true},
+		{Key: "bkspc_per_episode", Label: "bkspc per episode", Table: true},
 		{Key: "val_nll", Label: "val NLL", Table: true},
 		{Key: "val_ppl", Label: "val ppl"},
 	}

@@ -60,7 +60,7 @@ func (x *TextTask) Metrics() []Metric {
 		{Key: "rep_2", Label: "rep-2", Table: true},
 		{Key: "rep_4", Label: "rep-4", Plot: true, Table: true},
 		{Key: "mean_len", Label: "reply tokens", Table: true},
-		{Key: "bkspc_rate", Label: "⌫ per action", Table: true},
+		{Key: "bkspc_rate", Label: "bkspc per action", Table: true},
 	}
 }
 
