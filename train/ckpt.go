@@ -89,13 +89,43 @@ func saveCheckpoint(out string, st *State, p *model.Params, tok *data.Tokenizer,
 		extra[ReplayFile] = replay
 	}
 	dir := ckptDir(out, st.Step)
+	if testHookCheckpoint != nil {
+		testHookCheckpoint("begin", st.Step)
+	}
 	if err := model.Save(dir, p, extra); err != nil {
 		return "", err
+	}
+	if testHookCheckpoint != nil {
+		testHookCheckpoint("model-written", st.Step)
 	}
 	if err := data.WriteFileAtomic(filepath.Join(out, LatestFile), []byte(filepath.Base(dir)+"\n")); err != nil {
 		return "", err
 	}
 	return dir, nil
+}
+
+// testHookCheckpoint, set only by tests, is called at two points of every
+// checkpoint write: "begin" (nothing written yet) and "model-written" (the
+// new folder is in place, the latest marker not yet updated). The
+// exact-resume test kills the process there.
+var testHookCheckpoint func(point string, step int)
+
+// removeStaleTemps deletes the temporary checkpoint folders a killed run
+// left in out (model.Save's ".ckpt-%08d.tmp-*" siblings, which are never
+// checkpoints: the rename into place is the last step of a write).
+func removeStaleTemps(out string) error {
+	ents, err := os.ReadDir(out)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if e.IsDir() && strings.HasPrefix(e.Name(), "."+ckptPrefix) && strings.Contains(e.Name(), ".tmp-") {
+			if err := os.RemoveAll(filepath.Join(out, e.Name())); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // latestCheckpoint returns the folder named by OUT/latest.

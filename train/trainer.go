@@ -127,6 +127,9 @@ func New(cfg Config, in Inputs, resume bool, console io.Writer) (*Trainer, error
 		if ck, err = latestCheckpoint(t.out); err != nil {
 			return nil, err
 		}
+		if err := removeStaleTemps(t.out); err != nil {
+			return nil, err
+		}
 	}
 	// Split the data by episode.
 	if len(in.Train) == 0 {

@@ -7,10 +7,10 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -33,6 +33,18 @@ func TestMain(m *testing.M) {
 type childSpec struct {
 	Cfg    Config `json:"cfg"`
 	Resume bool   `json:"resume"`
+	// DiePoint and DieMin make the child SIGKILL itself at the first
+	// checkpoint write of a step >= DieMin, at DiePoint ("begin" or
+	// "model-written", see testHookCheckpoint).
+	DiePoint string `json:"die_point,omitempty"`
+	DieMin   int    `json:"die_min,omitempty"`
+	// Progress, when set, is a file the child rewrites with the step
+	// number after every step.
+	Progress string `json:"progress,omitempty"`
+	// HoldAt pauses the child after step HoldAt until the file Release
+	// exists, so a run meant to be killed cannot finish first.
+	HoldAt  int    `json:"hold_at,omitempty"`
+	Release string `json:"release,omitempty"`
 }
 
 func runChild(spec string) int {
@@ -41,11 +53,30 @@ func runChild(spec string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 3
 	}
+	if cs.DiePoint != "" {
+		testHookCheckpoint = func(point string, step int) {
+			if point == cs.DiePoint && step >= cs.DieMin {
+				_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+				select {} // the signal is on its way
+			}
+		}
+	}
 	t, err := New(cs.Cfg, arithInputs(cs.Cfg), cs.Resume, nil)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 3
 	}
+	t.AddHook(hookFunc(func(ctx context.Context, _ *Trainer, s *StepInfo) error {
+		if cs.Progress != "" {
+			if err := os.WriteFile(cs.Progress, []byte(strconv.Itoa(s.Step)), 0o644); err != nil {
+				return err
+			}
+		}
+		for cs.HoldAt > 0 && s.Step == cs.HoldAt && !fileExists(cs.Release) {
+			time.Sleep(time.Millisecond)
+		}
+		return nil
+	}))
 	if err := t.Run(context.Background()); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -148,27 +179,92 @@ func runInProcess(t *testing.T, cfg Config, resume bool) {
 	}
 }
 
-// TestResumeAfterSIGKILL is the trainer's promise: a run killed with SIGKILL
-// at any point and resumed produces the same metrics.jsonl losses, step for
-// step, as an uninterrupted run with the same seed.
-func TestResumeAfterSIGKILL(t *testing.T) {
-	steps := 24
-	ref := filepath.Join(t.TempDir(), "ref")
-	t0 := time.Now()
-	runInProcess(t, smallConfig(ref, steps), false)
-	full := time.Since(t0) + 50*time.Millisecond // plus process start-up
-	want := readLosses(t, filepath.Join(ref, MetricsFile))
-	if len(want) < steps {
-		t.Fatalf("reference run logged %d rows", len(want))
-	}
+// killPoint says when to SIGKILL a training child process, in steps after
+// the checkpoint the child resumes from (r0). Each is driven by the run's
+// observed progress, never by wall time, and every one kills a running
+// process (the child is held before its last step until the final
+// attempt), so the number of kills is fixed.
+type killPoint struct {
+	afterStep   int    // parent: once the child reports step r0+afterStep done
+	afterLatest int    // parent: once the latest marker names a checkpoint >= r0+afterLatest
+	midWrite    int    // parent: once a new checkpoint temp folder appears (or, failing that, step r0+midWrite is done)
+	die         string // child: kills itself at this point of the first checkpoint >= r0+dieAfter
+	dieAfter    int
+}
 
-	out := filepath.Join(t.TempDir(), "killed")
-	cfg := smallConfig(out, steps)
-	rng := rand.New(rand.NewPCG(7, 7))
-	kills := 0
-	for attempt := 0; attempt < 40; attempt++ {
-		resume := fileExists(filepath.Join(out, LatestFile))
-		spec, _ := json.Marshal(childSpec{Cfg: cfg, Resume: resume})
+func (k killPoint) String() string {
+	switch {
+	case k.afterStep > 0:
+		return fmt.Sprintf("step r0+%d done", k.afterStep)
+	case k.afterLatest > 0:
+		return fmt.Sprintf("checkpoint >= r0+%d marked latest", k.afterLatest)
+	case k.midWrite > 0:
+		return fmt.Sprintf("inside a checkpoint write (or at step r0+%d)", k.midWrite)
+	}
+	return fmt.Sprintf("child at %s of checkpoint >= r0+%d", k.die, k.dieAfter)
+}
+
+func readStep(path string) int {
+	b, _ := os.ReadFile(path)
+	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		return 0
+	}
+	return n
+}
+
+func latestStep(out string) int {
+	b, err := os.ReadFile(filepath.Join(out, LatestFile))
+	if err != nil {
+		return 0
+	}
+	var n int
+	if _, err := fmt.Sscanf(strings.TrimSpace(string(b)), ckptNameTemplate, &n); err != nil {
+		return 0
+	}
+	return n
+}
+
+// tmpCheckpoints lists model.Save's temporary sibling folders in out
+// (there while a checkpoint is written; left behind by a kill inside one).
+func tmpCheckpoints(out string) map[string]bool {
+	m := map[string]bool{}
+	ents, _ := os.ReadDir(out)
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), "."+ckptPrefix) && strings.Contains(e.Name(), ".tmp-") {
+			m[e.Name()] = true
+		}
+	}
+	return m
+}
+
+// killAndResume runs cfg in child processes killed at each of kills in
+// turn, then lets a last child finish, and checks that metrics.jsonl has
+// the reference losses step for step.
+func killAndResume(t *testing.T, cfg Config, kills []killPoint, want []lossRow) {
+	out := cfg.Out
+	work := t.TempDir()
+	release := filepath.Join(work, "release")
+	midHits := 0
+	for i := 0; i <= len(kills); i++ {
+		final := i == len(kills)
+		r0 := latestStep(out)
+		// Targets past the last checkpoint before the hold are clamped
+		// (only reached when earlier kills lagged a lot).
+		lim := cfg.Steps - 2
+		progress := filepath.Join(work, fmt.Sprintf("progress-%d", i))
+		cs := childSpec{Cfg: cfg, Resume: fileExists(filepath.Join(out, LatestFile)), HoldAt: cfg.Steps - 1, Release: release, Progress: progress}
+		var k killPoint
+		if final {
+			if err := os.WriteFile(release, nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			k = kills[i]
+			cs.DiePoint, cs.DieMin = k.die, min(r0+k.dieAfter, lim)
+		}
+		before := tmpCheckpoints(out)
+		spec, _ := json.Marshal(cs)
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
 		cmd.Env = append(os.Environ(), childEnv+"="+string(spec))
 		var stderr strings.Builder
@@ -178,39 +274,119 @@ func TestResumeAfterSIGKILL(t *testing.T) {
 		}
 		done := make(chan error, 1)
 		go func() { done <- cmd.Wait() }()
-		// Kill at a random moment within about the time of a whole run,
-		// unless the child finishes first.
-		delay := time.Duration(rng.Int64N(int64(full) * 6 / 10))
-		if kills >= 8 {
-			delay = time.Hour
+		if final {
+			if err := <-done; err != nil {
+				t.Fatalf("final run failed: %v\n%s", err, stderr.String())
+			}
+			break
 		}
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Fatalf("child failed: %v\n%s", err, stderr.String())
+		deadline := time.Now().Add(2 * time.Minute)
+		var err error
+		for waiting := true; waiting; {
+			select {
+			case err = <-done:
+				waiting = false
+				continue
+			default:
 			}
-			got := readLosses(t, filepath.Join(out, MetricsFile))
-			compareLosses(t, want, got)
-			t.Logf("identical losses after %d SIGKILLs", kills)
-			if kills < 3 {
-				t.Fatalf("only %d kills happened; the test did not exercise resume", kills)
+			if time.Now().After(deadline) {
+				_ = cmd.Process.Kill()
+				t.Fatalf("kill %d (%v, r0 %d): not reached in 2 minutes (child at step %d)", i, k, r0, readStep(progress))
 			}
-			return
-		case <-time.After(delay):
-			_ = cmd.Process.Signal(syscall.SIGKILL)
-			err := <-done
-			var ee *exec.ExitError
-			if err == nil {
-				// finished just before the kill
+			reached := false
+			switch {
+			case k.afterStep > 0:
+				reached = readStep(progress) >= min(r0+k.afterStep, cfg.Steps-1)
+			case k.afterLatest > 0:
+				reached = latestStep(out) >= min(r0+k.afterLatest, lim)
+			case k.midWrite > 0:
+				for name := range tmpCheckpoints(out) {
+					if !before[name] {
+						reached = true
+					}
+				}
+				if reached {
+					midHits++
+				} else {
+					reached = readStep(progress) >= min(r0+k.midWrite, cfg.Steps-1)
+				}
+			}
+			if reached {
+				_ = cmd.Process.Signal(syscall.SIGKILL)
+				err = <-done
+				waiting = false
 				continue
 			}
-			if errors.As(err, &ee) && ee.ExitCode() != -1 && ee.ExitCode() != 0 {
-				t.Fatalf("child failed: %v\n%s", err, stderr.String())
-			}
-			kills++
+			time.Sleep(200 * time.Microsecond)
+		}
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ProcessState.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+			t.Fatalf("kill %d (%v): child ended with %v, not SIGKILL\n%s", i, k, err, stderr.String())
+		}
+		t.Logf("kill %d (%v): resumed from %d, killed after step %d, latest now %d", i, k, r0, readStep(progress), latestStep(out))
+	}
+	compareLosses(t, want, readLosses(t, filepath.Join(out, MetricsFile)))
+	t.Logf("identical losses after %d SIGKILLs (%d inside a checkpoint write caught by the parent)", len(kills), midHits)
+	if left := tmpCheckpoints(out); len(left) > 0 {
+		t.Fatalf("temporary checkpoint folders left after the resumed run: %v", left)
+	}
+}
+
+// TestResumeAfterSIGKILL is the trainer's promise: a run killed with SIGKILL
+// at any point and resumed produces the same metrics.jsonl losses, step for
+// step, as an uninterrupted run with the same seed. The kills land at
+// points chosen from the run's progress: during a step, right after a
+// checkpoint became latest, at the start of a checkpoint write, after a
+// checkpoint folder was written but before latest was updated, and inside
+// a checkpoint write when the parent catches one.
+func TestResumeAfterSIGKILL(t *testing.T) {
+	const steps = 24
+	ref := filepath.Join(t.TempDir(), "ref")
+	runInProcess(t, smallConfig(ref, steps), false)
+	want := readLosses(t, filepath.Join(ref, MetricsFile))
+	if len(want) < steps {
+		t.Fatalf("reference run logged %d rows", len(want))
+	}
+	kills := []killPoint{
+		{afterStep: 3},
+		{die: "model-written", dieAfter: 3},
+		{afterLatest: 4},
+		{die: "begin", dieAfter: 3},
+		{midWrite: 4},
+		{afterStep: 4},
+		{die: "model-written", dieAfter: 3},
+		{afterStep: 5},
+	}
+	killAndResume(t, smallConfig(filepath.Join(t.TempDir(), "killed"), steps), kills, want)
+}
+
+// TestResumeAfterManySIGKILLs is the heavier variant: a longer run killed
+// at every kind of point many times.
+func TestResumeAfterManySIGKILLs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long; run without -short")
+	}
+	const steps = 60
+	ref := filepath.Join(t.TempDir(), "ref")
+	runInProcess(t, smallConfig(ref, steps), false)
+	want := readLosses(t, filepath.Join(ref, MetricsFile))
+	var kills []killPoint
+	for i := 0; i < 20; i++ {
+		n := 1 + i%3
+		switch i % 5 {
+		case 0:
+			kills = append(kills, killPoint{afterStep: n})
+		case 1:
+			kills = append(kills, killPoint{die: "model-written", dieAfter: n})
+		case 2:
+			kills = append(kills, killPoint{midWrite: n + 1})
+		case 3:
+			kills = append(kills, killPoint{die: "begin", dieAfter: n})
+		case 4:
+			kills = append(kills, killPoint{afterLatest: n})
 		}
 	}
-	t.Fatal("the run did not finish in 40 attempts")
+	killAndResume(t, smallConfig(filepath.Join(t.TempDir(), "killed"), steps), kills, want)
 }
 
 func TestResumeInProcessMatches(t *testing.T) {
