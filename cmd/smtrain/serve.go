@@ -25,7 +25,8 @@ expects one at localhost:8314) can use it with no glue code:
 
   GET  /v1/models, /v1/models/{id}
   POST /v1/chat/completions   messages, max_tokens (or max_completion_tokens),
-                              temperature (0: greedy), top_p, stop (up to 4),
+                              temperature (0: greedy), top_p (0: greedy),
+                              stop (up to 4),
                               seed, n, stream (+ stream_options.include_usage)
   GET  /healthz               counters: active, queued, completed, ...
 
@@ -51,6 +52,8 @@ disconnects cancels its generation. Bad requests get OpenAI-style error
 JSON with status 400; features the policy cannot honour (tools, logprobs,
 JSON mode, penalties) are refused, not ignored. The model field of a
 request is accepted and ignored (one model is served, named by -name).
+There is no authentication (an Authorization header is ignored): keep the
+default loopback address unless the network is trusted.
 
 Requests without a seed get one derived from -seed and the request number
 (reported in the response's "smtrain" object, so any answer can be
