@@ -143,13 +143,13 @@ func New(cfg Config, in Inputs, resume bool, console io.Writer) (*Trainer, error
 	// Tokenizer: from the checkpoint being resumed, from -init (with the
 	// vocabulary grown by smtrain's special tokens, see LoadInit), from a
 	// file, or trained on the training split.
-	var init *InitModel
+	var initFrom *InitModel
 	switch {
 	case ck != "":
 		t.tok, err = data.LoadTokenizer(filepath.Join(ck, TokenizerFile))
 	case cfg.Init != "":
-		if init, err = LoadInit(cfg.Init, cfg.Tokenizer, cfg.Seed); err == nil {
-			t.tok = init.Tokenizer
+		if initFrom, err = LoadInit(cfg.Init, cfg.Tokenizer, cfg.Seed); err == nil {
+			t.tok = initFrom.Tokenizer
 		}
 	case cfg.Tokenizer != "":
 		t.tok, err = data.LoadTokenizer(cfg.Tokenizer)
@@ -191,15 +191,15 @@ func New(cfg Config, in Inputs, resume bool, console io.Writer) (*Trainer, error
 	switch {
 	case ck != "":
 		t.params, err = model.Load(ck, model.F32)
-	case init != nil:
-		t.params = init.Params
+	case initFrom != nil:
+		t.params = initFrom.Params
 		// The checkpoint's shape wins; the written config says so.
 		cfg.NLayer, cfg.NHead, cfg.NEmbd = t.params.Cfg.NLayer, t.params.Cfg.NHead, t.params.Cfg.NEmbd
 		t.cfg = cfg
-		if g := init.Grown(); g > 0 {
-			fmt.Fprintf(t.console, "init: %s, vocabulary grown %d -> %d (new rows: mean of the old ones + noise)\n", init.Dir, init.OldVocab, t.params.Cfg.VocabSize)
+		if g := initFrom.Grown(); g > 0 {
+			fmt.Fprintf(t.console, "init: %s, vocabulary grown %d -> %d (new rows: mean of the old ones + noise)\n", initFrom.Dir, initFrom.OldVocab, t.params.Cfg.VocabSize)
 		} else {
-			fmt.Fprintf(t.console, "init: %s\n", init.Dir)
+			fmt.Fprintf(t.console, "init: %s\n", initFrom.Dir)
 		}
 	default:
 		t.params, err = model.NewParams(mcfg, model.F32, rand.New(rand.NewPCG(uint64(cfg.Seed), 0x1417)))
