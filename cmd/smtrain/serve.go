@@ -16,7 +16,7 @@ import (
 
 var cmdServe = &Command{
 	Name:      "serve",
-	UsageLine: "smtrain serve -ckpt DIR [-addr 127.0.0.1:8314] [-max-concurrency N] [-max-queue N] [-max-tokens N] [-max-n N] [-name ID] [-seed S] [-reject-long] [-no-bkspc] [-quiet]",
+	UsageLine: "smtrain serve -ckpt DIR [-addr 127.0.0.1:8314] [-max-concurrency N] [-max-queue N] [-max-tokens N] [-max-n N] [-clamp-max-tokens=false] [-name ID] [-seed S] [-reject-long] [-no-bkspc] [-quiet]",
 	Short:     "serve a policy behind an OpenAI-compatible chat-completions API",
 	Long: `Serve loads a checkpoint folder (or a training output folder with a
 'latest' marker) and serves the policy over HTTP with the OpenAI
@@ -33,9 +33,13 @@ expects one at localhost:8314) can use it with no glue code:
 Messages use the training chat template (roles system, user, assistant;
 developer counts as system, tool as user). Prompts longer than the context
 less max_tokens are left-truncated as in training (whole turns first); with
--reject-long they get 400 context_length_exceeded instead. Without
-max_tokens a completion gets -max-tokens, less when the prompt needs the
-room (never less than min(-max-tokens, context/2)).
+-reject-long they get 400 context_length_exceeded instead. A completion
+gets max_tokens (or -max-tokens when the request has none), lowered when
+the prompt needs the room but never below half the context; the prompt is
+then truncated to fit beside it. Agent frameworks often ask for thousands
+of tokens, more than a small model's context: the response's "smtrain"
+object reports max_tokens_clamped. With -clamp-max-tokens=false a request's
+max_tokens is used as given and one above the context is a 400.
 
 The policy may backspace while it writes; the content returned is the final
 text. Each choice has an extension object "smtrain" with the action ids
@@ -74,6 +78,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	actions := fs.Int("max-actions-factor", 4, "cap on all actions (tokens, <bkspc>) as a multiple of max_tokens")
 	name := fs.String("name", "", "model id reported by /v1/models (default: the checkpoint folder's name)")
 	seed := fs.Uint64("seed", 0, "seed for requests without one (0: from the clock, printed)")
+	clamp := fs.Bool("clamp-max-tokens", true, "lower a request's max_tokens to fit the context instead of rejecting it")
 	rejectLong := fs.Bool("reject-long", false, "reject prompts that do not fit instead of truncating them")
 	noBkspc := fs.Bool("no-bkspc", false, "never choose <bkspc>")
 	maxBody := fs.Int64("max-body", 8<<20, "largest request body in bytes")
@@ -126,7 +131,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	cfg.AllowBkspc = cfg.AllowBkspc && !*noBkspc
 	cfg.MaxConcurrency, cfg.MaxQueue = *maxConc, *maxQueue
 	cfg.DefaultMaxTokens, cfg.MaxN, cfg.MaxActionsFactor = *maxTokens, *maxN, *actions
-	cfg.RejectLong, cfg.MaxBodyBytes = *rejectLong, *maxBody
+	cfg.RejectLong, cfg.MaxBodyBytes, cfg.ClampMaxTokens = *rejectLong, *maxBody, *clamp
 	cfg.Seed = *seed
 	if cfg.Seed == 0 {
 		cfg.Seed = uint64(time.Now().UnixNano())

@@ -117,8 +117,8 @@ type chatRequest struct {
 // params are a validated request.
 type params struct {
 	Messages     []data.Message
-	MaxTokens    int  // completion tokens (after backspaces)
-	MaxTokensSet bool // given by the client (else the server default)
+	MaxTokens    int  // completion tokens (after backspaces); 0 when not given
+	MaxTokensSet bool // given by the client
 	Temperature  float64
 	Greedy       bool
 	TopP         float64
@@ -132,9 +132,8 @@ type params struct {
 
 // limits bound what a request may ask for.
 type limits struct {
-	DefaultMaxTokens int // max_tokens when absent
-	MaxTokens        int // largest max_tokens accepted
-	MaxN             int // largest n accepted
+	MaxTokens int // largest max_tokens accepted
+	MaxN      int // largest n accepted
 }
 
 // parseRequest decodes and validates a chat-completions body.
@@ -252,7 +251,7 @@ func isEmptyJSON(b json.RawMessage) bool {
 const maxStop = 4
 
 func (r *chatRequest) validate(lim limits) (*params, *apiError) {
-	p := &params{Temperature: 1, N: 1, MaxTokens: lim.DefaultMaxTokens}
+	p := &params{Temperature: 1, N: 1}
 	if r.Messages == nil {
 		return nil, badRequest("messages", "missing_required_parameter", "missing required parameter: 'messages'")
 	}
@@ -274,10 +273,10 @@ func (r *chatRequest) validate(lim limits) (*params, *apiError) {
 	case r.MaxTokens != nil:
 		p.MaxTokens, p.MaxTokensSet = *r.MaxTokens, true
 	}
-	if p.MaxTokens < 1 {
+	if p.MaxTokensSet && p.MaxTokens < 1 {
 		return nil, badRequest("max_tokens", "invalid_value", "max_tokens must be at least 1, got %d", p.MaxTokens)
 	}
-	if p.MaxTokens > lim.MaxTokens {
+	if p.MaxTokensSet && p.MaxTokens > lim.MaxTokens {
 		return nil, badRequest("max_tokens", "invalid_value", "max_tokens is %d but this server allows at most %d (the model's context window less room for a prompt)", p.MaxTokens, lim.MaxTokens)
 	}
 	if r.Temperature != nil {

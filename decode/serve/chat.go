@@ -21,6 +21,7 @@ type job struct {
 	prompt    []int32 // after truncation
 	fullLen   int     // prompt tokens before truncation
 	maxTokens int
+	clamped   bool // max_tokens was lowered to fit the context
 	opts      decode.Options
 }
 
@@ -59,9 +60,12 @@ type ResponseExt struct {
 	Seed uint64 `json:"seed"`
 	// PromptTokensFull is the templated prompt's length before
 	// truncation; PromptTruncated says whether turns were dropped.
-	PromptTokensFull int   `json:"prompt_tokens_full"`
-	PromptTruncated  bool  `json:"prompt_truncated"`
+	PromptTokensFull int  `json:"prompt_tokens_full"`
+	PromptTruncated  bool `json:"prompt_truncated"`
+	// MaxTokens is the completion budget used; MaxTokensClamped says it is
+	// lower than the request's max_tokens (see Config.ClampMaxTokens).
 	MaxTokens        int   `json:"max_tokens"`
+	MaxTokensClamped bool  `json:"max_tokens_clamped"`
 	MaxActions       int   `json:"max_actions"`
 	Greedy           bool  `json:"greedy"`
 	BkspcID          int32 `json:"bkspc_id"`
@@ -136,11 +140,15 @@ func (s *Server) prepare(p *params) (*job, *apiError) {
 	j.fullLen = seq.NumInputs()
 	ctxLen := s.cfg.ContextLen
 	j.maxTokens = p.MaxTokens
-	if !p.MaxTokensSet {
-		// Without max_tokens the completion gets the default, shrunk (down
-		// to the default capped at half the context) when the prompt needs
-		// the room.
-		j.maxTokens = max(min(s.cfg.DefaultMaxTokens, ctxLen-j.fullLen), s.lim.DefaultMaxTokens)
+	if !p.MaxTokensSet || s.cfg.ClampMaxTokens {
+		// The completion gets what was asked for (or the default), shrunk
+		// when the prompt needs the room, but never below half the context.
+		want := p.MaxTokens
+		if !p.MaxTokensSet {
+			want = s.cfg.DefaultMaxTokens
+		}
+		j.maxTokens = min(want, max(ctxLen-j.fullLen, ctxLen/2))
+		j.clamped = p.MaxTokensSet && j.maxTokens < want
 	}
 	room := ctxLen - j.maxTokens
 	if j.fullLen > room && s.cfg.RejectLong {
@@ -302,6 +310,7 @@ func (s *Server) responseExt(j *job) *ResponseExt {
 		PromptTokensFull: j.fullLen,
 		PromptTruncated:  len(j.prompt) < j.fullLen,
 		MaxTokens:        j.maxTokens,
+		MaxTokensClamped: j.clamped,
 		MaxActions:       j.opts.MaxActions,
 		Greedy:           j.opts.Greedy,
 		BkspcID:          s.base.BkspcID,

@@ -336,7 +336,7 @@ func TestStreaming(t *testing.T) {
 }
 
 func TestBadRequests(t *testing.T) {
-	s, ts := tinyServer(t, func(c *Config) { c.MaxBodyBytes = 4096 })
+	s, ts := tinyServer(t, func(c *Config) { c.MaxBodyBytes, c.ClampMaxTokens = 4096, false })
 	ok := `"messages":[{"role":"user","content":"hi"}]`
 	cases := []struct {
 		name, body, param string
@@ -441,6 +441,18 @@ func TestPromptTruncation(t *testing.T) {
 	c = decodeCompletion(t, b)
 	if st != 200 || c.Ext.MaxTokens != 16 || c.Usage.PromptTokens > 64-16 {
 		t.Fatalf("default max tokens: %d %+v", st, c.Ext)
+	}
+	// A max_tokens beyond the context is clamped (to half the context,
+	// as the prompt needs the rest) and reported.
+	st, b = post(t, context.Background(), ts.URL, fmt.Sprintf(`{"messages":%s,"max_tokens":100000}`, mb))
+	c = decodeCompletion(t, b)
+	if st != 200 || c.Ext.MaxTokens != 32 || !c.Ext.MaxTokensClamped || c.Usage.PromptTokens > 32 || !c.Ext.PromptTruncated {
+		t.Fatalf("clamped max tokens: %d %s", st, b)
+	}
+	st, b = post(t, context.Background(), ts.URL, `{"messages":[{"role":"user","content":"short"}],"max_tokens":100000}`)
+	c = decodeCompletion(t, b)
+	if st != 200 || c.Ext.MaxTokens != 64-c.Usage.PromptTokens || !c.Ext.MaxTokensClamped || c.Ext.PromptTruncated {
+		t.Fatalf("clamped max tokens, short prompt: %d %s", st, b)
 	}
 	// Rejecting instead of truncating.
 	_, ts2 := tinyServer(t, func(c *Config) { c.RejectLong = true })

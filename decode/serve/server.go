@@ -10,7 +10,9 @@
 // Messages go through the training chat template (data.ChatSeq) and are
 // left-truncated like training (data.Truncate, whole turns first) to leave
 // room for max_tokens, or rejected with 400 context_length_exceeded when
-// the server was started with RejectLong. The policy decodes with backspace
+// the server was started with RejectLong. max_tokens itself is lowered when
+// the prompt needs the room, never below half the context (see
+// Config.ClampMaxTokens). The policy decodes with backspace
 // over the KV cache (decode.RunBatch); the returned content is the final
 // text after every backspace. Each choice carries an extension object
 // "smtrain" with the full action sequence (ids, <bkspc> included), its
@@ -37,6 +39,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"sync"
@@ -78,9 +81,16 @@ type Config struct {
 	// MaxQueue is the number of requests that may wait for a slot; more
 	// get 429. 0: none wait.
 	MaxQueue int
-	// DefaultMaxTokens is max_tokens when a request gives none; it is
-	// lowered to half the context when larger, so a prompt has room.
+	// DefaultMaxTokens is max_tokens when a request gives none. It is
+	// lowered when the prompt needs the room, never below half the context
+	// (the prompt is truncated to fit beside it).
 	DefaultMaxTokens int
+	// ClampMaxTokens lowers a request's max_tokens the same way instead of
+	// rejecting values beyond the context (agent frameworks often send
+	// max_tokens of several thousand); the response's smtrain extension
+	// says when it happened. When false, max_tokens above context-2 is a
+	// 400 and the prompt is truncated to context - max_tokens.
+	ClampMaxTokens bool
 	// MaxN is the largest n accepted (choices per request).
 	MaxN int
 	// RejectLong rejects prompts that do not fit instead of truncating.
@@ -119,6 +129,7 @@ func ConfigFor(p *model.Params, tok *data.Tokenizer, name string) (Config, error
 		MaxConcurrency:   2,
 		MaxQueue:         16,
 		DefaultMaxTokens: 256,
+		ClampMaxTokens:   true,
 		MaxN:             8,
 	}, nil
 }
@@ -200,10 +211,12 @@ func New(cfg Config) (*Server, error) {
 		base:  o,
 		start: time.Now(),
 		lim: limits{
-			DefaultMaxTokens: min(cfg.DefaultMaxTokens, cfg.ContextLen/2),
-			MaxTokens:        cfg.ContextLen - 2,
-			MaxN:             cfg.MaxN,
+			MaxTokens: cfg.ContextLen - 2,
+			MaxN:      cfg.MaxN,
 		},
+	}
+	if cfg.ClampMaxTokens {
+		s.lim.MaxTokens = math.MaxInt32
 	}
 	return s, nil
 }
