@@ -321,3 +321,37 @@ func TestSpecValidate(t *testing.T) {
 		t.Fatalf("%d runs %d rows, want 4 runs (mle + 3 chi2mix) and 6 rows", len(runs), len(rows))
 	}
 }
+
+func TestTextTaskEndToEnd(t *testing.T) {
+	var eps []data.Episode
+	words := []string{"the", "cat", "sat", "on", "a", "mat", "and", "ran"}
+	for i := 0; i < 24; i++ {
+		q := words[i%8] + " " + words[(i*3)%8]
+		a := words[(i*5)%8] + " " + words[(i+1)%8] + " " + words[(i*7)%8]
+		eps = append(eps, data.Episode{Messages: []data.Message{{Role: data.RoleUser, Content: q}, {Role: data.RoleAssistant, Content: a}}, Reward: 1})
+	}
+	task, err := NewTextTask(train.Inputs{Train: eps, Tokenizer: data.ByteTokenizer(), Describe: "toy chats"}, 0.25, 6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(task.Inputs().Val) != 6 || len(task.Inputs().Train) != 18 {
+		t.Fatalf("split %d/%d, want 18/6", len(task.Inputs().Train), len(task.Inputs().Val))
+	}
+	spec, _ := tinySpec(t, t.TempDir(), 1)
+	spec.Base.NPositions = 64
+	spec.Objectives = []string{"mle", "bc"}
+	res, err := Run(context.Background(), spec, task)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range res.Rows {
+		for _, m := range task.Metrics() {
+			if v, ok := r.Metrics[m.Key]; !ok || math.IsNaN(v) {
+				t.Errorf("%s: metric %s = %v", r.Run, m.Key, v)
+			}
+		}
+		if d := r.Metrics["distinct_1"]; d <= 0 || d > 1 {
+			t.Errorf("%s: distinct-1 %v", r.Run, d)
+		}
+	}
+}
