@@ -285,8 +285,8 @@ func TestInitFromHFGPT2GrowsVocab(t *testing.T) {
 
 	// The same against PyTorch on the original folder.
 	py := "/usr/bin/python3"
-	if out, err := exec.Command(py, "-c", "import torch").CombinedOutput(); err != nil {
-		t.Logf("PyTorch check skipped: no torch at %s: %v %s", py, err, out)
+	if _, err := os.Stat(py); err != nil {
+		t.Logf("PyTorch check skipped: no %s", py)
 		return
 	}
 	tmp := t.TempDir()
@@ -308,6 +308,10 @@ func TestInitFromHFGPT2GrowsVocab(t *testing.T) {
 	outPath := filepath.Join(tmp, "logits.safetensors")
 	cmd := exec.Command(py, "../model/testdata/torch_check.py", dir, batch, outPath)
 	if out, err := cmd.CombinedOutput(); err != nil {
+		if strings.Contains(string(out), "No module named 'torch'") {
+			t.Logf("PyTorch check skipped: no torch for %s", py)
+			return
+		}
 		t.Fatalf("torch_check.py: %v\n%s", err, out)
 	}
 	st, err := model.ReadSafetensors(outPath)
