@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"reflect"
 	"slices"
@@ -613,5 +614,64 @@ func TestNewValidates(t *testing.T) {
 	}
 	if s, err := New(base); err != nil || !reflect.DeepEqual(s.Stats(), Stats{}) {
 		t.Fatalf("valid config: %v", err)
+	}
+}
+
+// TestGracefulShutdown: cancelling Serve's context lets a running request
+// finish within the grace period; past it the connection is closed and the
+// generation cancelled.
+func TestGracefulShutdown(t *testing.T) {
+	tok := data.ByteTokenizer()
+	for _, grace := range []time.Duration{30 * time.Second, 50 * time.Millisecond} {
+		f := &slowFake{tok: tok, pattern: tok.EncodeOrdinary("s"), delay: 2 * time.Millisecond}
+		s, err := New(f.config(100000))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		served := make(chan error, 1)
+		go func() { served <- s.Serve(ctx, ln, grace) }()
+		url := "http://" + ln.Addr().String()
+		maxTok := 200 // 0.4 s of decoding
+		if grace < time.Second {
+			maxTok = 50000
+		}
+		type reply struct {
+			status int
+			err    error
+		}
+		got := make(chan reply, 1)
+		go func() {
+			resp, err := http.Post(url+"/v1/chat/completions", "application/json", strings.NewReader(fmt.Sprintf(`{"messages":[{"role":"user","content":"go"}],"max_tokens":%d}`, maxTok)))
+			if err != nil {
+				got <- reply{0, err}
+				return
+			}
+			resp.Body.Close()
+			got <- reply{resp.StatusCode, nil}
+		}()
+		waitFor(t, 10*time.Second, "decoding to start", func() bool { return f.pushes.Load() > 0 })
+		cancel()
+		if err := <-served; err != nil {
+			t.Fatalf("grace %v: Serve: %v", grace, err)
+		}
+		r := <-got
+		if grace > time.Second {
+			if r.status != 200 || f.pushes.Load() != int64(maxTok-1) {
+				t.Fatalf("grace %v: in-flight request got %d %v after %d steps, want 200 after %d", grace, r.status, r.err, f.pushes.Load(), maxTok-1)
+			}
+		} else {
+			if r.err == nil {
+				t.Fatalf("grace %v: request finished (%d) instead of being cut", grace, r.status)
+			}
+			waitFor(t, 10*time.Second, "generation to stop", func() bool { return s.Stats().Active == 0 })
+			if n := f.pushes.Load(); n > 5000 {
+				t.Fatalf("grace %v: %d steps: generation was not cancelled", grace, n)
+			}
+		}
 	}
 }
