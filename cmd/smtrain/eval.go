@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"time"
 
 	"smtrain/data"
@@ -17,7 +18,7 @@ import (
 
 var cmdEval = &Command{
 	Name:      "eval",
-	UsageLine: "smtrain eval -ckpt DIR [-data PATH ... | -task arith|dojo] [-split auto|all|val|train] [-config FILE] [-json FILE] [flags for config keys]",
+	UsageLine: "smtrain eval -ckpt DIR [-data PATH ... | -task arith|dojo] [-split auto|all|val|train] [-objectives LIST] [-config FILE] [-json FILE] [flags for config keys]",
 	Short:     "print held-out metrics (NLL, perplexity, the objective's loss components) of a checkpoint as JSON",
 	Long: `Eval scores a checkpoint on held-out episodes, forward only, and prints one
 JSON object: nll (token-mean negative log-likelihood of the clean expert
@@ -40,7 +41,9 @@ Data: -data PATH ... (MLE-Dojo run folders, AIDE journals, JSONL chats) or
 -task arith|dojo; without either, the run's own data. -split picks the
 episodes: all, val (the validation split fit held out: the arithmetic test
 questions, or the val_fraction split by seed), or train; auto (default)
-means all for -data given here and val otherwise. -eval_batches N limits
+means all for -data given here and val otherwise. -objectives mle,bc,chi2,...
+adds the loss and components of each listed objective under "by_objective"
+(same sequences, same λ). -eval_batches N limits
 the batches of batch_size sequences (default all). -json FILE also writes
 the JSON to FILE.`,
 }
@@ -67,7 +70,26 @@ type evalReport struct {
 	Components map[string]any `json:"components"`
 	Tokens     int            `json:"tokens"`
 	VocabGrown int            `json:"vocab_grown,omitempty"`
-	ElapsedS   float64        `json:"elapsed_s"`
+	// ByObjective holds the loss of each objective named by -objectives.
+	ByObjective map[string]objectiveReport `json:"by_objective,omitempty"`
+	ElapsedS    float64                    `json:"elapsed_s"`
+}
+
+// objectiveReport is one objective's loss on the held-out sequences.
+type objectiveReport struct {
+	Loss       any            `json:"loss"`
+	Components map[string]any `json:"components"`
+	Tokens     int            `json:"tokens"`
+}
+
+func componentsJSON(c map[string]float64) map[string]any {
+	out := map[string]any{}
+	for k, v := range c {
+		if k != "nll" { // the top-level nll is the clean one, as in fit's val rows
+			out[k] = jsonNum(v)
+		}
+	}
+	return out
 }
 
 // jsonNum is x, or the string "NaN"/"+Inf"/"-Inf" (JSON has no such numbers).
@@ -102,6 +124,7 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	configPath := fs.String("config", "", "YAML or JSON config file (default: the run's config.json)")
 	split := fs.String("split", "auto", "episodes to score: auto, all, val or train")
 	jsonOut := fs.String("json", "", "also write the JSON report to this file")
+	objectives := fs.String("objectives", "", "comma-separated objectives whose losses are reported too (by_objective)")
 	bind := train.BindFlags(fs)
 	if err := cmdEval.Parse(fs, args, stderr, false); err != nil {
 		return err
@@ -234,11 +257,29 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	rep.NLL, rep.Perplexity, rep.Loss = jsonNum(r.NLL), jsonNum(r.Perplexity), jsonNum(r.Loss)
 	rep.NLLTokens, rep.Tokens = r.NLLTokens, r.Tokens
-	rep.Components = map[string]any{}
-	for k, v := range r.Components {
-		if k != "nll" { // the top-level nll is the clean one, as in fit's val rows
-			rep.Components[k] = jsonNum(v)
+	rep.Components = componentsJSON(r.Components)
+	for _, name := range strings.Split(*objectives, ",") {
+		if name = strings.TrimSpace(name); name == "" {
+			continue
 		}
+		oc := cfg
+		oc.Objective = name
+		if err := oc.Validate(); err != nil {
+			return &UsageError{Err: fmt.Errorf("-objectives: %w", err)}
+		}
+		oe, err := train.NewEvaluator(oc, im.Params, im.Tokenizer)
+		if err != nil {
+			return err
+		}
+		or, err := oe.Evaluate(seqs, maxBatches, rep.Lambda)
+		oe.Close()
+		if err != nil {
+			return fmt.Errorf("eval %s: %w", name, err)
+		}
+		if rep.ByObjective == nil {
+			rep.ByObjective = map[string]objectiveReport{}
+		}
+		rep.ByObjective[name] = objectiveReport{Loss: jsonNum(or.Loss), Components: componentsJSON(or.Components), Tokens: or.Tokens}
 	}
 	rep.ElapsedS = math.Round(time.Since(start).Seconds()*1000) / 1000
 	b, err := json.MarshalIndent(rep, "", "  ")

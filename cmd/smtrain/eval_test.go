@@ -64,6 +64,10 @@ type evalJSON struct {
 	Components map[string]float64 `json:"components"`
 	Tokens     int                `json:"tokens"`
 	VocabGrown int                `json:"vocab_grown"`
+	ByObj      map[string]struct {
+		Loss       float64            `json:"loss"`
+		Components map[string]float64 `json:"components"`
+	} `json:"by_objective"`
 }
 
 func runEvalJSON(t *testing.T, args ...string) evalJSON {
@@ -90,7 +94,7 @@ func TestEvalCommand(t *testing.T) {
 	}
 	wantLoss, wantComps := lastVal(t, run)
 
-	r := runEvalJSON(t, "-ckpt", run)
+	r := runEvalJSON(t, "-ckpt", run, "-objectives", "mle,chi2mix,kl")
 	if r.Step == nil || *r.Step != 12 || r.Split != "val" || r.Episodes != 24 || r.Objective != "chi2mix" {
 		t.Fatalf("report %+v", r)
 	}
@@ -103,8 +107,15 @@ func TestEvalCommand(t *testing.T) {
 			t.Errorf("component %s = %v, the run logged %v", k, v, wantComps[k])
 		}
 	}
+	if len(r.ByObj) != 3 || r.ByObj["mle"].Loss != r.NLL || r.ByObj["chi2mix"].Loss != r.Loss || !(r.ByObj["kl"].Components["linear"] > 0) {
+		t.Fatalf("by_objective %+v (nll %v loss %v)", r.ByObj, r.NLL, r.Loss)
+	}
 	if r.NLLTokens <= 0 || r.Tokens < r.NLLTokens {
 		t.Fatalf("tokens %d (nll %d)", r.Tokens, r.NLLTokens)
+	}
+
+	if code, _, errb := runCLI("eval", "-ckpt", run, "-objectives", "mle,chi3"); code != 2 || !strings.Contains(errb, "chi3") {
+		t.Fatalf("bad -objectives: exit %d %q", code, errb)
 	}
 
 	// The checkpoint folder itself; -objective mle and -split train.
