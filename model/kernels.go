@@ -7,6 +7,8 @@ import (
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/blas32"
 	"gonum.org/v1/gonum/blas/blas64"
+
+	"smtrain/model/internal/vec"
 )
 
 // Float is the element type of the kernels.
@@ -457,7 +459,9 @@ func (k *geluKernel[T]) runRange(_, lo, hi int) {
 	if !k.bwd {
 		y := k.y[lo:hi]
 		if isF32[T]() {
-			geluForward32(as32(x), as32(y), as32(th))
+			x32, y32, th32 := as32(x), as32(y), as32(th)
+			v := vec.GELUForward(x32, y32, th32)
+			geluForward32(x32[v:], y32[v:], th32[v:])
 			return
 		}
 		for i, v := range x {
@@ -470,6 +474,10 @@ func (k *geluKernel[T]) runRange(_, lo, hi int) {
 	}
 	dy, dx := k.dy[lo:hi], k.dx[lo:hi]
 	dy, dx, th = dy[:len(x)], dx[:len(x)], th[:len(x)]
+	if isF32[T]() {
+		v := vec.GELUBackward(as32(x), as32(th), as32(dy), as32(dx), k.acc)
+		x, th, dy, dx = x[v:], th[v:], dy[v:], dx[v:]
+	}
 	if k.acc {
 		for i, v := range x {
 			t := th[i]

@@ -1,0 +1,78 @@
+// Package vec holds AVX2+FMA assembly kernels for the model's float32
+// element-wise loops (in its own package: the model package uses cgo,
+// which cannot be mixed with Go assembly). Each function processes the
+// longest multiple-of-8 prefix and returns its length; callers run their
+// portable Go loop on the rest (and on everything when the CPU lacks
+// AVX2+FMA or off amd64).
+package vec
+
+import "golang.org/x/sys/cpu"
+
+// HaveAVX2 says the AVX2+FMA assembly kernels (vec_amd64.s) run; without
+// them the functions of this package do nothing and return 0.
+var HaveAVX2 = cpu.X86.HasAVX2 && cpu.X86.HasFMA
+
+const geluS = 0.7978845608028654 // sqrt(2/pi)
+
+// geluConsts are the constants of geluFwdAVX2/geluBwdAVX2, each
+// broadcast to 8 lanes (the assembly addresses them as 32-byte operands):
+// √(2/π), 0.044715, the tanh clamp ±7.905…, tanh32's numerator a0..a6
+// and denominator b0..b3 coefficients, ½, 1, 3·0.044715, ½√(2/π).
+var geluConsts = func() (k [21][8]float32) {
+	v := [21]float32{
+		geluS, 0.044715, 7.90531110763549805, -7.90531110763549805,
+		4.89352455891786e-03, 6.37261928875436e-04, 1.48572235717979e-05, 5.12229709037114e-08,
+		-8.60467152213735e-11, 2.00018790482477e-13, -2.76076847742355e-16,
+		4.89352518554385e-03, 2.26843463243900e-03, 1.18534705686654e-04, 1.19825839466702e-06,
+		0.5, 1, 3 * 0.044715, 0.5 * geluS, 0, 0,
+	}
+	for i := range v {
+		for j := range k[i] {
+			k[i][j] = v[i]
+		}
+	}
+	return k
+}()
+
+// geluFwdAVX2 computes, for i < n (n a multiple of 8), th[i] = tanh32(u)
+// with u = √(2/π)(x + 0.044715x³) and y[i] = ½x(1 + th[i]), the same
+// formulas as geluForward32 with fused multiply-adds.
+//
+//go:noescape
+func geluFwdAVX2(x, y, th *float32, n int, k *[21][8]float32)
+
+// geluBwdAVX2 computes, for i < n (n a multiple of 8),
+// g = ½(1+t) + ½√(2/π)·x·(1−t²)(1 + 3·0.044715x²) with t = th[i], and
+// dx[i] = g·dy[i] (acc = 0) or dx[i] += g·dy[i] (acc = 1).
+//
+//go:noescape
+func geluBwdAVX2(x, th, dy, dx *float32, n int, acc int, k *[21][8]float32)
+
+// GELUForward runs the vector GELU forward over the longest
+// multiple-of-8 prefix of x (y and th at least as long) and returns how
+// many elements it did (0 without AVX2+FMA); the caller finishes the rest.
+func GELUForward(x, y, th []float32) int {
+	n := len(x) &^ 7
+	if !HaveAVX2 || n == 0 {
+		return 0
+	}
+	_, _ = y[n-1], th[n-1]
+	geluFwdAVX2(&x[0], &y[0], &th[0], n, &geluConsts)
+	return n
+}
+
+// GELUBackward is GELUForward for the backward (dx = g·dy, or += when
+// acc), given the tanh th saved by the forward.
+func GELUBackward(x, th, dy, dx []float32, acc bool) int {
+	n := len(x) &^ 7
+	if !HaveAVX2 || n == 0 {
+		return 0
+	}
+	_, _, _ = th[n-1], dy[n-1], dx[n-1]
+	a := 0
+	if acc {
+		a = 1
+	}
+	geluBwdAVX2(&x[0], &th[0], &dy[0], &dx[0], n, a, &geluConsts)
+	return n
+}

@@ -1,0 +1,119 @@
+#include "textflag.h"
+
+// Offsets of the broadcast constants in geluConsts (32 bytes each).
+#define K_S      0
+#define K_C3     32
+#define K_CLAMP  64
+#define K_NCLAMP 96
+#define K_A0     128
+#define K_A1     160
+#define K_A2     192
+#define K_A3     224
+#define K_A4     256
+#define K_A5     288
+#define K_A6     320
+#define K_B0     352
+#define K_B1     384
+#define K_B2     416
+#define K_B3     448
+#define K_HALF   480
+#define K_ONE    512
+#define K_3C3    544
+#define K_HS     576
+
+// func geluFwdAVX2(x, y, th *float32, n int, k *[21][8]float32)
+TEXT ·geluFwdAVX2(SB), NOSPLIT, $0-40
+	MOVQ x+0(FP), SI
+	MOVQ y+8(FP), DI
+	MOVQ th+16(FP), DX
+	MOVQ n+24(FP), BX
+	MOVQ k+32(FP), CX
+	SHRQ $3, BX
+	JZ   fdone
+
+floop:
+	VMOVUPS (SI), Y0                // v
+	VMULPS  Y0, Y0, Y1              // v²
+	VMULPS  Y0, Y1, Y1              // v³
+	VFMADD132PS K_C3(CX), Y0, Y1    // v + 0.044715·v³
+	VMULPS  K_S(CX), Y1, Y1         // u
+	VMINPS  K_CLAMP(CX), Y1, Y1
+	VMAXPS  K_NCLAMP(CX), Y1, Y1
+	VMULPS  Y1, Y1, Y2              // u²
+	VMULPS  Y2, Y2, Y3              // u⁴
+	VMOVUPS K_A1(CX), Y4
+	VFMADD213PS K_A0(CX), Y2, Y4    // p01 = a0 + a1·u²
+	VMOVUPS K_A3(CX), Y5
+	VFMADD213PS K_A2(CX), Y2, Y5    // p23 = a2 + a3·u²
+	VMOVUPS K_A5(CX), Y6
+	VFMADD213PS K_A4(CX), Y2, Y6    // p45 = a4 + a5·u²
+	VMOVUPS K_A6(CX), Y7
+	VFMADD213PS Y6, Y3, Y7          // p45 + a6·u⁴
+	VFMADD231PS Y5, Y3, Y4          // p01 + p23·u⁴
+	VMULPS  Y3, Y3, Y8              // u⁸
+	VFMADD231PS Y8, Y7, Y4          // p
+	VMOVUPS K_B1(CX), Y5
+	VFMADD213PS K_B0(CX), Y2, Y5    // b0 + b1·u²
+	VMOVUPS K_B3(CX), Y6
+	VFMADD213PS K_B2(CX), Y2, Y6    // b2 + b3·u²
+	VFMADD231PS Y6, Y3, Y5          // q
+	VMULPS  Y4, Y1, Y1              // u·p
+	VDIVPS  Y5, Y1, Y1              // t = u·p/q
+	VMOVUPS Y1, (DX)
+	VADDPS  K_ONE(CX), Y1, Y1       // 1 + t
+	VMULPS  K_HALF(CX), Y0, Y0      // ½v
+	VMULPS  Y1, Y0, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ $32, SI
+	ADDQ $32, DI
+	ADDQ $32, DX
+	DECQ BX
+	JNZ  floop
+
+fdone:
+	VZEROUPPER
+	RET
+
+// func geluBwdAVX2(x, th, dy, dx *float32, n int, acc int, k *[21][8]float32)
+TEXT ·geluBwdAVX2(SB), NOSPLIT, $0-56
+	MOVQ x+0(FP), SI
+	MOVQ th+8(FP), R8
+	MOVQ dy+16(FP), R9
+	MOVQ dx+24(FP), DI
+	MOVQ n+32(FP), BX
+	MOVQ acc+40(FP), R10
+	MOVQ k+48(FP), CX
+	SHRQ $3, BX
+	JZ   bdone
+	VMOVUPS K_ONE(CX), Y6
+
+bloop:
+	VMOVUPS (SI), Y0                // v
+	VMOVUPS (R8), Y1                // t
+	VMULPS  Y1, Y1, Y3              // t²
+	VSUBPS  Y3, Y6, Y4              // 1 − t²
+	VMULPS  Y0, Y0, Y5              // v²
+	VFMADD132PS K_3C3(CX), Y6, Y5   // 1 + 3·0.044715·v²
+	VMULPS  Y5, Y4, Y4
+	VMULPS  Y0, Y4, Y4
+	VMULPS  K_HS(CX), Y4, Y4        // ½√(2/π)·v·(1−t²)(1+…)
+	VADDPS  Y6, Y1, Y7              // 1 + t
+	VMULPS  K_HALF(CX), Y7, Y7      // ½(1+t)
+	VADDPS  Y4, Y7, Y4              // g
+	VMULPS  (R9), Y4, Y4            // g·dy
+	CMPQ R10, $0
+	JEQ  bstore
+	VADDPS  (DI), Y4, Y4
+
+bstore:
+	VMOVUPS Y4, (DI)
+	ADDQ $32, SI
+	ADDQ $32, R8
+	ADDQ $32, R9
+	ADDQ $32, DI
+	DECQ BX
+	JNZ  bloop
+
+bdone:
+	VZEROUPPER
+	RET
