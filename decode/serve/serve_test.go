@@ -675,3 +675,28 @@ func TestGracefulShutdown(t *testing.T) {
 		}
 	}
 }
+
+// TestOddHistories: histories the template must still handle.
+func TestOddHistories(t *testing.T) {
+	s, ts := tinyServer(t, nil)
+	long := strings.Repeat("a long observation line\n", 30)
+	for _, c := range []struct {
+		name, msgs string
+		truncated  bool
+	}{
+		{"only an assistant turn", `[{"role":"assistant","content":"x"}]`, false},
+		{"assistant content null", `[{"role":"user","content":"hi"},{"role":"assistant","content":null},{"role":"tool","content":"out"}]`, false},
+		{"one message longer than the context", `[{"role":"user","content":"` + strings.ReplaceAll(long, "\n", `\n`) + `"}]`, true},
+		{"unicode", `[{"role":"user","content":"héllo → 世界 🙂"}]`, false},
+	} {
+		st, b := post(t, context.Background(), ts.URL, `{"messages":`+c.msgs+`,"max_tokens":10,"seed":1}`)
+		if st != 200 {
+			t.Fatalf("%s: %d %s", c.name, st, b)
+		}
+		comp := decodeCompletion(t, b)
+		checkCompletion(t, comp, s.cfg.Tok, 1, nil)
+		if comp.Ext.PromptTruncated != c.truncated || comp.Usage.PromptTokens > 64-10 {
+			t.Fatalf("%s: ext %+v usage %+v", c.name, comp.Ext, comp.Usage)
+		}
+	}
+}
