@@ -48,7 +48,7 @@ backspace and action counts; usage.completion_tokens counts final tokens.
 With stream: true the content of a choice is sent when it is final (when
 the choice ends: a backspace may still delete anything before); until then
 chunks with an empty delta carry the actions taken in their "smtrain"
-extension.
+extension (-stream-progress=false leaves them out).
 
 At most -max-concurrency requests decode at once; up to -max-queue more
 wait (until their client hangs up) and the rest get 429. A client that
@@ -83,6 +83,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	noBkspc := fs.Bool("no-bkspc", false, "never choose <bkspc>")
 	maxBody := fs.Int64("max-body", 8<<20, "largest request body in bytes")
 	grace := fs.Duration("grace", 10*time.Second, "time running requests get to finish at shutdown")
+	progress := fs.Bool("stream-progress", true, "send progress chunks (empty delta, actions in the extension) while a stream decodes")
 	quiet := fs.Bool("quiet", false, "no per-request log lines on stderr")
 	if err := cmdServe.Parse(fs, args, stderr, false); err != nil {
 		return err
@@ -133,6 +134,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	cfg.DefaultMaxTokens, cfg.MaxN, cfg.MaxActionsFactor = *maxTokens, *maxN, *actions
 	cfg.RejectLong, cfg.MaxBodyBytes, cfg.ClampMaxTokens = *rejectLong, *maxBody, *clamp
 	cfg.Seed = *seed
+	cfg.NoProgress = !*progress
 	if cfg.Seed == 0 {
 		cfg.Seed = uint64(time.Now().UnixNano())
 	}

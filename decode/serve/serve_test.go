@@ -700,3 +700,45 @@ func TestOddHistories(t *testing.T) {
 		}
 	}
 }
+
+// TestStreamNoProgress: without progress chunks a stream of n choices has
+// a role, a content and a finish chunk per choice, then [DONE].
+func TestStreamNoProgress(t *testing.T) {
+	tok := data.ByteTokenizer()
+	f := &slowFake{tok: tok, pattern: tok.EncodeOrdinary("pq"), bkspcAt: 3}
+	cfg := f.config(256)
+	cfg.NoProgress = true
+	_, ts := startServer(t, cfg)
+	resp, err := http.Post(ts.URL+"/v1/chat/completions", "application/json", strings.NewReader(`{"messages":[{"role":"user","content":"x"}],"max_tokens":9,"n":2,"stream":true}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	events := readSSE(t, resp.Body)
+	if len(events) != 7 || events[6] != "[DONE]" {
+		t.Fatalf("%d events: %v", len(events), events)
+	}
+	for i, ev := range events[:6] {
+		c := decodeCompletion(t, []byte(ev))
+		d := c.Choices[0].Delta
+		role, content, fin := d.Role != "", d.Content != nil && *d.Content != "", c.Choices[0].FinishReason != nil
+		if (i < 2) != role || (i == 2 || i == 4) != content || (i == 3 || i == 5) != fin {
+			t.Fatalf("event %d: %s", i, ev)
+		}
+		if fin && (c.Choices[0].Ext == nil || c.Choices[0].Ext.NumBkspc == 0 || len(*events2content(t, events, c.Choices[0].Index)) != 9) {
+			t.Fatalf("event %d: final chunk %s", i, ev)
+		}
+	}
+}
+
+// events2content concatenates the content deltas of choice idx.
+func events2content(t *testing.T, events []string, idx int) *string {
+	s := ""
+	for _, ev := range events[:len(events)-1] {
+		c := decodeCompletion(t, []byte(ev))
+		if len(c.Choices) == 1 && c.Choices[0].Index == idx && c.Choices[0].Delta.Content != nil {
+			s += *c.Choices[0].Delta.Content
+		}
+	}
+	return &s
+}

@@ -93,6 +93,10 @@ type Config struct {
 	ClampMaxTokens bool
 	// MaxN is the largest n accepted (choices per request).
 	MaxN int
+	// NoProgress turns off the progress chunks of streams (empty deltas
+	// carrying the actions taken), for clients that expect content in
+	// every chunk; a stream then has only role, content and finish chunks.
+	NoProgress bool
 	// RejectLong rejects prompts that do not fit instead of truncating.
 	RejectLong bool
 	// MaxBodyBytes bounds a request body (413 beyond); 0: 8 MiB.

@@ -94,6 +94,10 @@ loop:
 	for {
 		select {
 		case <-obs.notify:
+			if s.cfg.NoProgress {
+				obs.take()
+				continue
+			}
 			sendProgress()
 		case r = <-done:
 			break loop
@@ -110,7 +114,9 @@ loop:
 		out.event(errorBody{Error: &apiError{Status: 500, Type: "server_error", Message: "generation failed: " + r.err.Error()}})
 		return
 	}
-	sendProgress()
+	if !s.cfg.NoProgress {
+		sendProgress()
+	}
 	for i := range r.res {
 		res := &r.res[i]
 		text := content(res, j.p.Stop)
