@@ -189,8 +189,10 @@ func (s *Spec) plan() ([]plannedRun, []Row, error) {
 	var runs []plannedRun
 	var rows []Row
 	byName := map[string]bool{}
-	for _, eta := range s.Noise {
-		for _, seed := range s.Seeds {
+	// Seed-major order: an interrupted comparison has whole noise sweeps
+	// for its first seeds rather than all seeds of the first noise levels.
+	for _, seed := range s.Seeds {
+		for _, eta := range s.Noise {
 			for _, o := range s.Objectives {
 				obj, err := objective.New(o, s.Base.ObjectiveConfig())
 				if err != nil {
@@ -263,6 +265,9 @@ func Run(ctx context.Context, s Spec, task Task) (*Results, error) {
 		go func() {
 			defer wg.Done()
 			for r := range jobs {
+				if cctx.Err() != nil {
+					continue // cancelled: start no new run
+				}
 				res, what, err := runOne(cctx, r, task, logf)
 				mu.Lock()
 				if err != nil {
@@ -289,11 +294,13 @@ func Run(ctx context.Context, s Spec, task Task) (*Results, error) {
 			}
 		}()
 	}
+dispatch:
 	for _, r := range runs {
-		if cctx.Err() != nil {
-			break
+		select {
+		case jobs <- r:
+		case <-cctx.Done():
+			break dispatch
 		}
-		jobs <- r
 	}
 	close(jobs)
 	wg.Wait()
