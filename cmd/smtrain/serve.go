@@ -47,8 +47,8 @@ text. Each choice has an extension object "smtrain" with the action ids
 backspace and action counts; usage.completion_tokens counts final tokens.
 With stream: true the content of a choice is sent when it is final (when
 the choice ends: a backspace may still delete anything before); until then
-chunks with an empty delta carry the actions taken in their "smtrain"
-extension (-stream-progress=false leaves them out).
+chunks with an empty delta carry the actions taken and the current text
+(which may still change) in their "smtrain" extension (-stream-progress=false leaves them out).
 
 At most -max-concurrency requests decode at once; up to -max-queue more
 wait (until their client hangs up) and the rest get 429. A client that

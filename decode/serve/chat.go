@@ -88,9 +88,11 @@ type choice struct {
 
 // progress is the extension of a progress chunk: the actions taken since
 // the choice's previous chunk (tokens and <bkspc>; the final chunk's
-// extension has the full sequence).
+// extension has the full sequence) and the text the completion holds now
+// (after backspaces; it may still change, so it is not content).
 type progress struct {
 	Actions []int32 `json:"actions"`
+	Text    string  `json:"text"`
 }
 
 // response is a chat.completion or a chat.completion.chunk.
@@ -357,14 +359,15 @@ type observer struct {
 	decode.Stepper
 	bkspc   int32
 	mu      sync.Mutex
-	pending [][]int32
+	pending [][]int32 // per slot: actions since the last take
+	cur     [][]int32 // per slot: the completion tokens now
 	notify  chan struct{}
 }
 
 var _ decode.Stepper = (*observer)(nil)
 
 func newObserver(n int, bkspc int32) *observer {
-	return &observer{bkspc: bkspc, pending: make([][]int32, n), notify: make(chan struct{}, 1)}
+	return &observer{bkspc: bkspc, pending: make([][]int32, n), cur: make([][]int32, n), notify: make(chan struct{}, 1)}
 }
 
 // Push forwards to the decoder and records the tokens.
@@ -375,6 +378,7 @@ func (o *observer) Push(seqs []int, tokens []int32) error {
 	o.mu.Lock()
 	for i, q := range seqs {
 		o.pending[q] = append(o.pending[q], tokens[i])
+		o.cur[q] = append(o.cur[q], tokens[i])
 	}
 	o.mu.Unlock()
 	o.signal()
@@ -388,6 +392,9 @@ func (o *observer) Pop(seq int) error {
 	}
 	o.mu.Lock()
 	o.pending[seq] = append(o.pending[seq], o.bkspc)
+	if n := len(o.cur[seq]); n > 0 {
+		o.cur[seq] = o.cur[seq][:n-1]
+	}
 	o.mu.Unlock()
 	o.signal()
 	return nil
@@ -400,11 +407,18 @@ func (o *observer) signal() {
 	}
 }
 
-// take returns and clears the recorded actions.
-func (o *observer) take() [][]int32 {
+// take returns and clears the recorded actions, with a copy of the
+// current tokens of every slot that has new actions.
+func (o *observer) take() (actions, cur [][]int32) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	out := o.pending
-	o.pending = make([][]int32, len(out))
-	return out
+	actions = o.pending
+	o.pending = make([][]int32, len(actions))
+	cur = make([][]int32, len(actions))
+	for i, a := range actions {
+		if len(a) > 0 {
+			cur[i] = append([]int32(nil), o.cur[i]...)
+		}
+	}
+	return actions, cur
 }

@@ -307,6 +307,7 @@ func TestStreaming(t *testing.T) {
 			Choices []struct {
 				Ext *struct {
 					Actions []int32 `json:"actions"`
+					Text    *string `json:"text"`
 				} `json:"smtrain"`
 			} `json:"choices"`
 		}
@@ -319,8 +320,12 @@ func TestStreaming(t *testing.T) {
 			if !strings.HasPrefix(fmt.Sprint(ch.Ext.Actions), strings.TrimSuffix(fmt.Sprint(progress[i]), "]")) {
 				t.Fatalf("choice %d: progress actions %v are not a prefix of %v", i, progress[i], ch.Ext.Actions)
 			}
-		} else if raw.Choices[0].Ext != nil {
-			progress[i] = append(progress[i], raw.Choices[0].Ext.Actions...)
+		} else if x := raw.Choices[0].Ext; x != nil {
+			progress[i] = append(progress[i], x.Actions...)
+			toks, ok := decode.Replay(progress[i], tok.BkspcID(), nil)
+			if !ok || x.Text == nil || *x.Text != viaJSON(tok.Decode(toks)) {
+				t.Fatalf("choice %d: progress text %v, want the text of %v", i, x.Text, toks)
+			}
 		}
 	}
 	for i := range 3 {

@@ -22,8 +22,9 @@
 // format ending with "data: [DONE]". Because a backspace may delete any
 // generated token until the sample ends, a choice's content is sent once it
 // is final, when the choice finishes; while it is being decoded, chunks with
-// an empty delta report the actions taken so far in their "smtrain"
-// extension (so a client sees progress). The concatenated content deltas
+// an empty delta report in their "smtrain" extension the actions taken
+// since the last chunk and the text the completion holds now (so a client
+// can show the policy typing and deleting). The concatenated content deltas
 // equal the non-streaming content for the same request and seed.
 //
 // Concurrency: at most MaxConcurrency requests decode at once; up to

@@ -45,8 +45,8 @@ func (e *sse) event(v any) {
 }
 
 // stream decodes j and answers with chat.completion.chunk events: a role
-// chunk per choice, progress chunks (empty delta, actions in the smtrain
-// extension) while decoding, then per choice its final content and a
+// chunk per choice, progress chunks (empty delta; the actions taken and
+// the current text in the smtrain extension) while decoding, then per choice its final content and a
 // finish chunk, the usage chunk if asked for, and data: [DONE].
 func (s *Server) stream(w http.ResponseWriter, ctx context.Context, j *job, t0 time.Time) {
 	h := w.Header()
@@ -80,9 +80,10 @@ func (s *Server) stream(w http.ResponseWriter, ctx context.Context, j *job, t0 t
 		done <- result{res, err}
 	}()
 	sendProgress := func() {
-		for i, acts := range obs.take() {
+		actions, cur := obs.take()
+		for i, acts := range actions {
 			if len(acts) > 0 {
-				out.event(chunk(progressChoice{Index: i, Delta: message{}, Ext: progress{Actions: acts}}))
+				out.event(chunk(progressChoice{Index: i, Delta: message{}, Ext: progress{Actions: acts, Text: s.cfg.Tok.Decode(cur[i])}}))
 			}
 		}
 		if out.err != nil {
