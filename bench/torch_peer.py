@@ -182,14 +182,27 @@ def main():
     ap.add_argument("--threads", type=int, default=1, help="torch.set_num_threads")
     ap.add_argument("--foreach", action="store_true", help="AdamW foreach implementation")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--T", type=int, default=0, help="train: sequence length (default: the config's)")
+    ap.add_argument("--B", type=int, default=0, help="train: batch size (default: the config's)")
+    ap.add_argument("--D", type=int, default=0, help="train: n_embd (default: the config's)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
-    c = CONFIGS[a.config]
+    c = dict(CONFIGS[a.config])
+    if a.T:
+        c["T"] = a.T
+        c["P"] = max(c["P"], a.T)
+    if a.B:
+        c["B"] = a.B
+    if a.D:
+        if a.D % c["H"]:
+            ap.error("D must be a multiple of n_head %d" % c["H"])
+        c["D"] = a.D
     if a.task == "train":
         steps = a.steps or (60 if a.config == "tiny" else 5)
         res = bench_train(c, a.reps, steps, a.warmup, a.foreach)
         res["median"] = statistics.median(res["tokens_per_s"])
+        res.update({"T": c["T"], "B": c["B"], "D": c["D"]})
     elif a.task == "decode":
         res = bench_decode(c, a.reps, a.batch, a.prompt, a.new, max(1, a.warmup // 3))
         res["median"] = statistics.median(res["tokens_per_s"])

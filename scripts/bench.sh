@@ -82,15 +82,36 @@ for r in $(seq 1 "$ROUNDS"); do
 done
 mv "$RAW.tmp" "$RAW"
 fi
+
+# Scaling table (SCALING=0 skips it): train config small as T grows with
+# B·T = 2048 (T = 64 … 1024) and as n_embd grows at T = 128, B = 16
+# (D = 64 … 512); one process per point and side, the peer at each layout.
+SCALING=${SCALING:-1}
+SRAW=${OUT%.json}.scaling.raw.jsonl
+SCALE_POINTS=${SCALE_POINTS:-"64:32:128 128:16:128 256:8:128 512:4:128 1024:2:128 128:16:64 128:16:256 128:16:512"}
+if [ "$SCALING" != 0 ] && [ "${AGG_ONLY:-0}" != 1 ]; then
+  : >"$SRAW.tmp"
+  for pt in $SCALE_POINTS; do
+    IFS=: read -r T B D <<<"$pt"
+    echo "bench: scaling T=$T B=$B D=$D" >&2
+    OPENBLAS_NUM_THREADS=$GO_OPENBLAS_THREADS bin/smbench train small -T "$T" -B "$B" -D "$D" -reps 2 -steps 2 -warmup 1 >>"$SRAW.tmp"
+    for lay in $PEER_LAYOUTS; do
+      OPENBLAS_NUM_THREADS=${lay#*:} OMP_NUM_THREADS=${lay%%:*} "$PY" bench/torch_peer.py train small --T "$T" --B "$B" --D "$D" \
+        --threads "${lay%%:*}" --reps 2 --steps 2 --warmup 1 >>"$SRAW.tmp"
+    done
+  done
+  mv "$SRAW.tmp" "$SRAW"
+fi
+[ "$SCALING" != 0 ] || SRAW=
 LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 
 CPU=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 CORES=$(nproc)
 GOV=$(go version | cut -d' ' -f3)
 export PEER_LAYOUTS GO_OPENBLAS_THREADS
-"$PY" - "$RAW" "$OUT" "$CPU" "$CORES" "$GOV" "$ROUNDS" "$REPS" "$LOAD_START" "$LOAD_END" <<'EOF'
+"$PY" - "$RAW" "$OUT" "$CPU" "$CORES" "$GOV" "$ROUNDS" "$REPS" "$LOAD_START" "$LOAD_END" "$SRAW" <<'EOF'
 import json, os, statistics, sys, time
-raw, out, cpu, cores, gov, rounds, reps, load0, load1 = sys.argv[1:]
+raw, out, cpu, cores, gov, rounds, reps, load0, load1, sraw = sys.argv[1:]
 rows = [json.loads(l) for l in open(raw) if l.strip()]
 
 def layout(r):
@@ -155,8 +176,9 @@ res = {
     "train_small_ratio": ratio(go_small, pt_small),
     "decode_small_ratio": ratio(med("smtrain", "decode", "small", 1), med("pytorch", "decode", "small", 1)),
     "decode_small_b8_ratio": ratio(med("smtrain", "decode", "small", 8), med("pytorch", "decode", "small", 8)),
-    "rss_ratio": ratio(rss("smtrain", "train", "tiny"), rss("pytorch", "train", "tiny")),
+    "rss_ratio": ratio(rss("smtrain", "train", "small"), rss("pytorch", "train", "small")),
     "rss_ratio_small": ratio(rss("smtrain", "train", "small"), rss("pytorch", "train", "small")),
+    "rss_ratio_tiny": ratio(rss("smtrain", "train", "tiny"), rss("pytorch", "train", "tiny")),
     "mfu_small": go_small * flops_small / (B * T) / (peak * 1e9) if go_small and peak else None,
     "mfu_small_pytorch": pt_small * flops_small / (B * T) / (peak * 1e9) if pt_small and peak else None,
     "sm_over_mle": statistics.median(sm_ms) / statistics.median(mle_ms) if smmle else None,
@@ -174,7 +196,7 @@ res = {
     },
     "notes": {
         "best_of_reps": "fastest rep of each side over all layouts: less sensitive to load from other processes on a shared machine than the medians",
-        "ratios": "smtrain / PyTorch of median tokens/s (higher is better); rss_ratio = smtrain / PyTorch peak RSS of the train tiny process (lower is better; PyTorch's includes ~235 MB for import torch)",
+        "ratios": "smtrain / PyTorch of median tokens/s (higher is better); rss_ratio (= rss_ratio_small, issue 9) = smtrain / PyTorch peak RSS of the train small process, rss_ratio_tiny the same for train tiny (lower is better; PyTorch's includes ~235 MB for import torch)",
         "mfu": "FLOPs/step = 6*N*B*T + 12*L*B*T^2*D, N = 12*L*D^2 + V*D; %d FLOP for small; peak = median torch.mm 2048^2 float32 GFLOP/s of this run" % flops_small,
         "sm_over_mle": "median chi2mix step time / median mle step time, config small (B16 T128 V1024), one compiled batch with backspaces (half expert rows with noise+<bkspc>, half policy rows), full step = set batch, forward, loss, backward, clip 1.0, AdamW; both objectives in one process, reps interleaved with alternating order (smbench smmle)",
         "step": "train step = new random batch, forward, cross-entropy, backward, global-norm clip 1.0, AdamW (weight decay on >=2-D params), float32",
@@ -210,6 +232,33 @@ res = {
                                                                       os.environ["GO_OPENBLAS_THREADS"])},
     "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
 }
+# Scaling table: per point, each side's median tokens/s (the peer at its
+# best layout for that point) and peak RSS of that process.
+scaling = []
+if sraw and os.path.exists(sraw):
+    srows = [json.loads(l) for l in open(sraw) if l.strip()]
+    pts = []
+    for r in srows:
+        p = (r["T"], r["B"], r["D"])
+        if p not in pts:
+            pts.append(p)
+    for T_, B_, D_ in pts:
+        ent = {"T": T_, "B": B_, "D": D_}
+        for impl in ("smtrain", "pytorch"):
+            best_m, best_r = None, None
+            for r in srows:
+                if (r["impl"], r["T"], r["B"], r["D"]) == (impl, T_, B_, D_) and (best_m is None or r["median"] > best_m):
+                    best_m, best_r = r["median"], r
+            ent[impl + "_tok_s"] = best_m
+            ent[impl + "_peak_rss_mb"] = best_r["peak_rss_mb"] if best_r else None
+            if impl == "pytorch" and best_r:
+                ent["pytorch_layout"] = "%s:%s" % (best_r["torch_threads"], best_r["openblas_threads"])
+        ent["ratio"] = ratio(ent["smtrain_tok_s"], ent["pytorch_tok_s"])
+        scaling.append(ent)
+res["scaling"] = scaling
+res["notes"]["scaling"] = ("train config small (L4 H4 V1024) as T grows with B*T = 2048 and as n_embd grows at T=128 B=16; "
+                           "2 reps x 2 steps per process after 1 warm-up step; peak RSS is that process's (PyTorch's includes ~235 MB for import torch)")
+
 tmp = out + ".tmp"
 with open(tmp, "w") as f:
     json.dump(res, f, indent=2)
@@ -228,7 +277,7 @@ for label, a, b, r, lay in [
     ("train small tok/s", go_small, pt_small, res["train_small_ratio"], bl.get("train/small")),
     ("decode small b1 tok/s", m["smtrain"]["decode_small_b1_tok_s"], m["pytorch"]["decode_small_b1_tok_s"], res["decode_small_ratio"], bl.get("decode/small/1")),
     ("decode small b8 tok/s", m["smtrain"]["decode_small_b8_tok_s"], m["pytorch"]["decode_small_b8_tok_s"], res["decode_small_b8_ratio"], bl.get("decode/small/8")),
-    ("peak RSS train tiny MB", m["smtrain"]["peak_rss_mb"]["train_tiny"], m["pytorch"]["peak_rss_mb"]["train_tiny"], res["rss_ratio"], None),
+    ("peak RSS train tiny MB", m["smtrain"]["peak_rss_mb"]["train_tiny"], m["pytorch"]["peak_rss_mb"]["train_tiny"], res["rss_ratio_tiny"], None),
     ("peak RSS train small MB", m["smtrain"]["peak_rss_mb"]["train_small"], m["pytorch"]["peak_rss_mb"]["train_small"], res["rss_ratio_small"], None),
     ("MFU small (%)", None if res["mfu_small"] is None else 100 * res["mfu_small"],
      None if res["mfu_small_pytorch"] is None else 100 * res["mfu_small_pytorch"], None, None),
@@ -237,5 +286,46 @@ for label, a, b, r, lay in [
 print(f"{'sm_over_mle (chi2mix/mle step)':<28}{fmt(res['sm_over_mle_detail']['chi2mix_step_ms_median'], '%.1fms'):>12}{fmt(res['sm_over_mle_detail']['mle_step_ms_median'], '%.1fms'):>12}{fmt(res['sm_over_mle'], '%.3f'):>9}  (columns: chi2mix, mle)")
 print("best-of-reps ratios: " + ", ".join(f"{k} {fmt(v, '%.2fx')}" for k, v in res["best_of_reps_ratios"].items()))
 print(f"{'sgemm 2048^2 GFLOP/s':<28}{'':>12}{fmt(peak, '%.1f'):>12}{'':>9}  {bl.get('sgemm', '')}")
+if scaling:
+    print(f"{'scaling T B D':<20}{'smtrain tok/s':>14}{'PyTorch tok/s':>14}{'ratio':>8}{'smtrain MB':>12}{'PyTorch MB':>12}")
+    for e in scaling:
+        print(f"{'%d %d %d' % (e['T'], e['B'], e['D']):<20}{fmt(e['smtrain_tok_s']):>14}{fmt(e['pytorch_tok_s']):>14}"
+              f"{fmt(e['ratio'], '%.2fx'):>8}{fmt(e['smtrain_peak_rss_mb']):>12}{fmt(e['pytorch_peak_rss_mb']):>12}")
 print(f"wrote {out}")
+
+# The readable table (bench/RESULTS.md beside results.json).
+md = os.path.join(os.path.dirname(out) or ".", "RESULTS.md")
+v = res["versions"]
+det = res["sm_over_mle_detail"]
+L = ["# smtrain vs PyTorch: benchmark results", "",
+     f"Generated by `make bench` (scripts/bench.sh) on {res['date']}; raw numbers in `{os.path.basename(out)}`.", "",
+     f"- Machine: {cpu}, {cores} cores (shared; load average {load0} at start, {load1} at end)",
+     f"- smtrain: {gov}, BLAS {v['smtrain_blas']}, {res['threads']['smtrain']}",
+     f"- PyTorch {v['torch']} (Python {v['python']}, {v['torch_blas']}), thread layouts torch:OpenBLAS {os.environ['PEER_LAYOUTS']}, each task at its best",
+     f"- {rounds} rounds x {reps} reps per process, the two sides alternating; medians over all reps", "",
+     "| key | meaning | smtrain | PyTorch | value | target |", "|---|---|---|---|---|---|"]
+def row(key, meaning, a, b, val, target, p="%.0f", vp="%.2f"):
+    L.append(f"| {key} | {meaning} | {fmt(a, p)} | {fmt(b, p)} | {fmt(val, vp)} | {target} |")
+row("train_tiny_ratio", "training tok/s, L2 D64 H2 T32 B8 V300", m["smtrain"]["train_tiny_tok_s"], m["pytorch"]["train_tiny_tok_s"], res["train_tiny_ratio"], "≥ 1.5")
+row("train_small_ratio", "training tok/s, L4 D128 H4 T128 B16 V1024", go_small, pt_small, res["train_small_ratio"], "≥ 1.2")
+row("sm_over_mle", "chi2mix / mle step time (ms), small", det["chi2mix_step_ms_median"], det["mle_step_ms_median"], res["sm_over_mle"], "≤ 1.15", "%.1f", "%.3f")
+row("decode_small_ratio", "KV-cache decode tok/s, small, batch 1", m["smtrain"]["decode_small_b1_tok_s"], m["pytorch"]["decode_small_b1_tok_s"], res["decode_small_ratio"], "≥ 10")
+row("decode_small_b8_ratio", "same, batch 8", m["smtrain"]["decode_small_b8_tok_s"], m["pytorch"]["decode_small_b8_tok_s"], res["decode_small_b8_ratio"], "≥ 3")
+row("rss_ratio", "peak RSS (MB), train small", m["smtrain"]["peak_rss_mb"]["train_small"], m["pytorch"]["peak_rss_mb"]["train_small"], res["rss_ratio_small"], "≤ 0.5")
+row("rss_ratio_tiny", "peak RSS (MB), train tiny", m["smtrain"]["peak_rss_mb"]["train_tiny"], m["pytorch"]["peak_rss_mb"]["train_tiny"], res["rss_ratio_tiny"], "-")
+row("mfu_small", "training FLOP/s / sgemm peak (%.0f GFLOP/s), small" % (peak or 0), res["mfu_small"], res["mfu_small_pytorch"], res["mfu_small"], "≥ 0.5", "%.3f", "%.3f")
+L += ["", "Best-of-reps ratios (fastest rep of each side; less sensitive to load from other processes): " +
+      ", ".join(f"{k} {fmt(x, '%.2fx')}" for k, x in res["best_of_reps_ratios"].items()) + ".", ""]
+if scaling:
+    L += ["## Scaling (train, config small)", "",
+          "Tokens/s and peak RSS per process; PyTorch's RSS includes about 235 MB for `import torch`.", "",
+          "| T | B | n_embd | smtrain tok/s | PyTorch tok/s | ratio | smtrain peak MB | PyTorch peak MB |", "|---|---|---|---|---|---|---|---|"]
+    for e in scaling:
+        L.append(f"| {e['T']} | {e['B']} | {e['D']} | {fmt(e['smtrain_tok_s'])} | {fmt(e['pytorch_tok_s'])} | {fmt(e['ratio'], '%.2f')} | "
+                 f"{fmt(e['smtrain_peak_rss_mb'])} | {fmt(e['pytorch_peak_rss_mb'])} |")
+    L.append("")
+with open(md + ".tmp", "w") as f:
+    f.write("\n".join(L))
+os.replace(md + ".tmp", md)
+print(f"wrote {md}")
 EOF

@@ -57,6 +57,9 @@ type result struct {
 	Prompt      int       `json:"prompt,omitempty"`
 	NewTokens   int       `json:"new_tokens,omitempty"`
 	PeakRSSMB   float64   `json:"peak_rss_mb"`
+	T           int       `json:"T,omitempty"`
+	B           int       `json:"B,omitempty"`
+	D           int       `json:"D,omitempty"`
 	AllocPerOp  float64   `json:"alloc_mb_per_step,omitempty"`
 	Go          string    `json:"go"`
 	BLAS        string    `json:"blas"`
@@ -94,7 +97,11 @@ func run(args []string, stdout io.Writer) error {
 	prompt := fs.Int("prompt", 16, "decode prompt length")
 	newTok := fs.Int("new", 64, "decode tokens generated per sequence")
 	seed := fs.Uint64("seed", 0, "random seed")
+	seqT := fs.Int("T", 0, "train: sequence length (default: the config's)")
+	batchB := fs.Int("B", 0, "train: batch size (default: the config's)")
+	embd := fs.Int("D", 0, "train: n_embd (default: the config's; must be a multiple of n_head)")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the timed part to this file")
+	memprofile := fs.String("memprofile", "", "write a heap profile (live and allocated bytes) at the end to this file")
 	if len(args) < 2 {
 		return usageError{"usage: smbench train|decode|smmle tiny|small [-reps N] [-steps N] [-batch N]"}
 	}
@@ -105,6 +112,22 @@ func run(args []string, stdout io.Writer) error {
 	bc, ok := configs[name]
 	if !ok {
 		return usageError{fmt.Sprintf("unknown config %q (tiny, small)", name)}
+	}
+	if *seqT < 0 || *batchB < 0 || *embd < 0 {
+		return usageError{"T, B and D must be positive"}
+	}
+	if *seqT > 0 {
+		bc.T = *seqT
+		bc.cfg.NPositions = max(bc.cfg.NPositions, bc.T)
+	}
+	if *batchB > 0 {
+		bc.B = *batchB
+	}
+	if *embd > 0 {
+		bc.cfg.NEmbd = *embd
+	}
+	if err := bc.cfg.Validate(); err != nil {
+		return usageError{err.Error()}
 	}
 	if *reps < 1 || *warmup < 0 || *steps < 0 || *batch < 1 || *prompt < 1 || *newTok < 1 {
 		return usageError{"reps, batch, prompt and new must be positive; steps and warmup non-negative"}
@@ -133,6 +156,7 @@ func run(args []string, stdout io.Writer) error {
 			}
 		}
 		err = benchTrain(&res, bc, rng, *reps, *steps, *warmup)
+		res.T, res.B, res.D = bc.T, bc.B, bc.cfg.NEmbd
 	case "smmle":
 		if *steps == 0 {
 			*steps = 2
@@ -145,6 +169,21 @@ func run(args []string, stdout io.Writer) error {
 	}
 	if err != nil {
 		return err
+	}
+	if *memprofile != "" {
+		f, err := os.Create(*memprofile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		runtime.GC() // the profile shows the heap as of the last collection
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		fmt.Fprintf(os.Stderr, "smbench: heap in use %.1f MB, heap sys %.1f MB, Go sys %.1f MB, peak RSS %.1f MB\n",
+			float64(ms.HeapInuse)/(1<<20), float64(ms.HeapSys)/(1<<20), float64(ms.Sys)/(1<<20), peakRSSMB())
+		if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+			return err
+		}
 	}
 	res.Median = median(res.TokensPerS)
 	res.PeakRSSMB = peakRSSMB()
