@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
 	"strings"
 
 	"smtrain/data"
@@ -187,37 +188,28 @@ func jsonError(err error) *apiError {
 
 // typeName names the Go type of a type error in JSON terms.
 func typeName(te *json.UnmarshalTypeError) string {
-	if te.Type == nil {
+	t := te.Type
+	if t == nil {
 		return "a valid value"
 	}
-	switch te.Type.Kind().String() {
-	case "int", "int64", "int32":
-		return "an integer"
-	case "float64", "float32":
-		return "a number"
-	case "bool":
-		return "a boolean"
-	case "string":
-		return "a string"
-	case "slice":
-		return "an array"
-	case "struct", "map":
-		return "an object"
-	case "ptr":
-		switch te.Type.Elem().Kind().String() {
-		case "int", "int64":
-			return "an integer"
-		case "float64":
-			return "a number"
-		case "bool":
-			return "a boolean"
-		case "string":
-			return "a string"
-		case "struct":
-			return "an object"
-		}
+	if t.Kind() == reflect.Pointer {
+		t = t.Elem()
 	}
-	return te.Type.String()
+	switch t.Kind() {
+	case reflect.Int, reflect.Int32, reflect.Int64:
+		return "an integer"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Bool:
+		return "a boolean"
+	case reflect.String:
+		return "a string"
+	case reflect.Slice:
+		return "an array"
+	case reflect.Struct, reflect.Map:
+		return "an object"
+	}
+	return t.String()
 }
 
 // jsonKind names the JSON kind of a raw value.

@@ -403,6 +403,9 @@ func TestBadRequests(t *testing.T) {
 		if got != c.param {
 			t.Errorf("%s: param %q, want %q (%s)", c.name, got, c.param, e.Error.Message)
 		}
+		if c.name == "max_tokens string" && !strings.Contains(e.Error.Message, "'max_tokens': expected an integer, got string") {
+			t.Errorf("%s: message %q does not say what was expected", c.name, e.Error.Message)
+		}
 	}
 	st, b := post(t, context.Background(), ts.URL, `{`+ok+`,"user":"`+strings.Repeat("x", 5000)+`"}`)
 	if st != 413 || !strings.Contains(string(b), `"error"`) {
