@@ -251,17 +251,32 @@ type SeqStats struct {
 // inputs (T <= 0 disables truncation). Episodes that cannot be templated
 // (no assistant turn) are skipped and counted in the stats.
 func BuildSeqs(tok *Tokenizer, eps []Episode, T int) ([]*ActionSeq, SeqStats, error) {
-	return buildSeqs(tok, eps, T, false)
+	return buildSeqs(tok, eps, T, splitNever)
 }
 
 // BuildSeqsPerTurn is BuildSeqs with every multi-turn episode split into
 // one sequence per assistant turn (SplitTurns) before truncation, so long
 // episodes contribute all their turns.
 func BuildSeqsPerTurn(tok *Tokenizer, eps []Episode, T int) ([]*ActionSeq, SeqStats, error) {
-	return buildSeqs(tok, eps, T, true)
+	return buildSeqs(tok, eps, T, splitAlways)
 }
 
-func buildSeqs(tok *Tokenizer, eps []Episode, T int, perTurn bool) ([]*ActionSeq, SeqStats, error) {
+// BuildSeqsAuto keeps an episode whole when it fits in T inputs (so the
+// value term links its turns) and splits it per assistant turn when it does
+// not (so truncation loses no actions). T <= 0 never splits.
+func BuildSeqsAuto(tok *Tokenizer, eps []Episode, T int) ([]*ActionSeq, SeqStats, error) {
+	return buildSeqs(tok, eps, T, splitWhenLong)
+}
+
+type splitMode int
+
+const (
+	splitNever splitMode = iota
+	splitAlways
+	splitWhenLong
+)
+
+func buildSeqs(tok *Tokenizer, eps []Episode, T int, mode splitMode) ([]*ActionSeq, SeqStats, error) {
 	st := SeqStats{Episodes: len(eps), Reasons: map[string]int{}}
 	var out []*ActionSeq
 	for i := range eps {
@@ -272,7 +287,7 @@ func buildSeqs(tok *Tokenizer, eps []Episode, T int, perTurn bool) ([]*ActionSeq
 			continue
 		}
 		parts := []*ActionSeq{s}
-		if perTurn {
+		if mode == splitAlways || (mode == splitWhenLong && T > 0 && s.NumInputs() > T) {
 			if parts, err = SplitTurns(s); err != nil {
 				return nil, st, fmt.Errorf("episode %s: %w", eps[i].Source, err)
 			}

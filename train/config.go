@@ -33,7 +33,7 @@ type Config struct {
 	Eta           float64  `json:"eta" help:"noise+backspace augmentation rate (objectives other than mle)"`
 	NoiseKind     string   `json:"noise_kind" help:"noise kind: random or ground-truth"`
 	NoiseAsAction bool     `json:"noise_as_action" help:"train the noise token as an action (DESIGN 3.2)"`
-	SeqMode       string   `json:"seq_mode" help:"training sequences: episode (one per episode; a long one keeps only its last turns that fit n_positions) or turn (one per assistant turn with the earlier history as its prompt; every action is trained)"`
+	SeqMode       string   `json:"seq_mode" help:"training sequences: auto (episode when it fits n_positions, else turn), episode (one per episode; a long one keeps only its last turns that fit n_positions) or turn (one per assistant turn with the earlier history as its prompt; every action is trained)"`
 
 	// Built-in environments (task=dojo).
 	DojoEpisodes int `json:"dojo_episodes" help:"expert episodes collected on the built-in tasks (task=dojo)"`
@@ -107,6 +107,9 @@ const (
 	// the earlier history is its non-deletable prompt (left-truncated),
 	// so every action of a long episode is trained once.
 	SeqTurn = "turn"
+	// SeqAuto (the default) keeps an episode whole when it fits in
+	// n_positions and splits it per assistant turn when it does not.
+	SeqAuto = "auto"
 )
 
 // ConfigSchema is the current config schema version.
@@ -122,7 +125,7 @@ func DefaultConfig() Config {
 		MinReward:   negInf,
 		Eta:         0.05,
 		NoiseKind:   "random",
-		SeqMode:     SeqEpisode,
+		SeqMode:     SeqAuto,
 
 		DojoEpisodes: 24,
 		ArithDigits:  2, ArithBase: 10, ArithOps: "mixed", ArithTrain: 5000, ArithTest: 500,
@@ -179,8 +182,8 @@ func (c Config) Validate() error {
 		return bad("eta", "must be in [0, 1), got %g", c.Eta)
 	case c.NoiseKind != "random" && c.NoiseKind != "ground-truth":
 		return bad("noise_kind", "must be random or ground-truth, got %q", c.NoiseKind)
-	case c.SeqMode != SeqEpisode && c.SeqMode != SeqTurn:
-		return bad("seq_mode", "must be %s or %s, got %q", SeqEpisode, SeqTurn, c.SeqMode)
+	case c.SeqMode != SeqEpisode && c.SeqMode != SeqTurn && c.SeqMode != SeqAuto:
+		return bad("seq_mode", "must be %s, %s or %s, got %q", SeqAuto, SeqEpisode, SeqTurn, c.SeqMode)
 	case c.NLayer <= 0 || c.NHead <= 0 || c.NEmbd <= 0 || c.NEmbd%c.NHead != 0:
 		return bad("n_embd", "model shape n_layer=%d n_head=%d n_embd=%d is invalid (n_embd must be a multiple of n_head)", c.NLayer, c.NHead, c.NEmbd)
 	case c.NPositions < 8:

@@ -75,8 +75,11 @@ func (e *Evaluator) Close() {
 
 // buildSeqs builds the sequences of eps under cfg.SeqMode.
 func buildSeqs(cfg Config, tok *data.Tokenizer, eps []data.Episode) ([]*data.ActionSeq, data.SeqStats, error) {
-	if cfg.SeqMode == SeqTurn {
+	switch cfg.SeqMode {
+	case SeqTurn:
 		return data.BuildSeqsPerTurn(tok, eps, cfg.NPositions)
+	case SeqAuto:
+		return data.BuildSeqsAuto(tok, eps, cfg.NPositions)
 	}
 	return data.BuildSeqs(tok, eps, cfg.NPositions)
 }

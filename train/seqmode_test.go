@@ -79,6 +79,16 @@ func measureSeqModes(t *testing.T, name string, eps []data.Episode) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		cfg.SeqMode = SeqAuto
+		_, sa, err := buildSeqs(cfg, tok, eps)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// auto splits exactly the episodes that do not fit: it keeps turn
+		// mode's actions with at most as many sequences.
+		if sa.Actions != st.Actions || sa.Seqs > st.Seqs || (T >= longest && sa.Seqs != se.Seqs) {
+			t.Fatalf("T=%d: auto keeps %d actions in %d seqs; turn %d in %d; episode %d seqs", T, sa.Actions, sa.Seqs, st.Actions, st.Seqs, se.Seqs)
+		}
 		fmt.Fprintf(&sb, "%6d | %7d = %5.1f%% (%8d) | %7d = %5.1f%% (%4d, %8d)\n", T,
 			se.Actions, 100*float64(se.Actions)/float64(total), se.Inputs,
 			st.Actions, 100*float64(st.Actions)/float64(total), st.Seqs, st.Inputs)

@@ -38,9 +38,11 @@ old rows plus noise of 1% of their spread (the new <eos> starts from the
 checkpoint's eos_token_id row); the logits of the old tokens are unchanged.
 -resume takes precedence over -init.
 
--seq_mode turn trains one sequence per assistant turn (with the earlier
-history as its prompt) instead of one per episode, so long multi-turn
-episodes (MLE-Dojo runs) keep every action within n_positions.
+-seq_mode (default auto) keeps an episode whole when it fits n_positions
+and otherwise trains one sequence per assistant turn (with the earlier
+history as its prompt), so long multi-turn episodes (MLE-Dojo runs) keep
+every action; 'episode' always keeps whole episodes (left-truncated, a long
+one keeps only its last turns), 'turn' always splits.
 
 Configuration: defaults < -config file (YAML or JSON) < flags. Every config
 key is also a flag of the same name (-lr, -batch_size, -eta, ...). Unknown
