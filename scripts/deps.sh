@@ -9,6 +9,11 @@ missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# The official OpenAI node client, for smtrain serve's end-to-end test (the
+# test skips without it).
+if command -v npm >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && [ ! -f "$(npm root -g)/openai/package.json" ]; then
+  npm install -g --no-audit --no-fund openai@6.49.0 >/dev/null 2>&1 || echo "deps: npm openai not installed (smtrain serve end-to-end test will skip)" >&2
+fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then
   echo "deps: missing Debian packages: ${missing[*]} (run as root or: sudo apt-get install ${missing[*]})" >&2
