@@ -1,6 +1,3 @@
-// Package train is the training loop: configuration, the AdamW optimizer,
-// the learning-rate schedule, gradient clipping, checkpoint/resume, metrics,
-// evaluation and replay-buffer refresh.
 package train
 
 import (
