@@ -74,18 +74,50 @@ func buildGraph[T Float](g *Graph, data func(*Param) []T) (err error) {
 		n, err = G.ApplyOp(newFusedOp[T](k), in...)
 		return n
 	}
+	// Gradient buffers shared across layers: the gradient of an input that
+	// has a single consumer (h → c_attn, qkv → attention, a → c_proj,
+	// h2 → c_fc, f → gelu, gl → mlp.c_proj) is written by that consumer's
+	// backward and read only by its producer's backward, in the same
+	// layer; every backward op of layer l runs before any of layer l−1
+	// (each needs the gradient of layer l−1's output, which depends on all
+	// of layer l), so one buffer per kind serves every layer. The residual
+	// stream's gradients (several consumers, summed by gorgonia) and the
+	// parameter gradients keep their own buffers.
+	sharedGrads := map[string][]T{}
+	applyShared := func(name string, k opKernel[T], in ...*G.Node) *G.Node {
+		if err != nil {
+			return nil
+		}
+		shared := func(slot, n int) []T {
+			if slot != 0 {
+				return nil
+			}
+			buf, ok := sharedGrads[name]
+			if !ok {
+				buf = make([]T, n)
+				sharedGrads[name] = buf
+			}
+			if len(buf) != n {
+				panic(fmt.Sprintf("shared gradient %s: %d elements, want %d", name, len(buf), n))
+			}
+			return buf
+		}
+		var n *G.Node
+		n, err = G.ApplyOp(newFusedOpShared[T](k, shared), in...)
+		return n
+	}
 	eps := cfg.LayerNormEpsilon
 	x := apply(&embedOp[T]{n: N, d: D, v: V, p: cfg.NPositions, bs: g.bs, k: embedKernel[T]{d: D}}, pn[0], pn[1])
 	for l := 0; l < cfg.NLayer; l++ {
 		w := pn[2+l*perLayer:]
-		h := apply(newLayerNormOp[T](N, D, eps), x, w[pLn1W], w[pLn1B])                                         // (N, D)
-		qkv := apply(newLinearOp[T]("c_attn", N, D, 3*D, false, true, false), h, w[pAttnW], w[pAttnB])          // (N, 3D)
-		a := apply(newAttentionOp[T](g.bs, cfg.NHead, D), qkv)                                                  // (N, D)
-		x2 := apply(newLinearOp[T]("attn.c_proj", N, D, D, false, true, true), a, w[pProjW], w[pProjB], x)      // (N, D)
-		h2 := apply(newLayerNormOp[T](N, D, eps), x2, w[pLn2W], w[pLn2B])                                       // (N, D)
-		f := apply(newLinearOp[T]("c_fc", N, D, 4*D, false, true, false), h2, w[pFcW], w[pFcB])                 // (N, 4D)
-		gl := apply(newGELUOp[T](N, 4*D), f)                                                                    // (N, 4D)
-		x = apply(newLinearOp[T]("mlp.c_proj", N, 4*D, D, false, true, true), gl, w[pFcProjW], w[pFcProjB], x2) // (N, D)
+		h := apply(newLayerNormOp[T](N, D, eps), x, w[pLn1W], w[pLn1B])                                                      // (N, D)
+		qkv := applyShared("dh", newLinearOp[T]("c_attn", N, D, 3*D, false, true, false), h, w[pAttnW], w[pAttnB])           // (N, 3D)
+		a := applyShared("dqkv", newAttentionOp[T](g.bs, cfg.NHead, D), qkv)                                                 // (N, D)
+		x2 := applyShared("da", newLinearOp[T]("attn.c_proj", N, D, D, false, true, true), a, w[pProjW], w[pProjB], x)       // (N, D)
+		h2 := apply(newLayerNormOp[T](N, D, eps), x2, w[pLn2W], w[pLn2B])                                                    // (N, D)
+		f := applyShared("dh2", newLinearOp[T]("c_fc", N, D, 4*D, false, true, false), h2, w[pFcW], w[pFcB])                 // (N, 4D)
+		gl := applyShared("df", newGELUOp[T](N, 4*D), f)                                                                     // (N, 4D)
+		x = applyShared("dgl", newLinearOp[T]("mlp.c_proj", N, 4*D, D, false, true, true), gl, w[pFcProjW], w[pFcProjB], x2) // (N, D)
 	}
 	nl := len(pn)
 	h := apply(newLayerNormOp[T](N, D, eps), x, pn[nl-2], pn[nl-1])                    // (N, D)

@@ -131,7 +131,12 @@ var (
 	_ G.Op   = (*readOp[float64])(nil)
 )
 
-func newFusedOp[T Float](k opKernel[T]) *fusedOp[T] {
+func newFusedOp[T Float](k opKernel[T]) *fusedOp[T] { return newFusedOpShared(k, nil) }
+
+// newFusedOpShared is newFusedOp whose input-gradient buffers come from
+// shared(slot, n) when it returns non-nil (buffers shared between ops
+// whose gradients are never live at the same time; see buildGraph).
+func newFusedOpShared[T Float](k opKernel[T], shared func(slot, n int) []T) *fusedOp[T] {
 	op := &fusedOp[T]{k: k, id: nextOpID(), first: -1}
 	ins := k.inShapes()
 	op.ins = ins
@@ -153,6 +158,13 @@ func newFusedOp[T Float](k opKernel[T]) *fusedOp[T] {
 		}
 		if op.first < 0 {
 			op.first = i
+		}
+		if shared != nil {
+			if buf := shared(i, shapeSize(ins[i])); buf != nil {
+				op.din[i] = buf
+				op.dinDense[i] = tensor.New(tensor.WithShape(ins[i].Clone()...), tensor.WithBacking(buf))
+				continue
+			}
 		}
 		op.dinDense[i], op.din[i] = newDense[T](ins[i], shapeSize(ins[i]))
 	}
