@@ -1,6 +1,10 @@
 package model
 
-import "math"
+import (
+	"math"
+
+	"smtrain/model/internal/vec"
+)
 
 // Float32 elementary functions for the hot loops (GELU, softmax, cross
 // entropy). Accuracy (tested in fastmath_test.go): exp32 within 2 ulp of
@@ -63,7 +67,8 @@ func tanh32(x float32) float32 {
 // and returns Σ dst[j] in float64; exp32 is inlined by hand.
 func expShift32(dst, src []float32, shift float32) float64 {
 	dst = dst[:len(src)]
-	var sum float64
+	k, sum := vec.ExpShift(dst, src, shift) // AVX2 over a multiple-of-8 prefix
+	dst, src = dst[k:], src[k:]
 	for j, v := range src {
 		x := v - shift
 		if x < -87 {

@@ -3,6 +3,8 @@ package model
 import (
 	"math"
 	"testing"
+
+	"smtrain/model/internal/vec"
 )
 
 func TestExp32(t *testing.T) {
@@ -57,21 +59,39 @@ func TestGELUForward32(t *testing.T) {
 	t.Logf("gelu float32 max error %.3g", worst)
 }
 
+// TestExpShift32: the row exp used by softmax/cross entropy (AVX2 over
+// multiples of 8 where the CPU has it, exp32 on the rest) agrees with
+// exp32 to 2 ulp-ish (4e-7 relative), is exactly 0 below e^-87 and NaN for
+// NaN, and its float64 sum matches the sum of its outputs.
 func TestExpShift32(t *testing.T) {
-	src := make([]float32, 3000)
-	for i := range src {
-		src[i] = float32(i)*0.05 - 140 // [-140, 10]
-	}
-	dst := make([]float32, len(src))
-	sum := expShift32(dst, src, 10)
-	var want float64
-	for i, v := range src {
-		if dst[i] != exp32(v-10) {
-			t.Fatalf("x=%v: %v, exp32 gives %v", v-10, dst[i], exp32(v-10))
+	t.Logf("AVX2+FMA kernels: %v", vec.HaveAVX2)
+	for _, n := range []int{3000, 3001, 7, 13} {
+		src := make([]float32, n)
+		for i := range src {
+			src[i] = float32(i)*(150/float32(n)) - 140 // [-140, 10]
 		}
-		want += float64(exp32(v - 10))
+		dst := make([]float32, len(src))
+		sum := expShift32(dst, src, 10)
+		var want, got float64
+		for i, v := range src {
+			w := exp32(v - 10)
+			if v-10 < -87 {
+				if dst[i] != 0 {
+					t.Fatalf("n=%d x=%v: %v, want 0 below -87", n, v-10, dst[i])
+				}
+			} else if math.Abs(float64(dst[i]-w)) > 4e-7*float64(w) {
+				t.Fatalf("n=%d x=%v: %v, exp32 gives %v", n, v-10, dst[i], w)
+			}
+			want += float64(w)
+			got += float64(dst[i])
+		}
+		if math.Abs(sum-got) > 1e-12*got || math.Abs(sum-want) > 4e-7*want {
+			t.Errorf("n=%d: sum %v, sum of outputs %v, of exp32 %v", n, sum, got, want)
+		}
 	}
-	if sum != want {
-		t.Errorf("sum %v, want %v", sum, want)
+	src := []float32{0, -1, float32(math.NaN()), -2, -3, -4, -5, -6, -7}
+	dst := make([]float32, len(src))
+	if s := expShift32(dst, src, 0); !math.IsNaN(float64(dst[2])) || !math.IsNaN(s) {
+		t.Errorf("NaN input gave %v, sum %v", dst[2], s)
 	}
 }

@@ -6,7 +6,11 @@
 // AVX2+FMA or off amd64).
 package vec
 
-import "golang.org/x/sys/cpu"
+import (
+	"math"
+
+	"golang.org/x/sys/cpu"
+)
 
 // HaveAVX2 says the AVX2+FMA assembly kernels (vec_amd64.s) run; without
 // them the functions of this package do nothing and return 0.
@@ -75,4 +79,46 @@ func GELUBackward(x, th, dy, dx []float32, acc bool) int {
 	}
 	geluBwdAVX2(&x[0], &th[0], &dy[0], &dx[0], n, a, &geluConsts)
 	return n
+}
+
+// expConsts are the constants of expShiftAVX2 (as geluConsts): log2(e),
+// the Cody–Waite split of ln 2, the expf polynomial c0..c5, 1, −87, and
+// the float32 exponent bias 127 (as int32 bits).
+var expConsts = func() (k [12][8]float32) {
+	v := [11]float32{
+		1.44269504088896341, 0.693359375, -2.12194440e-4,
+		5.0000001201e-1, 1.6666665459e-1, 4.1665795894e-2, 8.3334519073e-3, 1.3981999507e-3, 1.9875691500e-4,
+		1, -87,
+	}
+	for i := range v {
+		for j := range k[i] {
+			k[i][j] = v[i]
+		}
+	}
+	for j := range k[11] {
+		k[11][j] = math.Float32frombits(127)
+	}
+	return k
+}()
+
+// expShiftAVX2 sets dst[i] = e^(src[i] − shift) for i < n (n a multiple
+// of 8; src[i] − shift ≤ 0, results below e^-87 are 0, NaN stays NaN)
+// and writes four float64 partial sums of dst to sums.
+//
+//go:noescape
+func expShiftAVX2(dst, src *float32, n int, shift float32, sums *[4]float64, k *[12][8]float32)
+
+// ExpShift sets dst[i] = e^(src[i] − shift) (every src[i] ≤ shift) over
+// the longest multiple-of-8 prefix of src, with model.exp32's range
+// reduction and polynomial, and returns its length and the float64 sum of
+// those dst values (0, 0 without AVX2+FMA).
+func ExpShift(dst, src []float32, shift float32) (int, float64) {
+	n := len(src) &^ 7
+	if !HaveAVX2 || n == 0 {
+		return 0, 0
+	}
+	_ = dst[n-1]
+	var s [4]float64
+	expShiftAVX2(&dst[0], &src[0], n, shift, &s, &expConsts)
+	return n, (s[0] + s[1]) + (s[2] + s[3])
 }

@@ -117,3 +117,73 @@ bstore:
 bdone:
 	VZEROUPPER
 	RET
+
+// Offsets in expConsts.
+#define E_LOG2E 0
+#define E_C1    32
+#define E_C2    64
+#define E_P0    96
+#define E_P1    128
+#define E_P2    160
+#define E_P3    192
+#define E_P4    224
+#define E_P5    256
+#define E_ONE   288
+#define E_MIN   320
+#define E_BIAS  352
+
+// func expShiftAVX2(dst, src *float32, n int, shift float32, sums *[4]float64, k *[12][8]float32)
+TEXT ·expShiftAVX2(SB), NOSPLIT, $0-48
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ n+16(FP), BX
+	VBROADCASTSS shift+24(FP), Y15
+	MOVQ sums+32(FP), DX
+	MOVQ k+40(FP), CX
+	VXORPD Y13, Y13, Y13
+	VXORPD Y14, Y14, Y14
+	SHRQ $3, BX
+	JZ   edone
+
+eloop:
+	VMOVUPS (SI), Y0
+	VSUBPS  Y15, Y0, Y0             // x = src − shift
+	VMULPS  E_LOG2E(CX), Y0, Y1
+	VROUNDPS $0, Y1, Y1             // n = round(x·log2 e)
+	VMOVAPS Y0, Y2
+	VFNMADD231PS E_C1(CX), Y1, Y2   // r = x − n·C1
+	VFNMADD231PS E_C2(CX), Y1, Y2   // r −= n·C2
+	VMULPS  Y2, Y2, Y3              // r²
+	VMOVUPS E_P1(CX), Y4
+	VFMADD213PS E_P0(CX), Y2, Y4    // c0 + c1·r
+	VMOVUPS E_P3(CX), Y5
+	VFMADD213PS E_P2(CX), Y2, Y5    // c2 + c3·r
+	VMOVUPS E_P5(CX), Y6
+	VFMADD213PS E_P4(CX), Y2, Y6    // c4 + c5·r
+	VFMADD231PS Y5, Y3, Y4          // + (c2 + c3·r)·r²
+	VMULPS  Y3, Y3, Y7              // r⁴
+	VFMADD231PS Y6, Y7, Y4          // p
+	VADDPS  E_ONE(CX), Y2, Y8       // r + 1
+	VFMADD231PS Y4, Y3, Y8          // p·r² + r + 1
+	VCVTPS2DQ Y1, Y9
+	VPADDD  E_BIAS(CX), Y9, Y9
+	VPSLLD  $23, Y9, Y9             // 2^n
+	VMULPS  Y9, Y8, Y8
+	VCMPPS  $5, E_MIN(CX), Y0, Y10  // !(x < −87): keeps NaN
+	VANDPS  Y10, Y8, Y8
+	VMOVUPS Y8, (DI)
+	VCVTPS2PD X8, Y11
+	VADDPD  Y11, Y13, Y13
+	VEXTRACTF128 $1, Y8, X12
+	VCVTPS2PD X12, Y12
+	VADDPD  Y12, Y14, Y14
+	ADDQ $32, SI
+	ADDQ $32, DI
+	DECQ BX
+	JNZ  eloop
+
+edone:
+	VADDPD  Y14, Y13, Y13
+	VMOVUPD Y13, (DX)
+	VZEROUPPER
+	RET
