@@ -273,12 +273,7 @@ func (a *decAttention) runRange(chunk, lo, hi int) {
 				mx = v
 			}
 		}
-		var sum float64
-		for j := 0; j <= p; j++ {
-			e := exp32(sc[j] - mx)
-			sc[j] = e
-			sum += float64(e)
-		}
+		sum := expShift32(sc[:p+1], sc[:p+1], mx)
 		inv := float32(1 / sum)
 		for j := range sc[:p+1] {
 			sc[j] *= inv

@@ -580,13 +580,23 @@ func (k *attentionKernel[T]) runRange(chunk, lo, hi int) {
 					}
 				}
 				var sum float64
-				for j := 0; j <= i; j++ {
-					if mrow[j] != 0 {
-						e := expT(row[j] - mx)
-						row[j] = e
-						sum += float64(e)
-					} else {
-						row[j] = 0
+				if isF32[T]() { // masked entries → −Inf → exp 0
+					r32 := as32(row[:i+1])
+					for j, mk := range mrow[:i+1] {
+						if mk == 0 {
+							r32[j] = float32(math.Inf(-1))
+						}
+					}
+					sum = expShift32(r32, r32, float32(mx))
+				} else {
+					for j := 0; j <= i; j++ {
+						if mrow[j] != 0 {
+							e := expT(row[j] - mx)
+							row[j] = e
+							sum += float64(e)
+						} else {
+							row[j] = 0
+						}
 					}
 				}
 				inv := T(1 / sum)
