@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+
+	"smtrain/model/internal/vec"
 )
 
 // Decoder is an incremental GPT-2 forward with a KV cache for several
@@ -266,7 +268,9 @@ func (a *decAttention) runRange(chunk, lo, hi int) {
 		base := a.layer * C * D
 		kc, vc := d.kc[s][base:], d.vc[s][base:]
 		// scores (p+1) = scale · K[0..p] q
-		gemv(false, p+1, hs, scale, kc[h*hs:], D, q, 0, sc[:p+1])
+		if !vec.DotRows(q, kc[h*hs:], D, p+1, scale, sc[:p+1]) {
+			gemv(false, p+1, hs, scale, kc[h*hs:], D, q, 0, sc[:p+1])
+		}
 		mx := float32(math.Inf(-1))
 		for _, v := range sc[:p+1] {
 			if v > mx {
@@ -279,6 +283,9 @@ func (a *decAttention) runRange(chunk, lo, hi int) {
 			sc[j] *= inv
 		}
 		// out (hs) = V[0..p]ᵀ softmax
-		gemv(true, p+1, hs, 1, vc[h*hs:], D, sc[:p+1], 0, d.att[i*D+h*hs:i*D+h*hs+hs])
+		out := d.att[i*D+h*hs : i*D+h*hs+hs]
+		if !vec.AxpyRows32(sc[:p+1], vc[h*hs:], D, p+1, out) {
+			gemv(true, p+1, hs, 1, vc[h*hs:], D, sc[:p+1], 0, out)
+		}
 	}
 }

@@ -300,6 +300,11 @@ var colSplitMaxRows = 64
 // not pay for the hand-off to the worker goroutine).
 var colGrainMACs = 1 << 17
 
+// vecGemm enables the AVX2 4-row kernel (vec.Gemm4) in column-split
+// forwards of float32 Conv1D-layout weights (the decoder's batched step).
+// A variable so tests can compare with the BLAS path.
+var vecGemm = true
+
 // colBlock is the width of the column blocks a column-split forward
 // distributes (whole cache lines of y per chunk).
 const colBlock = 16
@@ -389,13 +394,25 @@ func (k *linearKernel[T]) runRange(_, lo, hi int) {
 				zero(y)
 			}
 		}
-		switch {
-		case n > gemvMaxRows && k.transW: // y[:, lo:hi] += x @ W[lo:hi, :]ᵀ
-			gemm(false, true, n, w, c, 1, k.x, c, k.w[lo*c:], c, 1, k.y[lo:], oc)
-		case n > gemvMaxRows: // y[:, lo:hi] += x @ W[:, lo:hi]
-			gemm(false, false, n, w, c, 1, k.x, c, k.w[lo:], oc, 1, k.y[lo:], oc)
+		r0 := 0 // rows before r0 are done
+		if isF32[T]() && !k.transW && vecGemm && n >= 4 {
+			// 4 rows at a time through the AVX2 kernel (weights read once
+			// per 4 rows, no packing); its tail columns through BLAS
+			for ; r0+4 <= n; r0 += 4 {
+				d := vec.Gemm4(c, w, as32(k.x[r0*c:]), c, as32(k.w[lo:]), oc, as32(k.y[r0*oc+lo:]), oc)
+				if d < w {
+					gemm(false, false, 4, w-d, c, 1, k.x[r0*c:], c, k.w[lo+d:], oc, 1, k.y[r0*oc+lo+d:], oc)
+				}
+			}
+		}
+		switch rows := n - r0; {
+		case rows == 0:
+		case rows > gemvMaxRows && k.transW: // y[:, lo:hi] += x @ W[lo:hi, :]ᵀ
+			gemm(false, true, rows, w, c, 1, k.x[r0*c:], c, k.w[lo*c:], c, 1, k.y[r0*oc+lo:], oc)
+		case rows > gemvMaxRows: // y[:, lo:hi] += x @ W[:, lo:hi]
+			gemm(false, false, rows, w, c, 1, k.x[r0*c:], c, k.w[lo:], oc, 1, k.y[r0*oc+lo:], oc)
 		default:
-			for i := 0; i < n; i++ {
+			for i := r0; i < n; i++ {
 				x, y := k.x[i*c:i*c+c], k.y[i*oc+lo:i*oc+hi]
 				if k.transW { // y[lo:hi] += W[lo:hi, :] x
 					gemv(false, w, c, 1, k.w[lo*c:], c, x, 1, y)

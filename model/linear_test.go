@@ -8,13 +8,17 @@ import (
 )
 
 // linearPath sets the linear forward's path: "rows" (gemm over row
-// chunks), "cols-gemm" (gemm over column blocks) or "cols-gemv" (one
-// matrix-vector product per row over column blocks), and whether column
+// chunks), "cols-gemm" (column blocks: AVX2 4-row kernel where it
+// applies, else gemm), "cols-blas" (column blocks, gemm only) or
+// "cols-gemv" (AVX2 4-row kernel, then one matrix-vector product per
+// remaining row), and whether column
 // blocks are split across workers. It returns a function restoring the
 // defaults.
 func linearPath(path string, split bool) func() {
-	oldMax, oldGemv, oldGrain := colSplitMaxRows, gemvMaxRows, colGrainMACs
+	oldMax, oldGemv, oldGrain, oldVec := colSplitMaxRows, gemvMaxRows, colGrainMACs, vecGemm
 	switch path {
+	case "cols-blas": // column blocks, BLAS only (no AVX2 4-row kernel)
+		colSplitMaxRows, gemvMaxRows, vecGemm = 1<<30, 0, false
 	case "rows":
 		colSplitMaxRows = -1
 	case "cols-gemm":
@@ -26,7 +30,7 @@ func linearPath(path string, split bool) func() {
 	if split {
 		colGrainMACs = 1
 	}
-	return func() { colSplitMaxRows, gemvMaxRows, colGrainMACs = oldMax, oldGemv, oldGrain }
+	return func() { colSplitMaxRows, gemvMaxRows, colGrainMACs, vecGemm = oldMax, oldGemv, oldGrain, oldVec }
 }
 
 // TestLinearForwardPaths: the decoder-oriented forward paths (per-row
@@ -36,7 +40,7 @@ func linearPath(path string, split bool) func() {
 // output scale) and float64 (1e-12).
 func TestLinearForwardPaths(t *testing.T) {
 	rng := rand.New(rand.NewPCG(51, 52))
-	for _, n := range []int{1, 2, 3, 5, 8, 33} {
+	for _, n := range []int{1, 2, 3, 4, 5, 8, 33} {
 		for _, tw := range []bool{false, true} {
 			for _, br := range []int{0, 1, 2, 3} { // bit 0: bias, bit 1: residual
 				c, oc := 37, 70 // oc not a multiple of the column block
@@ -72,7 +76,7 @@ func TestLinearForwardPaths(t *testing.T) {
 					if f32 {
 						tol = 1e-6
 					}
-					for _, path := range []string{"cols-gemm", "cols-gemv"} {
+					for _, path := range []string{"cols-gemm", "cols-gemv", "cols-blas"} {
 						for _, split := range []bool{false, true} {
 							got := run(path, split)
 							for j := range want {
@@ -92,7 +96,7 @@ func TestLinearForwardPaths(t *testing.T) {
 // TestDecoderPaths reruns the decoder-equals-full-forward test with the
 // linear forward forced onto each path and with column splitting.
 func TestDecoderPaths(t *testing.T) {
-	for _, path := range []string{"rows", "cols-gemm", "cols-gemv"} {
+	for _, path := range []string{"rows", "cols-gemm", "cols-gemv", "cols-blas"} {
 		for _, split := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%s/split=%v", path, split), func(t *testing.T) {
 				defer linearPath(path, split)()

@@ -79,3 +79,57 @@ func TestGELUVectorKernels(t *testing.T) {
 		}
 	}
 }
+
+// TestAttentionRowKernels: the decoder's per-head score and combine
+// kernels equal plain float64 loops (strided rows, n not a multiple of
+// anything, head widths 8…64 for the scores, 32 for the combine).
+func TestAttentionRowKernels(t *testing.T) {
+	if !vec.HaveAVX2 {
+		t.Skip("no AVX2+FMA: the decoder uses BLAS gemv")
+	}
+	rng := rand.New(rand.NewPCG(71, 72))
+	for _, hs := range []int{8, 16, 32, 40, 64} {
+		const ld, n = 100, 37
+		k := make([]float32, n*ld)
+		for i := range k {
+			k[i] = float32(rng.NormFloat64())
+		}
+		q := make([]float32, hs)
+		for i := range q {
+			q[i] = float32(rng.NormFloat64())
+		}
+		out := make([]float32, n)
+		if !vec.DotRows(q, k[3:], ld, n, 0.25, out) {
+			t.Fatalf("hs %d: DotRows did not run", hs)
+		}
+		for j := 0; j < n; j++ {
+			var want float64
+			for i := 0; i < hs; i++ {
+				want += float64(k[3+j*ld+i]) * float64(q[i])
+			}
+			want *= 0.25
+			if math.Abs(float64(out[j])-want) > 1e-5*math.Max(1, math.Abs(want)) {
+				t.Fatalf("hs %d row %d: %v, want %v", hs, j, out[j], want)
+			}
+		}
+		if hs != 32 {
+			if vec.AxpyRows32(out, k[3:], ld, n, make([]float32, hs)) {
+				t.Fatalf("AxpyRows32 ran with width %d", hs)
+			}
+			continue
+		}
+		comb := make([]float32, 32)
+		if !vec.AxpyRows32(out, k[5:], ld, n, comb) {
+			t.Fatal("AxpyRows32 did not run")
+		}
+		for i := 0; i < 32; i++ {
+			var want float64
+			for j := 0; j < n; j++ {
+				want += float64(out[j]) * float64(k[5+j*ld+i])
+			}
+			if math.Abs(float64(comb[i])-want) > 1e-5*math.Max(1, math.Abs(want)) {
+				t.Fatalf("combine lane %d: %v, want %v", i, comb[i], want)
+			}
+		}
+	}
+}

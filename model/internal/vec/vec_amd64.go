@@ -122,3 +122,54 @@ func ExpShift(dst, src []float32, shift float32) (int, float64) {
 	expShiftAVX2(&dst[0], &src[0], n, shift, &s, &expConsts)
 	return n, (s[0] + s[1]) + (s[2] + s[3])
 }
+
+//go:noescape
+func gemm4x16AVX2(k int, x *float32, ldx int, w *float32, ldw int, y *float32, ldy int, nb int)
+
+// Gemm4 adds x @ w to y for 4 rows and the first 16·⌊n/16⌋ columns:
+// y[r, j] += Σ_i x[r·ldx + i]·w[i·ldw + j] for r < 4, i < k, j < n&^15
+// (row-major, leading dimensions in elements). It returns the number of
+// columns done (0 without AVX2+FMA); the caller does the rest. The sum
+// over i runs in order, one fused multiply-add per term.
+func Gemm4(k, n int, x []float32, ldx int, w []float32, ldw int, y []float32, ldy int) int {
+	nc := n &^ 15
+	if !HaveAVX2 || nc == 0 || k == 0 {
+		return 0
+	}
+	// bounds: the last element each operand is read or written at
+	_, _, _ = x[3*ldx+k-1], w[(k-1)*ldw+nc-1], y[3*ldy+nc-1]
+	gemm4x16AVX2(k, &x[0], ldx, &w[0], ldw, &y[0], ldy, nc/16)
+	return nc
+}
+
+//go:noescape
+func dotRowsAVX2(q *float32, k *float32, ldk int, n int, hs8 int, scale float32, out *float32)
+
+//go:noescape
+func axpyRows32AVX2(p *float32, v *float32, ldv int, n int, hs8 int, out *float32)
+
+// DotRows sets out[j] = scale · Σ_i k[j·ldk + i]·q[i] for j < n and
+// i < len(q) (the attention scores of one query against n cached keys)
+// and reports whether it ran: it needs AVX2+FMA and len(q) a multiple of
+// 8 up to 64.
+func DotRows(q, k []float32, ldk, n int, scale float32, out []float32) bool {
+	hs := len(q)
+	if !HaveAVX2 || hs == 0 || hs%8 != 0 || hs > 64 || n <= 0 {
+		return false
+	}
+	_, _ = k[(n-1)*ldk+hs-1], out[n-1]
+	dotRowsAVX2(&q[0], &k[0], ldk, n, hs/8, scale, &out[0])
+	return true
+}
+
+// AxpyRows32 sets out[i] = Σ_j p[j]·v[j·ldv + i] for i < 32 and j < n
+// (one attention head of width 32 combining n cached values; in order of
+// j) and reports whether it ran (AVX2+FMA, len(out) = 32).
+func AxpyRows32(p, v []float32, ldv, n int, out []float32) bool {
+	if !HaveAVX2 || len(out) != 32 || n <= 0 {
+		return false
+	}
+	_, _ = v[(n-1)*ldv+31], p[n-1]
+	axpyRows32AVX2(&p[0], &v[0], ldv, n, 4, &out[0])
+	return true
+}

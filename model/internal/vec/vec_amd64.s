@@ -187,3 +187,181 @@ edone:
 	VMOVUPD Y13, (DX)
 	VZEROUPPER
 	RET
+
+// func gemm4x16AVX2(k int, x *float32, ldx int, w *float32, ldw int, y *float32, ldy int, nb int)
+// y[r, 16b+j] += Σ_i x[r, i]·w[i, 16b+j] for r < 4, j < 16, b < nb, i < k.
+TEXT ·gemm4x16AVX2(SB), NOSPLIT, $0-64
+	MOVQ k+0(FP), AX
+	MOVQ x+8(FP), R14
+	MOVQ ldx+16(FP), CX
+	SHLQ $2, CX                     // ldx in bytes
+	MOVQ w+24(FP), R15
+	MOVQ ldw+32(FP), R11
+	SHLQ $2, R11                    // ldw in bytes
+	MOVQ y+40(FP), DX
+	MOVQ ldy+48(FP), R12
+	SHLQ $2, R12                    // ldy in bytes
+	MOVQ nb+56(FP), R13
+	TESTQ R13, R13
+	JZ   gdone
+	TESTQ AX, AX
+	JZ   gdone
+
+gblock:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	MOVQ R14, SI                    // x row 0
+	LEAQ (SI)(CX*1), R8             // row 1
+	LEAQ (R8)(CX*1), R9             // row 2
+	LEAQ (R9)(CX*1), R10            // row 3
+	MOVQ R15, DI                    // w[0, block]
+	MOVQ AX, BX
+
+gk:
+	VMOVUPS (DI), Y8
+	VMOVUPS 32(DI), Y9
+	VBROADCASTSS (SI), Y10
+	VFMADD231PS Y8, Y10, Y0
+	VFMADD231PS Y9, Y10, Y1
+	VBROADCASTSS (R8), Y11
+	VFMADD231PS Y8, Y11, Y2
+	VFMADD231PS Y9, Y11, Y3
+	VBROADCASTSS (R9), Y12
+	VFMADD231PS Y8, Y12, Y4
+	VFMADD231PS Y9, Y12, Y5
+	VBROADCASTSS (R10), Y13
+	VFMADD231PS Y8, Y13, Y6
+	VFMADD231PS Y9, Y13, Y7
+	ADDQ $4, SI
+	ADDQ $4, R8
+	ADDQ $4, R9
+	ADDQ $4, R10
+	ADDQ R11, DI
+	DECQ BX
+	JNZ  gk
+
+	// y rows += accumulators
+	MOVQ DX, DI
+	VADDPS (DI), Y0, Y0
+	VADDPS 32(DI), Y1, Y1
+	VMOVUPS Y0, (DI)
+	VMOVUPS Y1, 32(DI)
+	ADDQ R12, DI
+	VADDPS (DI), Y2, Y2
+	VADDPS 32(DI), Y3, Y3
+	VMOVUPS Y2, (DI)
+	VMOVUPS Y3, 32(DI)
+	ADDQ R12, DI
+	VADDPS (DI), Y4, Y4
+	VADDPS 32(DI), Y5, Y5
+	VMOVUPS Y4, (DI)
+	VMOVUPS Y5, 32(DI)
+	ADDQ R12, DI
+	VADDPS (DI), Y6, Y6
+	VADDPS 32(DI), Y7, Y7
+	VMOVUPS Y6, (DI)
+	VMOVUPS Y7, 32(DI)
+
+	ADDQ $64, R15                   // next 16 columns
+	ADDQ $64, DX
+	DECQ R13
+	JNZ  gblock
+
+gdone:
+	VZEROUPPER
+	RET
+
+// func dotRowsAVX2(q *float32, k *float32, ldk int, n int, hs8 int, scale float32, out *float32)
+// out[j] = scale · Σ_i k[j·ldk + i]·q[i] for j < n, i < 8·hs8 (1 ≤ hs8 ≤ 8).
+TEXT ·dotRowsAVX2(SB), NOSPLIT, $0-56
+	MOVQ q+0(FP), SI
+	MOVQ k+8(FP), DI
+	MOVQ ldk+16(FP), R11
+	SHLQ $2, R11
+	MOVQ n+24(FP), BX
+	MOVQ hs8+32(FP), CX
+	VBROADCASTSS scale+40(FP), Y15
+	MOVQ out+48(FP), DX
+	TESTQ BX, BX
+	JZ   ddone
+
+drow:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	MOVQ DI, R8
+	MOVQ SI, R9
+	MOVQ CX, R10
+	// two accumulators, 8 lanes per step
+dlane:
+	VMOVUPS (R8), Y2
+	VFMADD231PS (R9), Y2, Y0
+	ADDQ $32, R8
+	ADDQ $32, R9
+	DECQ R10
+	JZ   dsum
+	VMOVUPS (R8), Y3
+	VFMADD231PS (R9), Y3, Y1
+	ADDQ $32, R8
+	ADDQ $32, R9
+	DECQ R10
+	JNZ  dlane
+
+dsum:
+	VADDPS Y1, Y0, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS X1, X0, X0
+	VMOVHLPS X0, X1, X1
+	VADDPS X1, X0, X0
+	VMOVSHDUP X0, X1
+	VADDSS X1, X0, X0
+	VMULSS X15, X0, X0
+	VMOVSS X0, (DX)
+	ADDQ $4, DX
+	ADDQ R11, DI
+	DECQ BX
+	JNZ  drow
+
+ddone:
+	VZEROUPPER
+	RET
+
+// func axpyRowsAVX2(p *float32, v *float32, ldv int, n int, hs8 int, out *float32)
+// out[i] = Σ_j p[j]·v[j·ldv + i] for i < 8·hs8 (hs8 = 4 exactly: 32 lanes), j < n.
+TEXT ·axpyRows32AVX2(SB), NOSPLIT, $0-48
+	MOVQ p+0(FP), SI
+	MOVQ v+8(FP), DI
+	MOVQ ldv+16(FP), R11
+	SHLQ $2, R11
+	MOVQ n+24(FP), BX
+	MOVQ out+40(FP), DX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	TESTQ BX, BX
+	JZ   astore
+
+arow:
+	VBROADCASTSS (SI), Y4
+	VFMADD231PS (DI), Y4, Y0
+	VFMADD231PS 32(DI), Y4, Y1
+	VFMADD231PS 64(DI), Y4, Y2
+	VFMADD231PS 96(DI), Y4, Y3
+	ADDQ $4, SI
+	ADDQ R11, DI
+	DECQ BX
+	JNZ  arow
+
+astore:
+	VMOVUPS Y0, (DX)
+	VMOVUPS Y1, 32(DX)
+	VMOVUPS Y2, 64(DX)
+	VMOVUPS Y3, 96(DX)
+	VZEROUPPER
+	RET

@@ -13,3 +13,12 @@ func GELUBackward(x, th, dy, dx []float32, acc bool) int { return 0 }
 
 // ExpShift does nothing off amd64.
 func ExpShift(dst, src []float32, shift float32) (int, float64) { return 0, 0 }
+
+// Gemm4 does nothing off amd64.
+func Gemm4(k, n int, x []float32, ldx int, w []float32, ldw int, y []float32, ldy int) int { return 0 }
+
+// DotRows does nothing off amd64.
+func DotRows(q, k []float32, ldk, n int, scale float32, out []float32) bool { return false }
+
+// AxpyRows32 does nothing off amd64.
+func AxpyRows32(p, v []float32, ldv, n int, out []float32) bool { return false }
