@@ -300,6 +300,12 @@ var colSplitMaxRows = 64
 // not pay for the hand-off to the worker goroutine).
 var colGrainMACs = 1 << 17
 
+// taskSplitBackward lets a linear backward on two workers compute dx on
+// one and dW, db on the other instead of splitting each by rows/columns
+// (one hand-off instead of two, whole BLAS calls). A variable so tests
+// can run both paths.
+var taskSplitBackward = true
+
 // vecGemm enables the AVX2 4-row kernel (vec.Gemm4) in column-split
 // forwards of float32 Conv1D-layout weights (the decoder's batched step).
 // A variable so tests can compare with the BLAS path.
@@ -331,6 +337,14 @@ func (k *linearKernel[T]) backward(x, w, dy, dx, dw, db []T, acc bool) {
 		k.beta = 1
 	}
 	k.n = len(x) / k.c
+	if dx != nil && (dw != nil || db != nil) && maxChunks() == 2 && taskSplitBackward &&
+		k.n*k.c*k.oc >= 2*grainElems {
+		// Two workers: dx on one, dW and db on the other (the same number
+		// of multiply-adds), each as one whole BLAS call.
+		k.phase = 4
+		parallelFor(2, 1, k)
+		return
+	}
 	if dx != nil {
 		k.phase = 1
 		parallelFor(k.n, grainRows(k.c+k.oc), k)
@@ -370,11 +384,9 @@ func (k *linearKernel[T]) runRange(_, lo, hi int) {
 			gemm(false, false, m, oc, c, 1, k.x[lo*c:], c, k.w, oc, 1, y, oc)
 		}
 	case 1:
-		if k.transW { // W (OC, C): dx += dy @ W
-			gemm(false, false, m, c, oc, 1, k.dy[lo*oc:], oc, k.w, c, k.beta, k.dx[lo*c:], c)
-		} else { // W (C, OC): dx += dy @ Wᵀ
-			gemm(false, true, m, c, oc, 1, k.dy[lo*oc:], oc, k.w, oc, k.beta, k.dx[lo*c:], c)
-		}
+		k.dxRange(lo, hi)
+	case 2: // output columns [lo, hi)
+		k.dwRange(lo, hi)
 	case 3: // few rows: output columns [lo·colBlock, hi·colBlock) of every row
 		lo, hi = lo*colBlock, min(hi*colBlock, oc)
 		n, w := k.n, hi-lo
@@ -421,24 +433,45 @@ func (k *linearKernel[T]) runRange(_, lo, hi int) {
 				}
 			}
 		}
-	case 2: // output columns [lo, hi)
-		if k.dw != nil {
-			if k.transW { // dW[lo:hi, :] += dy[:, lo:hi]ᵀ @ x
-				gemm(true, false, m, c, k.n, 1, k.dy[lo:], oc, k.x, c, k.beta, k.dw[lo*c:], c)
-			} else { // dW[:, lo:hi] += xᵀ @ dy[:, lo:hi]
-				gemm(true, false, c, m, k.n, 1, k.x, c, k.dy[lo:], oc, k.beta, k.dw[lo:], oc)
-			}
+	case 4: // item 0: dx for every row; item 1: dW and db for every column
+		if lo == 0 {
+			k.dxRange(0, k.n)
 		}
-		if k.db != nil {
-			if k.beta == 0 {
-				zero(k.db[lo:hi])
-			}
-			for i := 0; i < k.n; i++ {
-				dy := k.dy[i*oc+lo : i*oc+hi]
-				db := k.db[lo:hi]
-				for j, v := range dy {
-					db[j] += v
-				}
+		if hi == 2 {
+			k.dwRange(0, k.oc)
+		}
+	}
+}
+
+// dxRange computes dx for rows [lo, hi).
+func (k *linearKernel[T]) dxRange(lo, hi int) {
+	c, oc, m := k.c, k.oc, hi-lo
+	if k.transW { // W (OC, C): dx += dy @ W
+		gemm(false, false, m, c, oc, 1, k.dy[lo*oc:], oc, k.w, c, k.beta, k.dx[lo*c:], c)
+	} else { // W (C, OC): dx += dy @ Wᵀ
+		gemm(false, true, m, c, oc, 1, k.dy[lo*oc:], oc, k.w, oc, k.beta, k.dx[lo*c:], c)
+	}
+}
+
+// dwRange computes dW and db for output columns [lo, hi).
+func (k *linearKernel[T]) dwRange(lo, hi int) {
+	c, oc, m := k.c, k.oc, hi-lo
+	if k.dw != nil {
+		if k.transW { // dW[lo:hi, :] += dy[:, lo:hi]ᵀ @ x
+			gemm(true, false, m, c, k.n, 1, k.dy[lo:], oc, k.x, c, k.beta, k.dw[lo*c:], c)
+		} else { // dW[:, lo:hi] += xᵀ @ dy[:, lo:hi]
+			gemm(true, false, c, m, k.n, 1, k.x, c, k.dy[lo:], oc, k.beta, k.dw[lo:], oc)
+		}
+	}
+	if k.db != nil {
+		if k.beta == 0 {
+			zero(k.db[lo:hi])
+		}
+		for i := 0; i < k.n; i++ {
+			dy := k.dy[i*oc+lo : i*oc+hi]
+			db := k.db[lo:hi]
+			for j, v := range dy {
+				db[j] += v
 			}
 		}
 	}

@@ -373,4 +373,10 @@ func TestChunked(t *testing.T) {
 	} {
 		t.Run(c.name, c.f)
 	}
+	// the row/column-split linear backward (instead of dx ∥ dW on two workers)
+	taskSplitBackward = false
+	defer func() { taskSplitBackward = true }()
+	t.Run("linear/no-task-split", TestLinearGrad)
+	t.Run("model/no-task-split", TestModelGrad)
+	t.Run("accumulate/no-task-split", TestKernelsAccumulate)
 }
