@@ -276,6 +276,7 @@ func (k *layerNormKernel[T]) runRange(chunk, lo, hi int) {
 type linearKernel[T Float] struct {
 	c, oc  int
 	transW bool
+	ones   []T // (n) of 1s: db = dyᵀ·1 as a matrix-vector product
 	// per call
 	x, w, b, r, y, dy, dx, dw, db []T
 	n, phase                      int
@@ -463,17 +464,17 @@ func (k *linearKernel[T]) dwRange(lo, hi int) {
 			gemm(true, false, c, m, k.n, 1, k.x, c, k.dy[lo:], oc, k.beta, k.dw[lo:], oc)
 		}
 	}
-	if k.db != nil {
-		if k.beta == 0 {
-			zero(k.db[lo:hi])
-		}
-		for i := 0; i < k.n; i++ {
-			dy := k.dy[i*oc+lo : i*oc+hi]
-			db := k.db[lo:hi]
-			for j, v := range dy {
-				db[j] += v
+	if k.db != nil { // db[lo:hi] (+)= dy[:, lo:hi]ᵀ · 1
+		if len(k.ones) < k.n {
+			k.ones = make([]T, k.n)
+			for i := range k.ones {
+				k.ones[i] = 1
 			}
 		}
+		if k.beta == 0 { // explicit: BLAS beta = 0 need not clear a NaN
+			zero(k.db[lo:hi])
+		}
+		gemv(true, k.n, m, 1, k.dy[lo:], oc, k.ones[:k.n], 1, k.db[lo:hi])
 	}
 }
 
