@@ -66,10 +66,14 @@ type result struct {
 	GOMAXPROCS  int       `json:"gomaxprocs"`
 	OpenBLASThr string    `json:"openblas_threads"`
 	// smmle: per-rep step times (ms) and the ratio of their medians.
-	MLEStepMS   []float64 `json:"mle_step_ms,omitempty"`
-	SMStepMS    []float64 `json:"chi2mix_step_ms,omitempty"`
-	SMOverMLE   float64   `json:"sm_over_mle,omitempty"`
-	Transitions int       `json:"transitions,omitempty"`
+	MLEStepMS []float64 `json:"mle_step_ms,omitempty"`
+	SMStepMS  []float64 `json:"chi2mix_step_ms,omitempty"`
+	SMOverMLE float64   `json:"sm_over_mle,omitempty"`
+	// process CPU time per step (ms) and the ratio of their medians
+	MLEStepCPUMS []float64 `json:"mle_step_cpu_ms,omitempty"`
+	SMStepCPUMS  []float64 `json:"chi2mix_step_cpu_ms,omitempty"`
+	SMOverMLECPU float64   `json:"sm_over_mle_cpu,omitempty"`
+	Transitions  int       `json:"transitions,omitempty"`
 }
 
 func main() {
