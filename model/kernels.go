@@ -216,6 +216,12 @@ func (k *layerNormKernel[T]) runRange(chunk, lo, hi int) {
 		for r := lo; r < hi; r++ {
 			x := k.x[r*d : r*d+d]
 			y := k.y[r*d : r*d+d]
+			if isF32[T]() {
+				if m, rs, ok := vec.LNForwardRow(as32(x), as32(w), as32(b), as32(y), k.eps); ok {
+					k.mean[r], k.rstd[r] = T(m), T(rs)
+					continue
+				}
+			}
 			var m float64
 			for _, v := range x {
 				m += float64(v)
@@ -242,6 +248,9 @@ func (k *layerNormKernel[T]) runRange(chunk, lo, hi int) {
 		dy := k.dy[r*d : r*d+d]
 		dx := k.dx[r*d : r*d+d]
 		m, rs := k.mean[r], k.rstd[r]
+		if isF32[T]() && vec.LNBackwardRow(as32(x), as32(dy), as32(w), as32(dx), as32(pw), as32(pb), float32(m), float32(rs), k.acc) {
+			continue
+		}
 		var sdn, sdnn T
 		for j, v := range x {
 			nj := (v - m) * rs

@@ -133,3 +133,53 @@ func TestAttentionRowKernels(t *testing.T) {
 		}
 	}
 }
+
+// TestLayerNormFloat32: the float32 layer norm (vector rows where the
+// width is a multiple of 8, scalar otherwise) agrees with the float64
+// kernel on y, dx, dw and db, accumulating and not.
+func TestLayerNormFloat32(t *testing.T) {
+	rng := rand.New(rand.NewPCG(81, 82))
+	for _, d := range []int{8, 64, 40, 13} {
+		const n = 9
+		x, w, b, dy := randSlice(rng, n*d, 2), randSlice(rng, d, 1), randSlice(rng, d, 1), randSlice(rng, n*d, 1)
+		for i := range x {
+			x[i] += 0.5
+		}
+		k64 := newLayerNormKernel[float64](n, d, 1e-5)
+		y64 := make([]float64, n*d)
+		k64.forward(x, w, b, y64)
+		dx64, dw64, db64 := make([]float64, n*d), make([]float64, d), make([]float64, d)
+		k64.backward(x, w, dy, dx64, dw64, db64, false)
+		for _, acc := range []bool{false, true} {
+			k32 := newLayerNormKernel[float32](n, d, 1e-5)
+			y32 := make([]float32, n*d)
+			k32.forward(to32(x), to32(w), to32(b), y32)
+			dx32, dw32, db32 := make([]float32, n*d), make([]float32, d), make([]float32, d)
+			base := float32(0)
+			if acc {
+				base = 1
+				for i := range dx32 {
+					dx32[i] = 1
+				}
+				for i := range dw32 {
+					dw32[i], db32[i] = 1, 1
+				}
+			}
+			k32.backward(to32(x), to32(w), to32(dy), dx32, dw32, db32, acc)
+			for _, c := range []struct {
+				name string
+				got  []float32
+				want []float64
+			}{{"y", y32, y64}, {"dx", dx32, dx64}, {"dw", dw32, dw64}, {"db", db32, db64}} {
+				for i, v := range c.got {
+					if c.name != "y" {
+						v -= base
+					}
+					if math.Abs(float64(v)-c.want[i]) > 2e-5*math.Max(1, math.Abs(c.want[i])) {
+						t.Fatalf("d=%d acc=%v %s[%d] = %v, float64 %v", d, acc, c.name, i, v, c.want[i])
+					}
+				}
+			}
+		}
+	}
+}

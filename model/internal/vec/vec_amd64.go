@@ -173,3 +173,53 @@ func AxpyRows32(p, v []float32, ldv, n int, out []float32) bool {
 	axpyRows32AVX2(&p[0], &v[0], ldv, n, 4, &out[0])
 	return true
 }
+
+//go:noescape
+func sumF64AVX2(x *float32, n8 int, shift float32, sq int, out *[4]float64)
+
+//go:noescape
+func lnNormAVX2(x, w, b, y *float32, n8 int, m, rs float32)
+
+//go:noescape
+func lnBwdSumsAVX2(x, dy, w, pw, pb *float32, n8 int, m, rs float32, out *[2]float32)
+
+//go:noescape
+func lnBwdDxAVX2(x, dy, w, dx *float32, n8 int, m, rs, sdn, sdnn float32, acc int)
+
+// LNForwardRow normalises one layer-norm row when its width is a multiple
+// of 8 (and reports whether it ran): mean = Σx/d and var = Σ(x−m)²/d in
+// float64 (m = float32(mean)), rs = float32(1/√(var+eps)), y = (x−m)·rs·w + b.
+func LNForwardRow(x, w, b, y []float32, eps float64) (m, rs float32, ok bool) {
+	d := len(x)
+	if !HaveAVX2 || d == 0 || d%8 != 0 {
+		return 0, 0, false
+	}
+	_, _, _ = w[d-1], b[d-1], y[d-1]
+	var s [4]float64
+	sumF64AVX2(&x[0], d/8, 0, 0, &s)
+	m = float32(((s[0] + s[1]) + (s[2] + s[3])) / float64(d))
+	sumF64AVX2(&x[0], d/8, m, 1, &s)
+	rs = float32(1 / math.Sqrt(((s[0]+s[1])+(s[2]+s[3]))/float64(d)+eps))
+	lnNormAVX2(&x[0], &w[0], &b[0], &y[0], d/8, m, rs)
+	return m, rs, true
+}
+
+// LNBackwardRow is one layer-norm row's backward (width a multiple of 8;
+// reports whether it ran): with nj = (x−m)·rs and dn = w·dy it adds nj·dy
+// to pw and dy to pb, and sets (acc: adds) dx = (dn − mean(dn) −
+// nj·mean(dn·nj))·rs.
+func LNBackwardRow(x, dy, w, dx, pw, pb []float32, m, rs float32, acc bool) bool {
+	d := len(x)
+	if !HaveAVX2 || d == 0 || d%8 != 0 {
+		return false
+	}
+	_, _, _, _, _ = dy[d-1], w[d-1], dx[d-1], pw[d-1], pb[d-1]
+	var s [2]float32
+	lnBwdSumsAVX2(&x[0], &dy[0], &w[0], &pw[0], &pb[0], d/8, m, rs, &s)
+	a := 0
+	if acc {
+		a = 1
+	}
+	lnBwdDxAVX2(&x[0], &dy[0], &w[0], &dx[0], d/8, m, rs, s[0]/float32(d), s[1]/float32(d), a)
+	return true
+}

@@ -365,3 +365,174 @@ astore:
 	VMOVUPS Y3, 96(DX)
 	VZEROUPPER
 	RET
+
+// func sumF64AVX2(x *float32, n8 int, shift float32, sq int, out *[4]float64)
+// out = four partial sums over i < 8·n8 of float64(x[i] − shift), or of its
+// square when sq ≠ 0.
+TEXT ·sumF64AVX2(SB), NOSPLIT, $0-40
+	MOVQ x+0(FP), SI
+	MOVQ n8+8(FP), BX
+	VBROADCASTSS shift+16(FP), Y15
+	MOVQ sq+24(FP), R8
+	MOVQ out+32(FP), DX
+	VXORPD Y0, Y0, Y0
+	VXORPD Y1, Y1, Y1
+	TESTQ BX, BX
+	JZ   sdone
+
+sloop:
+	VMOVUPS (SI), Y2
+	VSUBPS  Y15, Y2, Y2
+	VCVTPS2PD X2, Y3
+	VEXTRACTF128 $1, Y2, X4
+	VCVTPS2PD X4, Y4
+	TESTQ R8, R8
+	JZ   splain
+	VFMADD231PD Y3, Y3, Y0
+	VFMADD231PD Y4, Y4, Y1
+	JMP  snext
+
+splain:
+	VADDPD Y3, Y0, Y0
+	VADDPD Y4, Y1, Y1
+
+snext:
+	ADDQ $32, SI
+	DECQ BX
+	JNZ  sloop
+
+sdone:
+	VADDPD Y1, Y0, Y0
+	VMOVUPD Y0, (DX)
+	VZEROUPPER
+	RET
+
+// func lnNormAVX2(x, w, b, y *float32, n8 int, m, rs float32)
+// y[i] = (x[i] − m)·rs·w[i] + b[i] for i < 8·n8.
+TEXT ·lnNormAVX2(SB), NOSPLIT, $0-48
+	MOVQ x+0(FP), SI
+	MOVQ w+8(FP), R8
+	MOVQ b+16(FP), R9
+	MOVQ y+24(FP), DI
+	MOVQ n8+32(FP), BX
+	VBROADCASTSS m+40(FP), Y14
+	VBROADCASTSS rs+44(FP), Y15
+	TESTQ BX, BX
+	JZ   ndone
+
+nloop:
+	VMOVUPS (SI), Y0
+	VSUBPS  Y14, Y0, Y0
+	VMULPS  Y15, Y0, Y0
+	VMOVUPS (R9), Y1
+	VFMADD231PS (R8), Y0, Y1
+	VMOVUPS Y1, (DI)
+	ADDQ $32, SI
+	ADDQ $32, R8
+	ADDQ $32, R9
+	ADDQ $32, DI
+	DECQ BX
+	JNZ  nloop
+
+ndone:
+	VZEROUPPER
+	RET
+
+// func lnBwdSumsAVX2(x, dy, w, pw, pb *float32, n8 int, m, rs float32, out *[2]float32)
+// With nj = (x−m)·rs, g = dy, dn = w·g: pw += nj·g, pb += g, and out =
+// (Σ dn, Σ dn·nj) over i < 8·n8 (8 float32 lanes, then summed).
+TEXT ·lnBwdSumsAVX2(SB), NOSPLIT, $0-64
+	MOVQ x+0(FP), SI
+	MOVQ dy+8(FP), R8
+	MOVQ w+16(FP), R9
+	MOVQ pw+24(FP), R10
+	MOVQ pb+32(FP), R11
+	MOVQ n8+40(FP), BX
+	VBROADCASTSS m+48(FP), Y14
+	VBROADCASTSS rs+52(FP), Y15
+	MOVQ out+56(FP), DX
+	VXORPS Y0, Y0, Y0               // Σ dn
+	VXORPS Y1, Y1, Y1               // Σ dn·nj
+	TESTQ BX, BX
+	JZ   bsdone
+
+bsloop:
+	VMOVUPS (SI), Y2
+	VSUBPS  Y14, Y2, Y2
+	VMULPS  Y15, Y2, Y2             // nj
+	VMOVUPS (R8), Y3                // g
+	VMULPS  (R9), Y3, Y4            // dn = w·g
+	VADDPS  Y4, Y0, Y0
+	VFMADD231PS Y4, Y2, Y1
+	VMOVUPS (R10), Y5
+	VFMADD231PS Y3, Y2, Y5          // pw += nj·g
+	VMOVUPS Y5, (R10)
+	VADDPS  (R11), Y3, Y6           // pb += g
+	VMOVUPS Y6, (R11)
+	ADDQ $32, SI
+	ADDQ $32, R8
+	ADDQ $32, R9
+	ADDQ $32, R10
+	ADDQ $32, R11
+	DECQ BX
+	JNZ  bsloop
+
+bsdone:
+	VEXTRACTF128 $1, Y0, X2
+	VADDPS X2, X0, X0
+	VMOVHLPS X0, X2, X2
+	VADDPS X2, X0, X0
+	VMOVSHDUP X0, X2
+	VADDSS X2, X0, X0
+	VMOVSS X0, (DX)
+	VEXTRACTF128 $1, Y1, X2
+	VADDPS X2, X1, X1
+	VMOVHLPS X1, X2, X2
+	VADDPS X2, X1, X1
+	VMOVSHDUP X1, X2
+	VADDSS X2, X1, X1
+	VMOVSS X1, 4(DX)
+	VZEROUPPER
+	RET
+
+// func lnBwdDxAVX2(x, dy, w, dx *float32, n8 int, m, rs, sdn, sdnn float32, acc int)
+// dx[i] (+)= (w[i]·dy[i] − sdn − nj·sdnn)·rs with nj = (x[i]−m)·rs.
+TEXT ·lnBwdDxAVX2(SB), NOSPLIT, $0-64
+	MOVQ x+0(FP), SI
+	MOVQ dy+8(FP), R8
+	MOVQ w+16(FP), R9
+	MOVQ dx+24(FP), DI
+	MOVQ n8+32(FP), BX
+	VBROADCASTSS m+40(FP), Y12
+	VBROADCASTSS rs+44(FP), Y13
+	VBROADCASTSS sdn+48(FP), Y14
+	VBROADCASTSS sdnn+52(FP), Y15
+	MOVQ acc+56(FP), R10
+	TESTQ BX, BX
+	JZ   bxdone
+
+bxloop:
+	VMOVUPS (SI), Y0
+	VSUBPS  Y12, Y0, Y0
+	VMULPS  Y13, Y0, Y0             // nj
+	VMOVUPS (R8), Y1
+	VMULPS  (R9), Y1, Y1            // w·dy
+	VSUBPS  Y14, Y1, Y1             // − sdn
+	VFNMADD231PS Y15, Y0, Y1        // − nj·sdnn
+	VMULPS  Y13, Y1, Y1             // ·rs
+	TESTQ R10, R10
+	JZ   bxstore
+	VADDPS  (DI), Y1, Y1
+
+bxstore:
+	VMOVUPS Y1, (DI)
+	ADDQ $32, SI
+	ADDQ $32, R8
+	ADDQ $32, R9
+	ADDQ $32, DI
+	DECQ BX
+	JNZ  bxloop
+
+bxdone:
+	VZEROUPPER
+	RET

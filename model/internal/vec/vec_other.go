@@ -22,3 +22,9 @@ func DotRows(q, k []float32, ldk, n int, scale float32, out []float32) bool { re
 
 // AxpyRows32 does nothing off amd64.
 func AxpyRows32(p, v []float32, ldv, n int, out []float32) bool { return false }
+
+// LNForwardRow does nothing off amd64.
+func LNForwardRow(x, w, b, y []float32, eps float64) (m, rs float32, ok bool) { return 0, 0, false }
+
+// LNBackwardRow does nothing off amd64.
+func LNBackwardRow(x, dy, w, dx, pw, pb []float32, m, rs float32, acc bool) bool { return false }
