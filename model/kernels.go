@@ -774,8 +774,13 @@ func (k *crossEntropyKernel[T]) runRange(chunk, lo, hi int) {
 		}
 		l := k.logits[r*V : r*V+V]
 		if !k.bwd {
-			mx := l[0]
-			for _, x := range l {
+			mx, rest := l[0], l
+			if isF32[T]() {
+				if m, n := vec.Max(as32(l)); n > 0 {
+					mx, rest = T(m), l[n:]
+				}
+			}
+			for _, x := range rest {
 				if x > mx {
 					mx = x
 				}
@@ -798,6 +803,10 @@ func (k *crossEntropyKernel[T]) runRange(chunk, lo, hi int) {
 		d := k.dlogits[r*V : r*V+V]
 		e := k.prob[r*V : r*V+V]
 		sc := T(k.scale) * k.inv[r]
+		if isF32[T]() {
+			n := vec.Scale(as32(d), as32(e), float32(sc), k.acc)
+			d, e = d[n:], e[n:]
+		}
 		if k.acc {
 			for j, p := range e {
 				d[j] += sc * p
@@ -807,6 +816,6 @@ func (k *crossEntropyKernel[T]) runRange(chunk, lo, hi int) {
 				d[j] = sc * p
 			}
 		}
-		d[t] -= T(k.scale)
+		k.dlogits[r*V+int(t)] -= T(k.scale)
 	}
 }

@@ -183,3 +183,48 @@ func TestLayerNormFloat32(t *testing.T) {
 		}
 	}
 }
+
+// TestCrossEntropyFloat32: the float32 cross entropy (vector max, exp and
+// scaling where the CPU has them) agrees with the float64 kernel on the
+// loss and dlogits, accumulating and not, with ignored rows.
+func TestCrossEntropyFloat32(t *testing.T) {
+	rng := rand.New(rand.NewPCG(91, 92))
+	for _, v := range []int{300, 13, 64} {
+		const n = 7
+		lg := randSlice(rng, n*v, 3)
+		tg := make([]int32, n)
+		for i := range tg {
+			tg[i] = int32(rng.IntN(v))
+		}
+		tg[2] = -1
+		k64 := newCrossEntropyKernel[float64](n, v)
+		l64, _ := k64.forward(lg, tg)
+		d64 := make([]float64, n*v)
+		k64.backward(lg, tg, 0.7, d64, false)
+		for _, acc := range []bool{false, true} {
+			k32 := newCrossEntropyKernel[float32](n, v)
+			l32, _ := k32.forward(to32(lg), tg)
+			if math.Abs(l32-l64) > 1e-6*math.Abs(l64) {
+				t.Fatalf("V=%d: loss %v, float64 %v", v, l32, l64)
+			}
+			d32 := make([]float32, n*v)
+			if acc {
+				for i := range d32 {
+					d32[i] = 1
+				}
+			}
+			k32.backward(to32(lg), tg, 0.7, d32, acc)
+			for i, x := range d32 {
+				if acc {
+					x--
+				}
+				if math.Abs(float64(x)-d64[i]) > 1e-6 {
+					t.Fatalf("V=%d acc=%v: dlogits[%d] = %v, float64 %v", v, acc, i, x, d64[i])
+				}
+			}
+		}
+	}
+	if m, n := vec.Max([]float32{1, 5, -2, 3, 4, 9, 0, 2, 11}); n > 0 && (n != 8 || m != 9) {
+		t.Errorf("Max of the first 8 = %v over %d", m, n)
+	}
+}

@@ -223,3 +223,36 @@ func LNBackwardRow(x, dy, w, dx, pw, pb []float32, m, rs float32, acc bool) bool
 	lnBwdDxAVX2(&x[0], &dy[0], &w[0], &dx[0], d/8, m, rs, s[0]/float32(d), s[1]/float32(d), a)
 	return true
 }
+
+//go:noescape
+func maxAVX2(x *float32, n8 int) float32
+
+//go:noescape
+func scaleAVX2(dst, src *float32, n8 int, a float32, acc int)
+
+// Max returns the largest of the first 8·⌊len(x)/8⌋ elements and that
+// count (0 without AVX2+FMA or with fewer than 8 elements). With a NaN
+// among them the result may or may not be NaN.
+func Max(x []float32) (float32, int) {
+	n := len(x) &^ 7
+	if !HaveAVX2 || n == 0 {
+		return 0, 0
+	}
+	return maxAVX2(&x[0], n/8), n
+}
+
+// Scale sets dst[i] = a·src[i] (or adds it, acc) over the longest
+// multiple-of-8 prefix of src and returns its length (0 without AVX2+FMA).
+func Scale(dst, src []float32, a float32, acc bool) int {
+	n := len(src) &^ 7
+	if !HaveAVX2 || n == 0 {
+		return 0
+	}
+	_ = dst[n-1]
+	c := 0
+	if acc {
+		c = 1
+	}
+	scaleAVX2(&dst[0], &src[0], n/8, a, c)
+	return n
+}

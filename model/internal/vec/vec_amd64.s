@@ -536,3 +536,58 @@ bxstore:
 bxdone:
 	VZEROUPPER
 	RET
+
+// func maxAVX2(x *float32, n8 int) float32
+// max over x[i], i < 8·n8 (n8 ≥ 1).
+TEXT ·maxAVX2(SB), NOSPLIT, $0-20
+	MOVQ x+0(FP), SI
+	MOVQ n8+8(FP), BX
+	VMOVUPS (SI), Y0
+	ADDQ $32, SI
+	DECQ BX
+	JZ   mdone
+
+mloop:
+	VMAXPS (SI), Y0, Y0
+	ADDQ $32, SI
+	DECQ BX
+	JNZ  mloop
+
+mdone:
+	VEXTRACTF128 $1, Y0, X1
+	VMAXPS X1, X0, X0
+	VMOVHLPS X0, X1, X1
+	VMAXPS X1, X0, X0
+	VMOVSHDUP X0, X1
+	VMAXSS X1, X0, X0
+	VMOVSS X0, ret+16(FP)
+	VZEROUPPER
+	RET
+
+// func scaleAVX2(dst, src *float32, n8 int, a float32, acc int)
+// dst[i] = a·src[i] (acc = 0) or dst[i] += a·src[i], i < 8·n8.
+TEXT ·scaleAVX2(SB), NOSPLIT, $0-40
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ n8+16(FP), BX
+	VBROADCASTSS a+24(FP), Y15
+	MOVQ acc+32(FP), R8
+	TESTQ BX, BX
+	JZ   scdone
+
+scloop:
+	VMULPS (SI), Y15, Y0
+	TESTQ R8, R8
+	JZ   scstore
+	VADDPS (DI), Y0, Y0
+
+scstore:
+	VMOVUPS Y0, (DI)
+	ADDQ $32, SI
+	ADDQ $32, DI
+	DECQ BX
+	JNZ  scloop
+
+scdone:
+	VZEROUPPER
+	RET

@@ -28,3 +28,9 @@ func LNForwardRow(x, w, b, y []float32, eps float64) (m, rs float32, ok bool) { 
 
 // LNBackwardRow does nothing off amd64.
 func LNBackwardRow(x, dy, w, dx, pw, pb []float32, m, rs float32, acc bool) bool { return false }
+
+// Max does nothing off amd64.
+func Max(x []float32) (float32, int) { return 0, 0 }
+
+// Scale does nothing off amd64.
+func Scale(dst, src []float32, a float32, acc bool) int { return 0 }
