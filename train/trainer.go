@@ -348,22 +348,34 @@ func (t *Trainer) compile(seqs []*data.ActionSeq) (*data.Batch, error) {
 	return compileSeqs(seqs, t.cfg.NPositions)
 }
 
+// Close releases what New opened (metrics.jsonl, compiled graphs). Run
+// closes the trainer when it returns; call Close on a Trainer that is not
+// run (for example one made only to evaluate a checkpoint). It is safe to
+// call more than once.
+func (t *Trainer) Close() error {
+	err := t.metrics.close()
+	for _, g := range t.graphs {
+		g.m.Close()
+	}
+	clear(t.graphs)
+	if t.ev != nil {
+		t.ev.Close()
+	}
+	return err
+}
+
 // Run trains until cfg.Steps, evaluating, logging and checkpointing on the
 // way. When ctx is cancelled it saves a checkpoint and returns
 // ErrInterrupted.
 func (t *Trainer) Run(ctx context.Context) (err error) {
 	t.start = time.Now()
+	t.bar = newProgress(t.cfg, t.st.Step, t.console)
 	defer func() {
-		if cerr := t.metrics.close(); err == nil {
+		t.bar.finish()
+		if cerr := t.Close(); err == nil {
 			err = cerr
 		}
-		t.bar.finish()
-		for _, g := range t.graphs {
-			g.m.Close()
-		}
-		t.ev.Close()
 	}()
-	t.bar = newProgress(t.cfg, t.st.Step, t.console)
 	if t.st.Step == 0 && t.replay != nil && t.cfg.ReplayEvery > 0 && t.cfg.WarmStart == 0 {
 		if err := t.refreshReplay(ctx); err != nil {
 			return err

@@ -417,6 +417,7 @@ func runOne(ctx context.Context, r plannedRun, task Task, logf func(string, ...a
 	if err != nil {
 		return nil, "", fmt.Errorf("reloading for evaluation: %w", err)
 	}
+	defer ev.Close()
 	t0 := time.Now()
 	m, err := task.Evaluate(ctx, ev, dir)
 	if err != nil {
