@@ -244,8 +244,8 @@ func New(cfg Config, in Inputs, resume bool, console io.Writer) (*Trainer, error
 	if err := data.WriteFileAtomic(filepath.Join(t.out, ConfigOutFile), cb); err != nil {
 		return nil, err
 	}
-	fmt.Fprintf(t.console, "data: %s | %d train / %d val episodes | vocab %d | model L%d D%d H%d T%d (%.2fM params) | objective %s\n",
-		orDefault(in.Describe, "episodes"), len(t.trainSq), len(t.val), t.tok.VocabSize(),
+	fmt.Fprintf(t.console, "data: %s | %d train / %d val episodes -> %d / %d sequences (seq_mode %s) | vocab %d | model L%d D%d H%d T%d (%.2fM params) | objective %s\n",
+		orDefault(in.Describe, "episodes"), len(trainEps), len(valEps), len(t.trainSq), len(t.val), cfg.SeqMode, t.tok.VocabSize(),
 		t.params.Cfg.NLayer, t.params.Cfg.NEmbd, t.params.Cfg.NHead, T, float64(t.params.NumParams())/1e6, t.obj.Name())
 	if t.resumed {
 		fmt.Fprintf(t.console, "resumed from %s at step %d\n", ck, t.st.Step)
