@@ -117,14 +117,20 @@ PYEOF
 fi
 [ "$SCALING" != 0 ] || SRAW=
 LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
+DATE=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+if [ "${AGG_ONLY:-0}" = 1 ] && [ -f "$OUT" ]; then
+  # Re-aggregating: keep the load and date of the measurement itself.
+  read -r LOAD_START LOAD_END DATE < <("$PY" -c 'import json,sys; r=json.load(open(sys.argv[1])); m=r["machine"]; print(m["loadavg_start"].replace(" ","_"), m["loadavg_end"].replace(" ","_"), r["date"])' "$OUT")
+  LOAD_START=${LOAD_START//_/ } LOAD_END=${LOAD_END//_/ }
+fi
 
 CPU=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 CORES=$(nproc)
 GOV=$(go version | cut -d' ' -f3)
 export PEER_LAYOUTS GO_OPENBLAS_THREADS
-"$PY" - "$RAW" "$OUT" "$CPU" "$CORES" "$GOV" "$ROUNDS" "$REPS" "$LOAD_START" "$LOAD_END" "$SRAW" <<'EOF'
+"$PY" - "$RAW" "$OUT" "$CPU" "$CORES" "$GOV" "$ROUNDS" "$REPS" "$LOAD_START" "$LOAD_END" "$SRAW" "$DATE" <<'EOF'
 import json, os, statistics, sys, time
-raw, out, cpu, cores, gov, rounds, reps, load0, load1, sraw = sys.argv[1:]
+raw, out, cpu, cores, gov, rounds, reps, load0, load1, sraw, date = sys.argv[1:]
 rows = [json.loads(l) for l in open(raw) if l.strip()]
 
 def layout(r):
@@ -184,7 +190,10 @@ def best(impl, task, config=None, batch=None):
 L, D, V, B, T = 4, 128, 1024, 16, 128
 N = 12 * L * D * D + V * D
 flops_small = 6 * N * B * T + 12 * L * B * T * T * D
-peak = med("pytorch", "sgemm")
+# The machine's sgemm peak is the fastest torch.mm sample of this run (over
+# all thread layouts): a median on a shared machine understates the peak
+# (samples ranged 53-189 GFLOP/s in one run) and so overstates MFU.
+peak = best("pytorch", "sgemm")
 go_small, pt_small = med("smtrain", "train", "small"), med("pytorch", "train", "small")
 res = {
     "train_tiny_ratio": ratio(med("smtrain", "train", "tiny"), med("pytorch", "train", "tiny")),
@@ -213,7 +222,7 @@ res = {
     "notes": {
         "best_of_reps": "fastest rep of each side over all layouts: less sensitive to load from other processes on a shared machine than the medians",
         "ratios": "smtrain / PyTorch of median tokens/s (higher is better); rss_ratio (= rss_ratio_small, issue 9) = smtrain / PyTorch peak RSS of the train small process, rss_ratio_tiny the same for train tiny (lower is better; PyTorch's includes ~235 MB for import torch)",
-        "mfu": "FLOPs/step = 6*N*B*T + 12*L*B*T^2*D, N = 12*L*D^2 + V*D; %d FLOP for small; peak = median torch.mm 2048^2 float32 GFLOP/s of this run" % flops_small,
+        "mfu": "FLOPs/step = 6*N*B*T + 12*L*B*T^2*D, N = 12*L*D^2 + V*D; %d FLOP for small; peak = fastest torch.mm 2048^2 float32 sample (GFLOP/s) of this run" % flops_small,
         "sm_over_mle": "median chi2mix step time / median mle step time, config small (B16 T128 V1024), one compiled batch with backspaces (half expert rows with noise+<bkspc>, half policy rows), full step = set batch, forward, loss, backward, clip 1.0, AdamW; both objectives in one process, reps interleaved with alternating order (smbench smmle)",
         "step": "train step = new random batch, forward, cross-entropy, backward, global-norm clip 1.0, AdamW (weight decay on >=2-D params), float32",
         "decode": "greedy, prompt 16 then 64 new tokens per sequence, KV cache; tokens/s counts generated tokens, time includes the prefill",
@@ -246,7 +255,7 @@ res = {
     "threads": {"pytorch": "layouts torch_threads:OPENBLAS_NUM_THREADS %s (OMP_NUM_THREADS = torch threads); each task scored at its best (runs.peer_best_layout)" % os.environ["PEER_LAYOUTS"],
                 "smtrain": "GOMAXPROCS=%s, OPENBLAS_NUM_THREADS=%s" % (next((r["gomaxprocs"] for r in rows if r["impl"] == "smtrain"), "?"),
                                                                       os.environ["GO_OPENBLAS_THREADS"])},
-    "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    "date": date,
 }
 # Scaling table: per point, each side's median tokens/s (the peer at its
 # best layout for that point) and peak RSS of that process.
