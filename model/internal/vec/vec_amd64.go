@@ -8,13 +8,16 @@ package vec
 
 import (
 	"math"
+	"os"
 
 	"golang.org/x/sys/cpu"
 )
 
 // HaveAVX2 says the AVX2+FMA assembly kernels (vec_amd64.s) run; without
 // them the functions of this package do nothing and return 0.
-var HaveAVX2 = cpu.X86.HasAVX2 && cpu.X86.HasFMA
+// SMTRAIN_NOSIMD=1 in the environment turns them off (the tests use it to
+// run the portable loops on AVX2 machines too).
+var HaveAVX2 = cpu.X86.HasAVX2 && cpu.X86.HasFMA && os.Getenv("SMTRAIN_NOSIMD") == ""
 
 const geluS = 0.7978845608028654 // sqrt(2/pi)
 
