@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -23,7 +24,10 @@ var cmdSample = &Command{
 	Long: `Sample loads a checkpoint folder (config.json, model.safetensors,
 tokenizer.json; or a training output folder with a 'latest' marker), puts
 the prompt through the chat template as a user turn followed by the
-assistant marker, and decodes N samples with the KV-cache decoder.
+assistant marker, and decodes N samples with the KV-cache decoder. A
+prompt longer than the context minus -max-new (but at least half the
+context) is left-truncated the way training truncates, with a note on
+stderr.
 
 At every step the policy chooses among all tokens, <bkspc> included
 (softmax of logits / temperature, then top-k and top-p). A token is one
@@ -162,13 +166,25 @@ func runSample(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	o.ContextLen = cfg.NPositions
 	o.Detokenize = tok.Decode
 
-	seq, err := data.ChatSeq(tok, []data.Message{{Role: data.RoleUser, Content: text}, {Role: data.RoleAssistant}})
+	// A prompt too long for the context is left-truncated the way training
+	// truncates, leaving room for -max-new tokens (at least half the
+	// context is kept for the prompt).
+	msgs := []data.Message{{Role: data.RoleUser, Content: text}}
+	full, err := decode.ChatPrompt(tok, msgs, math.MaxInt)
 	if err != nil {
 		return fmt.Errorf("chat template: %w", err)
 	}
+	room := max(cfg.NPositions-*maxNew, cfg.NPositions/2)
+	ptoks := full
+	if len(full) > room {
+		if ptoks, err = decode.ChatPrompt(tok, msgs, room); err != nil {
+			return fmt.Errorf("chat template: %w", err)
+		}
+		fmt.Fprintf(stderr, "sample: prompt of %d tokens left-truncated to its last %d (context %d, -max-new %d)\n", len(full), len(ptoks), cfg.NPositions, *maxNew)
+	}
 	prompts := make([][]int32, *n)
 	for i := range prompts {
-		prompts[i] = seq.Prompt
+		prompts[i] = ptoks
 	}
 	res, st, err := decode.Generate(ctx, decode.ModelFactory(p), prompts, o)
 	if err != nil {

@@ -200,7 +200,6 @@ func TestSampleCommandErrors(t *testing.T) {
 	runtime := [][]string{
 		{"-ckpt", filepath.Join(dir, "missing")},
 		{"-ckpt", dir, "-prompt-file", filepath.Join(dir, "nope.txt")},
-		{"-ckpt", dir, "-prompt", strings.Repeat("x", 100)}, // longer than n_positions 64
 	}
 	for _, a := range runtime {
 		code, _, errs := runSampleCmd(t, a...)
@@ -225,5 +224,28 @@ func TestResolveCheckpointLatest(t *testing.T) {
 	}
 	if _, err := resolveCheckpoint(out); err == nil {
 		t.Fatal("malformed marker accepted")
+	}
+}
+
+// TestSampleLongPromptTruncated: a prompt longer than the context is
+// left-truncated the way training truncates, with a note on stderr.
+func TestSampleLongPromptTruncated(t *testing.T) {
+	dir, _ := tinyCheckpoint(t)
+	code, out, errs := runSampleCmd(t, "-ckpt", dir, "-prompt", strings.Repeat("x", 100)+"END", "-max-new", "8", "-json", "-seed", "3")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	if !strings.Contains(errs, "left-truncated to its last") {
+		t.Fatalf("no truncation note on stderr: %q", errs)
+	}
+	var r struct {
+		Text string `json:"text"`
+	}
+	if err := json.Unmarshal([]byte(strings.SplitN(out, "\n", 2)[0]), &r); err != nil {
+		t.Fatalf("output %q: %v", out, err)
+	}
+	// Short prompts are not touched.
+	if code, _, errs := runSampleCmd(t, "-ckpt", dir, "-prompt", "hi", "-max-new", "8", "-json"); code != 0 || strings.Contains(errs, "truncated") {
+		t.Fatalf("short prompt: exit %d, stderr %q", code, errs)
 	}
 }
