@@ -93,7 +93,7 @@ func runRollout(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	o := decode.DefaultOptions()
 	o.Temperature, o.TopP, o.MaxNewTokens = *temp, *topP, min(*maxNew, p.Cfg.NPositions/2)
 	o.Workers = 1
-	pol := &chatPolicy{cp: decode.NewChatPolicy(p, tok, o)}
+	pol := &rollout.ChatPolicy{CP: decode.NewChatPolicy(p, tok, o)}
 	fmt.Fprintf(stderr, "rollout: %d episodes on %s with %s (%d parallel, %d steps each)\n", *episodes, *envSpec, dir, *parallel, *maxSteps)
 	s, err := rollout.Run(ctx, pol, spec, rollout.Options{Episodes: *episodes, Parallel: *parallel, MaxSteps: *maxSteps, Seed: *seed, Out: *out},
 		func(r rollout.EpisodeResult) {
@@ -113,30 +113,6 @@ func runRollout(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return &ExitError{Code: 130, Err: errors.New("interrupted; finished episodes are kept, rerun to continue")}
 	}
 	return nil
-}
-
-type chatPolicy struct{ cp *decode.ChatPolicy }
-
-func (c *chatPolicy) Act(ctx context.Context, msgs []data.Message, seed uint64) (rollout.Reply, error) {
-	rs, _, err := c.cp.Complete(ctx, msgs, 1, seed)
-	if err != nil {
-		return rollout.Reply{}, err
-	}
-	r := rs[0]
-	return rollout.Reply{Text: r.Text, NumBkspc: r.NumBkspc, NumActions: r.NumActions, HitCap: r.HitCap}, nil
-}
-
-// registrySpec opens environments from a local registry, tasks round-robin.
-type registrySpec struct {
-	reg   *local.Registry
-	tasks []string
-	opts  httpenv.Options
-}
-
-func (r *registrySpec) Open(ctx context.Context, i int) (envbridge.Env, string, error) {
-	task := r.tasks[i%len(r.tasks)]
-	env, err := r.reg.New(ctx, task, r.opts)
-	return env, task, err
 }
 
 type poolSpec struct {
@@ -164,7 +140,7 @@ func parseEnvSpec(spec, out string, seed uint64, opts httpenv.Options) (rollout.
 			}
 			tasks = []string{name}
 		}
-		return &registrySpec{reg: reg, tasks: tasks, opts: opts}, nil
+		return &rollout.RegistrySpec{Reg: reg, Tasks: tasks, Opts: opts}, nil
 	case strings.HasPrefix(spec, "dir:"):
 		p := filepath.Clean(strings.TrimPrefix(spec, "dir:"))
 		reg, err := local.NewDirRegistry(filepath.Dir(p))
@@ -174,7 +150,7 @@ func parseEnvSpec(spec, out string, seed uint64, opts httpenv.Options) (rollout.
 		if _, err := reg.Task(filepath.Base(p)); err != nil {
 			return nil, err
 		}
-		return &registrySpec{reg: reg, tasks: []string{filepath.Base(p)}, opts: opts}, nil
+		return &rollout.RegistrySpec{Reg: reg, Tasks: []string{filepath.Base(p)}, Opts: opts}, nil
 	case strings.HasPrefix(spec, "http://") || strings.HasPrefix(spec, "https://"):
 		urls, task, _ := strings.Cut(spec, "#")
 		if task == "" {

@@ -10,7 +10,6 @@ import (
 
 	"smtrain/data"
 	"smtrain/decode"
-	"smtrain/envbridge"
 	"smtrain/envbridge/httpenv"
 	"smtrain/envbridge/local"
 	"smtrain/envbridge/rollout"
@@ -105,29 +104,6 @@ func (d *DojoTask) Metrics() []Metric {
 	}
 }
 
-type chatPolicy struct{ cp *decode.ChatPolicy }
-
-func (c *chatPolicy) Act(ctx context.Context, msgs []data.Message, seed uint64) (rollout.Reply, error) {
-	rs, _, err := c.cp.Complete(ctx, msgs, 1, seed)
-	if err != nil {
-		return rollout.Reply{}, err
-	}
-	r := rs[0]
-	return rollout.Reply{Text: r.Text, NumBkspc: r.NumBkspc, NumActions: r.NumActions, HitCap: r.HitCap}, nil
-}
-
-type builtinSpec struct {
-	reg  *local.Registry
-	opts httpenv.Options
-}
-
-func (b *builtinSpec) Open(ctx context.Context, i int) (envbridge.Env, string, error) {
-	tasks := b.reg.Tasks()
-	task := tasks[i%len(tasks)]
-	env, err := b.reg.New(ctx, task, b.opts)
-	return env, task, err
-}
-
 // Evaluate implements Task: NLL of the validation episodes and the mean
 // reward and valid-action rate of rollouts in the built-in environments
 // (tasks round-robin), written to dir/rollouts.
@@ -144,12 +120,12 @@ func (d *DojoTask) Evaluate(ctx context.Context, t *train.Trainer, dir string) (
 	o.Temperature, o.TopP = 0.8, 0.95
 	o.MaxNewTokens = max(16, t.Params().Cfg.NPositions/2)
 	o.Workers, o.BatchSize = 1, 1
-	pol := &chatPolicy{cp: decode.NewChatPolicy(t.Params(), t.Tokenizer(), o)}
+	pol := &rollout.ChatPolicy{CP: decode.NewChatPolicy(t.Params(), t.Tokenizer(), o)}
 	out := filepath.Join(dir, "rollouts")
 	if err := os.RemoveAll(out); err != nil { // a re-evaluation starts afresh
 		return nil, err
 	}
-	s, err := rollout.Run(ctx, pol, &builtinSpec{reg: reg, opts: httpenv.Options{Seed: int64(d.Seed), MaxSteps: d.MaxSteps, TimeBudget: d.Budget}},
+	s, err := rollout.Run(ctx, pol, &rollout.RegistrySpec{Reg: reg, Tasks: reg.Tasks(), Opts: httpenv.Options{Seed: int64(d.Seed), MaxSteps: d.MaxSteps, TimeBudget: d.Budget}},
 		rollout.Options{Episodes: d.Episodes, Parallel: 1, MaxSteps: d.MaxSteps, Seed: int64(d.Seed), Out: out}, nil)
 	if err != nil {
 		return nil, err
