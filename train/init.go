@@ -1,6 +1,7 @@
 package train
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -38,6 +39,9 @@ func ResolveCheckpoint(path string) (string, error) {
 		return latestCheckpoint(path)
 	}
 	fi, err := os.Stat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("checkpoint %s: no such folder", path)
+	}
 	if err != nil {
 		return "", fmt.Errorf("checkpoint: %w", err)
 	}

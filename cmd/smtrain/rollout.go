@@ -10,13 +10,11 @@ import (
 	"strings"
 	"time"
 
-	"smtrain/data"
 	"smtrain/decode"
 	"smtrain/envbridge"
 	"smtrain/envbridge/httpenv"
 	"smtrain/envbridge/local"
 	"smtrain/envbridge/rollout"
-	"smtrain/model"
 )
 
 var cmdRollout = &Command{
@@ -74,15 +72,7 @@ func runRollout(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	case *maxNew <= 0:
 		return usagef("-max-new must be positive")
 	}
-	dir, err := resolveCheckpoint(*ckpt)
-	if err != nil {
-		return err
-	}
-	p, err := model.Load(dir, model.F32)
-	if err != nil {
-		return err
-	}
-	tok, err := data.LoadTokenizer(filepath.Join(dir, "tokenizer.json"))
+	dir, p, tok, err := loadPolicy(*ckpt)
 	if err != nil {
 		return err
 	}

@@ -10,11 +10,11 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"smtrain/data"
 	"smtrain/decode"
 	"smtrain/model"
+	"smtrain/train"
 )
 
 var cmdSample = &Command{
@@ -136,15 +136,7 @@ func runSample(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		text = string(b)
 	}
 
-	dir, err := resolveCheckpoint(*ckpt)
-	if err != nil {
-		return err
-	}
-	p, err := model.Load(dir, model.F32)
-	if err != nil {
-		return err
-	}
-	tok, err := data.LoadTokenizer(filepath.Join(dir, "tokenizer.json"))
+	dir, p, tok, err := loadPolicy(*ckpt)
 	if err != nil {
 		return err
 	}
@@ -238,22 +230,21 @@ func runSample(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	return nil
 }
 
-// resolveCheckpoint accepts a checkpoint folder or a training output
-// folder whose 'latest' marker names one.
-func resolveCheckpoint(dir string) (string, error) {
-	if _, err := os.Stat(filepath.Join(dir, model.ModelFile)); err == nil {
-		return dir, nil
-	}
-	b, err := os.ReadFile(filepath.Join(dir, "latest"))
+// loadPolicy loads the model and tokenizer of a checkpoint folder or of a
+// training output folder's latest checkpoint (train.ResolveCheckpoint);
+// it returns the resolved folder too.
+func loadPolicy(ckpt string) (string, *model.Params, *data.Tokenizer, error) {
+	dir, err := train.ResolveCheckpoint(ckpt)
 	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return "", fmt.Errorf("%s: not a checkpoint folder (no %s) and no 'latest' marker", dir, model.ModelFile)
-		}
-		return "", err
+		return "", nil, nil, err
 	}
-	name := strings.TrimSpace(string(b))
-	if name == "" || strings.ContainsAny(name, `/\`) || name == "." || name == ".." {
-		return "", fmt.Errorf("%s: malformed marker %q", filepath.Join(dir, "latest"), name)
+	p, err := model.Load(dir, model.F32)
+	if err != nil {
+		return "", nil, nil, err
 	}
-	return filepath.Join(dir, name), nil
+	tok, err := data.LoadTokenizer(filepath.Join(dir, train.TokenizerFile))
+	if err != nil {
+		return "", nil, nil, err
+	}
+	return dir, p, tok, nil
 }

@@ -44,7 +44,7 @@ func tinyCheckpoint(t *testing.T) (string, *data.Tokenizer) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := filepath.Join(t.TempDir(), "ckpt")
+	dir := filepath.Join(t.TempDir(), "ckpt-00000001")
 	if err := model.Save(dir, p, map[string][]byte{"tokenizer.json": js}); err != nil {
 		t.Fatal(err)
 	}
@@ -212,17 +212,17 @@ func TestSampleCommandErrors(t *testing.T) {
 func TestResolveCheckpointLatest(t *testing.T) {
 	dir, _ := tinyCheckpoint(t)
 	out := filepath.Dir(dir)
-	if err := os.WriteFile(filepath.Join(out, "latest"), []byte("ckpt\n"), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(out, "latest"), []byte("ckpt-00000001\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	got, err := resolveCheckpoint(out)
-	if err != nil || got != dir {
+	got, p, tok, err := loadPolicy(out)
+	if err != nil || got != dir || p == nil || tok == nil {
 		t.Fatalf("resolve %q: %q %v", out, got, err)
 	}
 	if err := os.WriteFile(filepath.Join(out, "latest"), []byte("../x\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := resolveCheckpoint(out); err == nil {
+	if _, _, _, err := loadPolicy(out); err == nil {
 		t.Fatal("malformed marker accepted")
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"smtrain/data"
 	"smtrain/decode/serve"
 	"smtrain/model"
 )
@@ -106,15 +105,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	case *grace < 0:
 		return usagef("-grace must be >= 0, got %v", *grace)
 	}
-	dir, err := resolveCheckpoint(*ckpt)
-	if err != nil {
-		return err
-	}
-	p, err := model.Load(dir, model.F32)
-	if err != nil {
-		return err
-	}
-	tok, err := data.LoadTokenizer(filepath.Join(dir, "tokenizer.json"))
+	dir, p, tok, err := loadPolicy(*ckpt)
 	if err != nil {
 		return err
 	}

@@ -147,7 +147,8 @@ func TestServeUsage(t *testing.T) {
 		{[]string{"-ckpt", "x", "-max-concurrency", "0"}, 2, "-max-concurrency"},
 		{[]string{"-ckpt", "x", "-max-tokens", "0"}, 2, "-max-tokens"},
 		{[]string{"-ckpt", "x", "extra"}, 2, "unexpected argument"},
-		{[]string{"-ckpt", filepath.Join(t.TempDir(), "none")}, 1, "not a checkpoint folder"},
+		{[]string{"-ckpt", filepath.Join(t.TempDir(), "none")}, 1, "no such folder"},
+		{[]string{"-ckpt", t.TempDir()}, 1, "neither a checkpoint folder"},
 	} {
 		var out, errb bytes.Buffer
 		code := run(context.Background(), append([]string{"serve"}, c.args...), &out, &errb)
