@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 
 	"smtrain/data"
 	"smtrain/decode"
@@ -154,37 +155,16 @@ func ScoreArith(ps []data.ArithProblem, rs []decode.Result, bkspc int32, stop []
 			s.HitCap++
 		}
 		toks, ok := decode.Replay(r.Actions, bkspc, stop)
-		if !ok || !equalIDs(toks, r.Tokens) {
+		if !ok || !slices.Equal(toks, r.Tokens) {
 			s.Inconsistent++
 			continue
 		}
-		stopped := len(r.Actions) > 0 && containsID(stop, r.Actions[len(r.Actions)-1])
+		stopped := len(r.Actions) > 0 && slices.Contains(stop, r.Actions[len(r.Actions)-1])
 		if stopped && ps[i].Correct(detok(toks)) {
 			s.Correct++
 		}
 	}
 	return s
-}
-
-func equalIDs(a, b []int32) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
-func containsID(ids []int32, x int32) bool {
-	for _, y := range ids {
-		if y == x {
-			return true
-		}
-	}
-	return false
 }
 
 // Evaluate implements Task: exact-match accuracy on the test (and
