@@ -546,3 +546,29 @@ func FuzzParseCursor(f *testing.F) {
 		}
 	})
 }
+
+// TestBuildSeqsAuto: an episode that fits T stays whole; one that does not
+// is split per assistant turn, so no action is lost to truncation.
+func TestBuildSeqsAuto(t *testing.T) {
+	tok := ByteTokenizer()
+	short := Episode{Messages: []Message{{RoleUser, "q"}, {RoleAssistant, "a1"}, {RoleUser, "o"}, {RoleAssistant, "a2"}}}
+	long := Episode{Messages: []Message{{RoleUser, strings.Repeat("q", 30)}, {RoleAssistant, "b1"},
+		{RoleUser, strings.Repeat("o", 30)}, {RoleAssistant, "b2"}, {RoleUser, strings.Repeat("p", 30)}, {RoleAssistant, "b3"}}}
+	const T = 48
+	whole, _, err := BuildSeqs(tok, []Episode{short}, 0)
+	if err != nil || whole[0].NumInputs() > T {
+		t.Fatalf("short episode must fit T: %v", err)
+	}
+	seqs, st, err := BuildSeqsAuto(tok, []Episode{short, long}, T)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, turn, _ := BuildSeqsPerTurn(tok, []Episode{long}, T)
+	_, epi, _ := BuildSeqs(tok, []Episode{long}, T)
+	if len(seqs) != 1+3 || st.Actions != whole[0].NumActions()+turn.Actions {
+		t.Fatalf("auto: %d seqs, %d actions; want 4 seqs, %d actions", len(seqs), st.Actions, whole[0].NumActions()+turn.Actions)
+	}
+	if epi.Actions >= turn.Actions {
+		t.Fatalf("the long episode should lose actions when kept whole (%d vs %d per turn)", epi.Actions, turn.Actions)
+	}
+}
