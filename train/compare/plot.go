@@ -41,29 +41,21 @@ func WritePlots(dir string, res *Results) ([]string, error) {
 		p.Y.Label.Text = "loss (" + o + " objective)"
 		drawn := map[string]bool{}
 		for i, eta := range res.Noise {
-			var cs []*Curves
-			key := ""
-			for _, r := range res.Rows {
-				if r.Objective == o && r.Noise == eta {
-					cs = append(cs, curves[r.Run])
-					key += r.Run + ";"
-				}
-			}
+			cs, key := curvesOf(res, curves, o, eta)
 			if len(cs) == 0 || drawn[key] {
 				continue // a run shared by every noise level is drawn once
 			}
 			drawn[key] = true
-			tr, va := cs, cs
 			label := fmt.Sprintf("η=%g", eta)
 			if sharedObjective(res.Rows, o) {
 				label = "clean data"
 			}
 			col := plotutil.Color(i)
-			x, y := meanCurve(tr, func(c *Curves) ([]float64, []float64) { return c.TrainStep, smooth(c.TrainLoss, 50) })
+			x, y := meanCurve(cs, func(c *Curves) ([]float64, []float64) { return c.TrainStep, smooth(c.TrainLoss, 50) })
 			if err := addLine(p, x, y, col, nil, label+" train"); err != nil {
 				return nil, err
 			}
-			x, y = meanCurve(va, func(c *Curves) ([]float64, []float64) { return c.ValStep, c.ValLoss })
+			x, y = meanCurve(cs, func(c *Curves) ([]float64, []float64) { return c.ValStep, c.ValLoss })
 			if err := addLine(p, x, y, col, []vg.Length{vg.Points(4), vg.Points(3)}, label+" val"); err != nil {
 				return nil, err
 			}
@@ -85,14 +77,7 @@ func WritePlots(dir string, res *Results) ([]string, error) {
 	drawn := map[string]bool{}
 	for _, o := range res.Objectives {
 		for _, eta := range res.Noise {
-			var cs []*Curves
-			key := ""
-			for _, r := range res.Rows {
-				if r.Objective == o && r.Noise == eta {
-					cs = append(cs, curves[r.Run])
-					key += r.Run + ";"
-				}
-			}
+			cs, key := curvesOf(res, curves, o, eta)
 			if len(cs) == 0 || drawn[key] {
 				continue
 			}
@@ -258,4 +243,19 @@ func savePNG(p *plot.Plot, path string) error {
 		return err
 	}
 	return data.WriteFileAtomic(path, buf.Bytes())
+}
+
+// curvesOf returns the curves of the runs of objective o at noise eta (one
+// per seed) and a key naming those runs (runs shared across noise levels
+// give the same key).
+func curvesOf(res *Results, curves map[string]*Curves, o string, eta float64) ([]*Curves, string) {
+	var cs []*Curves
+	key := ""
+	for _, r := range res.Rows {
+		if r.Objective == o && r.Noise == eta {
+			cs = append(cs, curves[r.Run])
+			key += r.Run + ";"
+		}
+	}
+	return cs, key
 }
