@@ -22,7 +22,7 @@ type Decoder struct {
 	cfg        Config
 	nseq, cap_ int
 	lens       []int
-	kc, vc     [][]float32 // per slot (L, cap, D)
+	kc, vc     [][]float32 // per slot (L, H, cap, D/H): each head's entries contiguous
 	logits     [][]float32 // per slot (cap, V)
 
 	// work buffers for up to maxRows rows
@@ -69,6 +69,9 @@ func NewDecoder(p *Params, nseq, maxLen int) (*Decoder, error) {
 		cAttn: linearKernel[float32]{c: D, oc: 3 * D}, cProj: linearKernel[float32]{c: D, oc: D},
 		cFc: linearKernel[float32]{c: D, oc: 4 * D}, fProj: linearKernel[float32]{c: 4 * D, oc: D},
 		head: linearKernel[float32]{c: D, oc: V, transW: true}, gelu: newGELUKernel[float32](rows * 4 * D),
+	}
+	for _, k := range []*linearKernel[float32]{&d.cAttn, &d.cProj, &d.cFc, &d.fProj} {
+		k.half = make([]float32, k.oc)
 	}
 	d.kc, d.vc, d.logits = make([][]float32, nseq), make([][]float32, nseq), make([][]float32, nseq)
 	for s := 0; s < nseq; s++ {
@@ -202,8 +205,16 @@ func (d *Decoder) forward(n int) {
 	if n == 0 {
 		return
 	}
+	if t := decodeTeam(); t != nil && n <= teamMaxRows && t.tryAcquire() {
+		d.useTeam(t)
+		defer func() {
+			d.useTeam(nil)
+			t.release()
+		}()
+	}
 	cfg, P := d.cfg, d.p.List
-	D, V, C := cfg.NEmbd, cfg.VocabSize, d.cap_
+	D, V, C, H := cfg.NEmbd, cfg.VocabSize, d.cap_, cfg.NHead
+	hs := D / H
 	x, x2, h := d.x[:n*D], d.x2[:n*D], d.h[:n*D]
 	qkv, att, f := d.qkv[:n*3*D], d.att[:n*D], d.f[:n*4*D]
 	d.emb.forward(d.tok[:n], d.pos[:n], P[0].F32, P[1].F32, x) // (n, D)
@@ -213,9 +224,11 @@ func (d *Decoder) forward(n int) {
 		d.cAttn.forward(h, w[pAttnW].F32, w[pAttnB].F32, nil, qkv) // (n, 3D)
 		for i := 0; i < n; i++ {
 			s, p := d.rowSeq[i], int(d.pos[i])
-			off := (l*C + p) * D
-			copy(d.kc[s][off:off+D], qkv[i*3*D+D:i*3*D+2*D])
-			copy(d.vc[s][off:off+D], qkv[i*3*D+2*D:i*3*D+3*D])
+			for h := 0; h < H; h++ {
+				off := ((l*H+h)*C + p) * hs
+				copy(d.kc[s][off:off+hs], qkv[i*3*D+D+h*hs:])
+				copy(d.vc[s][off:off+hs], qkv[i*3*D+2*D+h*hs:])
+			}
 		}
 		d.attn.run(n, l)                                            // att (n, D)
 		d.cProj.forward(att, w[pProjW].F32, w[pProjB].F32, x, x2)   // (n, D)
@@ -234,11 +247,24 @@ func (d *Decoder) forward(n int) {
 	}
 }
 
+// teamMaxRows is the most rows a forward step runs on the spin team (one
+// decoding step of a few sequences: short loops where the channel pool's
+// hand-off would cost as much as the work). With another decoder holding
+// the team, a step uses the channel pool.
+var teamMaxRows = 16
+
+// useTeam routes the step's parallel loops to t (nil: the channel pool).
+func (d *Decoder) useTeam(t *spinTeam) {
+	d.cAttn.team, d.cProj.team, d.cFc.team, d.fProj.team, d.head.team = t, t, t, t, t
+	d.attn.team = t
+}
+
 // decAttention attends each (row, head) to its slot's cached keys/values.
 type decAttention struct {
 	d       *Decoder
 	scratch []float32 // (chunks, cap)
 	layer   int
+	team    *spinTeam // when set, run splits on it
 }
 
 func (a *decAttention) run(n, layer int) {
@@ -249,6 +275,13 @@ func (a *decAttention) run(n, layer int) {
 	}
 	rh := n * a.d.cfg.NHead
 	grain := rh
+	if a.team != nil {
+		if work > teamGrainMACs {
+			grain = 1
+		}
+		a.team.parallelFor(rh, grain, a)
+		return
+	}
 	if work > 4*grainElems {
 		grain = 1
 	}
@@ -265,11 +298,11 @@ func (a *decAttention) runRange(chunk, lo, hi int) {
 		i, h := rh/H, rh%H
 		s, p := d.rowSeq[i], int(d.pos[i])
 		q := d.qkv[i*3*D+h*hs : i*3*D+h*hs+hs]
-		base := a.layer * C * D
+		base := (a.layer*H + h) * C * hs
 		kc, vc := d.kc[s][base:], d.vc[s][base:]
 		// scores (p+1) = scale · K[0..p] q
-		if !vec.DotRows(q, kc[h*hs:], D, p+1, scale, sc[:p+1]) {
-			gemv(false, p+1, hs, scale, kc[h*hs:], D, q, 0, sc[:p+1])
+		if !vec.DotRows(q, kc, hs, p+1, scale, sc[:p+1]) {
+			gemv(false, p+1, hs, scale, kc, hs, q, 0, sc[:p+1])
 		}
 		mx := float32(math.Inf(-1))
 		for _, v := range sc[:p+1] {
@@ -284,8 +317,8 @@ func (a *decAttention) runRange(chunk, lo, hi int) {
 		}
 		// out (hs) = V[0..p]ᵀ softmax
 		out := d.att[i*D+h*hs : i*D+h*hs+hs]
-		if !vec.AxpyRows32(sc[:p+1], vc[h*hs:], D, p+1, out) {
-			gemv(true, p+1, hs, 1, vc[h*hs:], D, sc[:p+1], 0, out)
+		if !vec.AxpyRows32(sc[:p+1], vc, hs, p+1, out) {
+			gemv(true, p+1, hs, 1, vc, hs, sc[:p+1], 0, out)
 		}
 	}
 }

@@ -228,3 +228,94 @@ func TestCrossEntropyFloat32(t *testing.T) {
 		t.Errorf("Max of the first 8 = %v over %d", m, n)
 	}
 }
+
+// TestGemvKernels: the one-row linear kernels (vec.Gemv for W (C, OC),
+// vec.DotAcc for W (OC, C)) add to y what a float64 loop gives, over
+// strided weights and widths that exercise every strip and tail, and give
+// bit-identical columns/rows however the output is split between calls
+// (the decoder splits it across cores).
+func TestGemvKernels(t *testing.T) {
+	if !vec.HaveAVX2 {
+		t.Skip("no AVX2+FMA: the decoder uses BLAS gemv")
+	}
+	rng := rand.New(rand.NewPCG(81, 82))
+	randv := func(n int) []float32 {
+		v := make([]float32, n)
+		for i := range v {
+			v[i] = float32(rng.NormFloat64())
+		}
+		return v
+	}
+	for _, sh := range [][2]int{{1, 8}, {3, 16}, {17, 104}, {128, 384}, {40, 136}, {64, 7}} {
+		k, n := sh[0], sh[1]
+		ld := n + 5
+		w, x, y0 := randv(k*ld), randv(k), randv(n)
+		y := append([]float32(nil), y0...)
+		done := vec.Gemv(x, w[2:], ld, y)
+		if done != n&^7 {
+			t.Fatalf("Gemv %dx%d did %d columns, want %d", k, n, done, n&^7)
+		}
+		for j := 0; j < n; j++ {
+			want := float64(y0[j])
+			if j < done {
+				for i := 0; i < k; i++ {
+					want += float64(x[i]) * float64(w[2+i*ld+j])
+				}
+			}
+			if math.Abs(float64(y[j])-want) > 1e-5*math.Max(1, math.Abs(want)) {
+				t.Fatalf("Gemv %dx%d column %d: %v, want %v", k, n, j, y[j], want)
+			}
+		}
+		// the same columns in pieces of 8, 16 and 24, and (on AVX-512
+		// machines) with the AVX2 kernel alone: bit-identical
+		ys := append([]float32(nil), y0...)
+		for lo, step := 0, 8; lo < done; lo, step = lo+step, 8+(step%24) {
+			hi := min(lo+step, done)
+			vec.Gemv(x, w[2+lo:], ld, ys[lo:hi])
+		}
+		y2 := append([]float32(nil), y0...)
+		if vec.HaveAVX512 {
+			vec.HaveAVX512 = false
+			vec.Gemv(x, w[2:], ld, y2)
+			vec.HaveAVX512 = true
+		} else {
+			copy(y2, y)
+		}
+		for j := 0; j < done; j++ {
+			if ys[j] != y[j] || y2[j] != y[j] {
+				t.Fatalf("Gemv %dx%d column %d: %v split, %v AVX2, %v whole", k, n, j, ys[j], y2[j], y[j])
+			}
+		}
+	}
+	for _, sh := range [][2]int{{8, 1}, {16, 3}, {24, 9}, {128, 1024}, {136, 13}} {
+		k, n := sh[0], sh[1]
+		ld := k + 3
+		w, x, y0 := randv(n*ld), randv(k), randv(n)
+		y := append([]float32(nil), y0...)
+		if !vec.DotAcc(x, w[1:], ld, y) {
+			t.Fatalf("DotAcc %dx%d did not run", n, k)
+		}
+		for j := 0; j < n; j++ {
+			want := float64(y0[j])
+			for i := 0; i < k; i++ {
+				want += float64(x[i]) * float64(w[1+j*ld+i])
+			}
+			if math.Abs(float64(y[j])-want) > 1e-5*math.Max(1, math.Abs(want)) {
+				t.Fatalf("DotAcc %dx%d row %d: %v, want %v", n, k, j, y[j], want)
+			}
+		}
+		ys := append([]float32(nil), y0...)
+		for lo, step := 0, 1; lo < n; lo, step = lo+step, 1+(step+2)%7 {
+			hi := min(lo+step, n)
+			vec.DotAcc(x, w[1+lo*ld:], ld, ys[lo:hi])
+		}
+		for j := 0; j < n; j++ {
+			if ys[j] != y[j] {
+				t.Fatalf("DotAcc %dx%d row %d: %v split, %v whole", n, k, j, ys[j], y[j])
+			}
+		}
+	}
+	if vec.DotAcc(make([]float32, 12), make([]float32, 24), 12, make([]float32, 2)) {
+		t.Fatal("DotAcc ran with a width not a multiple of 8")
+	}
+}

@@ -19,6 +19,11 @@ import (
 // run the portable loops on AVX2 machines too).
 var HaveAVX2 = cpu.X86.HasAVX2 && cpu.X86.HasFMA && os.Getenv("SMTRAIN_NOSIMD") == ""
 
+// HaveAVX512 says the AVX-512 variants of some kernels run (same results
+// as their AVX2 versions, bit for bit). SMTRAIN_NOSIMD=1 turns them off with
+// the rest; SMTRAIN_NOAVX512=1 alone.
+var HaveAVX512 = HaveAVX2 && cpu.X86.HasAVX512F && os.Getenv("SMTRAIN_NOAVX512") == ""
+
 const geluS = 0.7978845608028654 // sqrt(2/pi)
 
 // geluConsts are the constants of geluFwdAVX2/geluBwdAVX2, each
@@ -258,4 +263,55 @@ func Scale(dst, src []float32, a float32, acc bool) int {
 	}
 	scaleAVX2(&dst[0], &src[0], n/8, a, c)
 	return n
+}
+
+//go:noescape
+func gemv1AVX2(k int, x *float32, w *float32, ldw int, y *float32, n8 int)
+
+//go:noescape
+func gemv1AVX512(k int, x *float32, w *float32, ldw int, y *float32, n16 int)
+
+//go:noescape
+func dotAccAVX2(x *float32, w *float32, ldw int, n int, k8 int, y *float32)
+
+// Gemv adds x @ w to y for one row over the first 8·⌊len(y)/8⌋ columns:
+// y[j] += Σ_i x[i]·w[i·ldw + j] for i < len(x) (row-major w, leading
+// dimension ldw in elements). It returns the number of columns done (0
+// without AVX2+FMA); the caller does the rest. Each column's sum starts
+// at 0, runs over i in order with one fused multiply-add per term and is
+// then added to y[j], whichever columns a call covers, so splitting the
+// columns between calls does not change any result.
+func Gemv(x, w []float32, ldw int, y []float32) int {
+	n := len(y) &^ 7
+	if !HaveAVX2 || n == 0 || len(x) == 0 {
+		return 0
+	}
+	_ = w[(len(x)-1)*ldw+n-1] // the last element read
+	if HaveAVX512 {
+		n16 := n &^ 15
+		if n16 > 0 {
+			gemv1AVX512(len(x), &x[0], &w[0], ldw, &y[0], n16/16)
+		}
+		if n16 < n {
+			gemv1AVX2(len(x), &x[0], &w[n16], ldw, &y[n16], 1)
+		}
+		return n
+	}
+	gemv1AVX2(len(x), &x[0], &w[0], ldw, &y[0], n/8)
+	return n
+}
+
+// DotAcc adds w x to y: y[j] += Σ_i w[j·ldw + i]·x[i] for j < len(y),
+// i < len(x) (rows of w against x; w row-major with leading dimension
+// ldw). It reports whether it ran: it needs AVX2+FMA and len(x) a
+// multiple of 8. A row's result does not depend on how the rows are split
+// between calls.
+func DotAcc(x, w []float32, ldw int, y []float32) bool {
+	n, k := len(y), len(x)
+	if !HaveAVX2 || n == 0 || k == 0 || k%8 != 0 {
+		return false
+	}
+	_ = w[(n-1)*ldw+k-1]
+	dotAccAVX2(&x[0], &w[0], ldw, n, k/8, &y[0])
+	return true
 }

@@ -5,6 +5,9 @@ package vec
 // HaveAVX2 is false off amd64: callers run their portable loops.
 const HaveAVX2 = false
 
+// HaveAVX512 is false off amd64.
+var HaveAVX512 = false
+
 // GELUForward does nothing off amd64.
 func GELUForward(x, y, th []float32) int { return 0 }
 
@@ -34,3 +37,9 @@ func Max(x []float32) (float32, int) { return 0, 0 }
 
 // Scale does nothing off amd64.
 func Scale(dst, src []float32, a float32, acc bool) int { return 0 }
+
+// Gemv does nothing off amd64.
+func Gemv(x, w []float32, ldw int, y []float32) int { return 0 }
+
+// DotAcc does nothing off amd64.
+func DotAcc(x, w []float32, ldw int, y []float32) bool { return false }

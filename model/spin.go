@@ -1,0 +1,159 @@
+package model
+
+import (
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// spinTeam runs the parallel loops of a latency-bound caller: a batch-1
+// decoder step is ~20 loops of 0.5–5 µs each, and handing each to the
+// channel pool (a goroutine wake-up through the scheduler, often a futex)
+// costs about as much as the loop. The team's helper goroutines instead
+// spin on an atomic word after each loop, so the next one starts on them
+// within a few hundred nanoseconds; after spinIdle without work they park
+// on a channel (costing nothing) until a loop wakes them.
+//
+// Work is claimed, not assigned: the leader publishes a loop's chunks and
+// then claims chunks itself like any helper, so a helper that is parked or
+// descheduled never holds a loop up unless it has already claimed a chunk.
+// One leader at a time: tryAcquire fails while another goroutine leads,
+// and that caller uses the channel pool instead.
+type spinTeam struct {
+	lead sync.Mutex
+	size int // workers, the leader included (≤ maxChunks)
+	// state is seq<<32 | nChunks<<16 | next: the loop's sequence number,
+	// its chunk count and the next chunk to claim, claimed by CAS (a CAS
+	// for a past loop fails because seq changed).
+	state atomic.Uint64
+	done  atomic.Int64 // chunks helpers finished in the current loop
+	seq   uint32       // the leader's last loop (only the leader uses it)
+	task  rangeTask    // the current loop; stable while any chunk runs
+	n     int
+	// per helper: parked is 1 while it sleeps on wake
+	parked []atomic.Int32
+	wake   []chan struct{}
+}
+
+// spinIdle is how long a helper spins without work before it parks.
+const spinIdle = 200 * time.Microsecond
+
+// maxTeam caps the team's size: a decoding step splits its large products
+// in two (the halves of linearKernel's one-row forward), so more helpers
+// would mostly spin.
+const maxTeam = 2
+
+var (
+	teamOnce sync.Once
+	team     *spinTeam // nil on one core
+)
+
+// decodeTeam returns the process-wide team (nil with GOMAXPROCS 1),
+// starting its helpers on first use.
+func decodeTeam() *spinTeam {
+	teamOnce.Do(func() {
+		n := min(maxChunks(), maxTeam)
+		if n < 2 {
+			return
+		}
+		t := &spinTeam{size: n, parked: make([]atomic.Int32, n-1), wake: make([]chan struct{}, n-1)}
+		for i := range t.wake {
+			t.wake[i] = make(chan struct{}, 1)
+			go t.helper(i)
+		}
+		team = t
+	})
+	return team
+}
+
+func (t *spinTeam) tryAcquire() bool { return t.lead.TryLock() }
+func (t *spinTeam) release()         { t.lead.Unlock() }
+
+// parallelFor is parallelFor on the team, in at most t.size chunks; only
+// the goroutine that holds the team may call it.
+func (t *spinTeam) parallelFor(n, grain int, task rangeTask) {
+	if n <= 0 {
+		return
+	}
+	c := min(numChunks(n, grain), t.size)
+	if c == 1 {
+		task.runRange(0, 0, n)
+		return
+	}
+	t.task, t.n = task, n
+	t.done.Store(0)
+	t.seq++
+	// chunk 0 is the leader's from the start (no CAS race with a helper
+	// reading the new state)
+	t.state.Store(uint64(t.seq)<<32 | uint64(c)<<16 | 1)
+	for i := range t.parked {
+		if t.parked[i].Load() == 1 && t.parked[i].CompareAndSwap(1, 0) {
+			select {
+			case t.wake[i] <- struct{}{}:
+			default:
+			}
+		}
+	}
+	task.runRange(0, 0, n/c)
+	mine := 1 + t.claim(t.seq, false)
+	for spins := 0; mine+int(t.done.Load()) < c; spins++ {
+		if spins&(1<<16-1) == 1<<16-1 {
+			// ~100 µs: a helper that claimed a chunk was descheduled;
+			// let the scheduler run it should it be queued on our P
+			runtime.Gosched()
+		}
+	}
+}
+
+// claim runs chunks of loop seq until none is left and returns how many
+// it ran; a helper (report) adds each finished chunk to done at once.
+func (t *spinTeam) claim(seq uint32, report bool) int {
+	ran := 0
+	for {
+		st := t.state.Load()
+		if uint32(st>>32) != seq {
+			return ran
+		}
+		nc, next := int(st>>16&0xffff), int(st&0xffff)
+		if next >= nc {
+			return ran
+		}
+		if !t.state.CompareAndSwap(st, st+1) {
+			continue
+		}
+		// chunk next of loop seq is ours: the leader does not touch task
+		// or n before every chunk is done
+		task, n := t.task, t.n
+		task.runRange(next, next*n/nc, (next+1)*n/nc)
+		ran++
+		if report {
+			t.done.Add(1)
+		}
+	}
+}
+
+func (t *spinTeam) helper(id int) {
+	var seen uint32
+	last := time.Now()
+	for spins := 0; ; spins++ {
+		st := t.state.Load()
+		if s := uint32(st >> 32); s != seen {
+			seen = s
+			t.claim(s, true)
+			last, spins = time.Now(), 0
+			continue
+		}
+		if spins&255 != 255 || time.Since(last) < spinIdle {
+			continue
+		}
+		// park: announce it, then look once more for a loop published
+		// before the announcement was visible
+		t.parked[id].Store(1)
+		if uint32(t.state.Load()>>32) != seen && t.parked[id].CompareAndSwap(1, 0) {
+			continue
+		}
+		<-t.wake[id] // a leader took parked back to 0 and sends (or sent) this
+		last = time.Now()
+	}
+}

@@ -1,0 +1,152 @@
+package model
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// countTask records which chunk ran each item.
+type countTask struct {
+	runs   []int32
+	chunks []int32
+	maxC   atomic.Int32
+}
+
+func (c *countTask) runRange(chunk, lo, hi int) {
+	for i := lo; i < hi; i++ {
+		c.runs[i]++
+		c.chunks[i] = int32(chunk)
+	}
+	for {
+		m := c.maxC.Load()
+		if int32(chunk) <= m || c.maxC.CompareAndSwap(m, int32(chunk)) {
+			return
+		}
+	}
+}
+
+// TestSpinTeamRunsEveryItemOnce: every loop on the team runs each item
+// exactly once, in contiguous chunks numbered below the team's size,
+// whether the helper is spinning, parked (after spinIdle without work) or
+// just waking, and the helper does take chunks.
+func TestSpinTeamRunsEveryItemOnce(t *testing.T) {
+	tm := decodeTeam()
+	if tm == nil {
+		t.Skip("one core: no team")
+	}
+	if !tm.tryAcquire() {
+		t.Fatal("team busy")
+	}
+	defer tm.release()
+	if tm.tryAcquire() {
+		t.Fatal("a second leader acquired the team")
+	}
+	rng := rand.New(rand.NewPCG(5, 6))
+	helperRan := 0
+	for loop := 0; loop < 3000; loop++ {
+		if loop%500 == 499 {
+			time.Sleep(2 * spinIdle) // the helper parks; the next loops wake it
+		}
+		n := 1 + rng.IntN(40)
+		c := &countTask{runs: make([]int32, n), chunks: make([]int32, n)}
+		tm.parallelFor(n, 1+rng.IntN(4), c)
+		for i, r := range c.runs {
+			if r != 1 {
+				t.Fatalf("loop %d: item %d of %d ran %d times", loop, i, n, r)
+			}
+			if i > 0 && c.chunks[i] != c.chunks[i-1] && c.chunks[i] != c.chunks[i-1]+1 {
+				t.Fatalf("loop %d: chunks not contiguous: %v", loop, c.chunks)
+			}
+		}
+		if int(c.maxC.Load()) >= tm.size {
+			t.Fatalf("loop %d: chunk %d with a team of %d", loop, c.maxC.Load(), tm.size)
+		}
+		if c.maxC.Load() > 0 {
+			helperRan++
+		}
+	}
+	if helperRan == 0 {
+		t.Fatal("no loop was split")
+	}
+}
+
+// TestDecoderTeamSameLogits: a decoder step gives bit-identical logits
+// whether its loops run on the spin team (both halves of every one-row
+// product on two cores, even the smallest) or all on the caller, and two
+// decoders stepping at once (one gets the team, the other the channel
+// pool) give what each gives alone.
+func TestDecoderTeamSameLogits(t *testing.T) {
+	if decodeTeam() == nil {
+		t.Skip("one core: no team")
+	}
+	oldRows, oldHalves, oldGrain := teamMaxRows, teamHalvesMACs, teamGrainMACs
+	defer func() { teamMaxRows, teamHalvesMACs, teamGrainMACs = oldRows, oldHalves, oldGrain }()
+	teamHalvesMACs, teamGrainMACs = 0, 1
+	cfg := Config{NLayer: 2, NHead: 2, NEmbd: 64, NPositions: 40, VocabSize: 70, LayerNormEpsilon: 1e-5, BkspcTokenID: 2, EOSTokenID: 1}
+	p, err := NewParams(cfg, F32, rand.New(rand.NewPCG(9, 10)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := func(seed uint64) [][]float32 {
+		rng := rand.New(rand.NewPCG(seed, 1))
+		d, err := NewDecoder(p, 1, cfg.NPositions)
+		if err != nil {
+			t.Error(err)
+			return nil
+		}
+		prompt := make([]int32, 5)
+		for i := range prompt {
+			prompt[i] = int32(rng.IntN(cfg.VocabSize))
+		}
+		if err := d.Prefill(0, prompt); err != nil {
+			t.Error(err)
+			return nil
+		}
+		var out [][]float32
+		for step := 0; step < 30; step++ {
+			if d.Len(0) > 1 && rng.IntN(4) == 0 {
+				if err := d.Pop(0); err != nil {
+					t.Error(err)
+					return nil
+				}
+			} else if err := d.Push([]int{0}, []int32{int32(rng.IntN(cfg.VocabSize))}); err != nil {
+				t.Error(err)
+				return nil
+			}
+			out = append(out, append([]float32(nil), d.Logits(0)...))
+		}
+		return out
+	}
+	same := func(what string, a, b [][]float32) {
+		t.Helper()
+		if fmt.Sprint(a) != fmt.Sprint(b) || len(a) == 0 {
+			t.Fatalf("%s: logits differ", what)
+		}
+	}
+	teamMaxRows = 16
+	withTeam := [2][][]float32{run(1), run(2)}
+	teamMaxRows = 0
+	alone := [2][][]float32{run(1), run(2)}
+	same("team vs caller, seed 1", withTeam[0], alone[0])
+	same("team vs caller, seed 2", withTeam[1], alone[1])
+
+	teamMaxRows = 16
+	var both [2][][]float32
+	var wg sync.WaitGroup
+	for i := range both {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for rep := 0; rep < 5; rep++ {
+				both[i] = run(uint64(i + 1))
+			}
+		}()
+	}
+	wg.Wait()
+	same("concurrent decoders, seed 1", both[0], alone[0])
+	same("concurrent decoders, seed 2", both[1], alone[1])
+}
