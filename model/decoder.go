@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"time"
 
 	"smtrain/model/internal/vec"
 )
@@ -206,12 +207,23 @@ func (d *Decoder) forward(n int) {
 		return
 	}
 	if t := decodeTeam(); t != nil && n <= teamMaxRows && t.tryAcquire() {
-		d.useTeam(t)
-		defer func() {
-			d.useTeam(nil)
-			t.release()
-		}()
+		defer t.release()
+		u := &t.tune[min(n-1, 1)]
+		on := t.fixed || u.pick()
+		if on {
+			d.useTeam(t)
+			defer d.useTeam(nil)
+		}
+		t0 := time.Now()
+		d.step(n)
+		u.record(time.Since(t0))
+		return
 	}
+	d.step(n)
+}
+
+// step is forward's work, on the team when the kernels' team is set.
+func (d *Decoder) step(n int) {
 	cfg, P := d.cfg, d.p.List
 	D, V, C, H := cfg.NEmbd, cfg.VocabSize, d.cap_, cfg.NHead
 	hs := D / H

@@ -1,7 +1,9 @@
 package model
 
 import (
+	"os"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,6 +36,10 @@ type spinTeam struct {
 	// per helper: parked is 1 while it sleeps on wake
 	parked []atomic.Int32
 	wake   []chan struct{}
+	// whether decoder steps use the team: tuned per step size class
+	// (one row; more rows), or fixed by SMTRAIN_DECODE_TEAM=on
+	tune  [2]teamTuner
+	fixed bool
 }
 
 // spinIdle is how long a helper spins without work before it parks.
@@ -49,15 +55,18 @@ var (
 	team     *spinTeam // nil on one core
 )
 
-// decodeTeam returns the process-wide team (nil with GOMAXPROCS 1),
-// starting its helpers on first use.
+// decodeTeam returns the process-wide team (nil with GOMAXPROCS 1 or
+// SMTRAIN_DECODE_TEAM=off), starting its helpers on first use. Decoder
+// steps use it when its tuner says so, always with SMTRAIN_DECODE_TEAM=on.
 func decodeTeam() *spinTeam {
 	teamOnce.Do(func() {
 		n := min(maxChunks(), maxTeam)
-		if n < 2 {
+		mode := os.Getenv("SMTRAIN_DECODE_TEAM")
+		if n < 2 || mode == "off" {
 			return
 		}
-		t := &spinTeam{size: n, parked: make([]atomic.Int32, n-1), wake: make([]chan struct{}, n-1)}
+		t := &spinTeam{size: n, parked: make([]atomic.Int32, n-1), wake: make([]chan struct{}, n-1),
+			tune: [2]teamTuner{newTeamTuner(), newTeamTuner()}, fixed: mode == "on"}
 		for i := range t.wake {
 			t.wake[i] = make(chan struct{}, 1)
 			go t.helper(i)
@@ -156,4 +165,71 @@ func (t *spinTeam) helper(id int) {
 		<-t.wake[id] // a leader took parked back to 0 and sends (or sent) this
 		last = time.Now()
 	}
+}
+
+// teamTuner decides, step by step, whether a decoder step runs on the
+// team or all on the caller. Both give bit-identical results; which is
+// faster depends on the machine of the moment (on a shared virtual machine
+// we measured the team 1.9× faster per batch-1 step in one period and 1.4×
+// slower in another, when cross-core traffic was slow), so it measures:
+// runs of steps in the preferred mode alternate with short trials of the
+// other, and the medians of the last trialLen steps of each are compared.
+// The preference flips when the trial is clearly faster; otherwise the
+// next trial comes twice as late (up to maxTrialGap steps). Only the
+// goroutine holding the team uses it.
+type teamTuner struct {
+	preferTeam bool
+	gap, left  int // steps between trials, steps left before the next one
+	trial      int // steps left in the current trial (0: none)
+	base, try  [trialLen]time.Duration
+	nb, nt     int
+}
+
+const (
+	trialLen    = 8
+	minTrialGap = 32
+	maxTrialGap = 4096
+)
+
+func newTeamTuner() teamTuner {
+	return teamTuner{preferTeam: true, gap: minTrialGap, left: 2 * trialLen}
+}
+
+// pick says whether the next step runs on the team.
+func (u *teamTuner) pick() bool {
+	if u.trial > 0 {
+		return !u.preferTeam
+	}
+	return u.preferTeam
+}
+
+// record takes the duration of the step pick was asked about.
+func (u *teamTuner) record(d time.Duration) {
+	if u.trial > 0 {
+		u.try[u.nt%trialLen] = d
+		u.nt++
+		if u.trial--; u.trial > 0 {
+			return
+		}
+		if medianDur(u.try[:]) < medianDur(u.base[:])*19/20 {
+			u.preferTeam = !u.preferTeam
+			u.gap = minTrialGap
+		} else {
+			u.gap = min(2*u.gap, maxTrialGap)
+		}
+		u.left, u.nb = u.gap, 0
+		return
+	}
+	u.base[u.nb%trialLen] = d
+	u.nb++
+	if u.left--; u.left <= 0 && u.nb >= trialLen {
+		u.trial, u.nt = trialLen, 0
+	}
+}
+
+func medianDur(v []time.Duration) time.Duration {
+	s := make([]time.Duration, 0, trialLen)
+	s = append(s, v...)
+	slices.Sort(s)
+	return s[len(s)/2]
 }

@@ -83,8 +83,9 @@ func TestDecoderTeamSameLogits(t *testing.T) {
 	if decodeTeam() == nil {
 		t.Skip("one core: no team")
 	}
-	oldRows, oldHalves, oldGrain := teamMaxRows, teamHalvesMACs, teamGrainMACs
-	defer func() { teamMaxRows, teamHalvesMACs, teamGrainMACs = oldRows, oldHalves, oldGrain }()
+	oldRows, oldHalves, oldGrain, oldFixed := teamMaxRows, teamHalvesMACs, teamGrainMACs, team.fixed
+	defer func() { teamMaxRows, teamHalvesMACs, teamGrainMACs, team.fixed = oldRows, oldHalves, oldGrain, oldFixed }()
+	team.fixed = true // every step on the team (not as the tuner picks)
 	teamHalvesMACs, teamGrainMACs = 0, 1
 	cfg := Config{NLayer: 2, NHead: 2, NEmbd: 64, NPositions: 40, VocabSize: 70, LayerNormEpsilon: 1e-5, BkspcTokenID: 2, EOSTokenID: 1}
 	p, err := NewParams(cfg, F32, rand.New(rand.NewPCG(9, 10)))
@@ -149,4 +150,44 @@ func TestDecoderTeamSameLogits(t *testing.T) {
 	wg.Wait()
 	same("concurrent decoders, seed 1", both[0], alone[0])
 	same("concurrent decoders, seed 2", both[1], alone[1])
+}
+
+// TestTeamTuner: fed step times where one mode is faster, the tuner moves
+// to it after one trial, then spends few steps on the slower mode (trials
+// ever further apart), and follows a change of which mode is faster.
+func TestTeamTuner(t *testing.T) {
+	u := newTeamTuner()
+	cost := map[bool]time.Duration{true: 100, false: 60} // team slower
+	run := func(steps int) (onTeam int) {
+		for i := 0; i < steps; i++ {
+			on := u.pick()
+			if on {
+				onTeam++
+			}
+			u.record(cost[on] + time.Duration(i%3)) // a little noise
+		}
+		return onTeam
+	}
+	run(2*trialLen + trialLen)
+	if u.preferTeam {
+		t.Fatal("still prefers the slower team after a trial")
+	}
+	if n := run(20000); n > 20000/50 {
+		t.Fatalf("%d of 20000 steps on the slower mode", n)
+	}
+	if u.gap != maxTrialGap {
+		t.Fatalf("trial gap %d after a stable stretch, want %d", u.gap, maxTrialGap)
+	}
+	cost[true] = 40 // now the team is faster
+	run(maxTrialGap + 2*trialLen)
+	if !u.preferTeam {
+		t.Fatal("did not move back to the team once it was faster")
+	}
+	// equal costs: no flapping
+	cost[false] = 40
+	before := u.preferTeam
+	run(5000)
+	if u.preferTeam != before {
+		t.Fatal("switched between equally fast modes")
+	}
 }
