@@ -294,7 +294,9 @@ func (a *decAttention) run(n, layer int) {
 		a.team.parallelFor(rh, grain, a)
 		return
 	}
-	if work > 4*grainElems {
+	if work > 64*grainElems {
+		// the channel pool's hand-off (a futex wake-up, several µs)
+		// pays only for long contexts
 		grain = 1
 	}
 	parallelFor(rh, grain, a)

@@ -84,7 +84,9 @@ func TestDecoderTeamSameLogits(t *testing.T) {
 		t.Skip("one core: no team")
 	}
 	oldRows, oldHalves, oldGrain, oldFixed := teamMaxRows, teamHalvesMACs, teamGrainMACs, team.fixed
-	defer func() { teamMaxRows, teamHalvesMACs, teamGrainMACs, team.fixed = oldRows, oldHalves, oldGrain, oldFixed }()
+	defer func() {
+		teamMaxRows, teamHalvesMACs, teamGrainMACs, team.fixed = oldRows, oldHalves, oldGrain, oldFixed
+	}()
 	team.fixed = true // every step on the team (not as the tuner picks)
 	teamHalvesMACs, teamGrainMACs = 0, 1
 	cfg := Config{NLayer: 2, NHead: 2, NEmbd: 64, NPositions: 40, VocabSize: 70, LayerNormEpsilon: 1e-5, BkspcTokenID: 2, EOSTokenID: 1}
