@@ -457,8 +457,19 @@ func (k *linearKernel[T]) runRange(_, lo, hi int) {
 		}
 		r0 := 0 // rows before r0 are done
 		if isF32[T]() && !k.transW && vecGemm && n >= 4 {
-			// 4 rows at a time through the AVX2 kernel (weights read once
-			// per 4 rows, no packing); its tail columns through BLAS
+			// 8 rows at a time through the AVX-512 kernel, 4 through the
+			// AVX2 one (weights read once per 8 or 4 rows, no packing;
+			// the same arithmetic), their tail columns through BLAS
+			for ; r0+8 <= n && vec.HaveAVX512; r0 += 8 {
+				x, y := as32(k.x[r0*c:]), as32(k.y[r0*oc+lo:])
+				d := vec.Gemm8(c, w, x, c, as32(k.w[lo:]), oc, y, oc)
+				for h := 0; h < 8; h += 4 {
+					e := d + vec.Gemm4(c, w-d, x[h*c:], c, as32(k.w[lo+d:]), oc, y[h*oc+d:], oc)
+					if e < w {
+						gemm(false, false, 4, w-e, c, 1, k.x[(r0+h)*c:], c, k.w[lo+e:], oc, 1, k.y[(r0+h)*oc+lo+e:], oc)
+					}
+				}
+			}
 			for ; r0+4 <= n; r0 += 4 {
 				d := vec.Gemm4(c, w, as32(k.x[r0*c:]), c, as32(k.w[lo:]), oc, as32(k.y[r0*oc+lo:]), oc)
 				if d < w {

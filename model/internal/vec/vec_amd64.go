@@ -315,3 +315,19 @@ func DotAcc(x, w []float32, ldw int, y []float32) bool {
 	dotAccAVX2(&x[0], &w[0], ldw, n, k/8, &y[0])
 	return true
 }
+
+//go:noescape
+func gemm8x32AVX512(k int, x *float32, ldx int, w *float32, ldw int, y *float32, ldy int, nb int)
+
+// Gemm8 is Gemm4 for 8 rows and the first 32·⌊n/32⌋ columns, with
+// AVX-512 (weights read once per 8 rows). It returns the number of
+// columns done (0 without AVX-512); the arithmetic per element is Gemm4's.
+func Gemm8(k, n int, x []float32, ldx int, w []float32, ldw int, y []float32, ldy int) int {
+	nc := n &^ 31
+	if !HaveAVX512 || nc == 0 || k == 0 {
+		return 0
+	}
+	_, _, _ = x[7*ldx+k-1], w[(k-1)*ldw+nc-1], y[7*ldy+nc-1]
+	gemm8x32AVX512(k, &x[0], ldx, &w[0], ldw, &y[0], ldy, nc/32)
+	return nc
+}

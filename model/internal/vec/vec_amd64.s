@@ -1150,3 +1150,131 @@ z16k:
 zdone:
 	VZEROUPPER
 	RET
+
+// func gemm8x32AVX512(k int, x *float32, ldx int, w *float32, ldw int, y *float32, ldy int, nb int)
+// y[r, 32b+j] += Σ_i x[r, i]·w[i, 32b+j] for r < 8, j < 32, b < nb, i < k:
+// per element a fused multiply-add chain from 0 over i in order, then added
+// to y (gemm4x16AVX2's and gemv1AVX2's arithmetic, so results agree bit
+// for bit whichever kernel computes an element).
+TEXT ·gemm8x32AVX512(SB), NOSPLIT, $0-64
+	MOVQ k+0(FP), AX
+	MOVQ x+8(FP), R14
+	MOVQ ldx+16(FP), CX
+	SHLQ $2, CX                     // ldx in bytes
+	MOVQ w+24(FP), R15
+	MOVQ ldw+32(FP), R11
+	SHLQ $2, R11                    // ldw in bytes
+	MOVQ y+40(FP), DX
+	MOVQ ldy+48(FP), R12
+	SHLQ $2, R12                    // ldy in bytes
+	MOVQ nb+56(FP), R13
+	TESTQ R13, R13
+	JZ   edone
+	TESTQ AX, AX
+	JZ   edone
+	LEAQ (CX)(CX*2), R10            // 3·ldx
+
+eblock:
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	MOVQ R14, SI                    // x rows 0..3 via SI + {0,1,2,3}·ldx
+	LEAQ (SI)(CX*4), R8             // x rows 4..7
+	MOVQ R15, DI
+	MOVQ AX, BX
+
+ek:
+	VMOVUPS (DI), Z16
+	VMOVUPS 64(DI), Z17
+	VBROADCASTSS (SI), Z18
+	VFMADD231PS Z16, Z18, Z0
+	VFMADD231PS Z17, Z18, Z1
+	VBROADCASTSS (SI)(CX*1), Z19
+	VFMADD231PS Z16, Z19, Z2
+	VFMADD231PS Z17, Z19, Z3
+	VBROADCASTSS (SI)(CX*2), Z20
+	VFMADD231PS Z16, Z20, Z4
+	VFMADD231PS Z17, Z20, Z5
+	VBROADCASTSS (SI)(R10*1), Z21
+	VFMADD231PS Z16, Z21, Z6
+	VFMADD231PS Z17, Z21, Z7
+	VBROADCASTSS (R8), Z18
+	VFMADD231PS Z16, Z18, Z8
+	VFMADD231PS Z17, Z18, Z9
+	VBROADCASTSS (R8)(CX*1), Z19
+	VFMADD231PS Z16, Z19, Z10
+	VFMADD231PS Z17, Z19, Z11
+	VBROADCASTSS (R8)(CX*2), Z20
+	VFMADD231PS Z16, Z20, Z12
+	VFMADD231PS Z17, Z20, Z13
+	VBROADCASTSS (R8)(R10*1), Z21
+	VFMADD231PS Z16, Z21, Z14
+	VFMADD231PS Z17, Z21, Z15
+	ADDQ $4, SI
+	ADDQ $4, R8
+	ADDQ R11, DI
+	DECQ BX
+	JNZ  ek
+
+	MOVQ DX, DI
+	VADDPS (DI), Z0, Z0
+	VADDPS 64(DI), Z1, Z1
+	VMOVUPS Z0, (DI)
+	VMOVUPS Z1, 64(DI)
+	ADDQ R12, DI
+	VADDPS (DI), Z2, Z2
+	VADDPS 64(DI), Z3, Z3
+	VMOVUPS Z2, (DI)
+	VMOVUPS Z3, 64(DI)
+	ADDQ R12, DI
+	VADDPS (DI), Z4, Z4
+	VADDPS 64(DI), Z5, Z5
+	VMOVUPS Z4, (DI)
+	VMOVUPS Z5, 64(DI)
+	ADDQ R12, DI
+	VADDPS (DI), Z6, Z6
+	VADDPS 64(DI), Z7, Z7
+	VMOVUPS Z6, (DI)
+	VMOVUPS Z7, 64(DI)
+	ADDQ R12, DI
+	VADDPS (DI), Z8, Z8
+	VADDPS 64(DI), Z9, Z9
+	VMOVUPS Z8, (DI)
+	VMOVUPS Z9, 64(DI)
+	ADDQ R12, DI
+	VADDPS (DI), Z10, Z10
+	VADDPS 64(DI), Z11, Z11
+	VMOVUPS Z10, (DI)
+	VMOVUPS Z11, 64(DI)
+	ADDQ R12, DI
+	VADDPS (DI), Z12, Z12
+	VADDPS 64(DI), Z13, Z13
+	VMOVUPS Z12, (DI)
+	VMOVUPS Z13, 64(DI)
+	ADDQ R12, DI
+	VADDPS (DI), Z14, Z14
+	VADDPS 64(DI), Z15, Z15
+	VMOVUPS Z14, (DI)
+	VMOVUPS Z15, 64(DI)
+
+	ADDQ $128, R15                  // next 32 columns
+	ADDQ $128, DX
+	DECQ R13
+	JNZ  eblock
+
+edone:
+	VZEROUPPER
+	RET
