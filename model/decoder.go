@@ -38,6 +38,7 @@ type Decoder struct {
 	head                     linearKernel[float32]
 	gelu                     *geluKernel[float32]
 	attn                     decAttention
+	row                      rowStep
 }
 
 // NewDecoder makes a decoder over float32 params p with nseq slots of at
@@ -71,9 +72,7 @@ func NewDecoder(p *Params, nseq, maxLen int) (*Decoder, error) {
 		cFc: linearKernel[float32]{c: D, oc: 4 * D}, fProj: linearKernel[float32]{c: 4 * D, oc: D},
 		head: linearKernel[float32]{c: D, oc: V, transW: true}, gelu: newGELUKernel[float32](rows * 4 * D),
 	}
-	for _, k := range []*linearKernel[float32]{&d.cAttn, &d.cProj, &d.cFc, &d.fProj} {
-		k.half = make([]float32, k.oc)
-	}
+	d.row = rowStep{d: d, proj: make([]float32, D), fproj: make([]float32, D)}
 	d.kc, d.vc, d.logits = make([][]float32, nseq), make([][]float32, nseq), make([][]float32, nseq)
 	for s := 0; s < nseq; s++ {
 		d.kc[s] = make([]float32, L*maxLen*D)
@@ -210,13 +209,24 @@ func (d *Decoder) forward(n int) {
 		defer t.release()
 		u := &t.tune[min(n-1, 1)]
 		on := t.fixed || u.pick()
-		if on {
-			d.useTeam(t)
-			defer d.useTeam(nil)
-		}
 		t0 := time.Now()
-		d.step(n)
+		switch {
+		case n == 1 && on:
+			d.stepRow(t)
+		case n == 1:
+			d.stepRow(nil)
+		case on:
+			d.useTeam(t)
+			d.step(n)
+			d.useTeam(nil)
+		default:
+			d.step(n)
+		}
 		u.record(time.Since(t0))
+		return
+	}
+	if n == 1 {
+		d.stepRow(nil)
 		return
 	}
 	d.step(n)

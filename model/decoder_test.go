@@ -14,7 +14,8 @@ func TestDecoderMatchesFullForward(t *testing.T) { decoderMatchesFullForward(t, 
 
 // TestDecoderBatchSizes reruns it at batch 1 and 8 on a config whose
 // heads are 32 wide (the decoder's vector attention kernels and the
-// batched 4-row linear kernel run), and at batch 8 on cfgTest.
+// batched 4-row linear kernel run), at batch 8 on cfgTest, and at batch 1
+// with three heads.
 func TestDecoderBatchSizes(t *testing.T) {
 	for _, nseq := range []int{1, 8} {
 		t.Run(fmt.Sprintf("cfgTest/nseq=%d", nseq), func(t *testing.T) { decoderMatchesFullForward(t, nseq) })
@@ -25,6 +26,9 @@ func TestDecoderBatchSizes(t *testing.T) {
 	for _, nseq := range []int{1, 8} {
 		t.Run(fmt.Sprintf("hs32/nseq=%d", nseq), func(t *testing.T) { decoderMatchesFullForward(t, nseq) })
 	}
+	// three heads and an odd vocabulary: the one-row step's halves differ
+	cfgTest = Config{NLayer: 2, NHead: 3, NEmbd: 24, NPositions: 24, VocabSize: 51, LayerNormEpsilon: 1e-5, BkspcTokenID: 2, EOSTokenID: 1}
+	t.Run("H3/nseq=1", func(t *testing.T) { decoderMatchesFullForward(t, 1) })
 }
 
 func decoderMatchesFullForward(t *testing.T, nseq int) {

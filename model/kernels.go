@@ -291,10 +291,6 @@ type linearKernel[T Float] struct {
 	n, phase                      int
 	beta                          T         // 1 to accumulate, 0 to overwrite
 	team                          *spinTeam // when set, forward splits on it (the decoder's step)
-	// half (OC), when set, makes a one-row forward with W (C, OC) sum
-	// the two halves of W's rows separately (the decoder's step; see
-	// forward): the second half's partial sums go here.
-	half []T
 }
 
 // gemvMaxRows is the largest number of rows for which the linear forward
@@ -319,11 +315,6 @@ var colGrainMACs = 1 << 17
 // (the decoder's step), whose hand-off costs far less than the pool's.
 var teamGrainMACs = 1 << 13
 
-// teamHalvesMACs is the smallest one-row product whose two row halves a
-// spinTeam runs on two cores (smaller ones run both halves on the caller,
-// the same arithmetic).
-var teamHalvesMACs = 1 << 14
-
 // taskSplitBackward lets a linear backward on two workers compute dx on
 // one and dW, db on the other instead of splitting each by rows/columns
 // (one hand-off instead of two, whole BLAS calls). A variable so tests
@@ -344,26 +335,6 @@ const colBlock = 16
 func (k *linearKernel[T]) forward(x, w, b, r, y []T) {
 	k.x, k.w, k.b, k.r, k.y, k.phase = x, w, b, r, y, 0
 	k.n = len(x) / k.c
-	if k.half != nil && k.n == 1 && !k.transW && k.c >= 2 {
-		// one row, W (C, OC): the two halves of W's rows (each a
-		// contiguous half of its memory) on two cores, then
-		// y = ((r + b) + x[:h]·W[:h]) + x[h:]·W[h:] on either path
-		k.phase = 5
-		if k.team != nil && k.c*k.oc >= teamHalvesMACs {
-			k.team.parallelFor(2, 1, k)
-		} else {
-			k.runRange(0, 0, 2)
-		}
-		y, p := k.y[:k.oc], k.half[:k.oc]
-		d := 0
-		if isF32[T]() {
-			d = vec.Scale(as32(y), as32(p), 1, true)
-		}
-		for j := d; j < len(y); j++ {
-			y[j] += p[j]
-		}
-		return
-	}
 	if k.n <= colSplitMaxRows {
 		k.phase = 3
 		nb := (k.oc + colBlock - 1) / colBlock
@@ -500,37 +471,6 @@ func (k *linearKernel[T]) runRange(_, lo, hi int) {
 						gemv(true, c, w-d, 1, k.w[lo+d:], oc, x, 1, y[d:])
 					}
 				}
-			}
-		}
-	case 5: // one row, half lo of W's rows: y (half 0) or k.half (half 1)
-		for h := lo; h < hi; h++ {
-			i0, i1 := h*c/2, (h+1)*c/2
-			var y []T
-			if h == 0 {
-				y = k.y[:oc]
-				switch {
-				case k.r != nil && k.b != nil:
-					for j := range y {
-						y[j] = k.r[j] + k.b[j]
-					}
-				case k.r != nil:
-					copy(y, k.r[:oc])
-				case k.b != nil:
-					copy(y, k.b[:oc])
-				default:
-					zero(y)
-				}
-			} else {
-				y = k.half[:oc]
-				zero(y)
-			}
-			x, w := k.x[i0:i1], k.w[i0*oc:]
-			d := 0
-			if isF32[T]() && vecGemm {
-				d = vec.Gemv(as32(x), as32(w), oc, as32(y))
-			}
-			if d < oc {
-				gemv(true, i1-i0, oc-d, 1, w[d:], oc, x, 1, y[d:])
 			}
 		}
 	case 4: // item 0: dx for every row; item 1: dW and db for every column

@@ -74,22 +74,29 @@ func TestSpinTeamRunsEveryItemOnce(t *testing.T) {
 	}
 }
 
-// TestDecoderTeamSameLogits: a decoder step gives bit-identical logits
-// whether its loops run on the spin team (both halves of every one-row
-// product on two cores, even the smallest) or all on the caller, and two
-// decoders stepping at once (one gets the team, the other the channel
-// pool) give what each gives alone.
+// TestDecoderTeamSameLogits: decoder steps give bit-identical logits
+// whether they run on the spin team (the two halves of a one-row step on
+// two cores; a prefill's loops split even when tiny) or all on the
+// caller, and two decoders stepping at once (one gets the team, the other
+// runs on its own) give what each gives alone. An odd head count and
+// vocabulary make the halves unequal.
 func TestDecoderTeamSameLogits(t *testing.T) {
 	if decodeTeam() == nil {
 		t.Skip("one core: no team")
 	}
-	oldRows, oldHalves, oldGrain, oldFixed := teamMaxRows, teamHalvesMACs, teamGrainMACs, team.fixed
-	defer func() {
-		teamMaxRows, teamHalvesMACs, teamGrainMACs, team.fixed = oldRows, oldHalves, oldGrain, oldFixed
-	}()
+	oldRows, oldGrain, oldFixed := teamMaxRows, teamGrainMACs, team.fixed
+	defer func() { teamMaxRows, teamGrainMACs, team.fixed = oldRows, oldGrain, oldFixed }()
 	team.fixed = true // every step on the team (not as the tuner picks)
-	teamHalvesMACs, teamGrainMACs = 0, 1
-	cfg := Config{NLayer: 2, NHead: 2, NEmbd: 64, NPositions: 40, VocabSize: 70, LayerNormEpsilon: 1e-5, BkspcTokenID: 2, EOSTokenID: 1}
+	teamGrainMACs = 1
+	for _, cfg := range []Config{
+		{NLayer: 2, NHead: 2, NEmbd: 64, NPositions: 40, VocabSize: 70, LayerNormEpsilon: 1e-5, BkspcTokenID: 2, EOSTokenID: 1},
+		{NLayer: 1, NHead: 3, NEmbd: 48, NPositions: 40, VocabSize: 71, LayerNormEpsilon: 1e-5, BkspcTokenID: 2, EOSTokenID: 1},
+	} {
+		t.Run(fmt.Sprintf("H%d", cfg.NHead), func(t *testing.T) { teamSameLogits(t, cfg) })
+	}
+}
+
+func teamSameLogits(t *testing.T, cfg Config) {
 	p, err := NewParams(cfg, F32, rand.New(rand.NewPCG(9, 10)))
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,163 @@
+package model
+
+import "smtrain/model/internal/vec"
+
+// rowStep is the decoder's one-row step (batch-1 decoding), cut in two
+// fixed halves the way two-way tensor parallelism cuts a transformer:
+// half 0 takes the first ⌊H/2⌋ heads, the first 2D hidden units of the MLP
+// and the first ⌊V/2⌋ logits, half 1 the rest. Per layer that is two
+// loops instead of one per operation: (1) the heads' q, k, v columns,
+// their cache entries, their attention and their rows' share of c_proj;
+// (2) the hidden units' c_fc columns, GELU and their rows' share of
+// mlp.c_proj; then the head's rows once. The two shares of each
+// projection are added by the caller in a fixed order, y = ((r + b) +
+// share₀) + share₁, so the result is the same bit for bit whether the
+// halves run on two cores (the spin team) or one after the other on the
+// caller.
+type rowStep struct {
+	d     *Decoder
+	phase int // 0: attention block, 1: MLP block, 2: logits
+	layer int
+	// share₁ of c_proj and mlp.c_proj (D each)
+	proj, fproj []float32
+}
+
+// run does one phase on t (nil: on the caller).
+func (r *rowStep) run(t *spinTeam, phase, layer int) {
+	r.phase, r.layer = phase, layer
+	if t != nil {
+		t.parallelFor(2, 1, r)
+		return
+	}
+	r.runRange(0, 0, 2)
+}
+
+func (r *rowStep) runRange(chunk, lo, hi int) {
+	for half := lo; half < hi; half++ {
+		switch r.phase {
+		case 0:
+			r.attention(chunk, half)
+		case 1:
+			r.mlp(half)
+		case 2:
+			r.logits(half)
+		}
+	}
+}
+
+// addCols adds x @ W[:, c0:c1] to y (len c1 − c0) for row-major W with
+// ldw columns.
+func addCols(x, w []float32, ldw, c0, c1 int, y []float32) {
+	done := vec.Gemv(x, w[c0:], ldw, y)
+	if done < c1-c0 && len(x) > 0 {
+		gemv(true, len(x), c1-c0-done, 1, w[c0+done:], ldw, x, 1, y[done:])
+	}
+}
+
+func (r *rowStep) attention(chunk, half int) {
+	d := r.d
+	cfg, l := d.cfg, r.layer
+	D, H, C := cfg.NEmbd, cfg.NHead, d.cap_
+	hs := D / H
+	h0, h1 := 0, H/2
+	if half == 1 {
+		h0, h1 = H/2, H
+	}
+	w := d.p.List[2+l*perLayer:]
+	wa, ba := w[pAttnW].F32, w[pAttnB].F32
+	x, qkv := d.h[:D], d.qkv[:3*D]
+	for s := 0; s < 3; s++ { // this half's q, k and v columns
+		c0, c1 := s*D+h0*hs, s*D+h1*hs
+		copy(qkv[c0:c1], ba[c0:c1])
+		addCols(x, wa, 3*D, c0, c1, qkv[c0:c1])
+	}
+	slot, p := d.rowSeq[0], int(d.pos[0])
+	for h := h0; h < h1; h++ {
+		off := ((l*H+h)*C + p) * hs
+		copy(d.kc[slot][off:off+hs], qkv[D+h*hs:])
+		copy(d.vc[slot][off:off+hs], qkv[2*D+h*hs:])
+	}
+	d.attn.layer = l
+	d.attn.runRange(chunk, h0, h1) // att[h0·hs, h1·hs)
+	// this half's rows of c_proj
+	wp, bp := w[pProjW].F32, w[pProjB].F32
+	k0, k1 := h0*hs, h1*hs
+	att := d.att[k0:k1]
+	if half == 0 {
+		y, res := d.x2[:D], d.x[:D]
+		for j := range y {
+			y[j] = res[j] + bp[j]
+		}
+		addCols(att, wp[k0*D:], D, 0, D, y)
+		return
+	}
+	zero(r.proj)
+	addCols(att, wp[k0*D:], D, 0, D, r.proj)
+}
+
+func (r *rowStep) mlp(half int) {
+	d := r.d
+	D := d.cfg.NEmbd
+	w := d.p.List[2+r.layer*perLayer:]
+	c0, c1 := half*2*D, (half+1)*2*D
+	f, th := d.f[c0:c1], d.gelu.th[c0:c1]
+	copy(f, w[pFcB].F32[c0:c1])
+	addCols(d.h[:D], w[pFcW].F32, 4*D, c0, c1, f)
+	v := vec.GELUForward(f, f, th)
+	geluForward32(f[v:], f[v:], th[v:])
+	wp, bp := w[pFcProjW].F32, w[pFcProjB].F32
+	if half == 0 {
+		y, res := d.x[:D], d.x2[:D]
+		for j := range y {
+			y[j] = res[j] + bp[j]
+		}
+		addCols(f, wp[c0*D:], D, 0, D, y)
+		return
+	}
+	zero(r.fproj)
+	addCols(f, wp[c0*D:], D, 0, D, r.fproj)
+}
+
+func (r *rowStep) logits(half int) {
+	d := r.d
+	D, V := d.cfg.NEmbd, d.cfg.VocabSize
+	v0, v1 := 0, V/2
+	if half == 1 {
+		v0, v1 = V/2, V
+	}
+	lg, x, wte := d.lg[v0:v1], d.h[:D], d.p.List[0].F32[v0*D:]
+	zero(lg)
+	if v1 > v0 && !vec.DotAcc(x, wte, D, lg) {
+		gemv(false, v1-v0, D, 1, wte, D, x, 0, lg)
+	}
+}
+
+// addShare adds a projection's second share: y += s, in order.
+func addShare(y, s []float32) {
+	for j := vec.Scale(y, s, 1, true); j < len(y); j++ {
+		y[j] += s[j]
+	}
+}
+
+// stepRow is step for one row, on team t (nil: on the caller).
+func (d *Decoder) stepRow(t *spinTeam) {
+	cfg, P := d.cfg, d.p.List
+	D, V := cfg.NEmbd, cfg.VocabSize
+	r := &d.row
+	x, x2, h := d.x[:D], d.x2[:D], d.h[:D]
+	d.emb.forward(d.tok[:1], d.pos[:1], P[0].F32, P[1].F32, x)
+	for l := 0; l < cfg.NLayer; l++ {
+		w := P[2+l*perLayer:]
+		d.ln.forward(x, w[pLn1W].F32, w[pLn1B].F32, h)
+		r.run(t, 0, l) // x2 = (x + b) + share₀
+		addShare(x2, r.proj)
+		d.ln.forward(x2, w[pLn2W].F32, w[pLn2B].F32, h)
+		r.run(t, 1, l) // x = (x2 + b) + share₀
+		addShare(x, r.fproj)
+	}
+	nl := len(P)
+	d.ln.forward(x, P[nl-2].F32, P[nl-1].F32, h)
+	r.run(t, 2, 0)
+	s, p := d.rowSeq[0], int(d.pos[0])
+	copy(d.logits[s][p*V:(p+1)*V], d.lg[:V])
+}
