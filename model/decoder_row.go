@@ -25,6 +25,7 @@ type rowStep struct {
 // run does one phase on t (nil: on the caller).
 func (r *rowStep) run(t *spinTeam, phase, layer int) {
 	r.phase, r.layer = phase, layer
+	r.d.attn.layer = layer
 	if t != nil {
 		t.parallelFor(2, 1, r)
 		return
@@ -77,8 +78,7 @@ func (r *rowStep) attention(chunk, half int) {
 		copy(d.kc[slot][off:off+hs], qkv[D+h*hs:])
 		copy(d.vc[slot][off:off+hs], qkv[2*D+h*hs:])
 	}
-	d.attn.layer = l
-	d.attn.runRange(chunk, h0, h1) // att[h0·hs, h1·hs)
+	d.attn.runRange(chunk, h0, h1) // att[h0·hs, h1·hs) (run set its layer)
 	// this half's rows of c_proj
 	wp, bp := w[pProjW].F32, w[pProjB].F32
 	k0, k1 := h0*hs, h1*hs
