@@ -14,6 +14,9 @@ TAGS := -tags openblas
 export CGO_LDFLAGS := -lopenblas
 endif
 
+# The race detector needs cgo and a C compiler.
+HAVE_RACE := $(shell test "$$($(GO) env CGO_ENABLED 2>/dev/null)" = 1 && command -v gcc >/dev/null && echo yes)
+
 # One OpenBLAS thread per Go worker: the kernels split work across cores.
 export OPENBLAS_NUM_THREADS ?= 1
 
@@ -39,6 +42,10 @@ test-run:
 	$(GO) test $(TAGS) -short -count=1 -timeout 15m ./...
 	@echo '# the portable loops behind the AVX2 kernels, on the same tests:'
 	SMTRAIN_NOSIMD=1 $(GO) test $(TAGS) -short -count=1 -timeout 5m ./model/... ./decode/ ./objective/
+ifeq ($(HAVE_RACE),yes)
+	@echo '# the model'"'"'s parallel kernels (worker pool, decoder spin team) under the race detector:'
+	$(GO) test $(TAGS) -race -short -count=1 -timeout 10m ./model/
+endif
 
 test-long:
 	$(GO) test $(TAGS) -count=1 -timeout 60m ./...

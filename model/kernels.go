@@ -352,11 +352,17 @@ func (k *linearKernel[T]) forward(x, w, b, r, y []T) {
 // db may be nil (not needed). The residual's gradient is dy itself.
 func (k *linearKernel[T]) backward(x, w, dy, dx, dw, db []T, acc bool) {
 	k.x, k.w, k.dy, k.dx, k.dw, k.db = x, w, dy, dx, dw, db
+	k.n = len(x) / k.c
+	if db != nil && len(k.ones) < k.n { // before the chunks share it
+		k.ones = make([]T, k.n)
+		for i := range k.ones {
+			k.ones[i] = 1
+		}
+	}
 	k.beta = 0
 	if acc {
 		k.beta = 1
 	}
-	k.n = len(x) / k.c
 	if dx != nil && (dw != nil || db != nil) && maxChunks() == 2 && taskSplitBackward &&
 		k.n*k.c*k.oc >= 2*grainElems {
 		// Two workers: dx on one, dW and db on the other (the same number
@@ -503,13 +509,7 @@ func (k *linearKernel[T]) dwRange(lo, hi int) {
 			gemm(true, false, c, m, k.n, 1, k.x, c, k.dy[lo:], oc, k.beta, k.dw[lo:], oc)
 		}
 	}
-	if k.db != nil { // db[lo:hi] (+)= dy[:, lo:hi]ᵀ · 1
-		if len(k.ones) < k.n {
-			k.ones = make([]T, k.n)
-			for i := range k.ones {
-				k.ones[i] = 1
-			}
-		}
+	if k.db != nil { // db[lo:hi] (+)= dy[:, lo:hi]ᵀ · 1 (backward sized ones)
 		if k.beta == 0 { // explicit: BLAS beta = 0 need not clear a NaN
 			zero(k.db[lo:hi])
 		}
