@@ -56,7 +56,8 @@ func ResolveCheckpoint(path string) (string, error) {
 
 // LoadInit loads the weights of the checkpoint at path (see
 // ResolveCheckpoint) and its tokenizer: tokenizerPath when given, else the
-// folder's tokenizer.json (HF format; GPT-2's byte-level BPE works). When
+// folder's tokenizer.json (HF format; GPT-2's byte-level BPE works), or
+// without one its GPT-2 vocab.json and merges.txt. When
 // the tokenizer lacks smtrain's special tokens (<pad>, <eos>, <bkspc>, the
 // role markers and <|end|>), data.LoadTokenizer appends them after the
 // largest id, and the model's vocabulary grows to match with
@@ -74,10 +75,14 @@ func LoadInit(path, tokenizerPath string, seed int64) (*InitModel, error) {
 	if tokenizerPath == "" {
 		tokenizerPath = filepath.Join(dir, TokenizerFile)
 		if !fileExists(tokenizerPath) {
-			return nil, fmt.Errorf("checkpoint %s has no %s: give the tokenizer its weights were trained with (-tokenizer FILE)", dir, TokenizerFile)
+			v, m := filepath.Join(dir, data.GPT2VocabFile), filepath.Join(dir, data.GPT2MergesFile)
+			if !fileExists(v) || !fileExists(m) {
+				return nil, fmt.Errorf("checkpoint %s has no %s (nor %s and %s): give the tokenizer its weights were trained with (-tokenizer FILE)", dir, TokenizerFile, data.GPT2VocabFile, data.GPT2MergesFile)
+			}
+			tokenizerPath = v
 		}
 	}
-	tok, err := data.LoadTokenizer(tokenizerPath)
+	tok, err := data.LoadTokenizerFile(tokenizerPath)
 	if err != nil {
 		return nil, err
 	}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -521,5 +522,67 @@ func TestInitGPT2Scale(t *testing.T) {
 				t.Log("peak " + strings.Join(strings.Fields(l), " "))
 			}
 		}
+	}
+}
+
+// TestInitFromHFGPT2VocabMerges: an HF GPT-2 folder with the original
+// vocab.json + merges.txt instead of tokenizer.json loads with the same
+// tokenizer (ids for text and specials) and the same grown weights.
+func TestInitFromHFGPT2VocabMerges(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "gpt2-tiny")
+	writeHFGPT2(t, dir)
+	want, err := LoadInit(dir, "", 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, TokenizerFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tj struct {
+		Model struct {
+			Vocab  map[string]int `json:"vocab"`
+			Merges []string       `json:"merges"`
+		} `json:"model"`
+	}
+	if err := json.Unmarshal(raw, &tj); err != nil {
+		t.Fatal(err)
+	}
+	vj, err := json.Marshal(tj.Model.Vocab)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, data.GPT2VocabFile), vj, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	merges := "#version: 0.2\n" + strings.Join(tj.Model.Merges, "\n") + "\n"
+	if err := os.WriteFile(filepath.Join(dir, data.GPT2MergesFile), []byte(merges), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(dir, TokenizerFile)); err != nil {
+		t.Fatal(err)
+	}
+	got, err := LoadInit(dir, "", 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Tokenizer.VocabSize() != want.Tokenizer.VocabSize() || got.Tokenizer.EOSID() != want.Tokenizer.EOSID() ||
+		got.Tokenizer.BkspcID() != want.Tokenizer.BkspcID() || got.Params.Cfg != want.Params.Cfg {
+		t.Fatalf("vocab.json+merges.txt: %d tokens, cfg %+v; tokenizer.json: %d, %+v",
+			got.Tokenizer.VocabSize(), got.Params.Cfg, want.Tokenizer.VocabSize(), want.Params.Cfg)
+	}
+	for _, s := range []string{"12+34=46<|endoftext|>", "Q: 7-3? A: 4 hello"} {
+		a, err1 := got.Tokenizer.Encode(s)
+		b, err2 := want.Tokenizer.Encode(s)
+		if err1 != nil || err2 != nil || !slices.Equal(a, b) {
+			t.Fatalf("%q: %v, tokenizer.json %v", s, a, b)
+		}
+	}
+	if !slices.Equal(got.Params.Get("wte.weight").F32, want.Params.Get("wte.weight").F32) {
+		t.Fatal("grown wte differs")
+	}
+	os.Remove(filepath.Join(dir, data.GPT2MergesFile))
+	if _, err := LoadInit(dir, "", 5); err == nil || !strings.Contains(err.Error(), "merges.txt") {
+		t.Fatalf("without merges.txt: %v", err)
 	}
 }

@@ -152,7 +152,7 @@ func New(cfg Config, in Inputs, resume bool, console io.Writer) (*Trainer, error
 			t.tok = initFrom.Tokenizer
 		}
 	case cfg.Tokenizer != "":
-		t.tok, err = data.LoadTokenizer(cfg.Tokenizer)
+		t.tok, err = data.LoadTokenizerFile(cfg.Tokenizer)
 	case in.Tokenizer != nil:
 		t.tok = in.Tokenizer
 	default:

@@ -155,7 +155,7 @@ func runDataStats(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	var paths dataPaths
 	fs.Var(&paths, "data", "trajectory file or folder (repeatable, comma-separated)")
 	skipBad := fs.Bool("skip-bad", false, "report and skip malformed files/lines instead of failing")
-	tokPath := fs.String("tokenizer", "", "tokenizer.json to count tokens with (default: build one from the data)")
+	tokPath := fs.String("tokenizer", "", "tokenizer.json (or GPT-2 vocab.json with merges.txt beside it) to count tokens with (default: build one from the data)")
 	vocab := fs.Int("vocab", 1024, "vocabulary size of the tokenizer built when -tokenizer is not given")
 	asJSON := fs.Bool("json", false, "print the statistics as one JSON object")
 	context := fs.Int("context", 0, "also report what left truncation to this many inputs keeps (whole episodes and one sequence per turn)")
@@ -195,7 +195,7 @@ func runDataStats(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	var tok *data.Tokenizer
 	if *tokPath != "" {
-		if tok, err = data.LoadTokenizer(*tokPath); err != nil {
+		if tok, err = data.LoadTokenizerFile(*tokPath); err != nil {
 			return err
 		}
 		st.Tokenizer = fmt.Sprintf("%s (vocab %d)", *tokPath, tok.VocabSize())

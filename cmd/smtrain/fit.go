@@ -30,7 +30,8 @@ tv; see DESIGN.md 4 for the exact losses.
 
 -init CKPT starts from a checkpoint: a run folder (its latest checkpoint),
 a checkpoint folder, or HF GPT-2 weights (model.safetensors + config.json in
-HF naming, with its tokenizer.json or -tokenizer FILE). The checkpoint's
+HF naming, with its tokenizer.json, or GPT-2's vocab.json + merges.txt, or
+-tokenizer FILE). The checkpoint's
 shape and tokenizer are used. A tokenizer without smtrain's special tokens
 (<bkspc>, <pad>, <eos>, role markers, <|end|>) gets them appended, and the
 token embedding (tied LM head) grows by as many rows, each the mean of the
