@@ -82,17 +82,23 @@ func (r *rowStep) attention(chunk, half int) {
 	// this half's rows of c_proj
 	wp, bp := w[pProjW].F32, w[pProjB].F32
 	k0, k1 := h0*hs, h1*hs
-	att := d.att[k0:k1]
+	projShare(half, d.att[k0:k1], wp[k0*D:], bp, d.x[:D], d.x2[:D], r.proj) // x2 = x + b + share₀
+}
+
+// projShare computes a half's share of a projection of width len(res) from
+// in (that half's input rows, W's matching rows w): half 0 writes
+// y = (res + b) + share₀, half 1 writes share₁ to share.
+func projShare(half int, in, w, b, res, y, share []float32) {
+	D := len(res)
 	if half == 0 {
-		y, res := d.x2[:D], d.x[:D]
-		for j := range y {
-			y[j] = res[j] + bp[j]
+		for j := range y[:D] {
+			y[j] = res[j] + b[j]
 		}
-		addCols(att, wp[k0*D:], D, 0, D, y)
+		addCols(in, w, D, 0, D, y[:D])
 		return
 	}
-	zero(r.proj)
-	addCols(att, wp[k0*D:], D, 0, D, r.proj)
+	zero(share)
+	addCols(in, w, D, 0, D, share)
 }
 
 func (r *rowStep) mlp(half int) {
@@ -105,17 +111,7 @@ func (r *rowStep) mlp(half int) {
 	addCols(d.h[:D], w[pFcW].F32, 4*D, c0, c1, f)
 	v := vec.GELUForward(f, f, th)
 	geluForward32(f[v:], f[v:], th[v:])
-	wp, bp := w[pFcProjW].F32, w[pFcProjB].F32
-	if half == 0 {
-		y, res := d.x[:D], d.x2[:D]
-		for j := range y {
-			y[j] = res[j] + bp[j]
-		}
-		addCols(f, wp[c0*D:], D, 0, D, y)
-		return
-	}
-	zero(r.fproj)
-	addCols(f, wp[c0*D:], D, 0, D, r.fproj)
+	projShare(half, f, w[pFcProjW].F32[c0*D:], w[pFcProjB].F32, d.x2[:D], d.x[:D], r.fproj) // x = x2 + b + share₀
 }
 
 func (r *rowStep) logits(half int) {
