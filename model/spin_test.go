@@ -200,3 +200,43 @@ func TestTeamTuner(t *testing.T) {
 		t.Fatal("switched between equally fast modes")
 	}
 }
+
+// TestDecoderSeesNewParamsAfterPrefill: after the parameters change, a
+// Prefill (or Reset) makes the next steps use them (the one-row step's
+// copy of c_attn is rebuilt): logits equal a new decoder's, bit for bit.
+func TestDecoderSeesNewParamsAfterPrefill(t *testing.T) {
+	cfg := Config{NLayer: 2, NHead: 2, NEmbd: 64, NPositions: 40, VocabSize: 70, LayerNormEpsilon: 1e-5, BkspcTokenID: 2, EOSTokenID: 1}
+	p, err := NewParams(cfg, F32, rand.New(rand.NewPCG(3, 4)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := NewDecoder(p, 1, cfg.NPositions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps := func(d *Decoder) []float32 {
+		if err := d.Prefill(0, []int32{3, 4, 5}); err != nil {
+			t.Fatal(err)
+		}
+		for _, tok := range []int32{6, 7, 8} {
+			if err := d.Push([]int{0}, []int32{tok}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return append([]float32(nil), d.Logits(0)...)
+	}
+	before := steps(d)
+	for _, q := range p.List { // new weights, c_attn's among them
+		for j := range q.F32 {
+			q.F32[j] *= 1.5
+		}
+	}
+	after := steps(d)
+	d2, err := NewDecoder(p, 1, cfg.NPositions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fresh := steps(d2); fmt.Sprint(after) != fmt.Sprint(fresh) || fmt.Sprint(after) == fmt.Sprint(before) {
+		t.Fatal("after a Prefill the decoder does not give a new decoder's logits for the changed parameters")
+	}
+}
