@@ -175,8 +175,9 @@ func (t *spinTeam) helper(id int) {
 // runs of steps in the preferred mode alternate with short trials of the
 // other, and the medians of the last trialLen steps of each are compared.
 // The preference flips when the trial is clearly faster; otherwise the
-// next trial comes twice as late (up to maxTrialGap steps). Only the
-// goroutine holding the team uses it.
+// next trial comes twice as late, four times when the trial was more than
+// 25% slower (up to maxTrialGap steps). Only the goroutine holding the
+// team uses it.
 type teamTuner struct {
 	preferTeam bool
 	gap, left  int // steps between trials, steps left before the next one
@@ -211,10 +212,13 @@ func (u *teamTuner) record(d time.Duration) {
 		if u.trial--; u.trial > 0 {
 			return
 		}
-		if medianDur(u.try[:]) < medianDur(u.base[:])*19/20 {
+		switch try, base := medianDur(u.try[:]), medianDur(u.base[:]); {
+		case try < base*19/20:
 			u.preferTeam = !u.preferTeam
 			u.gap = minTrialGap
-		} else {
+		case try > base*5/4: // a clear loss: the next trial comes 4× later
+			u.gap = min(4*u.gap, maxTrialGap)
+		default:
 			u.gap = min(2*u.gap, maxTrialGap)
 		}
 		u.left, u.nb = u.gap, 0

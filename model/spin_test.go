@@ -181,6 +181,10 @@ func TestTeamTuner(t *testing.T) {
 	if u.preferTeam {
 		t.Fatal("still prefers the slower team after a trial")
 	}
+	run(minTrialGap + trialLen) // the next trial: the team 67% slower
+	if u.gap != 4*minTrialGap {
+		t.Fatalf("gap %d after a clear loss, want %d", u.gap, 4*minTrialGap)
+	}
 	if n := run(20000); n > 20000/50 {
 		t.Fatalf("%d of 20000 steps on the slower mode", n)
 	}
