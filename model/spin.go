@@ -176,14 +176,16 @@ func (t *spinTeam) helper(id int) {
 // other, and the medians of the last trialLen steps of each are compared.
 // The preference flips when the trial is clearly faster; otherwise the
 // next trial comes twice as late, four times when the trial was more than
-// 25% slower (up to maxTrialGap steps). Only the goroutine holding the
-// team uses it.
+// 25% slower (up to maxTrialGap steps), and at once when the preferred
+// mode's median has grown by half since the last decision (the machine
+// changed). Only the goroutine holding the team uses it.
 type teamTuner struct {
 	preferTeam bool
 	gap, left  int // steps between trials, steps left before the next one
 	trial      int // steps left in the current trial (0: none)
 	base, try  [trialLen]time.Duration
 	nb, nt     int
+	ref        time.Duration // the preferred mode's median at the last decision
 }
 
 const (
@@ -212,10 +214,11 @@ func (u *teamTuner) record(d time.Duration) {
 		if u.trial--; u.trial > 0 {
 			return
 		}
-		switch try, base := medianDur(u.try[:]), medianDur(u.base[:]); {
+		try, base := medianDur(u.try[:]), medianDur(u.base[:])
+		switch u.ref = base; {
 		case try < base*19/20:
 			u.preferTeam = !u.preferTeam
-			u.gap = minTrialGap
+			u.gap, u.ref = minTrialGap, try
 		case try > base*5/4: // a clear loss: the next trial comes 4× later
 			u.gap = min(4*u.gap, maxTrialGap)
 		default:
@@ -226,6 +229,9 @@ func (u *teamTuner) record(d time.Duration) {
 	}
 	u.base[u.nb%trialLen] = d
 	u.nb++
+	if u.nb%trialLen == 0 && u.ref > 0 && medianDur(u.base[:]) > u.ref*3/2 {
+		u.left = 0 // the preferred mode got much slower: try the other now
+	}
 	if u.left--; u.left <= 0 && u.nb >= trialLen {
 		u.trial, u.nt = trialLen, 0
 	}

@@ -196,6 +196,21 @@ func TestTeamTuner(t *testing.T) {
 	if !u.preferTeam {
 		t.Fatal("did not move back to the team once it was faster")
 	}
+	// the preferred team suddenly slows down: a trial comes at once
+	for i := 0; i < 3; i++ { // gaps grow on clear wins
+		run(u.gap + trialLen)
+	}
+	if u.gap < 4*minTrialGap {
+		t.Fatalf("gap %d after clear wins", u.gap)
+	}
+	cost[true] = 200
+	if n := run(4 * trialLen); n > 3*trialLen {
+		t.Fatalf("%d of %d steps on the slowed team", n, 4*trialLen)
+	}
+	if u.preferTeam {
+		t.Fatal("stayed on the slowed team")
+	}
+	cost[true] = 40
 	// equal costs: no flapping
 	cost[false] = 40
 	before := u.preferTeam
