@@ -32,7 +32,7 @@ func (c *countTask) runRange(chunk, lo, hi int) {
 // TestSpinTeamRunsEveryItemOnce: every loop on the team runs each item
 // exactly once, in contiguous chunks numbered below the team's size,
 // whether the helper is spinning, parked (after spinIdle without work) or
-// just waking, and the helper does take chunks.
+// just waking, and a parked helper does wake and take a chunk.
 func TestSpinTeamRunsEveryItemOnce(t *testing.T) {
 	tm := decodeTeam()
 	if tm == nil {
@@ -71,6 +71,34 @@ func TestSpinTeamRunsEveryItemOnce(t *testing.T) {
 	}
 	if helperRan == 0 {
 		t.Fatal("no loop was split")
+	}
+	// A parked helper wakes for the next loop: chunk 0 (the caller's)
+	// waits for chunk 1 to start, which only a helper can do meanwhile.
+	for rep := 0; rep < 3; rep++ {
+		time.Sleep(2 * spinIdle)
+		c := &meetTask{started: make(chan struct{})}
+		tm.parallelFor(2, 1, c)
+		if !c.met {
+			t.Fatalf("rep %d: after parking, no helper ran chunk 1 while the caller ran chunk 0", rep)
+		}
+	}
+}
+
+// meetTask's chunk 0 waits (up to a second) for chunk 1 to start.
+type meetTask struct {
+	started chan struct{}
+	met     bool
+}
+
+func (m *meetTask) runRange(chunk, lo, hi int) {
+	if chunk == 1 {
+		close(m.started)
+		return
+	}
+	select {
+	case <-m.started:
+		m.met = true
+	case <-time.After(time.Second):
 	}
 }
 
