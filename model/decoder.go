@@ -208,29 +208,31 @@ func (d *Decoder) forward(n int) {
 	if n == 0 {
 		return
 	}
-	if t := decodeTeam(); t != nil && n <= teamMaxRows && t.tryAcquire() {
-		defer t.release()
-		u := &t.tune[min(n-1, 1)]
-		on := t.fixed || u.pick()
-		t0 := time.Now()
-		switch {
-		case n == 1 && on:
-			d.stepRow(t)
-		case n == 1:
-			d.stepRow(nil)
-		case on:
-			d.useTeam(t)
-			d.step(n)
-			d.useTeam(nil)
-		default:
-			d.step(n)
-		}
-		u.record(time.Since(t0))
+	t := decodeTeam()
+	if t == nil || n > teamMaxRows || !t.tryAcquire() {
+		d.run(n, nil)
 		return
 	}
+	defer t.release()
+	u := &t.tune[min(n-1, 1)]
+	var on *spinTeam
+	if t.fixed || u.pick() {
+		on = t
+	}
+	t0 := time.Now()
+	d.run(n, on)
+	u.record(time.Since(t0))
+}
+
+// run is forward's work, on team t when it is not nil.
+func (d *Decoder) run(n int, t *spinTeam) {
 	if n == 1 {
-		d.stepRow(nil)
+		d.stepRow(t)
 		return
+	}
+	if t != nil {
+		d.useTeam(t)
+		defer d.useTeam(nil)
 	}
 	d.step(n)
 }
