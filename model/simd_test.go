@@ -246,7 +246,9 @@ func TestGemvKernels(t *testing.T) {
 		}
 		return v
 	}
-	for _, sh := range [][2]int{{1, 8}, {3, 16}, {17, 104}, {128, 384}, {40, 136}, {64, 7}} {
+	// 1224 columns pass through every AVX-512 strip width once (384, 256,
+	// 192, 128, 96, 64, 48, 32, 16) and the AVX2 tail
+	for _, sh := range [][2]int{{1, 8}, {3, 16}, {17, 104}, {128, 384}, {40, 136}, {64, 7}, {33, 1224}, {5, 192}, {9, 48}} {
 		k, n := sh[0], sh[1]
 		ld := n + 5
 		w, x, y0 := randv(k*ld), randv(k), randv(n)
