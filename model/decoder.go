@@ -73,14 +73,14 @@ func NewDecoder(p *Params, nseq, maxLen int) (*Decoder, error) {
 		cFc: linearKernel[float32]{c: D, oc: 4 * D}, fProj: linearKernel[float32]{c: 4 * D, oc: D},
 		head: linearKernel[float32]{c: D, oc: V, transW: true}, gelu: newGELUKernel[float32](rows * 4 * D),
 	}
-	d.row = rowStep{d: d, proj: make([]float32, D), fproj: make([]float32, D)}
+	d.row.init(d)
 	d.kc, d.vc, d.logits = make([][]float32, nseq), make([][]float32, nseq), make([][]float32, nseq)
 	for s := 0; s < nseq; s++ {
 		d.kc[s] = make([]float32, L*maxLen*D)
 		d.vc[s] = make([]float32, L*maxLen*D)
 		d.logits[s] = make([]float32, maxLen*V)
 	}
-	d.attn = decAttention{d: d, scratch: make([]float32, maxChunks()*maxLen)}
+	d.attn = decAttention{d: d, scratch: make([]float32, max(2, maxChunks())*maxLen)} // ≥ 2: rowStep's halves
 	return d, nil
 }
 
@@ -317,7 +317,10 @@ func (a *decAttention) run(n, layer int) {
 	parallelFor(rh, grain, a)
 }
 
-func (a *decAttention) runRange(chunk, lo, hi int) {
+func (a *decAttention) runRange(chunk, lo, hi int) { a.rows(chunk, a.layer, lo, hi) }
+
+// rows attends (row, head) pairs [lo, hi) at layer l, in chunk's scratch.
+func (a *decAttention) rows(chunk, l, lo, hi int) {
 	d := a.d
 	H, D, C := d.cfg.NHead, d.cfg.NEmbd, d.cap_
 	hs := D / H
@@ -327,7 +330,7 @@ func (a *decAttention) runRange(chunk, lo, hi int) {
 		i, h := rh/H, rh%H
 		s, p := d.rowSeq[i], int(d.pos[i])
 		q := d.qkv[i*3*D+h*hs : i*3*D+h*hs+hs]
-		base := (a.layer*H + h) * C * hs
+		base := (l*H + h) * C * hs
 		kc, vc := d.kc[s][base:], d.vc[s][base:]
 		// scores (p+1) = scale · K[0..p] q
 		if !vec.DotRows(q, kc, hs, p+1, scale, sc[:p+1]) {

@@ -216,28 +216,7 @@ func (k *layerNormKernel[T]) runRange(chunk, lo, hi int) {
 		for r := lo; r < hi; r++ {
 			x := k.x[r*d : r*d+d]
 			y := k.y[r*d : r*d+d]
-			if isF32[T]() {
-				if m, rs, ok := vec.LNForwardRow(as32(x), as32(w), as32(b), as32(y), k.eps); ok {
-					k.mean[r], k.rstd[r] = T(m), T(rs)
-					continue
-				}
-			}
-			var m float64
-			for _, v := range x {
-				m += float64(v)
-			}
-			m /= float64(d)
-			mt := T(m)
-			var v2 float64
-			for _, v := range x {
-				dv := float64(v - mt)
-				v2 += dv * dv
-			}
-			rs := T(1 / math.Sqrt(v2/float64(d)+k.eps))
-			k.mean[r], k.rstd[r] = mt, rs
-			for j, v := range x {
-				y[j] = (v-mt)*rs*w[j] + b[j]
-			}
+			k.mean[r], k.rstd[r] = lnForwardRow(x, w, b, y, k.eps)
 		}
 		return
 	}
@@ -848,4 +827,31 @@ func (k *crossEntropyKernel[T]) runRange(chunk, lo, hi int) {
 		}
 		k.dlogits[r*V+int(t)] -= T(k.scale)
 	}
+}
+
+// lnForwardRow normalises one row: mean = Σx/d and var = Σ(x−m)²/d in
+// float64 (m = T(mean)), rs = T(1/√(var+eps)), y = (x−m)·rs·w + b; it
+// returns m and rs.
+func lnForwardRow[T Float](x, w, b, y []T, eps float64) (T, T) {
+	if isF32[T]() {
+		if m, rs, ok := vec.LNForwardRow(as32(x), as32(w), as32(b), as32(y), eps); ok {
+			return T(m), T(rs)
+		}
+	}
+	var m float64
+	for _, v := range x {
+		m += float64(v)
+	}
+	m /= float64(len(x))
+	mt := T(m)
+	var v2 float64
+	for _, v := range x {
+		dv := float64(v - mt)
+		v2 += dv * dv
+	}
+	rs := T(1 / math.Sqrt(v2/float64(len(x))+eps))
+	for j, v := range x {
+		y[j] = (v-mt)*rs*w[j] + b[j]
+	}
+	return mt, rs
 }

@@ -31,6 +31,7 @@ type spinTeam struct {
 	state atomic.Uint64
 	done  atomic.Int64 // chunks helpers finished in the current loop
 	seq   uint32       // the leader's last loop (only the leader uses it)
+	stole int          // chunks the leader took with stealRest in the current loop
 	task  rangeTask    // the current loop; stable while any chunk runs
 	n     int
 	// per helper: parked is 1 while it sleeps on wake
@@ -90,7 +91,7 @@ func (t *spinTeam) parallelFor(n, grain int, task rangeTask) {
 		task.runRange(0, 0, n)
 		return
 	}
-	t.task, t.n = task, n
+	t.task, t.n, t.stole = task, n, 0
 	t.done.Store(0)
 	t.seq++
 	// chunk 0 is the leader's from the start (no CAS race with a helper
@@ -105,7 +106,7 @@ func (t *spinTeam) parallelFor(n, grain int, task rangeTask) {
 		}
 	}
 	task.runRange(0, 0, n/c)
-	mine := 1 + t.claim(t.seq, false)
+	mine := 1 + t.claim(t.seq, false) + t.stole
 	for spins := 0; mine+int(t.done.Load()) < c; spins++ {
 		if spins&(1<<16-1) == 1<<16-1 {
 			// ~100 µs: a helper that claimed a chunk was descheduled;
@@ -138,6 +139,24 @@ func (t *spinTeam) claim(seq uint32, report bool) int {
 		ran++
 		if report {
 			t.done.Add(1)
+		}
+	}
+}
+
+// stealRest lets the leader, from inside its chunk of the current loop,
+// take every chunk no helper has claimed yet, for a task whose chunks
+// wait for each other (rowStep's halves): it reports whether it took any,
+// and the leader then runs them itself.
+func (t *spinTeam) stealRest() bool {
+	for {
+		st := t.state.Load()
+		nc, next := int(st>>16&0xffff), int(st&0xffff)
+		if uint32(st>>32) != t.seq || next >= nc {
+			return false
+		}
+		if t.state.CompareAndSwap(st, st&^0xffff|uint64(nc)) {
+			t.stole += nc - next
+			return true
 		}
 	}
 }

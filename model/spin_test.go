@@ -287,3 +287,57 @@ func TestDecoderSeesNewParamsAfterPrefill(t *testing.T) {
 		t.Fatal("after a Prefill the decoder does not give a new decoder's logits for the changed parameters")
 	}
 }
+
+// TestRowStepHelperLate: when the helper is parked as a batch-1 step
+// starts (it parks after spinIdle without work), the caller takes the
+// helper's half itself rather than wait; the logits are still those of
+// the caller alone, and over a run both ways occur.
+func TestRowStepHelperLate(t *testing.T) {
+	if decodeTeam() == nil {
+		t.Skip("one core: no team")
+	}
+	oldRows, oldFixed := teamMaxRows, team.fixed
+	defer func() { teamMaxRows, team.fixed = oldRows, oldFixed }()
+	team.fixed = true
+	cfg := Config{NLayer: 2, NHead: 2, NEmbd: 64, NPositions: 64, VocabSize: 70, LayerNormEpsilon: 1e-5, BkspcTokenID: 2, EOSTokenID: 1}
+	p, err := NewParams(cfg, F32, rand.New(rand.NewPCG(11, 12)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := func(late bool) (out []string, stolen, steps int) {
+		d, err := NewDecoder(p, 1, cfg.NPositions)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := d.Prefill(0, []int32{3, 4, 5}); err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < 40; i++ {
+			if late && i%8 == 0 {
+				time.Sleep(3 * spinIdle) // the helper parks
+			}
+			if err := d.Push([]int{0}, []int32{int32(i*7) % 70}); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, fmt.Sprint(d.Logits(0)))
+		}
+		return out, d.row.stolen, 40
+	}
+	teamMaxRows = 0
+	alone, _, _ := run(false)
+	teamMaxRows = 16
+	stolen, ran := 0, 0
+	for try := 0; try < 20 && (stolen == 0 || ran == 0); try++ {
+		got, s, n := run(true)
+		for i := range got {
+			if got[i] != alone[i] {
+				t.Fatalf("try %d, step %d: logits differ from the caller alone's", try, i)
+			}
+		}
+		stolen, ran = stolen+s, ran+n-s
+	}
+	if stolen == 0 || ran == 0 {
+		t.Fatalf("steps with the helper's half taken by the caller: %d, run by the helper: %d; want both", stolen, ran)
+	}
+	t.Logf("caller took the helper's half in %d steps, the helper ran it in %d", stolen, ran)
+}
