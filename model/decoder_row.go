@@ -69,14 +69,14 @@ func (r *rowStep) init(d *Decoder) {
 }
 
 // stepRow runs row 0 (d.tok[0] at d.pos[0] of slot d.rowSeq[0]) on team t
-// (nil: on the caller).
+// (nil or soloTeam: on the caller).
 func (d *Decoder) stepRow(t *spinTeam) {
 	r := &d.row
 	if r.stale || r.attnW == nil {
 		r.refresh()
 	}
 	r.team = t
-	if t == nil {
+	if t == nil || t.size == 1 {
 		r.token(0, true)
 		return
 	}
