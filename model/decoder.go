@@ -16,9 +16,8 @@ import (
 // logits, DESIGN 3.3). It reuses the training graph's kernels (embedding,
 // layer norm, linear, GELU) on float32 parameters shared with the Params
 // it was built from (after changing the parameters, Reset or Prefill the
-// slots: cached keys, values and logits are not recomputed, and the
-// one-row step's copy of c_attn is rebuilt only then). A Decoder is not
-// safe for concurrent use; use one per goroutine.
+// slots: cached keys, values and logits are not recomputed). A Decoder is
+// not safe for concurrent use; use one per goroutine.
 type Decoder struct {
 	p          *Params
 	cfg        Config
@@ -119,7 +118,6 @@ func (d *Decoder) Prefill(seq int, tokens []int32) error {
 		}
 	}
 	d.lens[seq] = 0
-	d.row.stale = true // the parameters may have changed (see Decoder)
 	for i, t := range tokens {
 		d.tok[i], d.pos[i], d.rowSeq[i] = t, int32(i), seq
 	}
@@ -197,7 +195,6 @@ func (d *Decoder) Len(seq int) int {
 func (d *Decoder) Reset(seq int) {
 	if seq >= 0 && seq < d.nseq {
 		d.lens[seq] = 0
-		d.row.stale = true
 	}
 }
 

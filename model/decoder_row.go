@@ -39,15 +39,6 @@ type rowStep struct {
 	tok      uint64
 	team     *spinTeam // the team the current token runs on (nil: the caller)
 	stolen   int       // tokens whose second half the caller took (tests)
-	// attnW[l][half] is a contiguous copy of the half's q, k and v
-	// columns of layer l's c_attn weight (D, 3·width), so that each core
-	// streams one block instead of three strided column ranges (~6% per
-	// step on the team, measured); qkvHalf[half] receives its product.
-	// Rebuilt from the parameters before the first step after NewDecoder,
-	// Reset or Prefill (stale: the parameters may have changed).
-	attnW   [][2][]float32
-	qkvHalf [2][]float32
-	stale   bool
 }
 
 // paddedCounter is an atomic counter alone on its cache line(s).
@@ -72,9 +63,6 @@ func (r *rowStep) init(d *Decoder) {
 // (nil or soloTeam: on the caller).
 func (d *Decoder) stepRow(t *spinTeam) {
 	r := &d.row
-	if r.stale || r.attnW == nil {
-		r.refresh()
-	}
 	r.team = t
 	if t == nil || t.size == 1 {
 		r.token(0, true)
@@ -196,17 +184,17 @@ func (r *rowStep) attention(l, half int, h []float32) {
 		h0, h1 = H/2, H
 	}
 	w := d.p.List[2+l*perLayer:]
-	ba := w[pAttnB].F32
+	wa, ba := w[pAttnW].F32, w[pAttnB].F32
 	qkv := d.qkv[:3*D]
-	// this half's q, k and v columns, from its contiguous copy of them
-	nc := 3 * (h1 - h0) * hs
-	out := r.qkvHalf[half][:nc]
-	for s, o := 0, 0; s < 3; s, o = s+1, o+(h1-h0)*hs {
-		copy(out[o:], ba[s*D+h0*hs:s*D+h1*hs])
-	}
-	addCols(h, r.attnW[l][half], nc, 0, nc, out)
-	for s, o := 0, 0; s < 3; s, o = s+1, o+(h1-h0)*hs {
-		copy(qkv[s*D+h0*hs:s*D+h1*hs], out[o:])
+	// this half's q, k and v columns, in one pass over c_attn's rows
+	c0, c1 := h0*hs, h1*hs
+	q, k, v := qkv[c0:c1], qkv[D+c0:D+c1], qkv[2*D+c0:2*D+c1]
+	copy(q, ba[c0:c1])
+	copy(k, ba[D+c0:D+c1])
+	copy(v, ba[2*D+c0:2*D+c1])
+	done := vec.Gemv3(h, wa[c0:], wa[D+c0:], wa[2*D+c0:], 3*D, q, k, v)
+	for s := 0; s < 3; s++ {
+		addCols(h, wa, 3*D, s*D+c0+done, s*D+c1, qkv[s*D+c0+done:s*D+c1])
 	}
 	slot, p := d.rowSeq[0], int(d.pos[0])
 	for hd := h0; hd < h1; hd++ {
@@ -252,34 +240,4 @@ func (r *rowStep) logits(half int, h []float32) {
 	if v1 > v0 && !vec.DotAcc(h, wte, D, lg) {
 		gemv(false, v1-v0, D, 1, wte, D, h, 0, lg)
 	}
-}
-
-// refresh copies each half's q, k, v columns of c_attn into attnW.
-func (r *rowStep) refresh() {
-	d := r.d
-	cfg := d.cfg
-	D, H := cfg.NEmbd, cfg.NHead
-	hs := D / H
-	if r.attnW == nil {
-		r.attnW = make([][2][]float32, cfg.NLayer)
-		for half := range r.qkvHalf {
-			r.qkvHalf[half] = make([]float32, 3*D)
-		}
-	}
-	for l := range r.attnW {
-		wa := d.p.List[2+l*perLayer+pAttnW].F32
-		for half, hr := range [2][2]int{{0, H / 2}, {H / 2, H}} {
-			width := (hr[1] - hr[0]) * hs
-			if r.attnW[l][half] == nil {
-				r.attnW[l][half] = make([]float32, D*3*width)
-			}
-			cp := r.attnW[l][half]
-			for i := 0; i < D; i++ {
-				for s := 0; s < 3; s++ {
-					copy(cp[i*3*width+s*width:], wa[i*3*D+s*D+hr[0]*hs:i*3*D+s*D+hr[1]*hs])
-				}
-			}
-		}
-	}
-	r.stale = false
 }

@@ -249,8 +249,8 @@ func TestTeamTuner(t *testing.T) {
 }
 
 // TestDecoderSeesNewParamsAfterPrefill: after the parameters change, a
-// Prefill (or Reset) makes the next steps use them (the one-row step's
-// copy of c_attn is rebuilt): logits equal a new decoder's, bit for bit.
+// Prefill (or Reset) makes the next steps use them (no step keeps a copy
+// of any weight): logits equal a new decoder's, bit for bit.
 func TestDecoderSeesNewParamsAfterPrefill(t *testing.T) {
 	cfg := Config{NLayer: 2, NHead: 2, NEmbd: 64, NPositions: 40, VocabSize: 70, LayerNormEpsilon: 1e-5, BkspcTokenID: 2, EOSTokenID: 1}
 	p, err := NewParams(cfg, F32, rand.New(rand.NewPCG(3, 4)))
