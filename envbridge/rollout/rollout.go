@@ -249,6 +249,11 @@ func runEpisode(ctx context.Context, pol Policy, spec EnvSpec, o Options, i int)
 	// invalid[k] holds the error observation of assistant turn k when its
 	// action could not be parsed (the environment never saw it).
 	var invalid []envbridge.Observation
+	// recorded[j] is the environment's history entry of the j-th valid
+	// action, kept as it happens: a reset action clears the environment's
+	// own history (MLE-Dojo semantics), and history.json must still hold
+	// one entry per assistant turn.
+	var recorded []map[string]json.RawMessage
 	var hist *historyLog
 	if _, ok := env.(httpenv.HistoryProvider); !ok {
 		hist = newHistoryLog(task)
@@ -262,7 +267,7 @@ func runEpisode(ctx context.Context, pol Policy, spec EnvSpec, o Options, i int)
 			if err != nil {
 				return err
 			}
-			if b, err = mergeInvalid(b, invalid); err != nil {
+			if b, err = mergeInvalid(b, invalid, &recorded); err != nil {
 				return fmt.Errorf("history: %w", err)
 			}
 			return writeFile(filepath.Join(r.Dir, "env_history", "history.json"), b)
@@ -383,8 +388,11 @@ func writeFile(path string, b []byte) error {
 // mergeInvalid inserts entries for the policy's invalid actions (which the
 // environment never saw) into the environment's history.json, so that
 // assistant message k stays aligned with history action k-1, and renumbers
-// the steps 1, 2, ...
-func mergeInvalid(hist []byte, invalid []envbridge.Observation) ([]byte, error) {
+// the steps 1, 2, .... The valid actions' entries come from recorded, which
+// it first extends with the environment's latest entries for valid actions
+// not recorded yet (those since the last call; the environment's own list
+// restarts at a reset action).
+func mergeInvalid(hist []byte, invalid []envbridge.Observation, recorded *[]map[string]json.RawMessage) ([]byte, error) {
 	var h map[string]json.RawMessage
 	if err := json.Unmarshal(hist, &h); err != nil {
 		return nil, err
@@ -395,8 +403,21 @@ func mergeInvalid(hist []byte, invalid []envbridge.Observation) ([]byte, error) 
 			return nil, fmt.Errorf("actions: %w", err)
 		}
 	}
+	valid := 0
+	for _, ob := range invalid {
+		if ob == nil {
+			valid++
+		}
+	}
+	if missing := valid - len(*recorded); missing > 0 {
+		if missing > len(envActs) {
+			return nil, fmt.Errorf("%d environment actions, fewer than the %d valid policy actions since the last record", len(envActs), missing)
+		}
+		*recorded = append(*recorded, envActs[len(envActs)-missing:]...)
+	}
 	merged := make([]map[string]json.RawMessage, 0, len(invalid))
 	next := 0
+	envActs = *recorded
 	for _, ob := range invalid {
 		var e map[string]json.RawMessage
 		if ob != nil {

@@ -234,3 +234,55 @@ func TestWithBudgetSeconds(t *testing.T) {
 		t.Fatalf("no env budget: %v", got)
 	}
 }
+
+// TestRolloutHistoryKeepsActionsBeforeAReset: a reset action clears the
+// environment's own history (MLE-Dojo semantics); the episode's
+// history.json still holds one entry per assistant turn, in order, and the
+// fit loader reads it back.
+func TestRolloutHistoryKeepsActionsBeforeAReset(t *testing.T) {
+	reg, err := local.NewBuiltinRegistry(t.TempDir(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info := envbridge.FormatAction("First the overview.", envbridge.Action{Name: "request_info", Params: map[string]any{"info_type": "overview"}})
+	reset := envbridge.FormatAction("Start over.", envbridge.Action{Name: "reset"})
+	pol := &scriptPolicy{texts: []string{info, reset, "no action", reset, info}}
+	out := t.TempDir()
+	s, err := Run(context.Background(), pol, builtinSpec{reg}, Options{Episodes: 1, Parallel: 1, MaxSteps: 5, Seed: 2, Out: out}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Failed != 0 || s.Results[0].ValidActions != 4 {
+		t.Fatalf("summary %+v, result %+v", s, s.Results[0])
+	}
+	var hist struct {
+		Actions []struct {
+			Step   int    `json:"step"`
+			Action string `json:"action"`
+		} `json:"actions"`
+	}
+	b, err := os.ReadFile(filepath.Join(s.Results[0].Dir, "env_history", "history.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &hist); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for i, a := range hist.Actions {
+		if a.Step != i+1 {
+			t.Fatalf("step %d numbered %d", i+1, a.Step)
+		}
+		got = append(got, a.Action)
+	}
+	if want := "request_info reset invalid reset request_info"; strings.Join(got, " ") != want {
+		t.Fatalf("history actions %q, want %q", strings.Join(got, " "), want)
+	}
+	res, err := data.Load([]string{out}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Episodes) != 1 || res.Episodes[0].NumAssistant() != 5 {
+		t.Fatalf("loaded %d episodes", len(res.Episodes))
+	}
+}
