@@ -56,6 +56,9 @@ func NewChatPolicy(p *model.Params, tok *data.Tokenizer, o Options) *ChatPolicy 
 	o.StopTokens = []int32{tok.EOSID(), tok.EndID()}
 	o.Banned = append(o.Banned, tok.PadID())
 	o.Detokenize = tok.Decode
+	if o.TokenBytes == nil {
+		o.TokenBytes = TokenBytes(tok)
+	}
 	if o.ContextLen == 0 || o.ContextLen > p.Cfg.NPositions {
 		o.ContextLen = p.Cfg.NPositions
 	}

@@ -94,6 +94,19 @@ type Options struct {
 	// then exactly the trained one, softmax over every action (DESIGN 3.1).
 	Banned []int32
 
+	// Grammar, when set, constrains every completion to spell a text the
+	// automaton accepts (grammar-constrained decoding): at each step only
+	// the tokens whose bytes it takes, and after which the text can still
+	// be completed within the tokens left (Dist, one token per byte), may
+	// be chosen, and the stop tokens only once the text is complete.
+	// <bkspc> works as usual and undoes a token's bytes. The sampled policy
+	// is then the trained one renormalised over the allowed actions. Needs
+	// TokenBytes and at least one stop token.
+	Grammar Grammar
+	// TokenBytes gives the bytes a token id spells and whether it is an
+	// ordinary token (special tokens never extend a constrained completion).
+	TokenBytes func(id int32) ([]byte, bool)
+
 	// Seed seeds every sample's random stream (with its index).
 	Seed uint64
 	// BatchSize is the number of samples decoded together by one decoder
@@ -167,6 +180,10 @@ func (o *Options) Validate() error {
 		return errors.New("batch size and workers must be >= 0")
 	case o.RetryBlock < RetryAuto || o.RetryBlock > RetryOff:
 		return fmt.Errorf("unknown retry block mode %d", int(o.RetryBlock))
+	case o.Grammar != nil && o.TokenBytes == nil:
+		return errors.New("a grammar needs TokenBytes")
+	case o.Grammar != nil && len(o.StopTokens) == 0:
+		return errors.New("a grammar needs a stop token to end a complete text")
 	}
 	for _, s := range o.StopStrings {
 		if s == "" {

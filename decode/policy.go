@@ -19,8 +19,9 @@ type chooser struct {
 
 // mask says which actions are legal at one state.
 type mask struct {
-	bkspc int32 // id of <bkspc> if it may be chosen here, else -1
-	block int32 // retry-blocked token at this state, else -1
+	bkspc int32  // id of <bkspc> if it may be chosen here, else -1
+	block int32  // retry-blocked token at this state, else -1
+	allow []bool // the grammar's allowed actions (nil: no grammar); <bkspc> is governed by bkspc
 }
 
 // allowed builds the legal-action scores into c.z (L/T, or L for greedy)
@@ -55,6 +56,13 @@ func (c *chooser) allowed(logits []float32, o *Options, m mask) (int, error) {
 	}
 	for _, a := range o.Banned {
 		off(a)
+	}
+	if m.allow != nil {
+		for a, ok := range m.allow {
+			if !ok && int32(a) != m.bkspc {
+				off(int32(a))
+			}
+		}
 	}
 	if o.BkspcID >= 0 && m.bkspc < 0 {
 		off(o.BkspcID)

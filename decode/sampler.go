@@ -37,6 +37,7 @@ type seqState struct {
 	limitWhy StopReason
 	start    time.Time
 	done     bool
+	gram     *grammarRun // nil without Options.Grammar
 }
 
 // RunBatch decodes prompts[i] in slot i of st (st must have at least
@@ -80,6 +81,22 @@ func RunBatch(ctx context.Context, st Stepper, prompts [][]int32, first int, o O
 		states[i] = s
 		stats.PrefillTokens += len(p)
 	}
+	var allow []bool // the grammar's mask, reused across samples and steps
+	if o.Grammar != nil && len(states) > 0 {
+		v := len(st.Logits(states[0].slot))
+		toks, err := grammarTokens(&o, v)
+		if err != nil {
+			return nil, stats, err
+		}
+		allow = make([]bool, v)
+		start := o.Grammar.Start()
+		for _, s := range states {
+			if d := o.Grammar.Dist(start); d < 0 || d > s.limit {
+				return nil, stats, fmt.Errorf("sample %d: the grammar needs at least %d tokens, but the completion may have only %d", s.res.Index, d, s.limit)
+			}
+			s.gram = &grammarRun{g: o.Grammar, toks: toks, states: []int{start}}
+		}
+	}
 	t1 := time.Now()
 	stats.Prefill = t1.Sub(t0)
 	for _, s := range states {
@@ -112,6 +129,16 @@ func RunBatch(ctx context.Context, st Stepper, prompts [][]int32, first int, o O
 				return nil, stats, fmt.Errorf("sample %d: decoder returned no logits", r.Index)
 			}
 			m := stateMask(&o, len(logits), len(r.Tokens) > 0, s.block)
+			if s.gram != nil && len(allow) == len(logits) {
+				// keep the text completable within both the tokens and the
+				// actions left (a backspace costs an action too)
+				acts := maxActions - r.NumActions
+				s.gram.allow(allow, o.StopTokens, min(s.limit-len(r.Tokens), acts))
+				m.allow = allow
+				if m.bkspc >= 0 && !s.gram.canPop(acts) {
+					m.bkspc = -1
+				}
+			}
 			a, err := c.choose(logits, &o, m, s.rng)
 			if err != nil {
 				return nil, stats, fmt.Errorf("sample %d, action %d: %w", r.Index, len(r.Actions), err)
@@ -126,6 +153,9 @@ func RunBatch(ctx context.Context, st Stepper, prompts [][]int32, first int, o O
 				}
 				removed := r.Tokens[len(r.Tokens)-1]
 				r.Tokens = r.Tokens[:len(r.Tokens)-1]
+				if s.gram != nil {
+					s.gram.pop()
+				}
 				r.NumBkspc++
 				stats.Pops++
 				if retry {
@@ -139,6 +169,9 @@ func RunBatch(ctx context.Context, st Stepper, prompts [][]int32, first int, o O
 				finish(s, StopToken)
 			default:
 				r.Tokens = append(r.Tokens, a)
+				if s.gram != nil {
+					s.gram.push(a)
+				}
 				switch {
 				case stopString(&o, r):
 					finish(s, StopString)

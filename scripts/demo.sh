@@ -4,8 +4,10 @@
 #     (real Python runs in the sandbox, scored in Go) and train a small policy
 #     on them with the default SequenceMatch objective (chi2mix);
 #  2. sample from it, with backspaces shown;
-#  3. let it act in the built-in environments (rollout), writing MLE-Dojo
-#     trajectories that `smtrain fit -data` reads back.
+#  3. let it act in the built-in environments (rollout), its replies decoded
+#     under the grammar of MLE-Dojo's action format (-constrain action, so
+#     every action parses; what its code does is still up to the policy),
+#     writing MLE-Dojo trajectories that `smtrain fit -data` reads back.
 # Everything goes to runs/demo (removed first). STEPS=N changes the length.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,8 +24,8 @@ echo
 echo "== 2. sample: $BIN sample -ckpt $OUT -show-actions"
 $BIN sample -ckpt "$OUT" -prompt "Train a model and write the submission." -n 1 -max-new 80 -temperature 0.8 -show-actions
 echo
-echo "== 3. act: $BIN rollout -ckpt $OUT -env builtin:all -episodes 3 -out $OUT/rollout"
-$BIN rollout -ckpt "$OUT" -env builtin:all -episodes 3 -max-steps 4 -max-new 128 -out "$OUT/rollout"
+echo "== 3. act: $BIN rollout -ckpt $OUT -env builtin:all -episodes 3 -constrain action -out $OUT/rollout"
+$BIN rollout -ckpt "$OUT" -env builtin:all -episodes 3 -max-steps 4 -max-new 128 -constrain action -out "$OUT/rollout"
 echo
 echo "Outputs: $OUT/metrics.jsonl (training log), $OUT/ckpt-* (checkpoints),"
 echo "$OUT/rollout/<task>-<n>/ (MLE-Dojo trajectories; train on them with: $BIN fit -data $OUT/rollout)."

@@ -19,14 +19,18 @@ import (
 
 var cmdRollout = &Command{
 	Name:      "rollout",
-	UsageLine: "smtrain rollout -ckpt DIR -env builtin:TASK|builtin:all|dir:PATH/COMP|http://HOST:PORT[,http://...][#TASK] [-episodes N] [-parallel P] [-max-steps N] [-time-budget S] [-seed S] [-temperature T] [-max-new N] -out DIR",
+	UsageLine: "smtrain rollout -ckpt DIR -env builtin:TASK|builtin:all|dir:PATH/COMP|http://HOST:PORT[,http://...][#TASK] [-episodes N] [-parallel P] [-max-steps N] [-time-budget S] [-seed S] [-temperature T] [-max-new N] [-constrain action|none] -out DIR",
 	Short:     "run a trained policy in environments and write MLE-Dojo trajectories",
 	Long: `Rollout plays episodes with a trained policy. Each episode is a chat: the
 environment's observations are user turns (the same template the training
 data uses), the policy's replies are assistant turns, and the action is the
 last fenced json block {"action": ..., "params": ...} of each reply. A reply
 without a valid action is answered with an error observation and counts as an
-invalid action.
+invalid action. With -constrain action every reply is decoded under a grammar
+of that format (grammar-constrained decoding: only tokens that keep the reply
+a prefix of a valid one, completable within -max-new, may be sampled; the
+policy's probabilities are renormalised over them), so every action parses
+and validates; what the code does is still the policy's.
 
 Environments: builtin:TASK (or builtin:all, round-robin) for the built-in
 MLE-Dojo-style tasks, dir:PATH/COMP for a competition in MLE-Dojo's prepared
@@ -56,6 +60,7 @@ func runRollout(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	temp := fs.Float64("temperature", 0.8, "sampling temperature")
 	topP := fs.Float64("top-p", 0.95, "top-p filtering (0 or 1: off)")
 	maxNew := fs.Int("max-new", 256, "maximum tokens per reply")
+	constrain := fs.String("constrain", "none", "constrain replies: action (MLE-Dojo's reply format: prose, then a ```json action block that parses and validates) or none")
 	out := fs.String("out", "", "output folder (required)")
 	if err := cmdRollout.Parse(fs, args, stderr, false); err != nil {
 		return err
@@ -71,6 +76,8 @@ func runRollout(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return usagef("-temperature must be positive")
 	case *maxNew <= 0:
 		return usagef("-max-new must be positive")
+	case *constrain != "none" && *constrain != "action":
+		return usagef("-constrain must be action or none, got %q", *constrain)
 	}
 	dir, p, tok, err := loadPolicy(*ckpt)
 	if err != nil {
@@ -83,6 +90,9 @@ func runRollout(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	o := decode.DefaultOptions()
 	o.Temperature, o.TopP, o.MaxNewTokens = *temp, *topP, min(*maxNew, p.Cfg.NPositions/2)
 	o.Workers = 1
+	if *constrain == "action" {
+		o.Grammar = envbridge.NewActionGrammar()
+	}
 	pol := &rollout.ChatPolicy{CP: decode.NewChatPolicy(p, tok, o)}
 	fmt.Fprintf(stderr, "rollout: %d episodes on %s with %s (%d parallel, %d steps each)\n", *episodes, *envSpec, dir, *parallel, *maxSteps)
 	s, err := rollout.Run(ctx, pol, spec, rollout.Options{Episodes: *episodes, Parallel: *parallel, MaxSteps: *maxSteps, Seed: *seed, Out: *out},

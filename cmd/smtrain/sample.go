@@ -13,13 +13,14 @@ import (
 
 	"smtrain/data"
 	"smtrain/decode"
+	"smtrain/envbridge"
 	"smtrain/model"
 	"smtrain/train"
 )
 
 var cmdSample = &Command{
 	Name:      "sample",
-	UsageLine: "smtrain sample -ckpt DIR [-prompt TEXT | -prompt-file F] [-n N] [-max-new N] [-temperature T] [-top-k K] [-top-p P] [-greedy] [-seed S] [-show-actions] [-json]",
+	UsageLine: "smtrain sample -ckpt DIR [-prompt TEXT | -prompt-file F] [-n N] [-max-new N] [-temperature T] [-top-k K] [-top-p P] [-greedy] [-seed S] [-constrain action|none] [-show-actions] [-json]",
 	Short:     "sample completions with backspace from a checkpoint",
 	Long: `Sample loads a checkpoint folder (config.json, model.safetensors,
 tokenizer.json; or a training output folder with a 'latest' marker), puts
@@ -39,6 +40,11 @@ in all (default 4 x max-new; reported as hitting the cap). -greedy takes
 the most likely action; with it, the retry block is on by default: a token
 just deleted is masked once at the state it was deleted from, which breaks
 x, <bkspc>, x, <bkspc> loops (-retry-block on|off|auto).
+
+-constrain action decodes under a grammar of MLE-Dojo's reply format (prose,
+then a ` + "```" + `json action block that parses and validates): only tokens that
+keep the text a prefix of such a reply, completable within -max-new tokens
+and -max-actions actions, may be sampled, renormalised over them.
 
 Samples are decoded in batches (one batched forward step over the live
 samples of a batch) on several cores; sample i draws from its own random
@@ -87,6 +93,7 @@ func runSample(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		stops = append(stops, v)
 		return nil
 	})
+	constrain := fs.String("constrain", "none", "constrain completions: action (MLE-Dojo's reply format: prose, then a ```json action block that parses and validates) or none")
 	showActions := fs.Bool("show-actions", false, "also print the action sequence with deletions")
 	asJSON := fs.Bool("json", false, "print one JSON object per sample")
 	if err := cmdSample.Parse(fs, args, stderr, false); err != nil {
@@ -107,6 +114,8 @@ func runSample(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return usagef("-max-actions must be >= 0, got %d", *maxActions)
 	case *workers < 0 || *batch < 0:
 		return usagef("-workers and -batch must be >= 0")
+	case *constrain != "none" && *constrain != "action":
+		return usagef("-constrain must be action or none, got %q", *constrain)
 	}
 	o := decode.DefaultOptions()
 	o.Temperature, o.TopK, o.TopP, o.Greedy, o.Seed = *temp, *topK, *topP, *greedy, *seed
@@ -157,6 +166,9 @@ func runSample(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	o.ContextLen = cfg.NPositions
 	o.Detokenize = tok.Decode
+	if *constrain == "action" {
+		o.Grammar, o.TokenBytes = envbridge.NewActionGrammar(), decode.TokenBytes(tok)
+	}
 
 	// A prompt too long for the context is left-truncated the way training
 	// truncates, leaving room for -max-new tokens (at least half the

@@ -13,6 +13,7 @@ import (
 
 	"smtrain/data"
 	"smtrain/decode"
+	"smtrain/envbridge"
 	"smtrain/model"
 )
 
@@ -247,5 +248,42 @@ func TestSampleLongPromptTruncated(t *testing.T) {
 	// Short prompts are not touched.
 	if code, _, errs := runSampleCmd(t, "-ckpt", dir, "-prompt", "hi", "-max-new", "8", "-json"); code != 0 || strings.Contains(errs, "truncated") {
 		t.Fatalf("short prompt: exit %d, stderr %q", code, errs)
+	}
+}
+
+// TestSampleConstrainAction: with -constrain action every sample of a
+// random tiny model (which backspaces often) is a reply whose action
+// parses and validates; without it none is; a bad mode is a usage error.
+func TestSampleConstrainAction(t *testing.T) {
+	dir, _ := tinyCheckpoint(t)
+	count := func(extra ...string) (valid, n int) {
+		args := append([]string{"-ckpt", dir, "-prompt", "go", "-n", "6", "-max-new", "56", "-seed", "5", "-json"}, extra...)
+		code, out, errs := runSampleCmd(t, args...)
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, errs)
+		}
+		for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+			var s struct {
+				Text string `json:"text"`
+			}
+			if err := json.Unmarshal([]byte(line), &s); err != nil {
+				t.Fatalf("%v: %q", err, line)
+			}
+			n++
+			if _, err := envbridge.ParseAction(s.Text); err == nil {
+				valid++
+			}
+		}
+		return valid, n
+	}
+	if valid, n := count("-constrain", "action"); n != 6 || valid != 6 {
+		t.Fatalf("constrained: %d of %d samples valid", valid, n)
+	}
+	if valid, _ := count(); valid != 0 {
+		t.Fatalf("unconstrained: %d random samples valid", valid)
+	}
+	code, _, errs := runSampleCmd(t, "-ckpt", dir, "-constrain", "json")
+	if code != 2 || !strings.Contains(errs, "-constrain must be action or none") {
+		t.Fatalf("bad mode: exit %d, %q", code, errs)
 	}
 }
