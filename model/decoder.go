@@ -25,6 +25,11 @@ type Decoder struct {
 	lens       []int
 	kc, vc     [][]float32 // per slot (L, H, cap, D/H): each head's entries contiguous
 	logits     [][]float32 // per slot (cap, V)
+	// A prompt's entries other than its last get their logits only when
+	// asked (after a Pop down to them): Prefill keeps their final layer
+	// norm, hid (cap, D) per slot, and marks them in lazy.
+	hid  [][]float32
+	lazy [][]bool
 
 	// work buffers for up to maxRows rows
 	maxRows                   int
@@ -74,10 +79,13 @@ func NewDecoder(p *Params, nseq, maxLen int) (*Decoder, error) {
 	}
 	d.row.init(d)
 	d.kc, d.vc, d.logits = make([][]float32, nseq), make([][]float32, nseq), make([][]float32, nseq)
+	d.hid, d.lazy = make([][]float32, nseq), make([][]bool, nseq)
 	for s := 0; s < nseq; s++ {
 		d.kc[s] = make([]float32, L*maxLen*D)
 		d.vc[s] = make([]float32, L*maxLen*D)
 		d.logits[s] = make([]float32, maxLen*V)
+		d.hid[s] = make([]float32, maxLen*cfg.NEmbd)
+		d.lazy[s] = make([]bool, maxLen)
 	}
 	d.attn = decAttention{d: d, scratch: make([]float32, max(2, maxChunks())*maxLen)} // ≥ 2: rowStep's halves
 	return d, nil
@@ -178,9 +186,20 @@ func (d *Decoder) Logits(seq int) []float32 {
 	if seq < 0 || seq >= d.nseq || d.lens[seq] == 0 {
 		return nil
 	}
-	V := d.cfg.VocabSize
+	V, D := d.cfg.VocabSize, d.cfg.NEmbd
 	n := d.lens[seq]
-	return d.logits[seq][(n-1)*V : n*V : n*V]
+	lg := d.logits[seq][(n-1)*V : n*V : n*V]
+	if d.lazy[seq][n-1] {
+		// the head on the entry's kept final layer norm, as the one-row
+		// step computes it
+		zero(lg)
+		h, wte := d.hid[seq][(n-1)*D:n*D], d.p.List[0].F32
+		if !vec.DotAcc(h, wte, D, lg) {
+			gemv(false, V, D, 1, wte, D, h, 0, lg)
+		}
+		d.lazy[seq][n-1] = false
+	}
+	return lg
 }
 
 // Len is the number of entries of slot seq.
@@ -270,11 +289,29 @@ func (d *Decoder) step(n int) {
 	}
 	nl := len(P)
 	d.ln.forward(x, P[nl-2].F32, P[nl-1].F32, h)
-	lg := d.lg[:n*V]
-	d.head.forward(h, P[0].F32, nil, nil, lg) // (n, V)
+	// The head runs on the rows that end their slot's run in this step
+	// (every row of a Push; a prompt's last row): the others keep their
+	// final layer norm for Logits to use should a Pop expose them.
+	k := 0 // rows needing logits, gathered to the front of h
 	for i := 0; i < n; i++ {
 		s, p := d.rowSeq[i], int(d.pos[i])
+		if i+1 < n && d.rowSeq[i+1] == s {
+			copy(d.hid[s][p*D:(p+1)*D], h[i*D:(i+1)*D])
+			d.lazy[s][p] = true
+			continue
+		}
+		if k < i {
+			copy(h[k*D:(k+1)*D], h[i*D:(i+1)*D])
+		}
+		d.tok[k], d.pos[k], d.rowSeq[k] = d.tok[i], d.pos[i], s
+		k++
+	}
+	lg := d.lg[:k*V]
+	d.head.forward(h[:k*D], P[0].F32, nil, nil, lg) // (k, V)
+	for i := 0; i < k; i++ {
+		s, p := d.rowSeq[i], int(d.pos[i])
 		copy(d.logits[s][p*V:(p+1)*V], lg[i*V:(i+1)*V])
+		d.lazy[s][p] = false
 	}
 }
 

@@ -64,6 +64,7 @@ func (r *rowStep) init(d *Decoder) {
 func (d *Decoder) stepRow(t *spinTeam) {
 	r := &d.row
 	r.team = t
+	d.lazy[d.rowSeq[0]][d.pos[0]] = false // logits() writes them
 	if t == nil || t.size == 1 {
 		r.token(0, true)
 		return
