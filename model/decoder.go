@@ -181,7 +181,9 @@ func (d *Decoder) Pop(seq int) error {
 
 // Logits returns the logits (V) at the top of slot seq (nil when the slot
 // is empty). The slice is read-only and stays valid until the entry is
-// overwritten by a later Push or Prefill.
+// overwritten by a later Push or Prefill. At a prompt entry other than the
+// last (exposed by Pop) the first call computes them, with the LM head on
+// the entry's kept final layer norm.
 func (d *Decoder) Logits(seq int) []float32 {
 	if seq < 0 || seq >= d.nseq || d.lens[seq] == 0 {
 		return nil
