@@ -31,8 +31,9 @@ type grammarRun struct {
 }
 
 // grammarTokens builds the byte table of a vocabulary of size v: ordinary
-// tokens (TokenBytes reports true and a non-empty string); special tokens,
-// stop tokens and <bkspc> never extend a completion.
+// tokens (TokenBytes reports true and a non-empty string) that are not
+// banned; special tokens, stop tokens and <bkspc> never extend a
+// completion.
 func grammarTokens(o *Options, v int) ([][]byte, error) {
 	if o.TokenBytes == nil {
 		return nil, errors.New("a grammar needs TokenBytes")
@@ -41,7 +42,7 @@ func grammarTokens(o *Options, v int) ([][]byte, error) {
 	var single [256]bool
 	for id := 0; id < v; id++ {
 		b, ok := o.TokenBytes(int32(id))
-		if !ok || len(b) == 0 || int32(id) == o.BkspcID || containsID(o.StopTokens, int32(id)) {
+		if !ok || len(b) == 0 || int32(id) == o.BkspcID || containsID(o.StopTokens, int32(id)) || containsID(o.Banned, int32(id)) {
 			continue
 		}
 		toks[id] = b

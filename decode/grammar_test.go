@@ -122,6 +122,12 @@ func TestGrammarErrors(t *testing.T) {
 	if err := gen(o); err == nil || !strings.Contains(err.Error(), "0x7d") {
 		t.Errorf("no single-byte '}': %v", err)
 	}
+	o.TokenBytes = bytesOf
+	o.Banned = append(o.Banned, 7+'{') // the single-byte token '{'
+	if err := gen(o); err == nil || !strings.Contains(err.Error(), "0x7b") {
+		t.Errorf("single-byte '{' banned: %v", err)
+	}
+	o.Banned = o.Banned[:len(o.Banned)-1]
 	o.TokenBytes = nil
 	if err := gen(o); err == nil || !strings.Contains(err.Error(), "TokenBytes") {
 		t.Errorf("no TokenBytes: %v", err)
