@@ -10,12 +10,13 @@ import (
 	"time"
 
 	"smtrain/decode/serve"
+	"smtrain/envbridge"
 	"smtrain/model"
 )
 
 var cmdServe = &Command{
 	Name:      "serve",
-	UsageLine: "smtrain serve -ckpt DIR [-addr 127.0.0.1:8314] [-max-concurrency N] [-max-queue N] [-max-tokens N] [-max-n N] [-clamp-max-tokens=false] [-name ID] [-seed S] [-reject-long] [-no-bkspc] [-quiet]",
+	UsageLine: "smtrain serve -ckpt DIR [-addr 127.0.0.1:8314] [-max-concurrency N] [-max-queue N] [-max-tokens N] [-max-n N] [-clamp-max-tokens=false] [-name ID] [-seed S] [-reject-long] [-no-bkspc] [-constrain action|none] [-quiet]",
 	Short:     "serve a policy behind an OpenAI-compatible chat-completions API",
 	Long: `Serve loads a checkpoint folder (or a training output folder with a
 'latest' marker) and serves the policy over HTTP with the OpenAI
@@ -48,6 +49,11 @@ With stream: true the content of a choice is sent when it is final (when
 the choice ends: a backspace may still delete anything before); until then
 chunks with an empty delta carry the actions taken and the current text
 (which may still change) in their "smtrain" extension (-stream-progress=false leaves them out).
+
+With -constrain action every reply is decoded under a grammar of MLE-Dojo's
+reply format (prose, then a ` + "```" + `json action block that parses and
+validates; see smtrain rollout), so an agent loop always gets a valid
+action; a max_tokens too small for the shortest such reply is a 400.
 
 At most -max-concurrency requests decode at once; up to -max-queue more
 wait (until their client hangs up) and the rest get 429. A client that
@@ -84,6 +90,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	grace := fs.Duration("grace", 10*time.Second, "time running requests get to finish at shutdown")
 	progress := fs.Bool("stream-progress", true, "send progress chunks (empty delta, actions in the extension) while a stream decodes")
 	quiet := fs.Bool("quiet", false, "no per-request log lines on stderr")
+	constrain := fs.String("constrain", "none", "constrain every reply: action (MLE-Dojo's reply format: prose, then a ```json action block that parses and validates) or none")
 	if err := cmdServe.Parse(fs, args, stderr, false); err != nil {
 		return err
 	}
@@ -104,6 +111,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return usagef("-max-body must be >= 1, got %d", *maxBody)
 	case *grace < 0:
 		return usagef("-grace must be >= 0, got %v", *grace)
+	case *constrain != "none" && *constrain != "action":
+		return usagef("-constrain must be action or none, got %q", *constrain)
 	}
 	dir, p, tok, err := loadPolicy(*ckpt)
 	if err != nil {
@@ -126,6 +135,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	cfg.RejectLong, cfg.MaxBodyBytes, cfg.ClampMaxTokens = *rejectLong, *maxBody, *clamp
 	cfg.Seed = *seed
 	cfg.NoProgress = !*progress
+	if *constrain == "action" {
+		cfg.Grammar = envbridge.NewActionGrammar()
+	}
 	if cfg.Seed == 0 {
 		cfg.Seed = uint64(time.Now().UnixNano())
 	}

@@ -15,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"smtrain/envbridge"
 )
 
 // lockedBuf is a goroutine-safe buffer for a running command's output.
@@ -346,5 +348,42 @@ func TestServeOpenAINodeClient(t *testing.T) {
 	}
 	if e := res.Err; e == nil || e.Status != 400 || e.Name != "BadRequestError" || e.Param != "messages" || e.Type != "invalid_request_error" {
 		t.Fatalf("error mapping: %+v", res.Err)
+	}
+}
+
+// TestServeConstrainAction: with -constrain action every choice of a random
+// tiny model is a reply whose action parses and validates, and a
+// max_tokens below the format's shortest reply is a 400 naming it.
+func TestServeConstrainAction(t *testing.T) {
+	base, _, _, _ := startServe(t, "-constrain", "action")
+	post := func(body string) (int, []byte) {
+		resp, err := http.Post(base+"/chat/completions", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, b
+	}
+	code, b := post(`{"messages":[{"role":"user","content":"go"}],"max_tokens":48,"n":3,"seed":4}`)
+	var c struct {
+		Choices []struct {
+			Message struct {
+				Content string `json:"content"`
+			} `json:"message"`
+		} `json:"choices"`
+	}
+	if err := json.Unmarshal(b, &c); err != nil || code != 200 || len(c.Choices) != 3 {
+		t.Fatalf("chat: %d %s %v", code, b, err)
+	}
+	for i, ch := range c.Choices {
+		if _, err := envbridge.ParseAction(ch.Message.Content); err != nil {
+			t.Fatalf("choice %d: %v: %q", i, err, ch.Message.Content)
+		}
+	}
+	code, b = post(`{"messages":[{"role":"user","content":"go"}],"max_tokens":8}`)
+	g := envbridge.NewActionGrammar()
+	if want := fmt.Sprintf("shortest reply takes %d tokens", g.Dist(g.Start())); code != 400 || !strings.Contains(string(b), want) {
+		t.Fatalf("short max_tokens: %d %s", code, b)
 	}
 }

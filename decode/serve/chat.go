@@ -152,6 +152,9 @@ func (s *Server) prepare(p *params) (*job, *apiError) {
 		j.maxTokens = min(want, max(ctxLen-j.fullLen, ctxLen/2))
 		j.clamped = p.MaxTokensSet && j.maxTokens < want
 	}
+	if g := s.cfg.Grammar; g != nil && j.maxTokens < g.Dist(g.Start()) {
+		return nil, badRequest("max_tokens", "invalid_value", "this server constrains replies to a format whose shortest reply takes %d tokens; max_tokens is %d", g.Dist(g.Start()), j.maxTokens)
+	}
 	room := ctxLen - j.maxTokens
 	if j.fullLen > room && s.cfg.RejectLong {
 		return nil, badRequest("messages", "context_length_exceeded",

@@ -76,6 +76,11 @@ type Config struct {
 	// MaxActionsFactor caps all actions (tokens, backspaces, the stop
 	// token) at this multiple of max_tokens; 0 means 4 (decode's default).
 	MaxActionsFactor int
+	// Grammar, when set, constrains every completion (decode.Options.Grammar;
+	// e.g. envbridge.NewActionGrammar for MLE-Dojo's reply format). A
+	// request whose max_tokens cannot hold the grammar's shortest text is a
+	// 400.
+	Grammar decode.Grammar
 
 	// MaxConcurrency is the number of requests decoded at once (>= 1).
 	MaxConcurrency int
@@ -210,6 +215,9 @@ func New(cfg Config) (*Server, error) {
 	o.ContextLen = cfg.ContextLen
 	o.Detokenize = tok.Decode
 	o.Workers = 1
+	if cfg.Grammar != nil {
+		o.Grammar, o.TokenBytes = cfg.Grammar, decode.TokenBytes(tok)
+	}
 	s := &Server{
 		cfg:   cfg,
 		slots: make(chan struct{}, cfg.MaxConcurrency),
