@@ -89,12 +89,13 @@ func RunBatch(ctx context.Context, st Stepper, prompts [][]int32, first int, o O
 			return nil, stats, err
 		}
 		allow = make([]bool, v)
+		cache := newGrammarCache(o.Grammar, toks)
 		start := o.Grammar.Start()
 		for _, s := range states {
 			if d := o.Grammar.Dist(start); d < 0 || d > s.limit {
 				return nil, stats, fmt.Errorf("sample %d: the grammar needs at least %d tokens, but the completion may have only %d", s.res.Index, d, s.limit)
 			}
-			s.gram = &grammarRun{g: o.Grammar, toks: toks, states: []int{start}}
+			s.gram = &grammarRun{g: o.Grammar, c: cache, states: []int{start}}
 		}
 	}
 	t1 := time.Now()
