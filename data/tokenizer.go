@@ -228,6 +228,9 @@ type Tokenizer struct {
 	added  []addedToken
 	isAdd  map[int32]bool
 	sp     Specials
+	// fileVocab is the size of the vocabulary read from a file before
+	// smtrain's missing special tokens were appended (0: not read so)
+	fileVocab int
 
 	mu    sync.Mutex
 	cache map[string][]int32
@@ -235,6 +238,16 @@ type Tokenizer struct {
 
 // VocabSize is the number of token ids (max id + 1).
 func (t *Tokenizer) VocabSize() int { return len(t.vocab) }
+
+// FileVocabSize is the vocabulary size of the tokenizer file this one was
+// read from, before smtrain's missing special tokens were appended after
+// it (VocabSize when none were, or when it was not read from a file).
+func (t *Tokenizer) FileVocabSize() int {
+	if t.fileVocab > 0 {
+		return t.fileVocab
+	}
+	return len(t.vocab)
+}
 
 // Specials returns the ids of the special tokens.
 func (t *Tokenizer) Specials() Specials { return t.sp }

@@ -169,6 +169,7 @@ func ParseTokenizerJSON(raw []byte) (*Tokenizer, error) {
 		}
 		vocab[id] = s
 	}
+	fileVocab := int(maxID) + 1
 	for _, s := range SpecialTokens {
 		if !addedContent[s] {
 			maxID++
@@ -195,7 +196,12 @@ func ParseTokenizerJSON(raw []byte) (*Tokenizer, error) {
 		}
 		merges = append(merges, pair)
 	}
-	return newTokenizer(vocab, merges, added)
+	t, err := newTokenizer(vocab, merges, added)
+	if err != nil {
+		return nil, err
+	}
+	t.fileVocab = fileVocab
+	return t, nil
 }
 
 // WriteFileAtomic writes data to path through a temporary file in the same

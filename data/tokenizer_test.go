@@ -204,8 +204,11 @@ func TestLoadGPT2Style(t *testing.T) {
 		// 256 bytes + 4 merges + <|endoftext|> = 261 ids; specials appended
 		sp := tok.Specials()
 		want := Specials{261, 262, 263, 264, 265, 266, 267}
-		if sp != want || tok.VocabSize() != 268 {
-			t.Fatalf("specials %+v vocab %d", sp, tok.VocabSize())
+		if sp != want || tok.VocabSize() != 268 || tok.FileVocabSize() != 261 {
+			t.Fatalf("specials %+v vocab %d (file %d)", sp, tok.VocabSize(), tok.FileVocabSize())
+		}
+		if bt := ByteTokenizer(); bt.FileVocabSize() != bt.VocabSize() {
+			t.Fatalf("byte tokenizer: file vocabulary %d of %d", bt.FileVocabSize(), bt.VocabSize())
 		}
 		ids, _ := tok.Encode(" the cat in<|endoftext|>")
 		// " the" -> Ġthe (258), " cat" -> bytes, " in" -> Ġ + in (259)

@@ -18,6 +18,11 @@ type GrowOptions struct {
 	// existing row it starts from instead of the mean, e.g. smtrain's new
 	// <eos> from GPT-2's <|endoftext|>.
 	CopyFrom map[int]int
+	// Keep, when positive, keeps only the first Keep rows of wte and drops
+	// the rest (padding rows without a token, as in checkpoints whose
+	// vocabulary was rounded up): the new rows follow them, and the mean
+	// and spread are those of the kept rows.
+	Keep int
 }
 
 // DefaultGrowNoise is the default GrowOptions.NoiseScale.
@@ -41,6 +46,12 @@ func GrowVocab(p *Params, newV int, rng *rand.Rand, o GrowOptions) (*Params, err
 		return nil, err
 	}
 	V, D := p.Cfg.VocabSize, p.Cfg.NEmbd
+	if o.Keep > V {
+		return nil, fmt.Errorf("grow vocabulary: keep %d rows of %d", o.Keep, V)
+	}
+	if o.Keep > 0 {
+		V = o.Keep
+	}
 	if newV < V {
 		return nil, fmt.Errorf("grow vocabulary: new size %d is smaller than the current %d", newV, V)
 	}
@@ -111,8 +122,11 @@ func GrowVocab(p *Params, newV int, rng *rand.Rand, o GrowOptions) (*Params, err
 		copy(dst.F64, src.F64)
 	}
 	wte := q.Get("wte.weight") // (newV, D)
-	copy(wte.F32, old.F32)
-	copy(wte.F64, old.F64)
+	if old.F32 != nil {
+		copy(wte.F32, old.F32[:V*D])
+	} else {
+		copy(wte.F64, old.F64[:V*D])
+	}
 	for i := V; i < newV; i++ {
 		base := func(j int) float64 { return mean[j] }
 		if from, ok := o.CopyFrom[i]; ok {

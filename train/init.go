@@ -23,9 +23,14 @@ type InitModel struct {
 	// Tokenizer is the checkpoint's tokenizer (or the one given), with
 	// any special tokens it lacked appended (data.LoadTokenizer).
 	Tokenizer *data.Tokenizer
-	// OldVocab is the checkpoint's vocab_size; rows OldVocab..V-1 of wte
-	// were added (none when it equals Params.Cfg.VocabSize).
+	// OldVocab is the number of the checkpoint's wte rows kept (its
+	// vocab_size less any padding); rows OldVocab..V-1 of wte were added
+	// (none when it equals Params.Cfg.VocabSize).
 	OldVocab int
+	// Padding is the number of the checkpoint's rows dropped: rows past
+	// the tokenizer's vocabulary in a checkpoint whose vocab_size was
+	// rounded up (e.g. 50,257 tokens in 50,304 rows).
+	Padding int
 }
 
 // Grown is the number of vocabulary rows added to the checkpoint.
@@ -66,7 +71,10 @@ func ResolveCheckpoint(path string) (string, error) {
 // seeded by seed; the new <eos> starts from the checkpoint's own
 // eos_token_id row when that is an old token (GPT-2's <|endoftext|>), so
 // the model keeps its sense of where text ends. n_positions and all other
-// weights are kept, and the logits of the old tokens are unchanged.
+// weights are kept, and the logits of the old tokens are unchanged. A
+// checkpoint whose vocab_size is a multiple of 64 with fewer than 128 rows
+// past the tokenizer file's vocabulary has those rows as padding: they are
+// dropped (InitModel.Padding) before the special tokens are added.
 func LoadInit(path, tokenizerPath string, seed int64) (*InitModel, error) {
 	dir, err := ResolveCheckpoint(path)
 	if err != nil {
@@ -90,13 +98,21 @@ func LoadInit(path, tokenizerPath string, seed int64) (*InitModel, error) {
 	if err != nil {
 		return nil, err
 	}
-	oldV, newV := p.Cfg.VocabSize, tok.VocabSize()
+	rows, fileV, newV := p.Cfg.VocabSize, tok.FileVocabSize(), tok.VocabSize()
+	// Rows past the tokenizer file's vocabulary are padding when the
+	// checkpoint rounded its vocab_size up to a multiple of 64 (nanoGPT:
+	// 50,257 -> 50,304); smtrain's appended special tokens then take new
+	// rows, not padding ones.
+	keep := rows
+	if fileV < rows && rows%64 == 0 && rows-fileV < maxPadding {
+		keep = fileV
+	}
 	switch {
-	case newV < oldV:
-		return nil, fmt.Errorf("checkpoint %s has vocab_size %d but the tokenizer %s has only %d tokens (with smtrain's specials): not the tokenizer of these weights", dir, oldV, tokenizerPath, newV)
-	case newV > oldV:
-		o := model.GrowOptions{CopyFrom: map[int]int{}}
-		if e := p.Cfg.EOSTokenID; e >= 0 && e < oldV && int(tok.EOSID()) >= oldV {
+	case newV < keep:
+		return nil, fmt.Errorf("checkpoint %s has vocab_size %d but the tokenizer %s has only %d tokens (with smtrain's specials): not the tokenizer of these weights", dir, rows, tokenizerPath, newV)
+	case newV > keep || keep < rows:
+		o := model.GrowOptions{CopyFrom: map[int]int{}, Keep: keep}
+		if e := p.Cfg.EOSTokenID; e >= 0 && e < keep && int(tok.EOSID()) >= keep {
 			o.CopyFrom[int(tok.EOSID())] = e
 		}
 		rng := rand.New(rand.NewPCG(uint64(seed), 0x67726f77)) // "grow"
@@ -108,5 +124,9 @@ func LoadInit(path, tokenizerPath string, seed int64) (*InitModel, error) {
 	if err := p.Cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("checkpoint %s with tokenizer %s: %w", dir, tokenizerPath, err)
 	}
-	return &InitModel{Dir: dir, Params: p, Tokenizer: tok, OldVocab: oldV}, nil
+	return &InitModel{Dir: dir, Params: p, Tokenizer: tok, OldVocab: keep, Padding: rows - keep}, nil
 }
+
+// maxPadding bounds the padding rows LoadInit assumes (vocabularies are
+// rounded up to multiples of 64 or 128).
+const maxPadding = 128

@@ -120,6 +120,15 @@ func writeHFGPT2Shape(t *testing.T, dir string, L, H, D, P, V int) *model.Params
 			q.F32[j] = q.F32[j]*6 + float32(rng.NormFloat64()*0.02)
 		}
 	}
+	writeHFModel(t, dir, p)
+	return p
+}
+
+// writeHFModel writes p as an HF GPT-2 model.safetensors and config.json
+// in dir.
+func writeHFModel(t *testing.T, dir string, p *model.Params) {
+	t.Helper()
+	P, D, H, L, V, eot := p.Cfg.NPositions, p.Cfg.NEmbd, p.Cfg.NHead, p.Cfg.NLayer, p.Cfg.VocabSize, p.Cfg.EOSTokenID
 	var ts []model.Tensor
 	tril := make([]float32, P*P)
 	for i := 0; i < P; i++ {
@@ -150,7 +159,6 @@ func writeHFGPT2Shape(t *testing.T, dir string, L, H, D, P, V int) *model.Params
 	if err := os.WriteFile(filepath.Join(dir, model.ConfigFile), []byte(hc), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	return p
 }
 
 // chainBatch lays out token rows as plain causal chains padded to T.
@@ -584,5 +592,66 @@ func TestInitFromHFGPT2VocabMerges(t *testing.T) {
 	os.Remove(filepath.Join(dir, data.GPT2MergesFile))
 	if _, err := LoadInit(dir, "", 5); err == nil || !strings.Contains(err.Error(), "merges.txt") {
 		t.Fatalf("without merges.txt: %v", err)
+	}
+}
+
+// TestInitPaddedVocab: a checkpoint whose vocab_size was rounded up to a
+// multiple of 64 (here 300 tokens in 320 rows, as nanoGPT stores GPT-2's
+// 50,257 in 50,304) loads: the 20 padding rows are dropped, smtrain's
+// specials get new rows (<eos> from <|endoftext|>), and the old tokens'
+// logits are unchanged; with padding of 128 rows or more, or a size that is
+// not a multiple of 64, the tokenizer is refused as before.
+func TestInitPaddedVocab(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "gpt2-padded")
+	orig := writeHFGPT2Shape(t, dir, 2, 2, 16, 64, 300)
+	padded, err := model.GrowVocab(orig, 320, rand.New(rand.NewPCG(1, 1)), model.GrowOptions{NoiseScale: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeHFModel(t, dir, padded)
+	im, err := LoadInit(dir, "", 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, tok := im.Params, im.Tokenizer
+	if im.Padding != 20 || im.OldVocab != 300 || p.Cfg.VocabSize != 300+data.NumSpecial || im.Grown() != data.NumSpecial {
+		t.Fatalf("padding %d, kept %d, vocabulary %d, grown %d", im.Padding, im.OldVocab, p.Cfg.VocabSize, im.Grown())
+	}
+	D := p.Cfg.NEmbd
+	w, w0 := p.Get("wte.weight").F32, orig.Get("wte.weight").F32
+	for i := 0; i < 300*D; i++ {
+		if w[i] != w0[i] {
+			t.Fatalf("old row %d changed", i/D)
+		}
+	}
+	eot, eos := orig.Cfg.EOSTokenID, int(tok.EOSID())
+	for j := 0; j < D; j++ {
+		if d := math.Abs(float64(w[eos*D+j] - w[eot*D+j])); d > 0.05 {
+			t.Fatalf("<eos> row coordinate %d differs from <|endoftext|> by %g", j, d)
+		}
+	}
+	ids, err := tok.Encode("12+34=46 hello")
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, pos, par := chainBatch([][]int32{ids}, 16)
+	a, b := goLogits64(t, orig, 1, 16, in, pos, par), goLogits64(t, p, 1, 16, in, pos, par)
+	for n := 0; n < 16; n++ {
+		for v := 0; v < 300; v++ {
+			if d := math.Abs(a[n*300+v] - b[n*p.Cfg.VocabSize+v]); d > 1e-5*max(1, math.Abs(a[n*300+v])) {
+				t.Fatalf("input %d token %d: logit %v before, %v after", n, v, a[n*300+v], b[n*p.Cfg.VocabSize+v])
+			}
+		}
+	}
+	// not padding: 128 extra rows, or a size that is no multiple of 64
+	for _, rows := range []int{448, 310} {
+		big, err := model.GrowVocab(orig, rows, rand.New(rand.NewPCG(1, 1)), model.GrowOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		writeHFModel(t, dir, big)
+		if _, err := LoadInit(dir, "", 5); err == nil || !strings.Contains(err.Error(), "not the tokenizer of these weights") {
+			t.Fatalf("%d rows for 300 tokens: %v", rows, err)
+		}
 	}
 }

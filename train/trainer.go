@@ -196,6 +196,9 @@ func New(cfg Config, in Inputs, resume bool, console io.Writer) (*Trainer, error
 		// The checkpoint's shape wins; the written config says so.
 		cfg.NLayer, cfg.NHead, cfg.NEmbd = t.params.Cfg.NLayer, t.params.Cfg.NHead, t.params.Cfg.NEmbd
 		t.cfg = cfg
+		if initFrom.Padding > 0 {
+			fmt.Fprintf(t.console, "init: %s, %d padding rows of the vocabulary dropped (%d -> %d: rows past the tokenizer's tokens)\n", initFrom.Dir, initFrom.Padding, initFrom.OldVocab+initFrom.Padding, initFrom.OldVocab)
+		}
 		if g := initFrom.Grown(); g > 0 {
 			fmt.Fprintf(t.console, "init: %s, vocabulary grown %d -> %d (new rows: mean of the old ones + noise)\n", initFrom.Dir, initFrom.OldVocab, t.params.Cfg.VocabSize)
 		} else {

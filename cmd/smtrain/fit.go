@@ -37,6 +37,9 @@ shape and tokenizer are used. A tokenizer without smtrain's special tokens
 token embedding (tied LM head) grows by as many rows, each the mean of the
 old rows plus noise of 1% of their spread (the new <eos> starts from the
 checkpoint's eos_token_id row); the logits of the old tokens are unchanged.
+A vocab_size rounded up to a multiple of 64 (nanoGPT stores GPT-2's 50,257
+tokens in 50,304 rows) has its rows past the tokenizer's tokens dropped as
+padding first (fewer than 128 of them; more means a wrong tokenizer).
 -resume takes precedence over -init.
 
 -seq_mode (default auto) keeps an episode whole when it fits n_positions
