@@ -17,7 +17,7 @@ import (
 
 var cmdCompare = &Command{
 	Name:      "compare",
-	UsageLine: "smtrain compare [-task arith|dojo|data:PATH] [-objectives mle,bc,chi2mix] [-seeds N|S1,S2,...] [-steps N] [-noise 0,0.05,0.1] [-quick] [-parallel P] [-config FILE] [flags for every config key] -out DIR",
+	UsageLine: "smtrain compare [-task arith|dojo|data:PATH] [-objectives mle,bc,chi2mix] [-seeds N|S1,S2,...] [-steps N] [-noise 0,0.05,0.1] [-quick] [-parallel P] [-constrain action|none] [-config FILE] [flags for every config key] -out DIR",
 	Short:     "train several objectives on the same data and seeds and compare them",
 	Long: `Compare trains every objective at every noise level η with every seed, on
 the same data with the same compute budget (steps, batch, model), evaluates
@@ -48,7 +48,10 @@ Tasks and metrics:
              (val_*) for tuning; the test set is only used for reporting.
   dojo       expert trajectories collected in the built-in MLE-Dojo-style
              environments; mean reward and valid-action rate of rollouts
-             (-rollouts episodes of -rollout_steps actions), NLL.
+             (-rollouts episodes of -rollout_steps actions), NLL. With
+             -constrain action the replies are decoded under the action
+             grammar (every action valid), so the rewards compare the
+             policies' choices of action and code.
   data:PATH  trajectory files (as fit -data); NLL on a held-out split and
              n-gram repetition and diversity of sampled replies.
 
@@ -98,10 +101,17 @@ func runCompare(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	nval := fs.Int("val", 500, "arith: validation questions (disjoint from train and test)")
 	rollouts := fs.Int("rollouts", 6, "dojo: rollout episodes per run")
 	rolloutSteps := fs.Int("rollout_steps", 4, "dojo: actions per rollout episode")
+	constrain := fs.String("constrain", "none", "dojo: decode rollout replies under the action grammar (action) or not (none)")
 	samples := fs.Int("samples", 64, "data: sampled replies per run for repetition/diversity")
 	bind := train.BindFlags(fs)
 	if err := cmdCompare.Parse(fs, args, stderr, false); err != nil {
 		return err
+	}
+	switch {
+	case *constrain != "none" && *constrain != "action":
+		return usagef("-constrain must be action or none, got %q", *constrain)
+	case *constrain == "action" && *taskF != "dojo":
+		return usagef("-constrain applies to -task dojo only")
 	}
 	for _, k := range []string{"eta", "seed", "objective"} {
 		if bind.IsSet(k) {
@@ -176,6 +186,7 @@ func runCompare(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		if err != nil {
 			return err
 		}
+		t.Constrain = *constrain == "action"
 		task = t
 	case strings.HasPrefix(*taskF, "data:"):
 		path := strings.TrimPrefix(*taskF, "data:")

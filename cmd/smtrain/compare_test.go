@@ -1,6 +1,8 @@
 package main
 
 import (
+	"encoding/json"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -68,5 +70,40 @@ func TestCommandLineQuoting(t *testing.T) {
 	want := `smtrain compare -out 'a b' -noise 0,0.1 -x 'it'\''s'`
 	if got != want {
 		t.Fatalf("got  %s\nwant %s", got, want)
+	}
+}
+
+// TestCompareDojoConstrained runs a tiny dojo comparison end to end: built-in
+// expert data, a few training steps, rollouts in the built-in environments
+// decoded under the action grammar (every action valid), results.json with
+// the dojo metrics.
+func TestCompareDojoConstrained(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "cmp")
+	args := []string{"compare", "-task", "dojo", "-constrain", "action", "-out", out, "-objectives", "mle", "-seeds", "1", "-noise", "0",
+		"-steps", "4", "-dojo_episodes", "3", "-rollouts", "1", "-rollout_steps", "2",
+		"-n_layer", "1", "-n_embd", "16", "-n_head", "2", "-n_positions", "128", "-batch_size", "2", "-warmup_steps", "1",
+		"-eval_every", "2", "-ckpt_every", "2", "-parallel", "1"}
+	code, stdout, stderr := runCLI(args...)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	b, err := os.ReadFile(filepath.Join(out, "results.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res struct {
+		Rows []struct {
+			Metrics map[string]float64 `json:"metrics"`
+		} `json:"rows"`
+	}
+	if err := json.Unmarshal(b, &res); err != nil || len(res.Rows) != 1 {
+		t.Fatalf("results.json: %v\n%s", err, b)
+	}
+	m := res.Rows[0].Metrics
+	if m["valid_action_rate"] != 1 || m["failed_episodes"] != 0 {
+		t.Fatalf("constrained dojo run: %v", m)
+	}
+	if code, _, errs := runCLI("compare", "-task", "arith", "-constrain", "action", "-out", out); code != 2 || !strings.Contains(errs, "dojo only") {
+		t.Fatalf("-constrain with arith: exit %d: %s", code, errs)
 	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"smtrain/data"
 	"smtrain/decode"
+	"smtrain/envbridge"
 	"smtrain/envbridge/httpenv"
 	"smtrain/envbridge/local"
 	"smtrain/envbridge/rollout"
@@ -61,6 +62,8 @@ type DojoTask struct {
 	Seed     uint64
 	// Budget is the wall-clock budget of one rollout episode.
 	Budget time.Duration
+	// Constrain decodes rollout replies under envbridge's action grammar.
+	Constrain bool
 }
 
 var _ Task = (*DojoTask)(nil)
@@ -80,13 +83,21 @@ func (d *DojoTask) Name() string { return "dojo" }
 
 // Describe implements Task.
 func (d *DojoTask) Describe() string {
-	return fmt.Sprintf("built-in MLE-Dojo-style tasks: %d train / %d val expert episodes; %d rollout episodes of at most %d actions per run (temperature 0.8, top-p 0.95)",
-		len(d.in.Train), len(d.in.Val), d.Episodes, d.MaxSteps)
+	c := ""
+	if d.Constrain {
+		c = ", replies decoded under the action grammar"
+	}
+	return fmt.Sprintf("built-in MLE-Dojo-style tasks: %d train / %d val expert episodes; %d rollout episodes of at most %d actions per run (temperature 0.8, top-p 0.95%s)",
+		len(d.in.Train), len(d.in.Val), d.Episodes, d.MaxSteps, c)
 }
 
 // EvalKey implements Task.
 func (d *DojoTask) EvalKey() string {
-	return fmt.Sprintf("dojo/v1 episodes=%d steps=%d seed=%d val=%d", d.Episodes, d.MaxSteps, d.Seed, len(d.in.Val))
+	k := fmt.Sprintf("dojo/v1 episodes=%d steps=%d seed=%d val=%d", d.Episodes, d.MaxSteps, d.Seed, len(d.in.Val))
+	if d.Constrain {
+		k += " constrain=action"
+	}
+	return k
 }
 
 // Inputs implements Task.
@@ -120,6 +131,13 @@ func (d *DojoTask) Evaluate(ctx context.Context, t *train.Trainer, dir string) (
 	o.Temperature, o.TopP = 0.8, 0.95
 	o.MaxNewTokens = max(16, t.Params().Cfg.NPositions/2)
 	o.Workers, o.BatchSize = 1, 1
+	if d.Constrain {
+		g := envbridge.NewActionGrammar()
+		if need := g.Dist(g.Start()); o.MaxNewTokens < need {
+			return nil, fmt.Errorf("dojo: a constrained reply needs at least %d tokens; n_positions %d leaves %d", need, t.Params().Cfg.NPositions, o.MaxNewTokens)
+		}
+		o.Grammar = g
+	}
 	pol := &rollout.ChatPolicy{CP: decode.NewChatPolicy(t.Params(), t.Tokenizer(), o)}
 	out := filepath.Join(dir, "rollouts")
 	if err := os.RemoveAll(out); err != nil { // a re-evaluation starts afresh
