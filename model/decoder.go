@@ -194,14 +194,33 @@ func (d *Decoder) Logits(seq int) []float32 {
 	if d.lazy[seq][n-1] {
 		// the head on the entry's kept final layer norm, as the one-row
 		// step computes it
-		zero(lg)
-		h, wte := d.hid[seq][(n-1)*D:n*D], d.p.List[0].F32
-		if !vec.DotAcc(h, wte, D, lg) {
-			gemv(false, V, D, 1, wte, D, h, 0, lg)
-		}
+		headRows(d.hid[seq][(n-1)*D:n*D], d.p.List[0].F32, lg)
 		d.lazy[seq][n-1] = false
 	}
 	return lg
+}
+
+// headRows sets y[j] = wte[j]·h for the len(y) rows of wte (D = len(h)
+// wide) that y covers: the tied LM head on one row, as the one-row step
+// and a lazily computed prompt entry use it.
+func headRows(h, wte []float32, y []float32) {
+	D := len(h)
+	zero(y)
+	if len(y) > 0 && !vec.DotAcc(h, wte, D, y) {
+		gemv(false, len(y), D, 1, wte, D, h, 0, y)
+	}
+}
+
+// cacheKV writes heads [h0, h1) of row qkv (its q, k, v: 3D) into slot
+// s's key/value cache at layer l and position p.
+func (d *Decoder) cacheKV(qkv []float32, s, l, p, h0, h1 int) {
+	D, H, C := d.cfg.NEmbd, d.cfg.NHead, d.cap_
+	hs := D / H
+	for h := h0; h < h1; h++ {
+		off := ((l*H+h)*C + p) * hs
+		copy(d.kc[s][off:off+hs], qkv[D+h*hs:])
+		copy(d.vc[s][off:off+hs], qkv[2*D+h*hs:])
+	}
 }
 
 // Len is the number of entries of slot seq.
@@ -265,8 +284,7 @@ func (d *Decoder) run(n int, t *spinTeam) {
 // step is forward's work, on the team when the kernels' team is set.
 func (d *Decoder) step(n int) {
 	cfg, P := d.cfg, d.p.List
-	D, V, C, H := cfg.NEmbd, cfg.VocabSize, d.cap_, cfg.NHead
-	hs := D / H
+	D, V, H := cfg.NEmbd, cfg.VocabSize, cfg.NHead
 	x, x2, h := d.x[:n*D], d.x2[:n*D], d.h[:n*D]
 	qkv, att, f := d.qkv[:n*3*D], d.att[:n*D], d.f[:n*4*D]
 	d.emb.forward(d.tok[:n], d.pos[:n], P[0].F32, P[1].F32, x) // (n, D)
@@ -275,12 +293,7 @@ func (d *Decoder) step(n int) {
 		d.ln.forward(x, w[pLn1W].F32, w[pLn1B].F32, h)             // (n, D)
 		d.cAttn.forward(h, w[pAttnW].F32, w[pAttnB].F32, nil, qkv) // (n, 3D)
 		for i := 0; i < n; i++ {
-			s, p := d.rowSeq[i], int(d.pos[i])
-			for h := 0; h < H; h++ {
-				off := ((l*H+h)*C + p) * hs
-				copy(d.kc[s][off:off+hs], qkv[i*3*D+D+h*hs:])
-				copy(d.vc[s][off:off+hs], qkv[i*3*D+2*D+h*hs:])
-			}
+			d.cacheKV(qkv[i*3*D:(i+1)*3*D], d.rowSeq[i], l, int(d.pos[i]), 0, H)
 		}
 		d.attn.run(n, l)                                            // att (n, D)
 		d.cProj.forward(att, w[pProjW].F32, w[pProjB].F32, x, x2)   // (n, D)
@@ -305,7 +318,7 @@ func (d *Decoder) step(n int) {
 		if k < i {
 			copy(h[k*D:(k+1)*D], h[i*D:(i+1)*D])
 		}
-		d.tok[k], d.pos[k], d.rowSeq[k] = d.tok[i], d.pos[i], s
+		d.pos[k], d.rowSeq[k] = d.pos[i], s
 		k++
 	}
 	lg := d.lg[:k*V]

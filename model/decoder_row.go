@@ -178,7 +178,7 @@ func addCols(x, w []float32, ldw, c0, c1 int, y []float32) {
 func (r *rowStep) attention(l, half int, h []float32) {
 	d := r.d
 	cfg := d.cfg
-	D, H, C := cfg.NEmbd, cfg.NHead, d.cap_
+	D, H := cfg.NEmbd, cfg.NHead
 	hs := D / H
 	h0, h1 := 0, H/2
 	if half == 1 {
@@ -197,12 +197,7 @@ func (r *rowStep) attention(l, half int, h []float32) {
 	for s := 0; s < 3; s++ {
 		addCols(h, wa, 3*D, s*D+c0+done, s*D+c1, qkv[s*D+c0+done:s*D+c1])
 	}
-	slot, p := d.rowSeq[0], int(d.pos[0])
-	for hd := h0; hd < h1; hd++ {
-		off := ((l*H+hd)*C + p) * hs
-		copy(d.kc[slot][off:off+hs], qkv[D+hd*hs:])
-		copy(d.vc[slot][off:off+hs], qkv[2*D+hd*hs:])
-	}
+	d.cacheKV(qkv, d.rowSeq[0], l, int(d.pos[0]), h0, h1)
 	d.attn.rows(half, l, h0, h1) // att[h0·hs, h1·hs)
 	// this half's rows of c_proj
 	k0, k1 := h0*hs, h1*hs
@@ -236,9 +231,5 @@ func (r *rowStep) logits(half int, h []float32) {
 		v0, v1 = V/2, V
 	}
 	s, p := d.rowSeq[0], int(d.pos[0])
-	lg, wte := d.logits[s][p*V+v0:p*V+v1], d.p.List[0].F32[v0*D:]
-	zero(lg)
-	if v1 > v0 && !vec.DotAcc(h, wte, D, lg) {
-		gemv(false, v1-v0, D, 1, wte, D, h, 0, lg)
-	}
+	headRows(h, d.p.List[0].F32[v0*D:], d.logits[s][p*V+v0:p*V+v1])
 }

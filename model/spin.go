@@ -9,10 +9,11 @@ import (
 	"time"
 )
 
-// spinTeam runs the parallel loops of a latency-bound caller: a batch-1
-// decoder step is ~20 loops of 0.5–5 µs each, and handing each to the
-// channel pool (a goroutine wake-up through the scheduler, often a futex)
-// costs about as much as the loop. The team's helper goroutines instead
+// spinTeam runs the parallel loops of a latency-bound caller: a decoder
+// step of a few rows is a chain of loops of 0.5–5 µs each (a batch-1 step
+// is one loop whose chunks sync at barriers, see rowStep), and handing
+// each to the channel pool (a goroutine wake-up through the scheduler,
+// often a futex) costs about as much as the loop. The team's helper goroutines instead
 // spin on an atomic word after each loop, so the next one starts on them
 // within a few hundred nanoseconds; after spinIdle without work they park
 // on a channel (costing nothing) until a loop wakes them.
@@ -46,9 +47,9 @@ type spinTeam struct {
 // spinIdle is how long a helper spins without work before it parks.
 const spinIdle = 200 * time.Microsecond
 
-// maxTeam caps the team's size: a decoding step splits its large products
-// in two (the halves of linearKernel's one-row forward), so more helpers
-// would mostly spin.
+// maxTeam caps the team's size: a batch-1 step is cut in two halves
+// (rowStep), and a step of a few rows has little more to split, so more
+// helpers would mostly spin.
 const maxTeam = 2
 
 var (
