@@ -25,7 +25,6 @@ type Grammar interface {
 // grammarRun is one sample's view of the grammar: the automaton state
 // after each completion token, popped with the token on <bkspc>.
 type grammarRun struct {
-	g      Grammar
 	c      *grammarCache
 	states []int // states[i]: after the first i completion tokens
 }
@@ -152,7 +151,7 @@ func (r *grammarRun) allow(allow []bool, stops []int32, left int) {
 		}
 		allow[id] = ok
 	}
-	done := r.g.Accepting(s)
+	done := r.c.g.Accepting(s)
 	for _, t := range stops {
 		if int(t) < len(allow) {
 			allow[t] = done

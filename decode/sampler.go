@@ -95,7 +95,7 @@ func RunBatch(ctx context.Context, st Stepper, prompts [][]int32, first int, o O
 			if d := o.Grammar.Dist(start); d < 0 || d > s.limit {
 				return nil, stats, fmt.Errorf("sample %d: the grammar needs at least %d tokens, but the completion may have only %d", s.res.Index, d, s.limit)
 			}
-			s.gram = &grammarRun{g: o.Grammar, c: cache, states: []int{start}}
+			s.gram = &grammarRun{c: cache, states: []int{start}}
 		}
 	}
 	t1 := time.Now()

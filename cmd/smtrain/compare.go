@@ -101,16 +101,13 @@ func runCompare(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	nval := fs.Int("val", 500, "arith: validation questions (disjoint from train and test)")
 	rollouts := fs.Int("rollouts", 6, "dojo: rollout episodes per run")
 	rolloutSteps := fs.Int("rollout_steps", 4, "dojo: actions per rollout episode")
-	constrain := fs.String("constrain", "none", "dojo: decode rollout replies under the action grammar (action) or not (none)")
+	constrain := addConstrainFlag(fs, "dojo: constrain rollout replies")
 	samples := fs.Int("samples", 64, "data: sampled replies per run for repetition/diversity")
 	bind := train.BindFlags(fs)
 	if err := cmdCompare.Parse(fs, args, stderr, false); err != nil {
 		return err
 	}
-	switch {
-	case *constrain != "none" && *constrain != "action":
-		return usagef("-constrain must be action or none, got %q", *constrain)
-	case *constrain == "action" && *taskF != "dojo":
+	if constrain.action && *taskF != "dojo" {
 		return usagef("-constrain applies to -task dojo only")
 	}
 	for _, k := range []string{"eta", "seed", "objective"} {
@@ -186,7 +183,7 @@ func runCompare(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		if err != nil {
 			return err
 		}
-		t.Constrain = *constrain == "action"
+		t.Constrain = constrain.action
 		task = t
 	case strings.HasPrefix(*taskF, "data:"):
 		path := strings.TrimPrefix(*taskF, "data:")

@@ -60,7 +60,7 @@ func runRollout(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	temp := fs.Float64("temperature", 0.8, "sampling temperature")
 	topP := fs.Float64("top-p", 0.95, "top-p filtering (0 or 1: off)")
 	maxNew := fs.Int("max-new", 256, "maximum tokens per reply")
-	constrain := fs.String("constrain", "none", "constrain replies: action (MLE-Dojo's reply format: prose, then a ```json action block that parses and validates) or none")
+	constrain := addConstrainFlag(fs, "constrain replies")
 	out := fs.String("out", "", "output folder (required)")
 	if err := cmdRollout.Parse(fs, args, stderr, false); err != nil {
 		return err
@@ -76,8 +76,6 @@ func runRollout(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return usagef("-temperature must be positive")
 	case *maxNew <= 0:
 		return usagef("-max-new must be positive")
-	case *constrain != "none" && *constrain != "action":
-		return usagef("-constrain must be action or none, got %q", *constrain)
 	}
 	dir, p, tok, err := loadPolicy(*ckpt)
 	if err != nil {
@@ -90,9 +88,7 @@ func runRollout(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	o := decode.DefaultOptions()
 	o.Temperature, o.TopP, o.MaxNewTokens = *temp, *topP, min(*maxNew, p.Cfg.NPositions/2)
 	o.Workers = 1
-	if *constrain == "action" {
-		o.Grammar = envbridge.NewActionGrammar()
-	}
+	o.Grammar = constrain.grammar()
 	pol := &rollout.ChatPolicy{CP: decode.NewChatPolicy(p, tok, o)}
 	fmt.Fprintf(stderr, "rollout: %d episodes on %s with %s (%d parallel, %d steps each)\n", *episodes, *envSpec, dir, *parallel, *maxSteps)
 	s, err := rollout.Run(ctx, pol, spec, rollout.Options{Episodes: *episodes, Parallel: *parallel, MaxSteps: *maxSteps, Seed: *seed, Out: *out},

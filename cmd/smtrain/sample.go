@@ -13,7 +13,6 @@ import (
 
 	"smtrain/data"
 	"smtrain/decode"
-	"smtrain/envbridge"
 	"smtrain/model"
 	"smtrain/train"
 )
@@ -93,7 +92,7 @@ func runSample(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		stops = append(stops, v)
 		return nil
 	})
-	constrain := fs.String("constrain", "none", "constrain completions: action (MLE-Dojo's reply format: prose, then a ```json action block that parses and validates) or none")
+	constrain := addConstrainFlag(fs, "constrain completions")
 	showActions := fs.Bool("show-actions", false, "also print the action sequence with deletions")
 	asJSON := fs.Bool("json", false, "print one JSON object per sample")
 	if err := cmdSample.Parse(fs, args, stderr, false); err != nil {
@@ -114,8 +113,6 @@ func runSample(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return usagef("-max-actions must be >= 0, got %d", *maxActions)
 	case *workers < 0 || *batch < 0:
 		return usagef("-workers and -batch must be >= 0")
-	case *constrain != "none" && *constrain != "action":
-		return usagef("-constrain must be action or none, got %q", *constrain)
 	}
 	o := decode.DefaultOptions()
 	o.Temperature, o.TopK, o.TopP, o.Greedy, o.Seed = *temp, *topK, *topP, *greedy, *seed
@@ -166,8 +163,8 @@ func runSample(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	o.ContextLen = cfg.NPositions
 	o.Detokenize = tok.Decode
-	if *constrain == "action" {
-		o.Grammar, o.TokenBytes = envbridge.NewActionGrammar(), decode.TokenBytes(tok)
+	if g := constrain.grammar(); g != nil {
+		o.Grammar, o.TokenBytes = g, decode.TokenBytes(tok)
 	}
 
 	// A prompt too long for the context is left-truncated the way training

@@ -283,7 +283,7 @@ func TestSampleConstrainAction(t *testing.T) {
 		t.Fatalf("unconstrained: %d random samples valid", valid)
 	}
 	code, _, errs := runSampleCmd(t, "-ckpt", dir, "-constrain", "json")
-	if code != 2 || !strings.Contains(errs, "-constrain must be action or none") {
+	if code != 2 || !strings.Contains(errs, "-constrain: must be action or none") {
 		t.Fatalf("bad mode: exit %d, %q", code, errs)
 	}
 }

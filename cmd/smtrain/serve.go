@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"smtrain/decode/serve"
-	"smtrain/envbridge"
 	"smtrain/model"
 )
 
@@ -90,7 +89,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	grace := fs.Duration("grace", 10*time.Second, "time running requests get to finish at shutdown")
 	progress := fs.Bool("stream-progress", true, "send progress chunks (empty delta, actions in the extension) while a stream decodes")
 	quiet := fs.Bool("quiet", false, "no per-request log lines on stderr")
-	constrain := fs.String("constrain", "none", "constrain every reply: action (MLE-Dojo's reply format: prose, then a ```json action block that parses and validates) or none")
+	constrain := addConstrainFlag(fs, "constrain every reply")
 	if err := cmdServe.Parse(fs, args, stderr, false); err != nil {
 		return err
 	}
@@ -111,8 +110,6 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return usagef("-max-body must be >= 1, got %d", *maxBody)
 	case *grace < 0:
 		return usagef("-grace must be >= 0, got %v", *grace)
-	case *constrain != "none" && *constrain != "action":
-		return usagef("-constrain must be action or none, got %q", *constrain)
 	}
 	dir, p, tok, err := loadPolicy(*ckpt)
 	if err != nil {
@@ -135,9 +132,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	cfg.RejectLong, cfg.MaxBodyBytes, cfg.ClampMaxTokens = *rejectLong, *maxBody, *clamp
 	cfg.Seed = *seed
 	cfg.NoProgress = !*progress
-	if *constrain == "action" {
-		cfg.Grammar = envbridge.NewActionGrammar()
-	}
+	cfg.Grammar = constrain.grammar()
 	if cfg.Seed == 0 {
 		cfg.Seed = uint64(time.Now().UnixNano())
 	}
