@@ -415,28 +415,22 @@ func mergeInvalid(hist []byte, invalid []envbridge.Observation, recorded *[]map[
 		}
 		*recorded = append(*recorded, envActs[len(envActs)-missing:]...)
 	}
+	// one entry per assistant turn: the valid ones' from recorded (which
+	// now holds exactly one per valid action), in order
 	merged := make([]map[string]json.RawMessage, 0, len(invalid))
-	next := 0
-	envActs = *recorded
+	rec := *recorded
 	for _, ob := range invalid {
-		var e map[string]json.RawMessage
-		if ob != nil {
-			res, err := json.Marshal(ob)
-			if err != nil {
-				return nil, err
-			}
-			ts, _ := json.Marshal(time.Now().UTC().Format("2006-01-02T15:04:05.000000"))
-			e = map[string]json.RawMessage{"action": json.RawMessage(`"invalid"`), "timestamp": ts, "result": res}
-		} else {
-			if next >= len(envActs) {
-				return nil, fmt.Errorf("%d environment actions, fewer than the valid policy actions", len(envActs))
-			}
-			e = envActs[next]
-			next++
+		if ob == nil {
+			merged, rec = append(merged, rec[0]), rec[1:]
+			continue
 		}
-		merged = append(merged, e)
+		res, err := json.Marshal(ob)
+		if err != nil {
+			return nil, err
+		}
+		ts, _ := json.Marshal(time.Now().UTC().Format("2006-01-02T15:04:05.000000"))
+		merged = append(merged, map[string]json.RawMessage{"action": json.RawMessage(`"invalid"`), "timestamp": ts, "result": res})
 	}
-	merged = append(merged, envActs[next:]...)
 	for i, e := range merged {
 		e["step"] = json.RawMessage(fmt.Sprint(i + 1))
 	}
