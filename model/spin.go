@@ -234,7 +234,7 @@ func (u *teamTuner) record(d time.Duration) {
 		if u.trial--; u.trial > 0 {
 			return
 		}
-		try, base := medianDur(u.try[:]), medianDur(u.base[:])
+		try, base := medianDur(u.try), medianDur(u.base)
 		switch u.ref = base; {
 		case try < base*19/20:
 			u.preferTeam = !u.preferTeam
@@ -249,7 +249,7 @@ func (u *teamTuner) record(d time.Duration) {
 	}
 	u.base[u.nb%trialLen] = d
 	u.nb++
-	if u.nb%trialLen == 0 && u.ref > 0 && medianDur(u.base[:]) > u.ref*3/2 {
+	if u.nb%trialLen == 0 && u.ref > 0 && medianDur(u.base) > u.ref*3/2 {
 		u.left = 0 // the preferred mode got much slower: try the other now
 	}
 	if u.left--; u.left <= 0 && u.nb >= trialLen {
@@ -257,9 +257,8 @@ func (u *teamTuner) record(d time.Duration) {
 	}
 }
 
-func medianDur(v []time.Duration) time.Duration {
-	s := make([]time.Duration, 0, trialLen)
-	s = append(s, v...)
-	slices.Sort(s)
-	return s[len(s)/2]
+// medianDur is the median of a window (sorted in its own copy).
+func medianDur(v [trialLen]time.Duration) time.Duration {
+	slices.Sort(v[:])
+	return v[trialLen/2]
 }
