@@ -111,6 +111,11 @@ func New(cfg Config, in Inputs, resume bool, console io.Writer) (*Trainer, error
 	}
 	t := &Trainer{cfg: cfg, out: cfg.Out, console: console,
 		graphs: map[[2]int]*stepGraph{}}
+	if !resume {
+		if err := checkFreshOut(t.out); err != nil {
+			return nil, err
+		}
+	}
 	if err := os.MkdirAll(t.out, 0o755); err != nil {
 		return nil, err
 	}

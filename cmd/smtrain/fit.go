@@ -14,7 +14,7 @@ import (
 
 var cmdFit = &Command{
 	Name:      "fit",
-	UsageLine: "smtrain fit [-config FILE.yaml|json] [-data PATH ...] [-task arith|dojo] [-objective NAME] [-init CKPT] [-out DIR] [-steps N] [-seed S] [-resume] [flags for every config key]",
+	UsageLine: "smtrain fit [-config FILE.yaml|json] [-data PATH ...] [-task arith|dojo] [-objective NAME] [-init CKPT] [-out DIR] [-steps N] [-seed S] [-resume|-overwrite] [flags for every config key]",
 	Short:     "train a policy on trajectories with MLE, BC or a SequenceMatch objective",
 	Long: `Fit trains a GPT-2 style policy with a backspace action.
 
@@ -53,6 +53,9 @@ key is also a flag of the same name (-lr, -batch_size, -eta, ...). Unknown
 keys are an error. The resolved config is written to OUT/config.json, one
 JSON object per event to OUT/metrics.jsonl, checkpoints to OUT/ckpt-%08d/
 (with a 'latest' marker). -resume continues from OUT/latest bit-exactly.
+A new run refuses an OUT that already holds one (metrics, a latest marker
+or checkpoints): pass -resume to continue it or -overwrite to delete its
+files and start over.
 SIGINT/SIGTERM save a checkpoint and exit with status 130.`,
 }
 
@@ -62,13 +65,22 @@ func runFit(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs := cmdFit.NewFlagSet(stderr)
 	configPath := fs.String("config", "", "YAML or JSON config file")
 	resume := fs.Bool("resume", false, "continue from OUT/latest")
+	overwrite := fs.Bool("overwrite", false, "delete the run already in OUT (config.json, metrics.jsonl, latest, checkpoints) and start over")
 	bind := train.BindFlags(fs)
 	if err := cmdFit.Parse(fs, args, stderr, false); err != nil {
 		return err
 	}
+	if *resume && *overwrite {
+		return usagef("give -resume or -overwrite, not both")
+	}
 	cfg, err := resolveConfig(*configPath, bind, *resume)
 	if err != nil {
 		return err
+	}
+	if *overwrite {
+		if err := train.ClearRun(cfg.Out); err != nil {
+			return fmt.Errorf("-overwrite: %w", err)
+		}
 	}
 	in, err := fitInputs(ctx, &cfg, stderr)
 	if err != nil {
