@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"smtrain/internal/atomicfile"
 )
 
 // Roles of chat messages.
@@ -176,6 +178,12 @@ func Load(paths []string, skipBad bool) (*LoadResult, error) {
 	}
 	for _, f := range files {
 		res.Files++
+		if m := partialMarker(f); m != "" {
+			// an interrupted rollout episode: never training data, no
+			// flag needed; the rollout redoes it when rerun
+			res.Skipped = append(res.Skipped, Skipped{Source: f, Err: fmt.Errorf("%s: partial episode (%s present: its rollout was interrupted; rerun the rollout to finish it)", f, m)})
+			continue
+		}
 		eps, skipped, err := loadFile(f, skipBad)
 		if err != nil {
 			if !skipBad {
@@ -188,6 +196,28 @@ func Load(paths []string, skipBad bool) (*LoadResult, error) {
 		res.Skipped = append(res.Skipped, skipped...)
 	}
 	return res, nil
+}
+
+// PartialMarker is the file a rollout keeps in an episode's run folder
+// (beside agent_history/ and env_history/) while the episode is not
+// finished; Load skips such folders with a note.
+const PartialMarker = "PARTIAL"
+
+// partialMarker returns the marker's path when the MLE-Dojo trajectory f
+// belongs to a run folder holding one, else "".
+func partialMarker(f string) string {
+	if kindOf(f) != "mledojo" {
+		return ""
+	}
+	dir := filepath.Dir(f)
+	if filepath.Base(dir) == "agent_history" {
+		dir = filepath.Dir(dir)
+	}
+	m := filepath.Join(dir, PartialMarker)
+	if _, err := os.Lstat(m); err == nil {
+		return m
+	}
+	return ""
 }
 
 // kindOf names the loader for a path ("" when it is not a data file).
@@ -405,7 +435,7 @@ func WriteJSONL(path string, eps []Episode) error {
 		}
 		buf.Write(b)
 	}
-	return WriteFileAtomic(path, buf.Bytes())
+	return atomicfile.WriteFile(path, buf.Bytes())
 }
 
 // cleanJSONValue replaces non-finite floats (which encoding/json rejects)

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+
+	"smtrain/internal/atomicfile"
 )
 
 // ReplayBuffer holds policy generations (SetG action sequences with their
@@ -103,7 +105,7 @@ func (r *ReplayBuffer) Save(path string) error {
 	if err != nil {
 		return err
 	}
-	return WriteFileAtomic(path, b)
+	return atomicfile.WriteFile(path, b)
 }
 
 // MarshalJSON returns the saved form of the buffer (see Save).

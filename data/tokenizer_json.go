@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"strings"
+
+	"smtrain/internal/atomicfile"
 )
 
 // MarshalJSON writes the tokenizer as a Hugging Face tokenizer.json (BPE
@@ -56,7 +58,7 @@ func (t *Tokenizer) Save(path string) error {
 	if err != nil {
 		return err
 	}
-	return WriteFileAtomic(path, js)
+	return atomicfile.WriteFile(path, js)
 }
 
 // hfTokenizer is the part of an HF tokenizer.json this package reads.
@@ -204,47 +206,6 @@ func ParseTokenizerJSON(raw []byte) (*Tokenizer, error) {
 	return t, nil
 }
 
-// WriteFileAtomic writes data to path through a temporary file in the same
-// directory and a rename.
-func WriteFileAtomic(path string, data []byte) error {
-	dir, base := splitPath(path)
-	f, err := os.CreateTemp(dir, "."+base+".tmp*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	tmp := f.Name()
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Chmod(tmp, 0o644); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
-}
-
-func splitPath(path string) (dir, base string) {
-	i := strings.LastIndexByte(path, '/')
-	if i < 0 {
-		return ".", path
-	}
-	if i == 0 {
-		return "/", path[1:]
-	}
-	return path[:i], path[i+1:]
-}
+// WriteFileAtomic is atomicfile.WriteFile, for the callers not yet moved
+// to it.
+func WriteFileAtomic(path string, data []byte) error { return atomicfile.WriteFile(path, data) }

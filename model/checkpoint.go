@@ -18,6 +18,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+
+	"smtrain/internal/atomicfile"
 )
 
 // File names inside a checkpoint folder.
@@ -384,22 +386,22 @@ func Save(dir string, p *Params, extra map[string][]byte) (err error) {
 		files[k] = v
 	}
 	for name, data := range files {
-		if err = writeFileSync(filepath.Join(tmp, name), data); err != nil {
+		if err = atomicfile.WriteFile(filepath.Join(tmp, name), data); err != nil {
 			return err
 		}
 	}
-	syncDir(tmp)
+	atomicfile.SyncDir(tmp)
 	if _, statErr := os.Lstat(dir); statErr != nil {
 		if err = os.Rename(tmp, dir); err != nil {
 			return err
 		}
-		syncDir(parent)
+		atomicfile.SyncDir(parent)
 		return nil
 	}
 	if err = replaceDir(tmp, dir); err != nil {
 		return err
 	}
-	syncDir(parent)
+	atomicfile.SyncDir(parent)
 	return nil
 }
 
@@ -446,20 +448,4 @@ func replaceDir(tmp, dir string) error {
 		return err
 	}
 	return os.RemoveAll(old)
-}
-
-func writeFileSync(path string, data []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
 }

@@ -13,7 +13,6 @@ package model
 // must cover the data section exactly, without holes or overlaps.
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
@@ -22,9 +21,9 @@ import (
 	"io"
 	"math"
 	"os"
-	"path/filepath"
 	"sort"
-	"strings"
+
+	"smtrain/internal/atomicfile"
 )
 
 // MaxSafetensorsHeader is the largest header accepted (the reference
@@ -509,57 +508,7 @@ func encodeHeader(tensors []Tensor, metadata map[string]string) ([]byte, error) 
 // WriteSafetensors writes tensors and metadata to path atomically (a
 // temporary file in the same directory, synced, then renamed over path).
 func WriteSafetensors(path string, tensors []Tensor, metadata map[string]string) error {
-	return writeFileAtomic(path, func(w io.Writer) error {
+	return atomicfile.Write(path, func(w io.Writer) error {
 		return EncodeSafetensors(w, tensors, metadata)
 	})
-}
-
-// writeFileAtomic writes path through a synced temporary file in the same
-// directory and a rename, so readers see the old or the new file, never a
-// partial one.
-func writeFileAtomic(path string, write func(io.Writer) error) (err error) {
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	f, err := os.CreateTemp(dir, "."+strings.TrimPrefix(base, ".")+".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	bw := bufio.NewWriterSize(f, 1<<20)
-	if err = write(bw); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	if err = bw.Flush(); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	if err = f.Chmod(0o644); err != nil {
-		return err
-	}
-	if err = f.Sync(); err != nil {
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	if err = os.Rename(tmp, path); err != nil {
-		return err
-	}
-	syncDir(dir)
-	return nil
-}
-
-// syncDir fsyncs a directory so a rename inside it is durable (best effort).
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"smtrain/data"
+	"smtrain/internal/atomicfile"
 	"smtrain/model"
 )
 
@@ -98,7 +99,7 @@ func saveCheckpoint(out string, st *State, p *model.Params, tok *data.Tokenizer,
 	if testHookCheckpoint != nil {
 		testHookCheckpoint("model-written", st.Step)
 	}
-	if err := data.WriteFileAtomic(filepath.Join(out, LatestFile), []byte(filepath.Base(dir)+"\n")); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(out, LatestFile), []byte(filepath.Base(dir)+"\n")); err != nil {
 		return "", err
 	}
 	return dir, nil

@@ -15,6 +15,7 @@ import (
 	"smtrain/envbridge/local"
 	"smtrain/envbridge/sandbox"
 	"smtrain/envbridge/tasks"
+	"smtrain/internal/atomicfile"
 )
 
 // CollectOptions configure Collect.
@@ -213,7 +214,7 @@ feed:
 	s.WallSeconds = time.Since(start).Seconds()
 	s.EpisodeNames = names
 	b, _ := json.MarshalIndent(s, "", "  ")
-	if err := writeFileAtomic(filepath.Join(o.Out, "collect_summary.json"), append(b, '\n')); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(o.Out, "collect_summary.json"), append(b, '\n')); err != nil {
 		return s, fmt.Errorf("collect: %w", err)
 	}
 	return s, nil
@@ -285,22 +286,4 @@ func (s CollectSummary) Table() string {
 	fmt.Fprintf(&b, "%d episodes (%d already present), mean best position score %.3f, mean steps %.1f, %.1fs\n",
 		s.Episodes, s.Skipped, s.MeanReward, s.MeanSteps, s.WallSeconds)
 	return b.String()
-}
-
-func writeFileAtomic(path string, b []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-")
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		os.Remove(f.Name())
-		return err
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(f.Name())
-		return err
-	}
-	os.Chmod(f.Name(), 0o644)
-	return os.Rename(f.Name(), path)
 }

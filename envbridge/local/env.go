@@ -22,6 +22,7 @@ import (
 
 	"smtrain/envbridge"
 	"smtrain/envbridge/sandbox"
+	"smtrain/internal/atomicfile"
 )
 
 // Paths of the data and output folders inside the sandbox.
@@ -683,31 +684,11 @@ func (e *Env) Close() error {
 
 func isoTime(t time.Time) string { return t.Format("2006-01-02T15:04:05.000000") }
 
-// writeAtomic writes b to path via a temporary file and rename.
+// writeAtomic writes b to path (atomicfile.WriteFile), creating its
+// directory.
 func writeAtomic(path string, b []byte) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-")
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		os.Remove(f.Name())
-		return err
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(f.Name())
-		return err
-	}
-	if err := os.Chmod(f.Name(), 0o644); err != nil {
-		os.Remove(f.Name())
-		return err
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		os.Remove(f.Name())
-		return err
-	}
-	return nil
+	return atomicfile.WriteFile(path, b)
 }

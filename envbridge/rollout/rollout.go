@@ -20,6 +20,7 @@ import (
 	"smtrain/data"
 	"smtrain/envbridge"
 	"smtrain/envbridge/httpenv"
+	"smtrain/internal/atomicfile"
 )
 
 // Reply is one policy turn.
@@ -151,7 +152,7 @@ func Run(ctx context.Context, pol Policy, spec EnvSpec, o Options, progress func
 	s := summarise(done, o.Episodes)
 	s.WallS = time.Since(start).Seconds()
 	b, _ := json.MarshalIndent(s, "", "  ")
-	if err := data.WriteFileAtomic(filepath.Join(o.Out, "summary.json"), append(b, '\n')); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(o.Out, "summary.json"), append(b, '\n')); err != nil {
 		return s, err
 	}
 	if ctx.Err() != nil {
@@ -221,7 +222,7 @@ func writeState(out string, done map[int]EpisodeResult) error {
 	if err != nil {
 		return err
 	}
-	return data.WriteFileAtomic(filepath.Join(out, stateFile), append(b, '\n'))
+	return atomicfile.WriteFile(filepath.Join(out, stateFile), append(b, '\n'))
 }
 
 // runEpisode plays one episode and writes its folder.
@@ -382,7 +383,7 @@ func writeFile(path string, b []byte) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
-	return data.WriteFileAtomic(path, b)
+	return atomicfile.WriteFile(path, b)
 }
 
 // mergeInvalid inserts entries for the policy's invalid actions (which the

@@ -19,7 +19,7 @@ import (
 	"sync"
 	"time"
 
-	"smtrain/data"
+	"smtrain/internal/atomicfile"
 	"smtrain/objective"
 	"smtrain/train"
 )
@@ -330,14 +330,14 @@ func WriteAll(dir string, res *Results) error {
 	if err != nil {
 		return fmt.Errorf("compare: results: %w", err)
 	}
-	if err := data.WriteFileAtomic(filepath.Join(dir, ResultsFile), append(b, '\n')); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(dir, ResultsFile), append(b, '\n')); err != nil {
 		return err
 	}
 	plots, err := WritePlots(dir, res)
 	if err != nil {
 		return fmt.Errorf("compare: plots: %w", err)
 	}
-	return data.WriteFileAtomic(filepath.Join(dir, ReportFile), []byte(Report(res, plots)))
+	return atomicfile.WriteFile(filepath.Join(dir, ReportFile), []byte(Report(res, plots)))
 }
 
 // runOne trains (or resumes) and evaluates one run unless its result is
@@ -428,7 +428,7 @@ func runOne(ctx context.Context, r plannedRun, task Task, logf func(string, ...a
 	if err != nil {
 		return nil, "", err
 	}
-	if err := data.WriteFileAtomic(resPath, append(b, '\n')); err != nil {
+	if err := atomicfile.WriteFile(resPath, append(b, '\n')); err != nil {
 		return nil, "", err
 	}
 	logf("run %s: %s (train %.1fs, eval %.1fs) %s", filepath.Base(dir), what, trainS, rr.EvalS, brief(m, task.Metrics()))

@@ -12,7 +12,7 @@ import (
 	"gonum.org/v1/plot/plotutil"
 	"gonum.org/v1/plot/vg"
 
-	"smtrain/data"
+	"smtrain/internal/atomicfile"
 	"smtrain/train"
 )
 
@@ -242,7 +242,7 @@ func savePNG(p *plot.Plot, path string) error {
 	if _, err := w.WriteTo(&buf); err != nil {
 		return err
 	}
-	return data.WriteFileAtomic(path, buf.Bytes())
+	return atomicfile.WriteFile(path, buf.Bytes())
 }
 
 // curvesOf returns the curves of the runs of objective o at noise eta (one
