@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"smtrain/envbridge"
+	"smtrain/internal/apikey"
 )
 
 // ErrServerGone reports that the server could not be reached, dropped the
@@ -37,6 +38,10 @@ type ClientOptions struct {
 	Retries int
 	// Backoff is the first retry delay, doubled per attempt (default 200 ms).
 	Backoff time.Duration
+	// Keys are the API keys sent to servers ("Authorization: Bearer",
+	// never in URLs or errors). nil: apikey.LoadClient("") reads them from
+	// $SMTRAIN_ENV_KEYS_FILE or $SMTRAIN_ENV_API_KEY (see auth.go).
+	Keys *apikey.ClientKeys
 }
 
 func (o ClientOptions) withDefaults() ClientOptions {
@@ -85,6 +90,9 @@ var (
 func NewClient(baseURL, task string, opts Options, co ClientOptions) (*Client, error) {
 	base, err := normalizeURL(baseURL)
 	if err != nil {
+		return nil, err
+	}
+	if co, err = co.withKeys(); err != nil {
 		return nil, err
 	}
 	return &Client{base: base, task: task, opts: opts, co: co.withDefaults()}, nil
@@ -320,6 +328,9 @@ func (c *Client) once(ctx context.Context, method, path string, body []byte, out
 		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("Accept", "application/json")
+	if k := c.co.Keys.For(c.base); k != "" {
+		req.Header.Set("Authorization", "Bearer "+k)
+	}
 	resp, err := c.co.HTTPClient.Do(req)
 	if err != nil {
 		if ctx.Err() != nil { // the caller gave up
@@ -358,6 +369,9 @@ func (c *Client) once(ctx context.Context, method, path string, body []byte, out
 			resp.StatusCode == http.StatusGatewayTimeout
 		if ae.Code == CodeTooManyEnvs {
 			retryable = false
+		}
+		if resp.StatusCode == http.StatusUnauthorized {
+			ae.Message += unauthorizedHint(c.co.Keys.For(c.base) != "")
 		}
 		return retryable, fmt.Errorf("%s %s%s: %w", method, c.base, path, ae)
 	}

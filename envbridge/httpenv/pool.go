@@ -57,6 +57,9 @@ func NewPool(spec string, co ClientOptions) (*Pool, error) {
 	if err != nil {
 		return nil, err
 	}
+	if co, err = co.withKeys(); err != nil {
+		return nil, err
+	}
 	return &Pool{urls: urls, co: co, Cooldown: 30 * time.Second, deadUntil: map[string]time.Time{}}, nil
 }
 

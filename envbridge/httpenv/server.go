@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"smtrain/envbridge"
+	"smtrain/internal/apikey"
 )
 
 // ServerOptions configures a Server. Zero values mean defaults.
@@ -32,6 +33,12 @@ type ServerOptions struct {
 	// Logf, when set, receives one line per notable event (env created,
 	// closed, reaped, internal errors). It never receives stack traces.
 	Logf func(format string, args ...any)
+	// Keys, when set, are the API keys every route but /v1/healthz needs
+	// (see auth.go).
+	Keys *apikey.Keys
+	// MaxEnvsPerKey bounds the environments of one key (default: MaxEnvs
+	// split evenly over the keys when there are several).
+	MaxEnvsPerKey int
 }
 
 func (o ServerOptions) withDefaults() ServerOptions {
@@ -53,10 +60,11 @@ type Server struct {
 	opts ServerOptions
 	mux  *http.ServeMux
 
-	mu      sync.Mutex
-	envs    map[string]*entry
-	pending int // creations in flight (count toward MaxEnvs)
-	closed  bool
+	mu         sync.Mutex
+	envs       map[string]*entry
+	pending    int         // creations in flight (count toward MaxEnvs)
+	keyPending map[int]int // creations in flight per API key
+	closed     bool
 
 	stopReaper chan struct{}
 	reaperDone chan struct{}
@@ -69,6 +77,7 @@ type entry struct {
 	env      envbridge.Env
 	task     string
 	opts     Options
+	key      int // number of the API key that created it (0: none)
 	created  time.Time
 	lastUsed time.Time // guarded by Server.mu
 	busy     int       // requests using it, guarded by Server.mu
@@ -103,6 +112,7 @@ func NewServer(reg Registry, opts ServerOptions) *Server {
 
 // Handler returns the HTTP handler (with panic recovery and JSON errors).
 func (s *Server) Handler() http.Handler {
+	inner := s.withAuth(s.mux)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		defer func() {
 			if p := recover(); p != nil {
@@ -113,7 +123,7 @@ func (s *Server) Handler() http.Handler {
 				writeError(w, http.StatusInternalServerError, CodeInternal, "internal server error")
 			}
 		}()
-		s.mux.ServeHTTP(w, r)
+		inner.ServeHTTP(w, r)
 	})
 }
 
@@ -338,9 +348,15 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, CodeTooManyEnvs, fmt.Sprintf("%d environments live, limit %d; DELETE finished ones", n, s.opts.MaxEnvs))
 		return
 	}
-	s.pending++
+	key := apikey.KeyID(r.Context())
+	if msg, full := s.keyFull(key); full {
+		s.mu.Unlock()
+		writeError(w, http.StatusTooManyRequests, CodeTooManyEnvs, msg)
+		return
+	}
+	s.addPending(key, 1)
 	s.mu.Unlock()
-	unpend := func() { s.mu.Lock(); s.pending--; s.mu.Unlock() }
+	unpend := func() { s.mu.Lock(); s.addPending(key, -1); s.mu.Unlock() }
 
 	opts := Options{Seed: req.Seed, MaxSteps: req.MaxSteps, TimeBudget: time.Duration(req.TimeBudgetS * float64(time.Second))}
 	var env envbridge.Env
@@ -374,9 +390,9 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) {
 	}
 	id := newID()
 	now := s.now()
-	e := &entry{env: env, task: req.Task, opts: opts, created: now, lastUsed: now}
+	e := &entry{env: env, task: req.Task, opts: opts, key: key, created: now, lastUsed: now}
 	s.mu.Lock()
-	s.pending--
+	s.addPending(key, -1)
 	if s.closed {
 		s.mu.Unlock()
 		_ = safeCall(env.Close)
@@ -385,7 +401,7 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) {
 	}
 	s.envs[id] = e
 	s.mu.Unlock()
-	s.logf("env %s created: task %s seed %d max_steps %d time_budget %v", id, req.Task, req.Seed, req.MaxSteps, opts.TimeBudget)
+	s.logf("env %s created%s: task %s seed %d max_steps %d time_budget %v", id, keyOf(r), req.Task, req.Seed, req.MaxSteps, opts.TimeBudget)
 	writeJSON(w, http.StatusOK, createResponse{EnvID: id, Observation: sanitizeMap(obs), Info: sanitizeMap(info)})
 }
 
@@ -399,7 +415,7 @@ func (s *Server) step(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, CodeBadRequest, "action is required")
 		return
 	}
-	e, ok := s.acquire(id)
+	e, ok := s.acquireFor(r, id)
 	if !ok {
 		writeError(w, http.StatusNotFound, CodeUnknownEnv, fmt.Sprintf("unknown env %q (never created, deleted, or reaped after idling)", id))
 		return
@@ -453,7 +469,7 @@ func (s *Server) step(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) history(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	e, ok := s.acquire(id)
+	e, ok := s.acquireFor(r, id)
 	if !ok {
 		writeError(w, http.StatusNotFound, CodeUnknownEnv, fmt.Sprintf("unknown env %q", id))
 		return
@@ -492,6 +508,7 @@ func (s *Server) delete(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	s.mu.Lock()
 	e, ok := s.envs[id]
+	ok = ok && owns(r, e)
 	if ok {
 		delete(s.envs, id)
 	}

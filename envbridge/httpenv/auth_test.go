@@ -1,0 +1,267 @@
+package httpenv
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"smtrain/envbridge"
+	"smtrain/internal/apikey"
+)
+
+const (
+	testKeyA = "key-a-0123456789abcdef"
+	testKeyB = "key-b-fedcba9876543210"
+)
+
+// logSink collects a server's log lines.
+type logSink struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *logSink) logf(format string, args ...any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lines = append(l.lines, fmt.Sprintf(format, args...))
+}
+
+func (l *logSink) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Join(l.lines, "\n")
+}
+
+func mustKeys(t *testing.T, keys ...string) *apikey.Keys {
+	t.Helper()
+	k, err := apikey.Parse("test", keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// doKey is do with an Authorization header ("" for none).
+func doKey(t *testing.T, method, url, body, auth string) (int, map[string]any, string) {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, url, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Fatalf("%s %s: body is not JSON: %v: %s", method, url, err, raw)
+	}
+	return resp.StatusCode, m, string(raw)
+}
+
+// TestAuthEveryRoute: with keys, every route but the health check is a
+// 401 in the protocol's error JSON without a key or with a wrong one; the
+// right key works; another key cannot touch an environment it did not
+// create; no key reaches the log or an error body.
+func TestAuthEveryRoute(t *testing.T) {
+	logs := &logSink{}
+	_, ts, _ := newTestServer(t, ServerOptions{Keys: mustKeys(t, testKeyA, testKeyB), Logf: logs.logf})
+	st, m, raw := doKey(t, "GET", ts.URL+"/v1/healthz", "", "")
+	if st != 200 || m["ok"] != true {
+		t.Fatalf("healthz without a key: %d %s", st, raw)
+	}
+	st, m, raw = doKey(t, "POST", ts.URL+"/v1/envs", `{"task":"alpha"}`, "Bearer "+testKeyA)
+	if st != 200 {
+		t.Fatalf("create with key A: %d %s", st, raw)
+	}
+	id, _ := m["env_id"].(string)
+	routes := []struct{ method, path, body string }{
+		{"GET", "/v1/tasks", ""},
+		{"POST", "/v1/envs", `{"task":"alpha"}`},
+		{"POST", "/v1/envs/" + id + "/step", `{"action":"echo"}`},
+		{"GET", "/v1/envs/" + id + "/history", ""},
+		{"DELETE", "/v1/envs/" + id, ""},
+		{"GET", "/v1/nope", ""},
+		{"POST", "/v1/healthz", ""},
+	}
+	wrong := []string{"", "Bearer", "Bearer " + testKeyA + "x", "Bearer " + testKeyA[:len(testKeyA)-1], "Basic " + testKeyA, testKeyA}
+	for _, rt := range routes {
+		for _, auth := range wrong {
+			st, m, raw := doKey(t, rt.method, ts.URL+rt.path, rt.body, auth)
+			wantError(t, st, m, raw, 401, CodeUnauthorized)
+			if strings.Contains(raw, testKeyA[:12]) {
+				t.Fatalf("%s %s: 401 body shows the key: %s", rt.method, rt.path, raw)
+			}
+		}
+	}
+	// Key B does not see key A's environment.
+	for _, rt := range routes[2:5] {
+		st, m, raw := doKey(t, rt.method, ts.URL+rt.path, rt.body, "Bearer "+testKeyB)
+		wantError(t, st, m, raw, 404, CodeUnknownEnv)
+	}
+	// The right key works on every route.
+	for _, rt := range routes[:5] {
+		st, _, raw := doKey(t, rt.method, ts.URL+rt.path, rt.body, "Bearer "+testKeyA)
+		if st != 200 {
+			t.Fatalf("%s %s with key A: %d %s", rt.method, rt.path, st, raw)
+		}
+	}
+	out := logs.String()
+	if !strings.Contains(out, "401 POST /v1/envs") || !strings.Contains(out, "(key 1)") {
+		t.Fatalf("log should record refusals and the key's number:\n%s", out)
+	}
+	for _, k := range []string{testKeyA, testKeyB} {
+		if strings.Contains(out, k[:12]) {
+			t.Fatalf("log shows a key:\n%s", out)
+		}
+	}
+}
+
+// TestAuthPerKeyLimit: with several keys one key cannot take every slot.
+func TestAuthPerKeyLimit(t *testing.T) {
+	_, ts, _ := newTestServer(t, ServerOptions{MaxEnvs: 4, Keys: mustKeys(t, testKeyA, testKeyB)})
+	create := func(key string) (int, map[string]any, string) {
+		return doKey(t, "POST", ts.URL+"/v1/envs", `{"task":"alpha"}`, "Bearer "+key)
+	}
+	var ids []string
+	for i := 0; i < 2; i++ {
+		st, m, raw := create(testKeyA)
+		if st != 200 {
+			t.Fatal(raw)
+		}
+		ids = append(ids, m["env_id"].(string))
+	}
+	st, m, raw := create(testKeyA)
+	wantError(t, st, m, raw, 429, CodeTooManyEnvs)
+	if !strings.Contains(raw, "its limit is 2") {
+		t.Fatalf("message should give the key's limit: %s", raw)
+	}
+	for i := 0; i < 2; i++ {
+		if st, _, raw := create(testKeyB); st != 200 {
+			t.Fatalf("key B's share: %s", raw)
+		}
+	}
+	// Deleting frees the key's slot.
+	if st, _, raw := doKey(t, "DELETE", ts.URL+"/v1/envs/"+ids[0], "", "Bearer "+testKeyA); st != 200 {
+		t.Fatal(raw)
+	}
+	if st, _, raw := create(testKeyA); st != 200 {
+		t.Fatalf("after a delete: %s", raw)
+	}
+
+	// An explicit per-key limit.
+	_, ts1, _ := newTestServer(t, ServerOptions{MaxEnvs: 4, MaxEnvsPerKey: 1, Keys: mustKeys(t, testKeyA)})
+	if st, _, raw := doKey(t, "POST", ts1.URL+"/v1/envs", `{"task":"alpha"}`, "Bearer "+testKeyA); st != 200 {
+		t.Fatal(raw)
+	}
+	st, m, raw = doKey(t, "POST", ts1.URL+"/v1/envs", `{"task":"alpha"}`, "Bearer "+testKeyA)
+	wantError(t, st, m, raw, 429, CodeTooManyEnvs)
+}
+
+func writeKeysFile(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "env-keys")
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestAuthPoolKeysPerEndpoint: a pool over two servers with different
+// keys sends each its own; a wrong key is a 401 whose error says how to
+// set the key and shows no key.
+func TestAuthPoolKeysPerEndpoint(t *testing.T) {
+	t.Setenv(apikey.EnvKeysFile, "")
+	t.Setenv(apikey.EnvKey, "")
+	_, tsA, _ := newTestServer(t, ServerOptions{Keys: mustKeys(t, testKeyA)})
+	_, tsB, _ := newTestServer(t, ServerOptions{Keys: mustKeys(t, testKeyB)})
+	keys, err := apikey.LoadClientFile(writeKeysFile(t, tsA.URL+" "+testKeyA+"\n"+tsB.URL+"/ "+testKeyB+"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := NewPool(tsA.URL+","+tsB.URL, ClientOptions{Keys: keys, Retries: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	used := map[string]int{}
+	for i := 0; i < 4; i++ {
+		e := p.Env("alpha", Options{})
+		if _, _, err := e.Reset(ctx, int64(i)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.Step(ctx, envbridge.Action{Name: "echo"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.History(); err != nil {
+			t.Fatal(err)
+		}
+		used[e.Server()]++
+		if err := e.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if used[tsA.URL] != 2 || used[tsB.URL] != 2 {
+		t.Fatalf("episodes not spread: %v", used)
+	}
+
+	// Swapped keys: 401, with a hint and no key in the error.
+	swapped, _ := apikey.LoadClientFile(writeKeysFile(t, tsA.URL+" "+testKeyB+"\n"+tsB.URL+" "+testKeyA+"\n"))
+	c, err := NewClient(tsA.URL, "alpha", Options{}, ClientOptions{Keys: swapped, Retries: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = c.Reset(ctx, 1)
+	var ae *APIError
+	if !errors.As(err, &ae) || ae.Status != 401 || ae.Code != CodeUnauthorized || !strings.Contains(err.Error(), "-env-key-file") {
+		t.Fatalf("wrong key: %v", err)
+	}
+	if strings.Contains(err.Error(), testKeyA[:12]) || strings.Contains(err.Error(), testKeyB[:12]) {
+		t.Fatalf("error shows a key: %v", err)
+	}
+	// No key at all: the hint says none was sent.
+	c, _ = NewClient(tsA.URL, "alpha", Options{}, ClientOptions{Retries: -1})
+	if _, err := c.Tasks(ctx); err == nil || !strings.Contains(err.Error(), "no key was sent") {
+		t.Fatalf("no key: %v", err)
+	}
+	// Healthz needs no key (Dial works before keys are right).
+	if err := c.Healthz(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestAuthClientKeyFromEnv: a client given no keys sends the key of
+// $SMTRAIN_ENV_API_KEY (how fit and compare reach keyed servers).
+func TestAuthClientKeyFromEnv(t *testing.T) {
+	t.Setenv(apikey.EnvKeysFile, "")
+	t.Setenv(apikey.EnvKey, testKeyB)
+	_, ts, _ := newTestServer(t, ServerOptions{Keys: mustKeys(t, testKeyB)})
+	c, err := NewClient(ts.URL, "alpha", Options{}, ClientOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Tasks(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(apikey.EnvKey, "short")
+	if _, err := NewPool(ts.URL, ClientOptions{}); err == nil || strings.Contains(err.Error(), "short") {
+		t.Fatalf("bad env key: %v", err)
+	}
+}
