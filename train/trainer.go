@@ -178,7 +178,7 @@ func New(cfg Config, in Inputs, resume bool, console io.Writer) (*Trainer, error
 		}
 	}
 	if len(t.trainSq) < cfg.BatchSize {
-		return nil, fmt.Errorf("%d training sequences, fewer than batch_size %d", len(t.trainSq), cfg.BatchSize)
+		return nil, fmt.Errorf("%d training sequences (from %d episodes), fewer than batch_size %d: lower -batch_size to at most %d, or give more episodes", len(t.trainSq), len(trainEps), cfg.BatchSize, len(t.trainSq))
 	}
 	t.train = &data.Loader{Seqs: t.trainSq, BatchSize: cfg.BatchSize, T: T, Seed: uint64(cfg.Seed),
 		BucketBatches: 8, DropLast: true}
@@ -257,6 +257,9 @@ func New(cfg Config, in Inputs, resume bool, console io.Writer) (*Trainer, error
 		t.params.Cfg.NLayer, t.params.Cfg.NEmbd, t.params.Cfg.NHead, T, float64(t.params.NumParams())/1e6, t.obj.Name())
 	if t.resumed {
 		fmt.Fprintf(t.console, "resumed from %s at step %d\n", ck, t.st.Step)
+	}
+	for _, w := range startWarnings(t.cfg, t.obj, len(trainEps), len(valEps), len(t.val)) {
+		fmt.Fprintln(t.console, w)
 	}
 	return t, nil
 }

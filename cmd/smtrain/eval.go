@@ -227,6 +227,9 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		describe = fmt.Sprint(cfg.Data)
 	}
 	if len(eps) == 0 {
+		if sp == "val" {
+			return fmt.Errorf("no val episodes in %s (val_fraction %g held none out): pass -split all, or -data PATH with held-out episodes", describe, cfg.ValFraction)
+		}
 		return fmt.Errorf("no %s episodes in %s (val_fraction %g)", sp, describe, cfg.ValFraction)
 	}
 	seqs, st, err := ev.Seqs(eps)

@@ -57,3 +57,65 @@ func TestFitRefusesExistingRun(t *testing.T) {
 		t.Fatalf("-resume with -overwrite: exit %d, want 2", code)
 	}
 }
+
+// TestFitWarnsWarmStartNeverLeft: a SequenceMatch run shorter than its BC
+// warm start says so at start (it trains pure BC); MLE runs do not warn.
+func TestFitWarnsWarmStartNeverLeft(t *testing.T) {
+	dir := t.TempDir()
+	code, out, errb := runCLI(tinyFit(filepath.Join(dir, "a"), "3", "-warm_start", "10")...)
+	if code != 0 {
+		t.Fatalf("fit: exit %d: %s", code, errb)
+	}
+	if !strings.Contains(out, "never leaves its BC warm start (warm_start 10 >= steps 3)") {
+		t.Fatalf("no warm-start warning:\n%s", out)
+	}
+	code, out, errb = runCLI(tinyFit(filepath.Join(dir, "b"), "3", "-warm_start", "10", "-objective", "mle")...)
+	if code != 0 {
+		t.Fatalf("fit: exit %d: %s", code, errb)
+	}
+	if strings.Contains(out, "warm start") {
+		t.Fatalf("mle run warns about a warm start:\n%s", out)
+	}
+}
+
+// writeEpisodes writes n one-turn JSONL chat episodes.
+func writeEpisodes(t *testing.T, path string, n int) {
+	t.Helper()
+	var b strings.Builder
+	for i := range n {
+		b.WriteString(`{"messages":[{"role":"user","content":"add ` + strings.Repeat("1", i%5+1) + `"},{"role":"assistant","content":"done"}],"reward":1}` + "\n")
+	}
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestSmallDatasets: one episode trains with a warning that nothing is
+// held out and eval's error says what to pass instead; too few sequences
+// for a batch name the batch size that would work.
+func TestSmallDatasets(t *testing.T) {
+	dir := t.TempDir()
+	one := filepath.Join(dir, "one.jsonl")
+	writeEpisodes(t, one, 1)
+	small := []string{"-n_positions", "32", "-n_layer", "1", "-n_embd", "16", "-n_head", "1", "-eval_every", "0",
+		"-eval_samples", "0", "-replay_every", "0", "-progress", "off", "-steps", "2", "-objective", "mle"}
+	run := filepath.Join(dir, "run1")
+	code, out, errb := runCLI(append([]string{"fit", "-data", one, "-out", run, "-batch_size", "1"}, small...)...)
+	if code != 0 {
+		t.Fatalf("fit on one episode: exit %d: %s", code, errb)
+	}
+	if !strings.Contains(out, "warning: no validation episodes") {
+		t.Fatalf("no warning about the empty validation split:\n%s", out)
+	}
+	code, _, errb = runCLI("eval", "-ckpt", run)
+	if code != 1 || !strings.Contains(errb, "-split all") {
+		t.Fatalf("eval of a run without val episodes: exit %d stderr %q, want 1 naming -split all", code, errb)
+	}
+
+	eight := filepath.Join(dir, "eight.jsonl")
+	writeEpisodes(t, eight, 8)
+	code, _, errb = runCLI(append([]string{"fit", "-data", eight, "-out", filepath.Join(dir, "run8")}, small...)...)
+	if code != 1 || !strings.Contains(errb, "lower -batch_size to at most 7") {
+		t.Fatalf("fit on 8 episodes with batch 8: exit %d stderr %q, want a hint naming -batch_size", code, errb)
+	}
+}
