@@ -49,6 +49,7 @@ import (
 
 	"smtrain/data"
 	"smtrain/decode"
+	"smtrain/internal/apikey"
 	"smtrain/model"
 )
 
@@ -112,6 +113,9 @@ type Config struct {
 	Seed uint64
 	// Log receives one line per request (nil: none).
 	Log io.Writer
+	// Keys, when set, are the API keys every route but the health checks
+	// needs (see auth.go).
+	Keys *apikey.Keys
 }
 
 // ConfigFor returns a Config serving float32 params p with tokenizer tok,
@@ -205,19 +209,10 @@ func New(cfg Config) (*Server, error) {
 	}
 	tok := cfg.Tok
 	o := decode.DefaultOptions()
-	o.BkspcID = tok.BkspcID()
 	o.AllowBkspc = cfg.AllowBkspc
-	o.StopTokens = []int32{tok.EOSID(), tok.EndID()}
-	o.Banned = []int32{tok.PadID()}
-	for id := tok.VocabSize(); id < cfg.VocabSize; id++ {
-		o.Banned = append(o.Banned, int32(id)) // padded rows without a token
-	}
-	o.ContextLen = cfg.ContextLen
-	o.Detokenize = tok.Decode
 	o.Workers = 1
-	if cfg.Grammar != nil {
-		o.Grammar, o.TokenBytes = cfg.Grammar, decode.TokenBytes(tok)
-	}
+	o.Grammar = cfg.Grammar
+	o = decode.OptionsFor(tok, decode.Settings{Base: o, ModelVocab: cfg.VocabSize, ContextLen: cfg.ContextLen})
 	s := &Server{
 		cfg:   cfg,
 		slots: make(chan struct{}, cfg.MaxConcurrency),
@@ -255,7 +250,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /healthz", s.handleHealth)
 	mux.HandleFunc("GET /v1/healthz", s.handleHealth)
 	mux.HandleFunc("/", s.handleNotFound)
-	return mux
+	return s.withAuth(mux)
 }
 
 // Serve serves the API on ln until ctx is done, then shuts down: it stops
