@@ -6,6 +6,7 @@ import (
 	"math"
 	"time"
 
+	"smtrain/internal/parallel"
 	"smtrain/model/internal/vec"
 )
 
@@ -87,7 +88,7 @@ func NewDecoder(p *Params, nseq, maxLen int) (*Decoder, error) {
 		d.hid[s] = make([]float32, maxLen*cfg.NEmbd)
 		d.lazy[s] = make([]bool, maxLen)
 	}
-	d.attn = decAttention{d: d, scratch: make([]float32, max(2, maxChunks())*maxLen)} // ≥ 2: rowStep's halves
+	d.attn = decAttention{d: d, scratch: make([]float32, max(2, parallel.MaxChunks())*maxLen)} // ≥ 2: rowStep's halves
 	return d, nil
 }
 
@@ -370,10 +371,10 @@ func (a *decAttention) run(n, layer int) {
 		// pays only for long contexts
 		grain = 1
 	}
-	parallelFor(rh, grain, a)
+	parallel.For(rh, grain, a)
 }
 
-func (a *decAttention) runRange(chunk, lo, hi int) { a.rows(chunk, a.layer, lo, hi) }
+func (a *decAttention) RunRange(chunk, lo, hi int) { a.rows(chunk, a.layer, lo, hi) }
 
 // rows attends (row, head) pairs [lo, hi) at layer l, in chunk's scratch.
 func (a *decAttention) rows(chunk, l, lo, hi int) {

@@ -73,7 +73,7 @@ func (d *Decoder) stepRow(t *spinTeam) {
 	t.parallelFor(2, 1, r) // chunk 0: the caller, half 0; chunk 1: the helper, half 1
 }
 
-func (r *rowStep) runRange(_, lo, hi int) {
+func (r *rowStep) RunRange(_, lo, hi int) {
 	r.token(lo, hi-lo == 2)
 }
 

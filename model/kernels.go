@@ -8,6 +8,7 @@ import (
 	"gonum.org/v1/gonum/blas/blas32"
 	"gonum.org/v1/gonum/blas/blas64"
 
+	"smtrain/internal/parallel"
 	"smtrain/model/internal/vec"
 )
 
@@ -20,7 +21,7 @@ type Float interface{ float32 | float64 }
 // false (the fused ops own fresh gradient buffers each step, so they skip
 // zeroing them); matrix work goes through BLAS (gonum blas32/blas64, OpenBLAS with
 // the openblas build tag) and rows/heads are split across cores with
-// parallelFor. Each kernel struct owns the buffers it needs between forward
+// parallel.For. Each kernel struct owns the buffers it needs between forward
 // and backward (saved statistics, scratch) so steps do not allocate.
 
 // grainElems is the minimum work per chunk (in elements) before a loop is
@@ -119,7 +120,7 @@ type embedKernel[T Float] struct {
 // forward: tok, pos (n); wte (V, D); wpe (P, D); out (n, D).
 func (k *embedKernel[T]) forward(tok, pos []int32, wte, wpe, out []T) {
 	k.tok, k.pos, k.wte, k.wpe, k.out, k.bwd = tok, pos, wte, wpe, out, false
-	parallelFor(len(tok), grainRows(k.d), k)
+	parallel.For(len(tok), grainRows(k.d), k)
 }
 
 // backward: dwte (V, D) += scatter of dout, dwpe (P, D) likewise.
@@ -127,10 +128,10 @@ func (k *embedKernel[T]) backward(tok, pos []int32, dout, dwte, dwpe []T, acc bo
 	k.tok, k.pos, k.dout, k.dwte, k.dwpe, k.bwd, k.acc = tok, pos, dout, dwte, dwpe, true, acc
 	// Split over columns: rows sharing a token never race, and the order
 	// of additions is fixed.
-	parallelFor(k.d, 1+grainElems/(len(tok)+1), k)
+	parallel.For(k.d, 1+grainElems/(len(tok)+1), k)
 }
 
-func (k *embedKernel[T]) runRange(_, lo, hi int) {
+func (k *embedKernel[T]) RunRange(_, lo, hi int) {
 	d := k.d
 	if !k.bwd {
 		for r := lo; r < hi; r++ {
@@ -177,13 +178,13 @@ type layerNormKernel[T Float] struct {
 }
 
 func newLayerNormKernel[T Float](n, d int, eps float64) *layerNormKernel[T] {
-	return &layerNormKernel[T]{d: d, eps: eps, mean: make([]T, n), rstd: make([]T, n), part: make([]T, maxChunks()*2*d)}
+	return &layerNormKernel[T]{d: d, eps: eps, mean: make([]T, n), rstd: make([]T, n), part: make([]T, parallel.MaxChunks()*2*d)}
 }
 
 // forward: x (n, D), w, b (D), y (n, D); n = len(x)/D.
 func (k *layerNormKernel[T]) forward(x, w, b, y []T) {
 	k.x, k.w, k.b, k.y, k.phase = x, w, b, y, 0
-	parallelFor(len(x)/k.d, grainRows(k.d), k)
+	parallel.For(len(x)/k.d, grainRows(k.d), k)
 }
 
 // backward accumulates dx (n, D), dw, db (D) given dy (n, D) and the saved
@@ -191,9 +192,9 @@ func (k *layerNormKernel[T]) forward(x, w, b, y []T) {
 func (k *layerNormKernel[T]) backward(x, w, dy, dx, dw, db []T, acc bool) {
 	k.x, k.w, k.dy, k.dx, k.dw, k.db, k.phase, k.acc = x, w, dy, dx, dw, db, 1, acc
 	n := len(x) / k.d
-	c := numChunks(n, grainRows(k.d))
+	c := parallel.NumChunks(n, grainRows(k.d))
 	zero(k.part[:c*2*k.d])
-	parallelFor(n, grainRows(k.d), k)
+	parallel.For(n, grainRows(k.d), k)
 	d := k.d
 	if !acc {
 		zero(dw)
@@ -208,7 +209,7 @@ func (k *layerNormKernel[T]) backward(x, w, dy, dx, dw, db []T, acc bool) {
 	}
 }
 
-func (k *layerNormKernel[T]) runRange(chunk, lo, hi int) {
+func (k *layerNormKernel[T]) RunRange(chunk, lo, hi int) {
 	d := k.d
 	w := k.w[:d]
 	if k.phase == 0 {
@@ -321,10 +322,10 @@ func (k *linearKernel[T]) forward(x, w, b, r, y []T) {
 			k.team.parallelFor(nb, max(1, teamGrainMACs/(k.n*k.c*colBlock+1)), k)
 			return
 		}
-		parallelFor(nb, max(1, colGrainMACs/(k.n*k.c*colBlock+1)), k)
+		parallel.For(nb, max(1, colGrainMACs/(k.n*k.c*colBlock+1)), k)
 		return
 	}
-	parallelFor(k.n, grainRows(k.c+k.oc), k)
+	parallel.For(k.n, grainRows(k.c+k.oc), k)
 }
 
 // backward accumulates dx (n, C), dw, db given dy (n, OC). Any of dx, dw,
@@ -342,25 +343,25 @@ func (k *linearKernel[T]) backward(x, w, dy, dx, dw, db []T, acc bool) {
 	if acc {
 		k.beta = 1
 	}
-	if dx != nil && (dw != nil || db != nil) && maxChunks() == 2 && taskSplitBackward &&
+	if dx != nil && (dw != nil || db != nil) && parallel.MaxChunks() == 2 && taskSplitBackward &&
 		k.n*k.c*k.oc >= 2*grainElems {
 		// Two workers: dx on one, dW and db on the other (the same number
 		// of multiply-adds), each as one whole BLAS call.
 		k.phase = 4
-		parallelFor(2, 1, k)
+		parallel.For(2, 1, k)
 		return
 	}
 	if dx != nil {
 		k.phase = 1
-		parallelFor(k.n, grainRows(k.c+k.oc), k)
+		parallel.For(k.n, grainRows(k.c+k.oc), k)
 	}
 	if dw != nil || db != nil {
 		k.phase = 2
-		parallelFor(k.oc, 1+grainElems/(k.n*(k.c+1)+1), k)
+		parallel.For(k.oc, 1+grainElems/(k.n*(k.c+1)+1), k)
 	}
 }
 
-func (k *linearKernel[T]) runRange(_, lo, hi int) {
+func (k *linearKernel[T]) RunRange(_, lo, hi int) {
 	c, oc := k.c, k.oc
 	m := hi - lo
 	switch k.phase {
@@ -513,16 +514,16 @@ func newGELUKernel[T Float](n int) *geluKernel[T] { return &geluKernel[T]{th: ma
 // forward: y = gelu(x), elementwise over len(x).
 func (k *geluKernel[T]) forward(x, y []T) {
 	k.x, k.y, k.bwd = x, y, false
-	parallelFor(len(x), grainElems/8, k)
+	parallel.For(len(x), grainElems/8, k)
 }
 
 // backward: dx += gelu'(x)·dy, using the tanh saved by the last forward.
 func (k *geluKernel[T]) backward(x, dy, dx []T, acc bool) {
 	k.x, k.dy, k.dx, k.bwd, k.acc = x, dy, dx, true, acc
-	parallelFor(len(x), grainElems/4, k)
+	parallel.For(len(x), grainElems/4, k)
 }
 
-func (k *geluKernel[T]) runRange(_, lo, hi int) {
+func (k *geluKernel[T]) RunRange(_, lo, hi int) {
 	x := k.x[lo:hi]
 	th := k.th[lo:hi]
 	if !k.bwd {
@@ -605,13 +606,13 @@ type attentionKernel[T Float] struct {
 
 func newAttentionKernel[T Float](b, t, h, d int, mask []uint8) *attentionKernel[T] {
 	return &attentionKernel[T]{b: b, t: t, h: h, d: d, mask: mask,
-		att: make([]T, b*h*t*t), scratch: make([]T, maxChunks()*t*t)}
+		att: make([]T, b*h*t*t), scratch: make([]T, parallel.MaxChunks()*t*t)}
 }
 
 // forward: out (B·T, D) = attention(qkv (B·T, 3D)).
 func (k *attentionKernel[T]) forward(qkv, out []T) {
 	k.qkv, k.out, k.bwd = qkv, out, false
-	parallelFor(k.b*k.h, 1, k)
+	parallel.For(k.b*k.h, 1, k)
 }
 
 // backward accumulates dqkv (B·T, 3D) given dout (B·T, D).
@@ -621,10 +622,10 @@ func (k *attentionKernel[T]) backward(qkv, dout, dqkv []T, acc bool) {
 	if acc {
 		k.beta = 1
 	}
-	parallelFor(k.b*k.h, 1, k)
+	parallel.For(k.b*k.h, 1, k)
 }
 
-func (k *attentionKernel[T]) runRange(chunk, lo, hi int) {
+func (k *attentionKernel[T]) RunRange(chunk, lo, hi int) {
 	T_, D, hs := k.t, k.d, k.d/k.h
 	D3 := 3 * D
 	scale := T(1 / math.Sqrt(float64(hs)))
@@ -723,7 +724,7 @@ type crossEntropyKernel[T Float] struct {
 }
 
 func newCrossEntropyKernel[T Float](n, v int) *crossEntropyKernel[T] {
-	return &crossEntropyKernel[T]{v: v, lse: make([]float64, n), inv: make([]T, n), prob: make([]T, n*v), partial: make([]float64, maxChunks())}
+	return &crossEntropyKernel[T]{v: v, lse: make([]float64, n), inv: make([]T, n), prob: make([]T, n*v), partial: make([]float64, parallel.MaxChunks())}
 }
 
 // forward returns the mean loss and the number of counted rows (0 rows
@@ -731,11 +732,11 @@ func newCrossEntropyKernel[T Float](n, v int) *crossEntropyKernel[T] {
 func (k *crossEntropyKernel[T]) forward(logits []T, targets []int32) (float64, int) {
 	k.logits, k.targets, k.bwd = logits, targets, false
 	n := len(targets)
-	c := numChunks(n, grainRows(k.v))
+	c := parallel.NumChunks(n, grainRows(k.v))
 	for i := 0; i < c; i++ {
 		k.partial[i] = 0
 	}
-	parallelFor(n, grainRows(k.v), k)
+	parallel.For(n, grainRows(k.v), k)
 	var s float64
 	for i := 0; i < c; i++ {
 		s += k.partial[i]
@@ -768,10 +769,10 @@ func (k *crossEntropyKernel[T]) backward(logits []T, targets []int32, dloss floa
 		return
 	}
 	k.logits, k.targets, k.dlogits, k.scale, k.bwd, k.acc = logits, targets, dlogits, dloss/float64(cnt), true, acc
-	parallelFor(len(targets), grainRows(k.v), k)
+	parallel.For(len(targets), grainRows(k.v), k)
 }
 
-func (k *crossEntropyKernel[T]) runRange(chunk, lo, hi int) {
+func (k *crossEntropyKernel[T]) RunRange(chunk, lo, hi int) {
 	V := k.v
 	for r := lo; r < hi; r++ {
 		t := k.targets[r]

@@ -5,6 +5,8 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"smtrain/internal/parallel"
+
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
@@ -353,13 +355,13 @@ func TestKernelsAccumulate(t *testing.T) {
 // loop split into as many chunks as there are workers, so the multi-chunk
 // paths (per-chunk partial sums, column splits) are checked on tiny shapes.
 func TestChunked(t *testing.T) {
-	if maxChunks() < 2 {
+	if parallel.MaxChunks() < 2 {
 		t.Skip("needs GOMAXPROCS ≥ 2")
 	}
 	old, oldCol := grainElems, colGrainMACs
 	grainElems, colGrainMACs = 1, 1
 	defer func() { grainElems, colGrainMACs = old, oldCol }()
-	if numChunks(10, grainRows(8)) < 2 {
+	if parallel.NumChunks(10, grainRows(8)) < 2 {
 		t.Fatal("loops are not split")
 	}
 	for _, c := range []struct {

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"smtrain/internal/parallel"
 )
 
 // spinTeam runs the parallel loops of a latency-bound caller: a decoder
@@ -30,10 +32,10 @@ type spinTeam struct {
 	// its chunk count and the next chunk to claim, claimed by CAS (a CAS
 	// for a past loop fails because seq changed).
 	state atomic.Uint64
-	done  atomic.Int64 // chunks helpers finished in the current loop
-	seq   uint32       // the leader's last loop (only the leader uses it)
-	stole int          // chunks the leader took with stealRest in the current loop
-	task  rangeTask    // the current loop; stable while any chunk runs
+	done  atomic.Int64  // chunks helpers finished in the current loop
+	seq   uint32        // the leader's last loop (only the leader uses it)
+	stole int           // chunks the leader took with stealRest in the current loop
+	task  parallel.Task // the current loop; stable while any chunk runs
 	n     int
 	// per helper: parked is 1 while it sleeps on wake
 	parked []atomic.Int32
@@ -62,7 +64,7 @@ var (
 // steps use it when its tuner says so, always with SMTRAIN_DECODE_TEAM=on.
 func decodeTeam() *spinTeam {
 	teamOnce.Do(func() {
-		n := min(maxChunks(), maxTeam)
+		n := min(parallel.MaxChunks(), maxTeam)
 		mode := os.Getenv("SMTRAIN_DECODE_TEAM")
 		if n < 2 || mode == "off" {
 			return
@@ -81,15 +83,15 @@ func decodeTeam() *spinTeam {
 func (t *spinTeam) tryAcquire() bool { return t.lead.TryLock() }
 func (t *spinTeam) release()         { t.lead.Unlock() }
 
-// parallelFor is parallelFor on the team, in at most t.size chunks; only
+// parallelFor is parallel.For on the team, in at most t.size chunks; only
 // the goroutine that holds the team may call it.
-func (t *spinTeam) parallelFor(n, grain int, task rangeTask) {
+func (t *spinTeam) parallelFor(n, grain int, task parallel.Task) {
 	if n <= 0 {
 		return
 	}
-	c := min(numChunks(n, grain), t.size)
+	c := min(parallel.NumChunks(n, grain), t.size)
 	if c == 1 {
-		task.runRange(0, 0, n)
+		task.RunRange(0, 0, n)
 		return
 	}
 	t.task, t.n, t.stole = task, n, 0
@@ -106,7 +108,7 @@ func (t *spinTeam) parallelFor(n, grain int, task rangeTask) {
 			}
 		}
 	}
-	task.runRange(0, 0, n/c)
+	task.RunRange(0, 0, n/c)
 	mine := 1 + t.claim(t.seq, false) + t.stole
 	for spins := 0; mine+int(t.done.Load()) < c; spins++ {
 		if spins&(1<<16-1) == 1<<16-1 {
@@ -136,7 +138,7 @@ func (t *spinTeam) claim(seq uint32, report bool) int {
 		// chunk next of loop seq is ours: the leader does not touch task
 		// or n before every chunk is done
 		task, n := t.task, t.n
-		task.runRange(next, next*n/nc, (next+1)*n/nc)
+		task.RunRange(next, next*n/nc, (next+1)*n/nc)
 		ran++
 		if report {
 			t.done.Add(1)

@@ -16,7 +16,7 @@ type countTask struct {
 	maxC   atomic.Int32
 }
 
-func (c *countTask) runRange(chunk, lo, hi int) {
+func (c *countTask) RunRange(chunk, lo, hi int) {
 	for i := lo; i < hi; i++ {
 		c.runs[i]++
 		c.chunks[i] = int32(chunk)
@@ -90,7 +90,7 @@ type meetTask struct {
 	met     bool
 }
 
-func (m *meetTask) runRange(chunk, lo, hi int) {
+func (m *meetTask) RunRange(chunk, lo, hi int) {
 	if chunk == 1 {
 		close(m.started)
 		return

@@ -3,10 +3,9 @@ package objective
 import (
 	"fmt"
 	"math"
-	"runtime"
-	"sync"
 
 	"smtrain/data"
+	"smtrain/internal/parallel"
 )
 
 type kind uint8
@@ -54,24 +53,15 @@ func (w *Workspace) reset(n, nt int) {
 	clear(w.cq)
 }
 
-// parallelRows runs fn over [0,n) split into chunks on up to GOMAXPROCS
-// goroutines when the work (n rows of width V) is large enough to pay off.
+// parallelRows runs fn over [0,n) split into chunks on the cores
+// (parallel.For) when the work (n rows of width V) is large enough to pay
+// for the hand-off, on the caller otherwise.
 func parallelRows(n, width int, fn func(lo, hi int)) {
-	workers := runtime.GOMAXPROCS(0)
-	if workers > n {
-		workers = n
+	grain := n // one chunk
+	if n*width >= 1<<16 {
+		grain = 1
 	}
-	if workers <= 1 || n*width < 1<<16 {
-		fn(0, n)
-		return
-	}
-	var wg sync.WaitGroup
-	chunk := (n + workers - 1) / workers
-	for lo := 0; lo < n; lo += chunk {
-		hi := min(lo+chunk, n)
-		wg.Go(func() { fn(lo, hi) })
-	}
-	wg.Wait()
+	parallel.For(n, grain, parallel.Func(func(_, lo, hi int) { fn(lo, hi) }))
 }
 
 // checkBatch validates shapes and every transition against the batch.

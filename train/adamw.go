@@ -3,10 +3,9 @@ package train
 import (
 	"fmt"
 	"math"
-	"runtime"
 	"strconv"
-	"sync"
 
+	"smtrain/internal/parallel"
 	"smtrain/model"
 )
 
@@ -197,39 +196,33 @@ func toF64[T Float](x []T) []float64 {
 // chunk is the number of elements one goroutine handles at a time.
 const chunk = 1 << 15
 
-// forChunks calls f over [lo, hi) pieces of every slice of xs, using all
-// cores when there is enough work.
+// forChunks calls f over [lo, hi) pieces of every slice of xs, on all
+// cores (parallel.For over the slices' elements laid end to end) when
+// there is enough work, each piece at most chunk long.
 func forChunks[T Float](xs [][]T, f func(i, lo, hi int)) {
 	total := 0
 	for _, x := range xs {
 		total += len(x)
 	}
-	workers := runtime.GOMAXPROCS(0)
-	if workers == 1 || total < 2*chunk {
+	if total < 2*chunk {
 		for i, x := range xs {
 			f(i, 0, len(x))
 		}
 		return
 	}
-	type job struct{ i, lo, hi int }
-	jobs := make(chan job, 64)
-	var wg sync.WaitGroup
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for j := range jobs {
-				f(j.i, j.lo, j.hi)
+	parallel.For(total, chunk, parallel.Func(func(_, lo, hi int) {
+		off := 0 // xs[i] starts at element off of the whole
+		for i, x := range xs {
+			a, b := max(lo, off), min(hi, off+len(x))
+			for ; a < b; a += chunk {
+				f(i, a-off, min(a+chunk, b)-off)
 			}
-		}()
-	}
-	for i, x := range xs {
-		for lo := 0; lo < len(x); lo += chunk {
-			jobs <- job{i, lo, min(lo+chunk, len(x))}
+			off += len(x)
+			if off >= hi {
+				return
+			}
 		}
-	}
-	close(jobs)
-	wg.Wait()
+	}))
 }
 
 // GradNorm returns the global L2 norm of grads, accumulated in float64.
