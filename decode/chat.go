@@ -49,19 +49,11 @@ type ChatPolicy struct {
 	Opts Options
 }
 
-// NewChatPolicy returns a policy with options o, filled in from the
-// tokenizer (special ids, stop tokens, detokenizer) and the model context.
+// NewChatPolicy returns a policy with sampling options o, completed by
+// OptionsFor from the tokenizer and the model (its padded vocabulary rows
+// and the chat template's markers are never sampled).
 func NewChatPolicy(p *model.Params, tok *data.Tokenizer, o Options) *ChatPolicy {
-	o.BkspcID = tok.BkspcID()
-	o.StopTokens = []int32{tok.EOSID(), tok.EndID()}
-	o.Banned = append(o.Banned, tok.PadID())
-	o.Detokenize = tok.Decode
-	if o.TokenBytes == nil {
-		o.TokenBytes = TokenBytes(tok)
-	}
-	if o.ContextLen == 0 || o.ContextLen > p.Cfg.NPositions {
-		o.ContextLen = p.Cfg.NPositions
-	}
+	o = OptionsFor(tok, Settings{Base: o, ModelVocab: p.Cfg.VocabSize, ContextLen: p.Cfg.NPositions})
 	return &ChatPolicy{Params: p, Tok: tok, Opts: o}
 }
 

@@ -667,15 +667,9 @@ func (t *Trainer) sampleOptions(seed uint64, maxNew int, temp float64) decode.Op
 	o := decode.DefaultOptions()
 	o.Temperature = temp
 	o.MaxNewTokens = maxNew
-	o.ContextLen = t.cfg.NPositions
-	o.BkspcID = t.tok.BkspcID()
-	o.AllowBkspc = true
-	o.StopTokens = []int32{t.tok.EOSID(), t.tok.EndID()}
-	o.Banned = []int32{t.tok.PadID()}
 	o.Seed = seed
 	o.Workers = 1 // determinism does not depend on it, but keep runs quiet
-	o.Detokenize = t.tok.Decode
-	return o
+	return decode.OptionsFor(t.tok, decode.Settings{Base: o, ModelVocab: t.params.Cfg.VocabSize, ContextLen: t.cfg.NPositions, RoleMarkers: true})
 }
 
 func (t *Trainer) factory() decode.Factory {

@@ -119,7 +119,6 @@ func runSample(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	o.MaxNewTokens, o.MaxActions, o.Workers, o.BatchSize = *maxNew, *maxActions, *workers, *batch
 	o.BkspcInTopK, o.BkspcInTopP = *bkFilter, *bkFilter
 	o.StopStrings = stops
-	o.Detokenize = func([]int32) string { return "" } // replaced by the tokenizer's below
 	switch *retry {
 	case "auto":
 		o.RetryBlock = decode.RetryAuto
@@ -130,8 +129,10 @@ func runSample(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	default:
 		return usagef("-retry-block must be auto, on or off, got %q", *retry)
 	}
-	if err := o.Validate(); err != nil {
-		return usagef("%v", err)
+	// Check the flags before loading the model (the byte tokenizer stands
+	// in for the checkpoint's; only the flag values are checked).
+	if check := decode.OptionsFor(data.ByteTokenizer(), decode.Settings{Base: o}); check.Validate() != nil {
+		return usagef("%v", check.Validate())
 	}
 	text := *prompt
 	if set["prompt-file"] {
@@ -154,18 +155,9 @@ func runSample(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if cfg.BkspcTokenID >= 0 && int32(cfg.BkspcTokenID) != sp.Bkspc {
 		return fmt.Errorf("%s: config bkspc_token_id %d but the tokenizer's <bkspc> is %d", dir, cfg.BkspcTokenID, sp.Bkspc)
 	}
-	o.BkspcID = sp.Bkspc
 	o.AllowBkspc = cfg.BkspcTokenID >= 0 && !*noBkspc
-	o.StopTokens = []int32{sp.EOS, sp.End}
-	o.Banned = nil
-	for id := tok.VocabSize(); id < cfg.VocabSize; id++ {
-		o.Banned = append(o.Banned, int32(id)) // padded rows without a token
-	}
-	o.ContextLen = cfg.NPositions
-	o.Detokenize = tok.Decode
-	if g := constrain.grammar(); g != nil {
-		o.Grammar, o.TokenBytes = g, decode.TokenBytes(tok)
-	}
+	o.Grammar = constrain.grammar()
+	o = decode.OptionsFor(tok, decode.Settings{Base: o, ModelVocab: cfg.VocabSize, ContextLen: cfg.NPositions})
 
 	// A prompt too long for the context is left-truncated the way training
 	// truncates, leaving room for -max-new tokens (at least half the

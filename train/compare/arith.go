@@ -233,13 +233,9 @@ func (a *ArithTask) options(t *train.Trainer, greedy, bkspc bool) decode.Options
 	o.Greedy = greedy
 	o.Temperature = 1
 	o.MaxNewTokens = a.MaxNew
-	o.ContextLen = t.Params().Cfg.NPositions
-	o.BkspcID = tok.BkspcID()
 	o.AllowBkspc = bkspc
-	o.StopTokens = []int32{tok.EOSID(), tok.EndID()}
-	o.Banned = []int32{tok.PadID()}
 	o.Seed = a.DecodeSeed
 	o.Workers = 1
 	o.BatchSize = a.BatchSize
-	return o
+	return decode.OptionsFor(tok, decode.Settings{Base: o, ModelVocab: t.Params().Cfg.VocabSize, ContextLen: t.Params().Cfg.NPositions, RoleMarkers: true})
 }

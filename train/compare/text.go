@@ -144,9 +144,9 @@ func (x *TextTask) Evaluate(ctx context.Context, t *train.Trainer, dir string) (
 		return nil, fmt.Errorf("no validation episode gives a prompt that fits in %d tokens", ctxLen-maxNew)
 	}
 	o := decode.DefaultOptions()
-	o.MaxNewTokens, o.ContextLen = maxNew, ctxLen
-	o.BkspcID, o.StopTokens, o.Banned = tok.BkspcID(), []int32{tok.EOSID(), tok.EndID()}, []int32{tok.PadID()}
+	o.MaxNewTokens = maxNew
 	o.Seed, o.Workers, o.BatchSize = x.Seed, 1, 8
+	o = decode.OptionsFor(tok, decode.Settings{Base: o, ModelVocab: t.Params().Cfg.VocabSize, ContextLen: ctxLen, RoleMarkers: true})
 	rs, _, err := decode.Generate(ctx, decode.ModelFactory(t.Params()), prompts, o)
 	if err != nil {
 		return nil, err
