@@ -4,14 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"math"
-	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"smtrain/envbridge/sandbox"
+	"smtrain/envbridge/sandbox/safefs"
 )
 
 const causesSyntax = "- Python syntax is invalid\n    - Indentation errors\n    - Missing closing brackets/quotes\n    - Import errors"
@@ -113,36 +115,100 @@ func (e *Env) validateCode(ctx context.Context, code string) (omap, error) {
 	if str(syntax, "status") == "SUCCESS" && str(runtime, "status") == "SUCCESS" {
 		status = "SUCCESS"
 	}
-	os.Remove(filepath.Join(e.workspace, "output", "submission.csv"))
+	ws, err := e.openWorkspace()
+	if err != nil {
+		return nil, err
+	}
+	defer ws.Close()
+	_ = ws.Remove(submissionRel)
 	return omap{{"syntax", syntax}, {"runtime", runtime}, {"status", status}}, nil
+}
+
+// submissionRel is submission.csv relative to the workspace.
+const submissionRel = "output/submission.csv"
+
+// openWorkspace opens the workspace for host-side access through safefs
+// (no agent-made link is ever followed) and makes sure output/ is a real
+// folder: agent code may have replaced it with a link or a file.
+func (e *Env) openWorkspace() (*safefs.Dir, error) {
+	ws, err := safefs.OpenDir(e.workspace)
+	if err != nil {
+		return nil, fmt.Errorf("local env: workspace: %w", err)
+	}
+	if m, _, err := ws.Lstat("output"); err == nil && m.IsDir() {
+		return ws, nil
+	}
+	if err := ws.Remove("output"); err != nil {
+		ws.Close()
+		return nil, fmt.Errorf("local env: workspace: %w", err)
+	}
+	if err := ws.Mkdir("output", 0o777); err != nil {
+		ws.Close()
+		return nil, fmt.Errorf("local env: workspace: %w", err)
+	}
+	return ws, nil
+}
+
+// shownPath is rel (relative to the workspace) as agent code names it.
+func (e *Env) shownPath(rel string) string {
+	if e.bwrap() {
+		return "/workspace/" + rel
+	}
+	return filepath.Join(e.workspace, rel)
 }
 
 // executeCode is MLE-Dojo's CodeExecutionInterface.execute plus the
 // environment's score bookkeeping. It returns the result and the reward.
+// The submission is looked at and read only through safefs.
 func (e *Env) executeCode(ctx context.Context, code string) (omap, float64, error) {
+	ws, err := e.openWorkspace()
+	if err != nil {
+		return nil, 0, err
+	}
 	// A stale submission from an earlier run must not be scored again.
-	subPath := filepath.Join(e.workspace, "output", "submission.csv")
-	os.Remove(subPath)
-	execution, _, err := e.run(ctx, code)
+	rmErr := ws.Remove(submissionRel)
+	ws.Close()
+	if rmErr != nil {
+		return nil, 0, fmt.Errorf("local env: removing the old submission: %w", rmErr)
+	}
+	execution, res, err := e.run(ctx, code)
 	if err != nil {
 		return nil, 0, err
 	}
 	if str(execution, "status") == "FAILED" {
 		return omap{{"status", "FAILED"}, {"execution", execution}, {"submission", nil}}, 0, nil
 	}
-	shown := filepath.Join(e.outputPath(), "submission.csv")
+	ws, err = e.openWorkspace()
+	if err != nil {
+		return nil, 0, err
+	}
+	defer ws.Close()
+	shown := e.shownPath(submissionRel)
 	var submission omap
 	var reward float64
-	if _, err := os.Stat(subPath); err != nil {
+	mode, _, lerr := ws.Lstat(submissionRel)
+	switch {
+	case lerr != nil && slices.Contains(res.RemovedLinks, submissionRel),
+		lerr == nil && mode&fs.ModeSymlink != 0:
+		_ = ws.Remove(submissionRel)
+		submission = mledojoError("InvalidSubmissionError", "Failed to read submission file",
+			shown+" is a symbolic link; write a regular file", causesInvalid)
+	case errors.Is(lerr, fs.ErrNotExist):
 		submission = mledojoError("SubmissionNotFoundError", "Submission file not found",
 			"No submission file found at "+shown, causesNotFound)
-	} else {
+	case lerr != nil:
+		return nil, 0, fmt.Errorf("local env: submission: %w", lerr)
+	case !mode.IsRegular():
+		_ = ws.Remove(submissionRel)
+		submission = mledojoError("InvalidSubmissionError", "Failed to read submission file",
+			shown+" "+refusal(safefs.Refusal(mode)), causesInvalid)
+	default:
 		e.submissions++
-		archived := filepath.Join(e.workspace, "output", fmt.Sprintf("submission_%d.csv", e.submissions))
-		if err := os.Rename(subPath, archived); err != nil {
+		archived := fmt.Sprintf("output/submission_%d.csv", e.submissions)
+		if err := ws.Rename(submissionRel, archived); err != nil {
 			return nil, 0, fmt.Errorf("local env: archiving submission: %w", err)
 		}
-		submission, reward = e.evaluate(archived, shown, code)
+		submission, reward = e.evaluate(ws, archived, shown, code)
 	}
 	status := "FAILED"
 	if str(submission, "status") == "SUCCESS" {
@@ -151,9 +217,10 @@ func (e *Env) executeCode(ctx context.Context, code string) (omap, float64, erro
 	return omap{{"execution", execution}, {"submission", submission}, {"status", status}}, reward, nil
 }
 
-// evaluate scores an archived submission and updates the best scores.
-func (e *Env) evaluate(path, shown, code string) (omap, float64) {
-	score, err := e.task.scoreSubmission(path, shown)
+// evaluate scores an archived submission (rel, under the workspace ws)
+// and updates the best scores.
+func (e *Env) evaluate(ws *safefs.Dir, rel, shown, code string) (omap, float64) {
+	score, err := e.task.scoreFile(ws, rel, shown)
 	if err != nil {
 		var inv *invalidSubmission
 		if errors.As(err, &inv) {

@@ -1,14 +1,20 @@
 package local
 
 import (
+	"bufio"
+	"encoding/csv"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"math"
-	"os"
+	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"smtrain/envbridge/metrics"
+	"smtrain/envbridge/sandbox/safefs"
 )
 
 // mledojoError mirrors MLE-Dojo's error_to_dict: a failed component result.
@@ -35,16 +41,65 @@ type invalidSubmission struct{ msg, details string }
 
 func (e *invalidSubmission) Error() string { return e.msg + ": " + e.details }
 
-// scoreSubmission validates the submission CSV at path against the task's
-// answers and returns the raw score. Validation problems come back as
-// *invalidSubmission with MLE-Dojo-style messages.
-func (t *Task) scoreSubmission(path, shownPath string) (float64, error) {
-	b, err := os.ReadFile(path)
+// DefaultMaxSubmissionBytes is the smallest submission size cap; a task
+// with many rows gets SubmissionBytesPerRow bytes per expected row instead
+// when that is more (see Task.submissionLimit).
+const (
+	DefaultMaxSubmissionBytes = 64 << 20
+	SubmissionBytesPerRow     = 1 << 10
+)
+
+// submissionDeadline bounds the host's read and parse of one submission.
+const submissionDeadline = 30 * time.Second
+
+// submissionLimit is the size cap for this task's submissions:
+// MaxSubmissionBytes when positive, else the larger of
+// DefaultMaxSubmissionBytes and SubmissionBytesPerRow per expected row.
+func (t *Task) submissionLimit() int64 {
+	if t.MaxSubmissionBytes > 0 {
+		return t.MaxSubmissionBytes
+	}
+	return max(DefaultMaxSubmissionBytes, int64(len(t.answers.rows)+1)*SubmissionBytesPerRow)
+}
+
+// scoreSubmission validates the submission CSV at path (a host path whose
+// folder is trusted; the file itself is not) against the task's answers
+// and returns the raw score. shown is the file's name as the agent sees
+// it, used in messages.
+func (t *Task) scoreSubmission(path, shown string) (float64, error) {
+	dir, err := safefs.OpenDir(filepath.Dir(path))
 	if err != nil {
 		return 0, err
 	}
-	sub, err := parseTable(b, "submission.csv")
+	defer dir.Close()
+	return t.scoreFile(dir, filepath.Base(path), shown)
+}
+
+// scoreFile scores the submission rel under dir, read through safefs: a
+// regular file reached without links, at most limit bytes, parsed as a
+// stream that stops at the first row past the expected count. Validation
+// problems come back as *invalidSubmission with MLE-Dojo-style messages
+// that name shown, never a host path.
+func (t *Task) scoreFile(dir *safefs.Dir, rel, shown string) (float64, error) {
+	limit := t.submissionLimit()
+	f, size, err := dir.OpenRegular(rel)
 	if err != nil {
+		return 0, &invalidSubmission{"Failed to read submission file", shown + " " + refusal(err)}
+	}
+	defer f.Close()
+	if size > limit {
+		return 0, &invalidSubmission{"Failed to read submission file", tooLarge(shown, size, limit)}
+	}
+	sub, err := readCSV(safefs.LimitReader(f, limit, time.Now().Add(submissionDeadline)), "submission.csv", len(t.answers.rows))
+	var le *safefs.LimitError
+	switch {
+	case errors.As(err, &le):
+		return 0, &invalidSubmission{"Failed to read submission file", tooLarge(shown, -1, limit)}
+	case errors.Is(err, errTooManyRows):
+		return 0, &invalidSubmission{"Submission validation failed", fmt.Sprintf("Number of rows in submission (more than %d) does not match ground truth (%d). Please ensure both have the same number of rows.", len(t.answers.rows), len(t.answers.rows))}
+	case errors.Is(err, safefs.ErrLimit):
+		return 0, &invalidSubmission{"Failed to read submission file", fmt.Sprintf("Reading %s took longer than %v; the host stopped.", shown, submissionDeadline)}
+	case err != nil:
 		return 0, &invalidSubmission{"Failed to read submission file", "Could not parse submission file as CSV: " + err.Error()}
 	}
 	ans := t.answers
@@ -165,4 +220,96 @@ func (t *Task) position(score float64) (omap, float64, error) {
 	}
 	o = append(o, kv{"avg_score", ps.AvgScore})
 	return o, ps.AvgScore, nil
+}
+
+// refusal words why a submission could not be opened, for the agent: the
+// safefs refusals as they are, other errors without any path.
+func refusal(err error) string {
+	switch {
+	case errors.Is(err, safefs.ErrSymlink):
+		return "is a symbolic link; write a regular file"
+	case errors.Is(err, safefs.ErrNotRegular):
+		msg := err.Error()
+		var e *safefs.Error
+		if errors.As(err, &e) {
+			msg = e.Err.Error()
+		}
+		return msg + "; write a regular file"
+	case errors.Is(err, fs.ErrNotExist):
+		return "does not exist"
+	}
+	var e *safefs.Error
+	if errors.As(err, &e) {
+		return "could not be read: " + e.Err.Error()
+	}
+	return "could not be read"
+}
+
+// tooLarge is the message for a submission over the size cap (size < 0:
+// found while reading).
+func tooLarge(shown string, size, limit int64) string {
+	if size >= 0 {
+		return fmt.Sprintf("%s is %d bytes, larger than the submission size limit of %d bytes (%s); the host did not read it.", shown, size, limit, humanBytes(limit))
+	}
+	return fmt.Sprintf("%s is larger than the submission size limit of %d bytes (%s); the host stopped reading.", shown, limit, humanBytes(limit))
+}
+
+func humanBytes(n int64) string {
+	switch {
+	case n >= 1<<30 && n%(1<<30) == 0:
+		return fmt.Sprintf("%d GiB", n>>30)
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return fmt.Sprintf("%d KiB", n>>10)
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+// errTooManyRows stops readCSV at the first row past its maximum.
+var errTooManyRows = errors.New("more rows than expected")
+
+// readCSV reads a CSV table from r as a stream (a leading UTF-8 BOM is
+// skipped): the header is trimmed and must not repeat a column, and with
+// maxRows >= 0 reading stops with errTooManyRows at the first data row
+// past maxRows. name labels errors.
+func readCSV(r io.Reader, name string, maxRows int) (*table, error) {
+	br := bufio.NewReader(r)
+	if b, err := br.Peek(3); err == nil && string(b) == "\xef\xbb\xbf" {
+		br.Discard(3)
+	}
+	cr := csv.NewReader(br)
+	var recs [][]string
+	for {
+		rec, err := cr.Read()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			var le *safefs.LimitError
+			if errors.As(err, &le) || errors.Is(err, safefs.ErrLimit) {
+				return nil, err
+			}
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		if maxRows >= 0 && len(recs) > maxRows {
+			return nil, errTooManyRows
+		}
+		recs = append(recs, rec)
+	}
+	if len(recs) == 0 {
+		return nil, fmt.Errorf("%s: empty file (no header)", name)
+	}
+	t := &table{header: recs[0], rows: recs[1:]}
+	for i, h := range t.header {
+		t.header[i] = strings.TrimSpace(h)
+	}
+	seen := map[string]bool{}
+	for _, h := range t.header {
+		if seen[h] {
+			return nil, fmt.Errorf("%s: duplicate column %q in header", name, h)
+		}
+		seen[h] = true
+	}
+	return t, nil
 }

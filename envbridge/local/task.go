@@ -2,7 +2,6 @@ package local
 
 import (
 	"bytes"
-	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -57,7 +56,11 @@ type Task struct {
 	Targets        []string
 	// Leaderboards (nil when the file is absent; at least one is present).
 	PublicBoard, PrivateBoard []float64
-	answers                   *table
+	// MaxSubmissionBytes caps the size of a submission.csv the host reads
+	// (0: the larger of DefaultMaxSubmissionBytes and SubmissionBytesPerRow
+	// per expected row). Set it before serving the task.
+	MaxSubmissionBytes int64
+	answers            *table
 }
 
 // LoadTask reads the competition folder dir (holding data/public and
@@ -208,28 +211,7 @@ func readTable(path string) (*table, error) {
 }
 
 func parseTable(b []byte, path string) (*table, error) {
-	b = bytes.TrimPrefix(b, []byte("\xef\xbb\xbf"))
-	r := csv.NewReader(bytes.NewReader(b))
-	r.ReuseRecord = false
-	recs, err := r.ReadAll()
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	if len(recs) == 0 {
-		return nil, fmt.Errorf("%s: empty file (no header)", path)
-	}
-	t := &table{header: recs[0], rows: recs[1:]}
-	for i, h := range t.header {
-		t.header[i] = strings.TrimSpace(h)
-	}
-	seen := map[string]bool{}
-	for _, h := range t.header {
-		if seen[h] {
-			return nil, fmt.Errorf("%s: duplicate column %q in header", path, h)
-		}
-		seen[h] = true
-	}
-	return t, nil
+	return readCSV(bytes.NewReader(b), path, -1)
 }
 
 // normID canonicalises an id: trimmed, and integral numbers written

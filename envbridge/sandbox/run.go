@@ -12,11 +12,16 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
+
+	"smtrain/envbridge/sandbox/safefs"
 )
 
 // launcherSrc is run with `python3 -I -S -c` as the first process inside
@@ -283,7 +288,11 @@ func (r *runner) run(ctx context.Context) (res Result, err error) {
 	drain()
 
 	r.cleanupLinks()
-	res.RemovedLinks = removeEscapingLinks(r.job.WorkDir)
+	removed, werr := removeEscapingLinks(r.job.WorkDir)
+	res.RemovedLinks = removed
+	if werr != nil {
+		res.WorkspaceError = werr.Error()
+	}
 	res.Stdout, res.Stderr = stdout.String(), stderr.String()
 	res.Truncated = stdout.truncated() || stderr.truncated()
 	var sig syscall.Signal
@@ -434,17 +443,35 @@ func (r *runner) prepare() error {
 		}
 	}
 	if r.uid >= 0 {
-		err := filepath.WalkDir(r.job.WorkDir, func(p string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			return os.Lchown(p, r.uid, r.gid)
-		})
-		if err != nil {
+		if err := chownTree(r.job.WorkDir, r.uid, r.gid); err != nil {
 			return fmt.Errorf("sandbox: chown work dir to sandbox uid %d: %w", r.uid, err)
 		}
 	}
 	return nil
+}
+
+// chownTree hands dir and everything in it to uid:gid through safefs (no
+// link is followed, the walk is bounded). A regular file with more than
+// one hard link keeps its owner: it may be shared with a folder outside
+// (the fallback's hard-linked public data), whose owner must not change.
+func chownTree(dir string, uid, gid int) error {
+	if err := os.Lchown(dir, uid, gid); err != nil {
+		return err
+	}
+	d, err := safefs.OpenDir(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Walk("", safefs.Limits{}, func(e safefs.Entry) error {
+		if e.Mode.IsRegular() && e.Stat.Nlink > 1 {
+			return nil
+		}
+		if err := unix.Fchownat(e.Dir, e.Name, uid, gid, unix.AT_SYMLINK_NOFOLLOW); err != nil && !errors.Is(err, unix.ENOENT) {
+			return fmt.Errorf("%s: %w", e.Rel, err)
+		}
+		return nil
+	})
 }
 
 func (r *runner) cleanupLinks() {
@@ -454,33 +481,52 @@ func (r *runner) cleanupLinks() {
 	r.links = nil
 }
 
-// removeEscapingLinks deletes the symbolic links under dir whose target is
-// absolute or leaves dir, and returns their paths relative to dir.
-func removeEscapingLinks(dir string) []string {
+// removeEscapingLinks deletes the symbolic links under dir whose target
+// is absolute, empty or has a ".." component anywhere, and returns their
+// paths relative to dir. A link that survives names only descendants of
+// its own folder, and so do the links it may lead through: no chain of
+// them can leave dir. (Checking the joined target as text is not enough:
+// "c/c/p/../../x" is inside as text but climbs out on the host when p is
+// itself a link to "../.."). The host never follows links in dir anyway
+// (safefs); this keeps the workspace clean for whatever reads it later.
+// The walk is bounded (safefs.Limits); links past the bound stay, and the
+// error is returned.
+func removeEscapingLinks(dir string) ([]string, error) {
+	d, err := safefs.OpenDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
 	var removed []string
-	_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.Type()&fs.ModeSymlink == 0 {
+	buf := make([]byte, 4096)
+	err = d.Walk("", safefs.Limits{}, func(e safefs.Entry) error {
+		if e.Mode&fs.ModeSymlink == 0 {
 			return nil
 		}
-		target, err := os.Readlink(p)
+		n, err := unix.Readlinkat(e.Dir, e.Name, buf)
 		if err != nil {
 			return nil
 		}
-		bad := filepath.IsAbs(target)
-		if !bad {
-			resolved := filepath.Join(filepath.Dir(p), target)
-			rel, err := filepath.Rel(dir, resolved)
-			bad = err != nil || rel == ".." || strings.HasPrefix(rel, "../")
-		}
-		if bad {
-			if os.Remove(p) == nil {
-				rel, _ := filepath.Rel(dir, p)
-				removed = append(removed, rel)
-			}
+		if escapingTarget(string(buf[:n])) && unix.Unlinkat(e.Dir, e.Name, 0) == nil {
+			removed = append(removed, e.Rel)
 		}
 		return nil
 	})
-	return removed
+	sort.Strings(removed)
+	return removed, err
+}
+
+// escapingTarget reports a link target that may lead out of its folder.
+func escapingTarget(target string) bool {
+	if target == "" || strings.HasPrefix(target, "/") {
+		return true
+	}
+	for _, p := range strings.Split(target, "/") {
+		if p == ".." {
+			return true
+		}
+	}
+	return false
 }
 
 // command builds the process to start.

@@ -133,6 +133,10 @@ type Result struct {
 	// would resolve them against its own file system (e.g. a
 	// submission.csv linked to a guessed path of the private answers).
 	RemovedLinks []string
+	// WorkspaceError, when set, says why the host-side sweep of the work
+	// directory after the run stopped early (a walk bound such as too many
+	// entries); the message names paths relative to WorkDir only.
+	WorkspaceError string
 }
 
 // Isolation modes.

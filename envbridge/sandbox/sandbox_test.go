@@ -881,6 +881,40 @@ print("ok")
 
 // TestConcurrentRuns: parallel runs (as in a parallel rollout) each get
 // their own uid, cgroup and output, and all succeed.
+// TestLinkChainsRemoved: links that are inside the work directory as text
+// but climb out on the host through another link (output/c/c/p -> ../..,
+// output/x -> c/c/p/../../<n ups>/answer) are removed after the run, at
+// every depth; the old textual check kept them.
+func TestLinkChainsRemoved(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	code := fmt.Sprintf(`import os
+answer = %q.lstrip("/")
+for n in (1, 2, 5, 30):
+    d = "output/n%%d" %% n
+    os.makedirs(d + "/" + "c/" * n)
+    os.symlink("../" * n, d + "/" + "c/" * n + "p")
+    os.symlink("c/" * n + "p/" + "../" * (n + 40) + answer, d + "/submission.csv")
+os.symlink("sub/x", "output/through_dir.csv")
+os.symlink("n1/c/p/../../../../../../../../../../../..", "output/sub")
+print("ok")
+`, f.answer)
+	res := mustRun(t, quick(IsolationNone), f.job(code))
+	if res.ExitCode != 0 {
+		t.Fatalf("%+v", res)
+	}
+	got := strings.Join(res.RemovedLinks, ",")
+	want := "output/n1/c/p,output/n1/submission.csv,output/n2/c/c/p,output/n2/submission.csv," +
+		"output/n30/" + strings.Repeat("c/", 30) + "p,output/n30/submission.csv," +
+		"output/n5/c/c/c/c/c/p,output/n5/submission.csv,output/sub"
+	if got != want {
+		t.Fatalf("removed\n%s\nwant\n%s", got, want)
+	}
+	if _, err := os.Lstat(filepath.Join(f.work, "output", "through_dir.csv")); err != nil {
+		t.Fatalf("a downward link was removed: %v", err)
+	}
+}
+
 func TestConcurrentRuns(t *testing.T) {
 	t.Parallel()
 	iso := modes(t)[0]

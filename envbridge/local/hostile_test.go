@@ -1,0 +1,228 @@
+package local
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"smtrain/envbridge"
+)
+
+// hostileEnv is a local env on loan-default with the real sandbox.
+func hostileEnv(t *testing.T, opts Options) (*Env, *Task) {
+	t.Helper()
+	needPython(t)
+	task := builtinTask(t, "loan-default")
+	if opts.WorkRoot == "" {
+		opts.WorkRoot = workRoot(t)
+	}
+	if opts.Sandbox.Timeout == 0 {
+		opts.Sandbox.Timeout = 20 * time.Second
+	}
+	env, err := New(task, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, info, err := env.Reset(ctx, 0); err != nil {
+		t.Fatal(err)
+	} else {
+		t.Logf("isolation: %v", info["isolation"])
+	}
+	return env, task
+}
+
+// stepWithin runs a step and fails the test (without waiting for it) when
+// it does not return within d: a host read that blocks holds the env's
+// lock forever. It reports whether the step returned.
+func stepWithin(t *testing.T, env *Env, a envbridge.Action, d time.Duration) (envbridge.StepResult, bool) {
+	t.Helper()
+	type out struct {
+		res envbridge.StepResult
+		err error
+	}
+	ch := make(chan out, 1)
+	go func() {
+		res, err := env.Step(ctx, a)
+		ch <- out{res, err}
+	}()
+	select {
+	case o := <-ch:
+		if o.err != nil {
+			t.Fatalf("step: %v", o.err)
+		}
+		return o.res, true
+	case <-time.After(d):
+		t.Errorf("step did not return within %v: the host blocked on an agent-made file", d)
+		return envbridge.StepResult{}, false
+	}
+}
+
+// goodSubmission writes a valid (unscored-quality) submission.
+func goodSubmission(env *Env) string {
+	return "import csv, os\nrows = list(csv.DictReader(open(os.path.join(" + pyStr(env.dataPath()) + ", 'test.csv'))))\n" +
+		"with open(os.path.join(" + pyStr(env.outputPath()) + ", 'submission.csv'), 'w') as f:\n    f.write('id,default\\n')\n" +
+		"    for r in rows:\n        f.write(r['id'] + ',0.5\\n')\n"
+}
+
+// TestSubmissionLinkAttacks: a submission.csv that is, or goes through,
+// an agent-made symbolic link is never read on the host. The first case
+// is the reward hack of issue 16 (a chain of links inside output/ that
+// resolves, on the host, to the private answers: accuracy 1.0 on the old
+// code); the last replaces output/ itself with a link to a host folder
+// whose submission.csv the old code renamed and scored.
+func TestSubmissionLinkAttacks(t *testing.T) {
+	env, task := hostileEnv(t, Options{})
+	defer env.Close()
+	answer := filepath.Join(task.PrivateDir, "test_answer.csv")
+	victimDir := t.TempDir()
+	os.Chmod(victimDir, 0o755)
+	victim := filepath.Join(victimDir, "submission.csv")
+	ans, err := os.ReadFile(answer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(victim, ans, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := pyStr(env.outputPath())
+	chain := func(n int, target string) string {
+		return "import os\nos.chdir(" + out + ")\n" +
+			"os.makedirs('" + strings.Repeat("c/", n) + "', exist_ok=True)\n" +
+			"os.symlink('" + strings.Repeat("../", n) + "', '" + strings.Repeat("c/", n) + "p')\n" +
+			"os.symlink('" + strings.Repeat("c/", n) + "p/" + strings.Repeat("../", n+1) + "' + " + pyStr(strings.TrimPrefix(target, "/")) + ", 'submission.csv')\n"
+	}
+	// As text, output/c^n/p/../^(n+1)/x stays inside output/ (p, c^n and
+	// output cancel out); on the host p is output/, so the n+1 ups climb
+	// to / once n+1 reaches the depth of output/.
+	depth := strings.Count(filepath.Join(env.Workspace(), "output"), "/")
+	cases := []struct{ name, code, want string }{
+		{"chain of depth d", chain(depth, answer), "submission.csv is a symbolic link; write a regular file"},
+		{"chain of depth d+4", chain(depth+4, answer), "submission.csv is a symbolic link; write a regular file"},
+		{"chain of depth 60", chain(60, answer), "submission.csv is a symbolic link; write a regular file"},
+		{"absolute", "import os\nos.symlink(" + pyStr(answer) + ", os.path.join(" + out + ", 'submission.csv'))\n",
+			"submission.csv is a symbolic link; write a regular file"},
+		{"inside", "import os\nos.chdir(" + out + ")\nopen('real.csv', 'w').write('id,default\\n')\nos.symlink('real.csv', 'submission.csv')\n",
+			"submission.csv is a symbolic link; write a regular file"},
+		{"through a directory link", "import os\nos.chdir(" + out + ")\n" +
+			"os.makedirs('" + strings.Repeat("e/", depth) + "', exist_ok=True)\nos.symlink('" + strings.Repeat("../", depth) + "', '" + strings.Repeat("e/", depth) + "p')\n" +
+			"os.symlink('" + strings.Repeat("e/", depth) + "p/" + strings.Repeat("../", depth+1) + "' + " + pyStr(strings.TrimPrefix(task.PrivateDir, "/")) + ", 'd')\nos.symlink('d/test_answer.csv', 'submission.csv')\n",
+			"submission.csv is a symbolic link; write a regular file"},
+		{"/dev/zero", "import os\nos.symlink('/dev/zero', os.path.join(" + out + ", 'submission.csv'))\n",
+			"submission.csv is a symbolic link; write a regular file"},
+		{"output folder replaced", "import os, shutil\nos.chdir(" + out + ")\n" +
+			"os.makedirs('" + strings.Repeat("e/", depth) + "', exist_ok=True)\nos.symlink('" + strings.Repeat("../", depth) + "', '" + strings.Repeat("e/", depth) + "p')\n" +
+			"os.chdir('..')\nos.rename('output', 'old')\nos.symlink('old/" + strings.Repeat("e/", depth) + "p/" + strings.Repeat("../", depth+2) + "' + " + pyStr(strings.TrimPrefix(victimDir, "/")) + ", 'output')\n",
+			"SubmissionNotFoundError"},
+	}
+	for _, c := range cases {
+		res, ok := stepWithin(t, env, exec(c.code), 60*time.Second)
+		if !ok {
+			return
+		}
+		fb := envbridge.FeedbackText(res.Obs)
+		if !strings.Contains(fb, c.want) || res.Reward != 0 || env.Stats().BestRaw != nil {
+			t.Errorf("%s: reward %v best %v, want %q in\n%s", c.name, res.Reward, env.Stats().BestRaw, c.want, fb)
+		}
+		if strings.Contains(fb, env.Workspace()) && env.bwrap() {
+			t.Errorf("%s: feedback reveals the host path of the workspace:\n%s", c.name, fb)
+		}
+	}
+	if b, err := os.ReadFile(victim); err != nil || string(b) != string(ans) {
+		t.Errorf("the host file behind a linked output/ was moved or changed: %v", err)
+	}
+	if ents, _ := os.ReadDir(victimDir); len(ents) != 1 {
+		t.Errorf("host folder behind a linked output/ changed: %d entries", len(ents))
+	}
+	res, _ := stepWithin(t, env, exec(goodSubmission(env)), 60*time.Second)
+	if res.Obs["action_status"] != "SUCCESS" || res.Reward <= 0 {
+		t.Fatalf("a regular submission after the attacks: %v\n%s", res.Reward, envbridge.FeedbackText(res.Obs))
+	}
+}
+
+// TestSubmissionSpecialFiles: a FIFO, a socket or a directory named
+// submission.csv is refused at once with what it is (the old code blocked
+// forever on the FIFO, holding the env's lock, and named the host path of
+// the workspace for the socket and the directory).
+func TestSubmissionSpecialFiles(t *testing.T) {
+	env, _ := hostileEnv(t, Options{})
+	sub := pyStr(filepath.Join(env.outputPath(), "submission.csv"))
+	cases := []struct{ name, code, want string }{
+		{"fifo", "import os\nos.mkfifo(" + sub + ")\n", "submission.csv is not a regular file (a FIFO); write a regular file"},
+		{"socket", "import socket\ns = socket.socket(socket.AF_UNIX)\ns.bind(" + sub + ")\n", "submission.csv is not a regular file (a socket); write a regular file"},
+		{"directory", "import os\nos.mkdir(" + sub + ")\n", "submission.csv is not a regular file (a directory); write a regular file"},
+	}
+	for _, c := range cases {
+		t0 := time.Now()
+		res, ok := stepWithin(t, env, exec(c.code), 15*time.Second)
+		if !ok {
+			return // the env is stuck: do not Close it
+		}
+		fb := envbridge.FeedbackText(res.Obs)
+		if !strings.Contains(fb, c.want) || res.Reward != 0 {
+			t.Errorf("%s: want %q in\n%s", c.name, c.want, fb)
+		}
+		if env.bwrap() && strings.Contains(fb, env.Workspace()) {
+			t.Errorf("%s: feedback reveals the host path of the workspace:\n%s", c.name, fb)
+		}
+		t.Logf("%s: refused in %v", c.name, time.Since(t0).Round(time.Millisecond))
+	}
+	res, _ := stepWithin(t, env, exec(goodSubmission(env)), 60*time.Second)
+	if res.Obs["action_status"] != "SUCCESS" || res.Reward <= 0 {
+		t.Fatalf("a regular submission after the attacks: %v\n%s", res.Reward, envbridge.FeedbackText(res.Obs))
+	}
+	env.Close()
+}
+
+// TestSubmissionSize: a submission over the size cap is refused naming
+// the limit, and one with rows past the expected count is refused at the
+// first extra row (streamed, not read whole).
+func TestSubmissionSize(t *testing.T) {
+	env, task := hostileEnv(t, Options{})
+	defer env.Close()
+	if got := task.submissionLimit(); got != DefaultMaxSubmissionBytes {
+		t.Fatalf("default limit for %d rows: %d", len(task.answers.rows), got)
+	}
+	task.MaxSubmissionBytes = 1 << 20
+	sub := pyStr(filepath.Join(env.outputPath(), "submission.csv"))
+	cases := []struct{ name, code, want string }{
+		{"2 MiB", "f = open(" + sub + ", 'w')\nf.write('id,default\\n' + 'x' * ((2 << 20) - 11))\n",
+			"is 2097152 bytes, larger than the submission size limit of 1048576 bytes (1 MiB); the host did not read it."},
+		{"sparse 200 MiB", "f = open(" + sub + ", 'w')\nf.truncate(200 << 20)\n",
+			"is 209715200 bytes, larger than the submission size limit of 1048576 bytes (1 MiB); the host did not read it."},
+		{"rows past the count", "f = open(" + sub + ", 'w')\nf.write('id,default\\n')\nf.write('1,0.5\\n' * 5000)\n",
+			"Number of rows in submission (more than 300) does not match ground truth (300)"},
+	}
+	for _, c := range cases {
+		res, ok := stepWithin(t, env, exec(c.code), 60*time.Second)
+		if !ok {
+			return
+		}
+		fb := envbridge.FeedbackText(res.Obs)
+		if !strings.Contains(fb, "InvalidSubmissionError") || !strings.Contains(fb, c.want) {
+			t.Errorf("%s: want %q in\n%.2000s", c.name, c.want, fb)
+		}
+	}
+}
+
+// TestHardLinksCannotCross: agent code cannot hard-link a file from
+// another mount (the data bind, system binds, /tmp) into the workspace:
+// link(2) across mount points fails with EXDEV, even for bind mounts of
+// one file system. So hard links give no way to the host's files.
+func TestHardLinksCannotCross(t *testing.T) {
+	env, _ := hostileEnv(t, Options{})
+	defer env.Close()
+	if !env.bwrap() {
+		t.Skip("SKIP: without bwrap the agent runs on the host file system (fs.protected_hardlinks is the only guard)")
+	}
+	code := "import os, errno\nfor src in ('/workspace/data/train.csv', '/usr/bin/python3', '/etc/passwd', '/tmp/x'):\n" +
+		"    if src == '/tmp/x':\n        open(src, 'w').write('x')\n" +
+		"    try:\n        os.link(src, '/workspace/output/submission.csv')\n        print('LINKED', src)\n" +
+		"    except OSError as e:\n        print(src, errno.errorcode[e.errno])\n"
+	res := step(t, env, exec(code))
+	fb := envbridge.FeedbackText(res.Obs)
+	if strings.Contains(fb, "LINKED") || strings.Count(fb, "EXDEV") != 4 {
+		t.Fatalf("hard links across mounts:\n%s", fb)
+	}
+}
