@@ -209,19 +209,10 @@ func New(cfg Config) (*Server, error) {
 	}
 	tok := cfg.Tok
 	o := decode.DefaultOptions()
-	o.BkspcID = tok.BkspcID()
 	o.AllowBkspc = cfg.AllowBkspc
-	o.StopTokens = []int32{tok.EOSID(), tok.EndID()}
-	o.Banned = []int32{tok.PadID()}
-	for id := tok.VocabSize(); id < cfg.VocabSize; id++ {
-		o.Banned = append(o.Banned, int32(id)) // padded rows without a token
-	}
-	o.ContextLen = cfg.ContextLen
-	o.Detokenize = tok.Decode
 	o.Workers = 1
-	if cfg.Grammar != nil {
-		o.Grammar, o.TokenBytes = cfg.Grammar, decode.TokenBytes(tok)
-	}
+	o.Grammar = cfg.Grammar
+	o = decode.OptionsFor(tok, decode.Settings{Base: o, ModelVocab: cfg.VocabSize, ContextLen: cfg.ContextLen})
 	s := &Server{
 		cfg:   cfg,
 		slots: make(chan struct{}, cfg.MaxConcurrency),
