@@ -14,6 +14,12 @@ done
 if command -v npm >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && [ ! -f "$(npm root -g)/openai/package.json" ]; then
   npm install -g --no-audit --no-fund openai@6.49.0 >/dev/null 2>&1 || echo "deps: npm openai not installed (smtrain serve end-to-end test will skip)" >&2
 fi
+# llama.cpp as node-llama-cpp (its Linux x64 build ships inside the package),
+# for the GGUF export round-trip test and the llama.cpp decode benchmark
+# (both skip without it). Pinned exactly.
+if command -v npm >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && [ ! -f "$(npm root -g)/node-llama-cpp/package.json" ]; then
+  npm install -g -E --no-audit --no-fund node-llama-cpp@3.21.1 >/dev/null 2>&1 || echo "deps: npm node-llama-cpp not installed (GGUF round-trip test and llama.cpp bench will skip)" >&2
+fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then
   echo "deps: missing Debian packages: ${missing[*]} (run as root or: sudo apt-get install ${missing[*]})" >&2

@@ -27,7 +27,7 @@ func init() {
 		cmdCollect,
 		cmdEnvServe,
 		cmdEnvList,
-		cmdSample,
+		cmdSample, cmdExport,
 		cmdServe,
 		cmdRollout,
 		cmdCompare,
