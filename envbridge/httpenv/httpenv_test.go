@@ -278,7 +278,7 @@ func TestErrorResponses(t *testing.T) {
 		{"GET", "/v1/envs/nope/history", ``, 404, CodeUnknownEnv},
 		{"DELETE", "/v1/envs/nope", ``, 404, CodeUnknownEnv},
 		{"GET", "/v2/whatever", ``, 404, CodeNotFound},
-		{"GET", "/v1/envs", ``, 404, CodeNotFound},
+		{"GET", "/v1/envs", ``, 405, CodeMethod},
 	}
 	for _, c := range cases {
 		st, m, raw := do(t, c.method, ts.URL+c.path, c.body)

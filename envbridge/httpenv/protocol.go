@@ -11,7 +11,9 @@
 //
 // Errors are JSON {"error": {"code", "message"}} with a 4xx/5xx status,
 // never a stack trace. Non-finite numbers in observations, info and reward
-// are sent as null.
+// are sent as null. A create request with a field other than the four
+// above is refused (400, naming the field); a known path asked with
+// another method is 405 with an Allow header.
 //
 // Server serves any Registry of envbridge.Env; Client is an envbridge.Env
 // talking to such a server (or to the Python adapter for a real MLE-Dojo,
@@ -63,6 +65,23 @@ type createRequest struct {
 	Seed        int64   `json:"seed"`
 	MaxSteps    int     `json:"max_steps"`
 	TimeBudgetS float64 `json:"time_budget_s"`
+}
+
+// createFields lists createRequest's fields for the unknown-field error.
+const createFields = "task, seed, max_steps, time_budget_s"
+
+// maxTimeBudgetS bounds time_budget_s (about 31 years).
+const maxTimeBudgetS = 1e9
+
+// check returns the problem with the request's limits ("" when none).
+func (r createRequest) check() string {
+	switch {
+	case r.MaxSteps < 0:
+		return fmt.Sprintf("max_steps must be >= 0 (0: unlimited), got %d", r.MaxSteps)
+	case r.TimeBudgetS < 0 || r.TimeBudgetS > maxTimeBudgetS || math.IsNaN(r.TimeBudgetS):
+		return fmt.Sprintf("time_budget_s must be between 0 (unlimited) and %g seconds, got %g", float64(maxTimeBudgetS), r.TimeBudgetS)
+	}
+	return ""
 }
 
 type createResponse struct {

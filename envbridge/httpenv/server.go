@@ -13,6 +13,7 @@ import (
 	"reflect"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -104,6 +105,11 @@ func NewServer(reg Registry, opts ServerOptions) *Server {
 	mux.HandleFunc("POST /v1/envs/{id}/step", s.step)
 	mux.HandleFunc("GET /v1/envs/{id}/history", s.history)
 	mux.HandleFunc("DELETE /v1/envs/{id}", s.delete)
+	// A known path with another method is 405 with Allow, not 404.
+	for path, allow := range map[string]string{"/v1/healthz": "GET", "/v1/tasks": "GET", "/v1/envs": "POST",
+		"/v1/envs/{id}/step": "POST", "/v1/envs/{id}/history": "GET", "/v1/envs/{id}": "DELETE"} {
+		mux.HandleFunc(path, methodNotAllowed(allow))
+	}
 	mux.HandleFunc("/", s.notFound)
 	s.mux = mux
 	go s.reaper()
@@ -309,21 +315,30 @@ func (s *Server) tasks(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"tasks": tasks})
 }
 
+// methodNotAllowed answers 405 for a known path, listing the method it
+// takes.
+func methodNotAllowed(allow string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", allow)
+		writeError(w, http.StatusMethodNotAllowed, CodeMethod, fmt.Sprintf("%s %s: method not allowed (use %s)", r.Method, r.URL.Path, allow))
+	}
+}
+
 func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
 	writeError(w, http.StatusNotFound, CodeNotFound, fmt.Sprintf("no route %s %s", r.Method, r.URL.Path))
 }
 
 func (s *Server) create(w http.ResponseWriter, r *http.Request) {
 	var req createRequest
-	if !s.decode(w, r, &req) {
+	if !s.decodeStrict(w, r, &req, createFields) {
 		return
 	}
 	if req.Task == "" {
 		writeError(w, http.StatusBadRequest, CodeBadRequest, "task is required")
 		return
 	}
-	if req.MaxSteps < 0 || req.TimeBudgetS < 0 || req.TimeBudgetS > 1e9 {
-		writeError(w, http.StatusBadRequest, CodeBadRequest, "max_steps and time_budget_s must be >= 0")
+	if msg := req.check(); msg != "" {
+		writeError(w, http.StatusBadRequest, CodeBadRequest, msg)
 		return
 	}
 	var tasks []string
@@ -529,11 +544,22 @@ func (s *Server) delete(w http.ResponseWriter, r *http.Request) {
 // decode reads a JSON body with the size limit; on failure it writes the
 // error response and returns false.
 func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	return s.decodeStrict(w, r, v, "")
+}
+
+// decodeStrict is decode that, when known is not empty, rejects fields
+// other than the known ones (listed in the message), naming the field.
+func (s *Server) decodeStrict(w http.ResponseWriter, r *http.Request, v any, known string) bool {
 	body := http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes)
 	dec := json.NewDecoder(body)
+	if known != "" {
+		dec.DisallowUnknownFields()
+	}
 	if err := dec.Decode(v); err != nil {
 		var mbe *http.MaxBytesError
 		switch {
+		case known != "" && strings.HasPrefix(err.Error(), "json: unknown field "):
+			writeError(w, http.StatusBadRequest, CodeBadRequest, fmt.Sprintf("unknown field %s in the request (known fields: %s)", strings.TrimPrefix(err.Error(), "json: unknown field "), known))
 		case errors.As(err, &mbe):
 			writeError(w, http.StatusRequestEntityTooLarge, CodeTooLarge, fmt.Sprintf("request body larger than %d bytes", s.opts.MaxBodyBytes))
 		case errors.Is(err, io.EOF):
