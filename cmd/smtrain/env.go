@@ -11,11 +11,12 @@ import (
 	"smtrain/envbridge/local"
 	"smtrain/envbridge/sandbox"
 	"smtrain/envbridge/tasks"
+	"smtrain/internal/apikey"
 )
 
 var cmdEnvServe = &Command{
 	Name:      "env serve",
-	UsageLine: "smtrain env serve (-root DIR | -builtin) [-addr 127.0.0.1:PORT] [-runs DIR] [-max-envs N] [-timeout D] [-isolation auto|bwrap|none]",
+	UsageLine: "smtrain env serve (-root DIR | -builtin) [-addr 127.0.0.1:PORT] [-api-key-file FILE] [-max-envs-per-key N] [-insecure-no-auth] [-runs DIR] [-max-envs N] [-timeout D] [-isolation auto|bwrap|none]",
 	Short:     "serve local MLE-Dojo-style environments over HTTP",
 	Long: `Env serve serves the local MLE-Dojo-compatible environment over the HTTP
 protocol of DESIGN.md 6.4 (POST /v1/envs, POST /v1/envs/{id}/step,
@@ -28,7 +29,18 @@ layout (<comp>/data/public, <comp>/data/private, optional data/task.json);
 Agent code runs in the sandbox (bubblewrap when usable). The server listens
 on loopback by default; -runs DIR keeps each environment's MLE-Dojo run
 folder (env_history/history.json, agent_history/trajectory.json).
-SIGINT/SIGTERM shut it down gracefully.`,
+SIGINT/SIGTERM shut it down gracefully.
+
+Authentication: with -api-key-file FILE (one key per line, # comments) or
+$SMTRAIN_ENV_API_KEY (comma-separated keys) every route but GET /v1/healthz
+needs 'Authorization: Bearer KEY' (else 401 unauthorized); an environment
+belongs to the key that created it, and each key may hold at most
+-max-envs-per-key environments (default: -max-envs split evenly over the
+keys when there are several). Clients give their key with -env-key-file or
+$SMTRAIN_ENV_API_KEY. A non-loopback -addr without a key is refused unless
+-insecure-no-auth. Keys travel in clear over http://: beyond a trusted
+network put a TLS reverse proxy (Caddy, nginx) in front and use https://
+URLs.`,
 }
 
 var cmdEnvList = &Command{
@@ -87,7 +99,16 @@ func runEnvServe(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	maxEnvs := fs.Int("max-envs", 16, "maximum live environments")
 	timeout := fs.Duration("timeout", 60*time.Second, "wall-clock limit per code run")
 	isolation := fs.String("isolation", "auto", "sandbox isolation: auto, bwrap or none")
+	auth := addServerAuthFlags(fs, apikey.EnvKey)
+	perKey := fs.Int("max-envs-per-key", 0, "maximum live environments per API key (0: -max-envs split evenly over the keys)")
 	if err := cmdEnvServe.Parse(fs, args, stderr, false); err != nil {
+		return err
+	}
+	if *perKey < 0 {
+		return usagef("-max-envs-per-key must be >= 0, got %d", *perKey)
+	}
+	keys, err := auth.keys()
+	if err != nil {
 		return err
 	}
 	switch *isolation {
@@ -105,13 +126,16 @@ func runEnvServe(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if *isolation == sandbox.IsolationNone {
 		iso = "none (requested)"
 	}
-	srv := httpenv.NewServer(reg, httpenv.ServerOptions{MaxEnvs: *maxEnvs,
-		Logf: func(format string, a ...any) { fmt.Fprintf(stderr, "env serve: "+format+"\n", a...) }})
 	ln, err := httpenv.Listen(*addr)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "serving %d task(s) [%s] on http://%s (sandbox: %s)\n", len(reg.Tasks()), strings.Join(reg.Tasks(), ", "), ln.Addr(), iso)
+	if err := auth.check(ln, keys, stderr); err != nil {
+		return err
+	}
+	srv := httpenv.NewServer(reg, httpenv.ServerOptions{MaxEnvs: *maxEnvs, Keys: keys, MaxEnvsPerKey: *perKey,
+		Logf: func(format string, a ...any) { fmt.Fprintf(stderr, "env serve: "+format+"\n", a...) }})
+	fmt.Fprintf(stdout, "serving %d task(s) [%s] on http://%s (sandbox: %s; %s)\n", len(reg.Tasks()), strings.Join(reg.Tasks(), ", "), ln.Addr(), iso, authNote(keys))
 	return srv.ServeListener(ctx, ln)
 }
 

@@ -15,11 +15,12 @@ import (
 	"smtrain/envbridge/httpenv"
 	"smtrain/envbridge/local"
 	"smtrain/envbridge/rollout"
+	"smtrain/internal/apikey"
 )
 
 var cmdRollout = &Command{
 	Name:      "rollout",
-	UsageLine: "smtrain rollout -ckpt DIR -env builtin:TASK|builtin:all|dir:PATH/COMP|http://HOST:PORT[,http://...][#TASK] [-episodes N] [-parallel P] [-max-steps N] [-time-budget S] [-seed S] [-temperature T] [-max-new N] [-constrain action|none] -out DIR",
+	UsageLine: "smtrain rollout -ckpt DIR -env builtin:TASK|builtin:all|dir:PATH/COMP|http://HOST:PORT[,http://...][#TASK] [-episodes N] [-parallel P] [-max-steps N] [-time-budget S] [-seed S] [-temperature T] [-max-new N] [-constrain action|none] [-env-key-file FILE] -out DIR",
 	Short:     "run a trained policy in environments and write MLE-Dojo trajectories",
 	Long: `Rollout plays episodes with a trained policy. Each episode is a chat: the
 environment's observations are user turns (the same template the training
@@ -36,7 +37,10 @@ Environments: builtin:TASK (or builtin:all, round-robin) for the built-in
 MLE-Dojo-style tasks, dir:PATH/COMP for a competition in MLE-Dojo's prepared
 layout, or http://HOST:PORT (several, comma-separated, spread round-robin;
 add #TASK for the task) for 'smtrain env serve' or the Python adapter of a
-real MLE-Dojo.
+real MLE-Dojo. Servers started with API keys get theirs from -env-key-file
+FILE (lines 'http://HOST:PORT KEY' for one server, 'KEY' for the others),
+else from the file named by $SMTRAIN_ENV_KEYS_FILE, else $SMTRAIN_ENV_API_KEY
+(one key for every server); keys go in the Authorization header only.
 
 Every episode is written as it goes to OUT/<task>-<n>/agent_history/
 trajectory.json and env_history/history.json (MLE-Dojo's layout, so
@@ -61,6 +65,7 @@ func runRollout(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	topP := fs.Float64("top-p", 0.95, "top-p filtering (0 or 1: off)")
 	maxNew := fs.Int("max-new", 256, "maximum tokens per reply")
 	constrain := addConstrainFlag(fs, "constrain replies")
+	envKeys := addEnvKeyFlag(fs)
 	out := fs.String("out", "", "output folder (required)")
 	if err := cmdRollout.Parse(fs, args, stderr, false); err != nil {
 		return err
@@ -81,7 +86,11 @@ func runRollout(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	spec, err := parseEnvSpec(*envSpec, *out, uint64(*seed), httpenv.Options{MaxSteps: *maxSteps, TimeBudget: *budget})
+	keys, err := apikey.LoadClient(*envKeys)
+	if err != nil {
+		return err
+	}
+	spec, err := parseEnvSpecKeys(*envSpec, *out, uint64(*seed), httpenv.Options{MaxSteps: *maxSteps, TimeBudget: *budget}, keys)
 	if err != nil {
 		return err
 	}
@@ -121,7 +130,15 @@ func (p *poolSpec) Open(ctx context.Context, i int) (envbridge.Env, string, erro
 	return p.pool.Env(p.task, p.opts), p.task, nil
 }
 
+// parseEnvSpec is parseEnvSpecKeys with the env servers' keys from the
+// environment ($SMTRAIN_ENV_KEYS_FILE, $SMTRAIN_ENV_API_KEY).
 func parseEnvSpec(spec, out string, seed uint64, opts httpenv.Options) (rollout.EnvSpec, error) {
+	return parseEnvSpecKeys(spec, out, seed, opts, nil)
+}
+
+// parseEnvSpecKeys parses an -env spec; keys are sent to http:// servers
+// (nil: apikey.LoadClient's environment defaults).
+func parseEnvSpecKeys(spec, out string, seed uint64, opts httpenv.Options, keys *apikey.ClientKeys) (rollout.EnvSpec, error) {
 	switch {
 	case strings.HasPrefix(spec, "builtin:"):
 		reg, err := local.NewBuiltinRegistry(filepath.Join(os.TempDir(), "smtrain-builtin-tasks"), seed)
@@ -152,7 +169,7 @@ func parseEnvSpec(spec, out string, seed uint64, opts httpenv.Options) (rollout.
 		if task == "" {
 			return nil, usagef("-env %s: name the task after '#', e.g. %s#titanic", spec, urls)
 		}
-		pool, err := httpenv.NewPool(urls, httpenv.ClientOptions{})
+		pool, err := httpenv.NewPool(urls, httpenv.ClientOptions{Keys: keys})
 		if err != nil {
 			return nil, usagef("-env: %v", err)
 		}

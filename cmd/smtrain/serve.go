@@ -10,12 +10,13 @@ import (
 	"time"
 
 	"smtrain/decode/serve"
+	"smtrain/internal/apikey"
 	"smtrain/model"
 )
 
 var cmdServe = &Command{
 	Name:      "serve",
-	UsageLine: "smtrain serve -ckpt DIR [-addr 127.0.0.1:8314] [-max-concurrency N] [-max-queue N] [-max-tokens N] [-max-n N] [-clamp-max-tokens=false] [-name ID] [-seed S] [-reject-long] [-no-bkspc] [-constrain action|none] [-quiet]",
+	UsageLine: "smtrain serve -ckpt DIR [-addr 127.0.0.1:8314] [-max-concurrency N] [-max-queue N] [-max-tokens N] [-max-n N] [-clamp-max-tokens=false] [-name ID] [-seed S] [-reject-long] [-no-bkspc] [-constrain action|none] [-api-key-file FILE] [-insecure-no-auth] [-quiet]",
 	Short:     "serve a policy behind an OpenAI-compatible chat-completions API",
 	Long: `Serve loads a checkpoint folder (or a training output folder with a
 'latest' marker) and serves the policy over HTTP with the OpenAI
@@ -60,8 +61,14 @@ disconnects cancels its generation. Bad requests get OpenAI-style error
 JSON with status 400; features the policy cannot honour (tools, logprobs,
 JSON mode, penalties) are refused, not ignored. The model field of a
 request is accepted and ignored (one model is served, named by -name).
-There is no authentication (an Authorization header is ignored): keep the
-default loopback address unless the network is trusted.
+Authentication: with -api-key-file FILE (one key per line, # comments) or
+$SMTRAIN_SERVE_API_KEY (comma-separated keys) every route but /healthz needs
+'Authorization: Bearer KEY' (an OpenAI client's apiKey); a missing or wrong
+key is a 401 invalid_api_key. Without keys there is no authentication (an
+Authorization header is ignored), so a non-loopback -addr (":8314" listens
+on every interface) is refused unless -insecure-no-auth. Keys travel in
+clear over http://: beyond a trusted network put a TLS reverse proxy
+(Caddy, nginx) in front.
 
 Requests without a seed get one derived from -seed and the request number
 (reported in the response's "smtrain" object, so any answer can be
@@ -90,6 +97,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	progress := fs.Bool("stream-progress", true, "send progress chunks (empty delta, actions in the extension) while a stream decodes")
 	quiet := fs.Bool("quiet", false, "no per-request log lines on stderr")
 	constrain := addConstrainFlag(fs, "constrain every reply")
+	auth := addServerAuthFlags(fs, apikey.ServeKey)
 	if err := cmdServe.Parse(fs, args, stderr, false); err != nil {
 		return err
 	}
@@ -110,6 +118,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return usagef("-max-body must be >= 1, got %d", *maxBody)
 	case *grace < 0:
 		return usagef("-grace must be >= 0, got %v", *grace)
+	}
+	keys, err := auth.keys()
+	if err != nil {
+		return err
 	}
 	dir, p, tok, err := loadPolicy(*ckpt)
 	if err != nil {
@@ -133,6 +145,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	cfg.Seed = *seed
 	cfg.NoProgress = !*progress
 	cfg.Grammar = constrain.grammar()
+	cfg.Keys = keys
 	if cfg.Seed == 0 {
 		cfg.Seed = uint64(time.Now().UnixNano())
 	}
@@ -147,9 +160,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	if err := auth.check(ln, keys, stderr); err != nil {
+		return err
+	}
 	c := p.Cfg
-	fmt.Fprintf(stdout, "serve: listening on http://%s/v1 | model %q (%s) L%d D%d H%d context %d vocab %d | max concurrency %d, queue %d | seed %d | %s\n",
-		ln.Addr(), id, dir, c.NLayer, c.NEmbd, c.NHead, c.NPositions, c.VocabSize, *maxConc, *maxQueue, cfg.Seed, blasName())
+	fmt.Fprintf(stdout, "serve: listening on http://%s/v1 | model %q (%s) L%d D%d H%d context %d vocab %d | max concurrency %d, queue %d | seed %d | %s | %s\n",
+		ln.Addr(), id, dir, c.NLayer, c.NEmbd, c.NHead, c.NPositions, c.VocabSize, *maxConc, *maxQueue, cfg.Seed, blasName(), authNote(keys))
 	if err := srv.Serve(ctx, ln, *grace); err != nil {
 		return err
 	}
