@@ -53,6 +53,21 @@ func (a mdAction) feedbackText() string {
 	return strings.TrimSpace(*fb.Base.Feedback)
 }
 
+// errorText is the entry's feedback.base.error ("" when none): the text
+// of a FAILED feedback (the real env's get_history and reset), which
+// rollout pastes into the next user message and MLE-Dojo's agents do not.
+func (a mdAction) errorText() string {
+	var fb struct {
+		Base struct {
+			Error *string `json:"error"`
+		} `json:"base"`
+	}
+	if len(a.Feedback) == 0 || json.Unmarshal(a.Feedback, &fb) != nil || fb.Base.Error == nil {
+		return ""
+	}
+	return strings.TrimSpace(*fb.Base.Error)
+}
+
 // mdResult is the part of an action result that carries scores.
 type mdResult struct {
 	Status     string `json:"status"`
@@ -130,7 +145,8 @@ const FixPromptPrefix = "The response can't be parsed as valid JSON."
 // a feedback text and the message is followed by a user message, that
 // message must contain the text verbatim (MLE-Dojo's agents and rollout
 // both paste it); otherwise the message's action (envbridge.ParseAction)
-// must not name a different action. An unmatched message is a turn the
+// must not name a different action (a FAILED feedback's error text in the
+// next message backs the match too). An unmatched message is a turn the
 // environment did not record (an unparseable or invalid action, a step
 // that raised, the unexecuted last turn, or a hot start's borrowed turns):
 // reward 0, score NaN, counted in Meta "unrecorded_turns". Every history
@@ -307,9 +323,9 @@ func alignTurns(msgs []Message, acts []mdAction) (entryOf []int, hidden []bool, 
 	if (nA+1)*(nH+1) > maxAlignCells {
 		return nil, nil, fmt.Errorf("%d assistant messages × %d environment actions: too many to align", nA, nH)
 	}
-	fbs, names := make([]string, nH), make([]string, nH)
+	fbs, errs, names := make([]string, nH), make([]string, nH), make([]string, nH)
 	for j, a := range acts {
-		fbs[j], names[j] = a.feedbackText(), a.name()
+		fbs[j], errs[j], names[j] = a.feedbackText(), a.errorText(), a.name()
 	}
 	// match reports whether turn k may be entry j, and whether feedback
 	// backs it.
@@ -317,6 +333,9 @@ func alignTurns(msgs []Message, acts []mdAction) (entryOf []int, hidden []bool, 
 		t := turns[k]
 		if fbs[j] != "" && t.next != "" {
 			return strings.Contains(t.next, fbs[j]), true
+		}
+		if errs[j] != "" && strings.Contains(t.next, errs[j]) {
+			return true, true // a FAILED feedback's text backs it, when pasted
 		}
 		return !t.parsed || t.name == names[j], false
 	}

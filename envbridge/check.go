@@ -7,10 +7,14 @@ import (
 	"fmt"
 )
 
-// Wrap applies the standard wrapper stack used by rollouts, outermost
-// first: EpisodeStatistics, TimeLimit (when maxSteps > 0; invalid actions
-// count as steps), InvalidActionAsObservation, OrderEnforcing.
-func Wrap(env Env, maxSteps int) Env {
+// Wrap applies the episode rules, outermost first: EpisodeStatistics
+// (returns, lengths, invalid actions), TimeLimit (the step budget when
+// maxSteps > 0; invalid actions count as steps), InvalidActionAsObservation
+// (invalid and unrecorded steps), OrderEnforcing. rollout plays every
+// episode through it: an agent loop sends each parsed action, or
+// InvalidAction(err) for a reply that did not parse, to Step and reads
+// the episode's counts from EpisodeStatistics.Stats.
+func Wrap(env Env, maxSteps int) *EpisodeStatistics {
 	var e Env = NewOrderEnforcing(env)
 	e = NewInvalidActionAsObservation(e)
 	if maxSteps > 0 {

@@ -14,27 +14,94 @@ import (
 // the first Reset or after Close.
 var ErrResetNeeded = errors.New("envbridge: step called before reset")
 
+// Info keys of the episode rules.
+const (
+	// InfoInvalidAction is true in the info of a step whose action was
+	// invalid (unparseable, or failing ValidateAction).
+	InfoInvalidAction = "invalid_action"
+	// InfoHistoryRecorded is false in the info of a step the environment
+	// did not record in its history.json: an invalid action, or a step
+	// MLE-Dojo's env.step raised on, or one refused because the time
+	// budget was gone (the Python adapter reports it). Absent means
+	// recorded.
+	InfoHistoryRecorded = "history_recorded"
+)
+
+// Unrecorded reports whether a step's info says it left no history entry
+// (InfoHistoryRecorded false, or an invalid action). Such a step earns
+// nothing and counts as an invalid action, exactly like a reply that did
+// not parse: one rule for both, applied by InvalidActionAsObservation and
+// counted by EpisodeStatistics.
+func Unrecorded(info Info) bool {
+	if inv, _ := info[InfoInvalidAction].(bool); inv {
+		return true
+	}
+	rec, ok := info[InfoHistoryRecorded].(bool)
+	return ok && !rec
+}
+
+// StepBudget is the step-budget rule (the one place it is written): every
+// step, invalid ones included, uses one action of Max; the step that uses
+// the last one is Truncated unless the episode terminated, and
+// observations carry remaining_steps. TimeLimit applies it as a wrapper;
+// the local environment applies it to itself for callers that step it
+// directly. Max <= 0 means unlimited.
+type StepBudget struct {
+	Max  int
+	Used int
+}
+
+// Reset starts a new episode.
+func (b *StepBudget) Reset() { b.Used = 0 }
+
+// Over reports whether the budget is used up.
+func (b *StepBudget) Over() bool { return b.Max > 0 && b.Used >= b.Max }
+
+// Count uses one action for res and truncates it at the limit.
+func (b *StepBudget) Count(res *StepResult) {
+	b.Used++
+	if b.Over() && !res.Terminated {
+		res.Truncated = true
+		if res.Info == nil {
+			res.Info = Info{}
+		}
+		res.Info["TimeLimit.truncated"] = true
+	}
+	b.Annotate(res.Obs)
+}
+
+// Annotate writes remaining_steps into obs when this budget is the
+// tighter one.
+func (b *StepBudget) Annotate(obs Observation) {
+	if obs == nil || b.Max <= 0 {
+		return
+	}
+	left := max(0, b.Max-b.Used)
+	if cur, ok := intField(obs, KeyRemainingSteps); !ok || left < cur {
+		obs[KeyRemainingSteps] = left
+	}
+}
+
 // TimeLimit truncates an episode after MaxSteps steps (Gymnasium's
-// TimeLimit): the step that reaches the limit returns Truncated=true unless
-// the episode already terminated. It also writes remaining_steps into the
-// observation when its own limit is the tighter one.
+// TimeLimit) with the StepBudget rule.
 type TimeLimit struct {
 	Env
-	MaxSteps int
-	steps    int
+	budget StepBudget
 }
 
 var _ Env = (*TimeLimit)(nil)
 
 // NewTimeLimit wraps env with a step limit.
-func NewTimeLimit(env Env, maxSteps int) *TimeLimit { return &TimeLimit{Env: env, MaxSteps: maxSteps} }
+func NewTimeLimit(env Env, maxSteps int) *TimeLimit {
+	return &TimeLimit{Env: env, budget: StepBudget{Max: maxSteps}}
+}
 
 // Reset resets the step counter.
 func (w *TimeLimit) Reset(ctx context.Context, seed int64) (Observation, Info, error) {
-	w.steps = 0
+	w.budget.Reset()
 	obs, info, err := w.Env.Reset(ctx, seed)
 	if err == nil {
-		w.annotate(obs)
+		w.budget.Annotate(obs)
 	}
 	return obs, info, err
 }
@@ -45,26 +112,8 @@ func (w *TimeLimit) Step(ctx context.Context, a Action) (StepResult, error) {
 	if err != nil {
 		return res, err
 	}
-	w.steps++
-	if w.MaxSteps > 0 && w.steps >= w.MaxSteps && !res.Terminated {
-		res.Truncated = true
-		if res.Info == nil {
-			res.Info = Info{}
-		}
-		res.Info["TimeLimit.truncated"] = true
-	}
-	w.annotate(res.Obs)
+	w.budget.Count(&res)
 	return res, nil
-}
-
-func (w *TimeLimit) annotate(obs Observation) {
-	if obs == nil || w.MaxSteps <= 0 {
-		return
-	}
-	left := w.MaxSteps - w.steps
-	if cur, ok := intField(obs, KeyRemainingSteps); !ok || left < cur {
-		obs[KeyRemainingSteps] = left
-	}
 }
 
 // OrderEnforcing makes Step before Reset an error (Gymnasium's
@@ -113,8 +162,8 @@ type EpisodeStats struct {
 // EpisodeStatistics accumulates the return, length, invalid-action count
 // and wall time of the episode, and puts them in info["episode"] (an
 // EpisodeStats) on the step that ends it (Gymnasium's
-// RecordEpisodeStatistics). An action counts as invalid when the step's
-// info has "invalid_action": true (see InvalidActionAsObservation).
+// RecordEpisodeStatistics). An action counts as invalid when the step was
+// Unrecorded.
 type EpisodeStatistics struct {
 	Env
 	cur   EpisodeStats
@@ -144,7 +193,7 @@ func (w *EpisodeStatistics) Step(ctx context.Context, a Action) (StepResult, err
 	}
 	w.cur.Return += res.Reward
 	w.cur.Length++
-	if inv, _ := res.Info["invalid_action"].(bool); inv {
+	if Unrecorded(res.Info) {
 		w.cur.InvalidActions++
 	}
 	if res.Terminated || res.Truncated {
@@ -160,53 +209,79 @@ func (w *EpisodeStatistics) Step(ctx context.Context, a Action) (StepResult, err
 // Stats returns the statistics of the current (or last) episode so far.
 func (w *EpisodeStatistics) Stats() EpisodeStats { return w.cur }
 
-// InvalidActionAsObservation answers an invalid action (ActInvalid from
-// InvalidAction, or any action failing ValidateAction) with an error
-// observation in MLE-Dojo's shape instead of passing it to the inner env,
-// with reward 0 and info "invalid_action": true. It keeps the last
-// observation's score fields so the agent still sees its best score.
+// InvalidActionAsObservation is the invalid-action rule (the one place it
+// is written). An invalid action (ActInvalid from InvalidAction, or any
+// action failing ValidateAction) is answered with an error observation in
+// MLE-Dojo's shape instead of reaching the inner env: reward 0, info
+// invalid_action true and history_recorded false (the environment never
+// saw it, as MLE-Dojo's env.step raises on it). A step the inner env
+// reports as Unrecorded earns 0 too. The observation keeps the last
+// observation's score fields and budget, remaining_seconds reduced by the
+// time since that observation, so the agent still sees its best score and
+// what is left.
 type InvalidActionAsObservation struct {
 	Env
 	last    Observation
+	lastAt  time.Time
 	Invalid int // invalid actions since the last Reset
+	now     func() time.Time
 }
 
 var _ Env = (*InvalidActionAsObservation)(nil)
 
 // NewInvalidActionAsObservation wraps env.
 func NewInvalidActionAsObservation(env Env) *InvalidActionAsObservation {
-	return &InvalidActionAsObservation{Env: env}
+	return &InvalidActionAsObservation{Env: env, now: time.Now}
 }
 
 // Reset clears the counter.
 func (w *InvalidActionAsObservation) Reset(ctx context.Context, seed int64) (Observation, Info, error) {
 	w.Invalid = 0
 	obs, info, err := w.Env.Reset(ctx, seed)
-	w.last = obs
+	w.last, w.lastAt = obs, w.now()
 	return obs, info, err
+}
+
+// InvalidReason returns why a is not an action an environment may run
+// ("" when it is valid).
+func InvalidReason(a Action) string {
+	if a.Name == ActInvalid {
+		if msg, _ := a.Params["error"].(string); msg != "" {
+			return msg
+		}
+		return "invalid action"
+	}
+	if err := ValidateAction(a); err != nil {
+		return err.Error()
+	}
+	return ""
 }
 
 // Step intercepts invalid actions.
 func (w *InvalidActionAsObservation) Step(ctx context.Context, a Action) (StepResult, error) {
-	var msg string
-	if a.Name == ActInvalid {
-		msg, _ = a.Params["error"].(string)
-		if msg == "" {
-			msg = "invalid action"
-		}
-	} else if err := ValidateAction(a); err != nil {
-		msg = err.Error()
-	}
+	msg := InvalidReason(a)
 	if msg == "" {
 		res, err := w.Env.Step(ctx, a)
-		if err == nil {
-			w.last = res.Obs
+		if err != nil {
+			return res, err
 		}
-		return res, err
+		if Unrecorded(res.Info) {
+			res.Reward = 0
+		}
+		w.last, w.lastAt = res.Obs, w.now()
+		return res, nil
 	}
 	w.Invalid++
 	obs := InvalidActionObservation(msg, w.last)
-	return StepResult{Obs: obs, Reward: 0, Info: Info{"invalid_action": true, "action": a.Name, "status": "FAILED", "error": msg}}, nil
+	if secs, ok := intField(obs, KeyRemainingSeconds); ok {
+		obs[KeyRemainingSeconds] = max(0, secs-int(w.now().Sub(w.lastAt).Seconds()))
+	}
+	return StepResult{Obs: obs, Reward: 0, Info: InvalidActionInfo(a.Name, msg)}, nil
+}
+
+// InvalidActionInfo is the info of an invalid action's step.
+func InvalidActionInfo(action, msg string) Info {
+	return Info{InfoInvalidAction: true, InfoHistoryRecorded: false, "action": action, "status": "FAILED", "error": msg}
 }
 
 // InvalidActionObservation builds the error observation for an invalid

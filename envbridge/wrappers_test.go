@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
+	"time"
 )
 
 // fakeEnv is a tiny deterministic Env: reset draws a target from the seed;
@@ -146,3 +147,44 @@ func (e *flakyEnv) Reset(ctx context.Context, seed int64) (Observation, Info, er
 	e.n++
 	return Observation{"n": e.n}, Info{}, nil
 }
+
+// TestInvalidActionKeepsBudget: an invalid action's observation copies the
+// last observation's budget, remaining_seconds reduced by the time since
+// it, and is marked unrecorded; an inner step the env reports as
+// unrecorded earns nothing and counts as invalid.
+func TestInvalidActionKeepsBudget(t *testing.T) {
+	inner := &unrecEnv{}
+	w := NewInvalidActionAsObservation(inner)
+	now := time.Unix(1000, 0)
+	w.now = func() time.Time { return now }
+	if _, _, err := w.Reset(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(30*time.Second + 400*time.Millisecond)
+	res, err := w.Step(ctx, InvalidAction("junk", errors.New("parse: no json")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Obs[KeyRemainingSeconds] != 70 || res.Obs[KeyRemainingSteps] != 5 || !Unrecorded(res.Info) || inner.steps != 0 {
+		t.Fatalf("invalid action: %+v (inner steps %d)", res, inner.steps)
+	}
+	stats := NewEpisodeStatistics(w)
+	stats.Reset(ctx, 1)
+	res, err = stats.Step(ctx, code("x"))
+	if err != nil || res.Reward != 0 || stats.Stats().InvalidActions != 1 {
+		t.Fatalf("unrecorded inner step: %+v %v stats %+v", res, err, stats.Stats())
+	}
+}
+
+// unrecEnv reports every step as unrecorded with a reward the rules must
+// drop (as an adapter might for a step MLE-Dojo raised on).
+type unrecEnv struct{ steps int }
+
+func (e *unrecEnv) Reset(context.Context, int64) (Observation, Info, error) {
+	return Observation{KeyRemainingSteps: 5, KeyRemainingSeconds: 100.0}, nil, nil
+}
+func (e *unrecEnv) Step(context.Context, Action) (StepResult, error) {
+	e.steps++
+	return StepResult{Obs: Observation{}, Reward: 1, Info: Info{InfoHistoryRecorded: false}}, nil
+}
+func (e *unrecEnv) Close() error { return nil }

@@ -126,8 +126,10 @@ type poolSpec struct {
 	opts httpenv.Options
 }
 
-func (p *poolSpec) Open(ctx context.Context, i int) (envbridge.Env, string, error) {
-	return p.pool.Env(p.task, p.opts), p.task, nil
+func (p *poolSpec) Task(int) string { return p.task }
+
+func (p *poolSpec) Open(ctx context.Context, i int, runDir string) (envbridge.Env, error) {
+	return p.pool.Env(p.task, p.opts), nil
 }
 
 // parseEnvSpec is parseEnvSpecKeys with the env servers' keys from the

@@ -71,7 +71,7 @@ type Env struct {
 	tmpRun    bool
 	workspace string
 	start     time.Time
-	steps     int // budget steps used since Reset
+	steps     envbridge.StepBudget // the step-budget rule (Options.MaxSteps)
 	truncated bool
 	isolation string
 
@@ -193,7 +193,8 @@ func (e *Env) Reset(ctx context.Context, seed int64) (envbridge.Observation, env
 		return nil, nil, err
 	}
 	e.start = e.opts.Now()
-	e.steps, e.truncated, e.submissions, e.invalidActions = 0, false, 0, 0
+	e.steps = envbridge.StepBudget{Max: e.opts.MaxSteps}
+	e.truncated, e.submissions, e.invalidActions = false, 0, 0
 	e.messages = nil
 	e.resetState()
 	if err := e.writeHistory(); err != nil {
@@ -301,9 +302,7 @@ func linkTree(src, dst string) error {
 
 // budget writes remaining_steps / remaining_seconds into obs.
 func (e *Env) budget(obs envbridge.Observation) {
-	if e.opts.MaxSteps > 0 {
-		obs[envbridge.KeyRemainingSteps] = max(0, e.opts.MaxSteps-e.steps)
-	}
+	e.steps.Annotate(obs)
 	if e.opts.TimeBudget > 0 {
 		left := e.opts.TimeBudget - e.opts.Now().Sub(e.start)
 		obs[envbridge.KeyRemainingSeconds] = max(0, int(math.Ceil(left.Seconds())))
@@ -318,9 +317,16 @@ func (e *Env) timeLeft() time.Duration {
 	return e.opts.TimeBudget - e.opts.Now().Sub(e.start)
 }
 
-// Step performs one MLE-Dojo action. Invalid actions (envbridge.ActInvalid
-// or failing envbridge.ValidateAction) become an error observation that
-// counts as a step. Only infrastructure failures are returned as errors.
+// Step performs one MLE-Dojo action with the real environment's rules:
+// every step uses one action of the budget (envbridge.StepBudget), but a
+// step MLE-Dojo's env.step would raise on (an invalid action, an InfoError)
+// is not recorded in history.json and is answered like the Python adapter
+// answers the raise: an error observation, reward 0, info invalid_action
+// and history_recorded false (envbridge.InvalidActionAsObservation's
+// shape). get_history and reset run as in MLE-Dojo 667a8fd: recorded, with
+// the feedback manager's FAILED "Invalid interface mode" feedback; reset
+// also restarts the history and the scores. Only infrastructure failures
+// are returned as errors.
 func (e *Env) Step(ctx context.Context, a envbridge.Action) (envbridge.StepResult, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -333,84 +339,85 @@ func (e *Env) Step(ctx context.Context, a envbridge.Action) (envbridge.StepResul
 	if e.truncated {
 		return envbridge.StepResult{}, errors.New("local env: episode is over (budget used up); call Reset")
 	}
-	e.steps++
-	var (
-		result  omap
-		reward  float64
-		fbText  string
-		invalid string
-		err     error
-	)
-	if a.Name == envbridge.ActInvalid {
-		invalid, _ = a.Params["error"].(string)
-		if invalid == "" {
-			invalid = "invalid action"
-		}
-	} else if verr := envbridge.ValidateAction(a); verr != nil {
-		invalid = verr.Error()
-	}
-	name := a.Name
-	if invalid != "" {
+	if msg := envbridge.InvalidReason(a); msg != "" {
 		e.invalidActions++
-		name = envbridge.ActInvalid
-		e.stepCount++
-		obs := envbridge.InvalidActionObservation(invalid, nil)
-		fbText = envbridge.FeedbackText(obs)
-		result = omap{{"status", "FAILED"}, {"error", invalid}}
-	} else {
-		e.stepCount++
-		switch a.Name {
-		case envbridge.ActRequestInfo:
-			result = e.requestInfo(a.Params["info_type"].(string))
-			fbText = infoFeedback(result)
-		case envbridge.ActValidateCode:
-			result, err = e.validateCode(ctx, a.Params["code"].(string))
-			fbText = validationFeedback(result)
-		case envbridge.ActExecuteCode:
-			code := a.Params["code"].(string)
-			result, reward, err = e.executeCode(ctx, code)
-			fbText = executionFeedback(result, e.bestRaw, e.bestPos)
-		case envbridge.ActGetHistory:
-			h := e.historySnapshot()
-			result = omap{{"status", "SUCCESS"}, {"data", h}}
-			fbText = "=== History ===\n                        " + e.historySummaryLong() + "\n                        "
-		case envbridge.ActReset:
-			e.resetState()
-			if rerr := e.clearOutput(); rerr != nil {
-				err = rerr
-			}
-			result = omap{{"status", "SUCCESS"}, {"feedback", "Environment reset successfully"}}
-			fbText = "Environment reset successfully"
-		}
-		if err != nil {
-			e.steps--
-			e.stepCount--
-			return envbridge.StepResult{}, err
-		}
+		return e.finish(e.unrecorded(a.Name, msg)), nil
 	}
-	feedback := omap{{"base", omap{{"feedback_status", "SUCCESS"}, {"feedback", fbText}}}}
+	var (
+		result   omap
+		reward   float64
+		feedback omap
+		fbText   string
+		err      error
+	)
+	ok := func(text string) omap {
+		return omap{{"base", omap{{"feedback_status", "SUCCESS"}, {"feedback", text}}}}
+	}
+	switch a.Name {
+	case envbridge.ActRequestInfo:
+		result = e.requestInfo(a.Params["info_type"].(string))
+		if str(result, "status") != "SUCCESS" {
+			// MLE-Dojo's get_info returns an InfoError dict, which the
+			// info feedback cannot render: env.step raises.
+			e.invalidActions++
+			return e.finish(e.unrecorded(a.Name, "Error in feedback generation for action 'request_info': "+str(result, "error")+": "+str(result, "details"))), nil
+		}
+		fbText = infoFeedback(result)
+		feedback = ok(fbText)
+	case envbridge.ActValidateCode:
+		result, err = e.validateCode(ctx, a.Params["code"].(string))
+		fbText = validationFeedback(result)
+		feedback = ok(fbText)
+	case envbridge.ActExecuteCode:
+		code := a.Params["code"].(string)
+		result, reward, err = e.executeCode(ctx, code)
+		fbText = executionFeedback(result, e.bestRaw, e.bestPos)
+		feedback = ok(fbText)
+	case envbridge.ActGetHistory:
+		result = omap{{"status", "SUCCESS"}, {"data", e.historySnapshot()}}
+	case envbridge.ActReset:
+		e.resetState()
+		if rerr := e.clearOutput(); rerr != nil {
+			err = rerr
+		}
+		// MLE-Dojo: the reset observation is the result (no status).
+		result = omap{{"feedback", "Environment reset successfully"}, {"total_reward", 0.0}, {"current_raw_score", 0.0},
+			{"current_position_score", 0.0}, {"history_summary", "History initialized"}}
+	}
+	if err != nil {
+		return envbridge.StepResult{}, err
+	}
+	if feedback == nil {
+		// MLE-Dojo's FeedbackManager has no processor for this action.
+		feedback = omap{{"base", omap{{"feedback_status", "FAILED"}, {"error", invalidModeError(a.Name)}}}}
+	}
+	if a.Name != envbridge.ActReset {
+		e.stepCount++
+	}
 	e.totalReward += reward
-	e.actions = append(e.actions, omap{{"step", e.stepCount}, {"action", name}, {"timestamp", isoTime(e.opts.Now())},
+	e.actions = append(e.actions, omap{{"step", e.stepCount}, {"action", a.Name}, {"timestamp", isoTime(e.opts.Now())},
 		{"result", result}, {"feedback", feedback}})
 	if werr := e.writeHistory(); werr != nil {
 		return envbridge.StepResult{}, werr
 	}
-	status := str(result, "status")
+	var status any
+	if v, ok := result.get("status"); ok {
+		status = v
+	}
+	base := map[string]any{"feedback_status": "SUCCESS", "feedback": fbText}
+	if fbText == "" {
+		base = map[string]any{"feedback_status": "FAILED", "error": invalidModeError(a.Name)}
+	}
 	obs := envbridge.Observation{
 		"action_status":          status,
-		"feedback":               map[string]any{"base": map[string]any{"feedback_status": "SUCCESS", "feedback": fbText}},
+		"feedback":               map[string]any{"base": base},
 		"current_raw_score":      e.currentRaw,
 		"current_position_score": e.curPos,
 		"best_raw_score":         e.bestRaw,
 		"best_position_score":    e.bestPos,
 		"history_summary":        e.historySummary(),
 	}
-	e.budget(obs)
-	info := envbridge.Info{"action": name, "status": status, "step": e.steps}
-	if invalid != "" {
-		info["invalid_action"] = true
-		info["error"] = invalid
-	}
+	info := envbridge.Info{"action": a.Name, "status": status}
 	if s := sub(result, "submission"); s != nil {
 		info["submission_status"] = str(s, "status")
 		if str(s, "status") == "SUCCESS" {
@@ -418,11 +425,34 @@ func (e *Env) Step(ctx context.Context, a envbridge.Action) (envbridge.StepResul
 			info["position_score"] = reward
 		}
 	}
-	res := envbridge.StepResult{Obs: obs, Reward: reward, Info: info}
-	if (e.opts.MaxSteps > 0 && e.steps >= e.opts.MaxSteps) || e.timeLeft() <= 0 {
+	return e.finish(envbridge.StepResult{Obs: obs, Reward: reward, Info: info}), nil
+}
+
+// invalidModeError is MLE-Dojo's FeedbackManager error for an action it
+// has no feedback processor for (get_history, reset).
+func invalidModeError(action string) string {
+	return "Invalid interface mode: " + action + ", supported modes: validate_code, execute_code, request_info"
+}
+
+// unrecorded answers a step the real env.step raises on; nothing is
+// recorded and the scores are unchanged.
+func (e *Env) unrecorded(action, msg string) envbridge.StepResult {
+	prev := envbridge.Observation{"current_raw_score": e.currentRaw, "current_position_score": e.curPos,
+		"best_raw_score": e.bestRaw, "best_position_score": e.bestPos, "history_summary": e.historySummary()}
+	return envbridge.StepResult{Obs: envbridge.InvalidActionObservation(msg, prev), Info: envbridge.InvalidActionInfo(action, msg)}
+}
+
+// finish applies the budgets to a step's result: one action used
+// (envbridge.StepBudget), remaining_seconds, and truncation when either
+// budget is gone.
+func (e *Env) finish(res envbridge.StepResult) envbridge.StepResult {
+	e.steps.Count(&res)
+	e.budget(res.Obs)
+	res.Info["step"] = e.steps.Used
+	if res.Truncated || e.timeLeft() <= 0 {
 		res.Truncated, e.truncated = true, true
 	}
-	return res, nil
+	return res
 }
 
 func (e *Env) clearOutput() error {
@@ -661,7 +691,7 @@ type Stats struct {
 func (e *Env) Stats() Stats {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return Stats{e.steps, e.invalidActions, e.submissions, e.totalReward, e.bestRaw, e.bestPos}
+	return Stats{e.steps.Used, e.invalidActions, e.submissions, e.totalReward, e.bestRaw, e.bestPos}
 }
 
 // Close removes the workspace (and the run folder when it was temporary).

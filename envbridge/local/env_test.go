@@ -246,17 +246,28 @@ func TestInvalidActionAndDeterminism(t *testing.T) {
 	if res.Info["invalid_action"] != true || env.Stats().InvalidActions != 2 || res.Obs[envbridge.KeyRemainingSteps] != 3 {
 		t.Fatalf("unknown action: %+v stats %+v", res, env.Stats())
 	}
-	// reset and get_history actions.
-	res = step(t, env, envbridge.Action{Name: envbridge.ActGetHistory})
-	if !strings.Contains(envbridge.FeedbackText(res.Obs), "Total Actions: 2, Last Action: invalid_action") {
-		t.Fatalf("get_history: %q", envbridge.FeedbackText(res.Obs))
-	}
-	res = step(t, env, envbridge.Action{Name: envbridge.ActReset})
+	// Invalid actions are not recorded (the real env.step raises on them).
 	b, _ := env.History()
 	var h map[string]any
 	json.Unmarshal(b, &h)
-	if n := len(h["actions"].([]any)); n != 1 {
-		t.Fatalf("after reset action the history has %d actions, want 1", n)
+	if n := len(h["actions"].([]any)); n != 0 || res.Info[envbridge.InfoHistoryRecorded] != false {
+		t.Fatalf("invalid actions recorded: %d entries, info %v", n, res.Info)
+	}
+	// reset and get_history actions: recorded, with MLE-Dojo's FAILED
+	// "Invalid interface mode" feedback.
+	res = step(t, env, envbridge.Action{Name: envbridge.ActGetHistory})
+	if envbridge.FeedbackText(res.Obs) != "Invalid interface mode: get_history, supported modes: validate_code, execute_code, request_info" || res.Obs["action_status"] != "SUCCESS" {
+		t.Fatalf("get_history: %q", envbridge.FeedbackText(res.Obs))
+	}
+	res = step(t, env, envbridge.Action{Name: envbridge.ActReset})
+	if res.Obs["action_status"] != nil || !strings.HasPrefix(envbridge.FeedbackText(res.Obs), "Invalid interface mode: reset") {
+		t.Fatalf("reset action: %+v", res.Obs)
+	}
+	b, _ = env.History()
+	json.Unmarshal(b, &h)
+	acts := h["actions"].([]any)
+	if n := len(acts); n != 1 || acts[0].(map[string]any)["step"] != 0.0 {
+		t.Fatalf("after reset action the history has %d actions (want 1, step 0): %s", n, b)
 	}
 	if err := env.Close(); err != nil || env.Close() != nil {
 		t.Fatal("close not idempotent")

@@ -125,12 +125,18 @@ func (r *Registry) Task(name string) (*Task, error) {
 
 // New creates an environment for task with the budget of opts.
 func (r *Registry) New(ctx context.Context, task string, opts httpenv.Options) (envbridge.Env, error) {
+	return r.NewIn(ctx, task, opts, "")
+}
+
+// NewIn is New with the environment's run folder (where it writes
+// env_history/history.json) set to runDir; "" chooses one as New does.
+func (r *Registry) NewIn(ctx context.Context, task string, opts httpenv.Options, runDir string) (envbridge.Env, error) {
 	t, err := r.Task(task)
 	if err != nil {
 		return nil, err
 	}
-	o := Options{MaxSteps: opts.MaxSteps, TimeBudget: opts.TimeBudget, Sandbox: r.Sandbox, WorkRoot: r.WorkRoot}
-	if r.RunRoot != "" {
+	o := Options{MaxSteps: opts.MaxSteps, TimeBudget: opts.TimeBudget, Sandbox: r.Sandbox, WorkRoot: r.WorkRoot, RunDir: runDir}
+	if r.RunRoot != "" && runDir == "" {
 		for {
 			d := filepath.Join(r.RunRoot, fmt.Sprintf("%s-%04d", t.Name, r.n.Add(1)))
 			if _, err := os.Stat(d); os.IsNotExist(err) {

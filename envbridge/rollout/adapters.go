@@ -25,7 +25,9 @@ func (c *ChatPolicy) Act(ctx context.Context, msgs []data.Message, seed uint64) 
 }
 
 // RegistrySpec opens episode i in Tasks[i mod len(Tasks)] of a registry
-// (a local one, for example), so tasks are played round-robin.
+// (a local one, for example), so tasks are played round-robin. A registry
+// with a NewIn method (local.Registry) gets the episode folder as the
+// environment's run folder, so the environment writes its history there.
 type RegistrySpec struct {
 	Reg   httpenv.Registry
 	Tasks []string
@@ -34,9 +36,19 @@ type RegistrySpec struct {
 
 var _ EnvSpec = (*RegistrySpec)(nil)
 
+// RunDirRegistry is a registry whose environments write their history
+// into a given run folder.
+type RunDirRegistry interface {
+	NewIn(ctx context.Context, task string, opts httpenv.Options, runDir string) (envbridge.Env, error)
+}
+
+// Task implements EnvSpec.
+func (r *RegistrySpec) Task(i int) string { return r.Tasks[i%len(r.Tasks)] }
+
 // Open implements EnvSpec.
-func (r *RegistrySpec) Open(ctx context.Context, i int) (envbridge.Env, string, error) {
-	task := r.Tasks[i%len(r.Tasks)]
-	env, err := r.Reg.New(ctx, task, r.Opts)
-	return env, task, err
+func (r *RegistrySpec) Open(ctx context.Context, i int, runDir string) (envbridge.Env, error) {
+	if rd, ok := r.Reg.(RunDirRegistry); ok {
+		return rd.NewIn(ctx, r.Task(i), r.Opts, runDir)
+	}
+	return r.Reg.New(ctx, r.Task(i), r.Opts)
 }

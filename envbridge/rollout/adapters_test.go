@@ -28,11 +28,10 @@ func TestRegistrySpecRoundRobin(t *testing.T) {
 	spec := &RegistrySpec{Reg: reg, Tasks: []string{"a", "c"}, Opts: httpenv.Options{MaxSteps: 7}}
 	var got []string
 	for i := 0; i < 5; i++ {
-		_, task, err := spec.Open(context.Background(), i)
-		if err != nil {
+		if _, err := spec.Open(context.Background(), i, ""); err != nil {
 			t.Fatal(err)
 		}
-		got = append(got, task)
+		got = append(got, spec.Task(i))
 	}
 	want := []string{"a", "c", "a", "c", "a"}
 	for i := range want {

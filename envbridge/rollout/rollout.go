@@ -3,9 +3,27 @@
 // as assistant turns), actions are parsed from the replies, and every episode
 // is written in MLE-Dojo's run-folder layout as it goes, so `smtrain fit`
 // reads rollouts back (closed loop).
+//
+// Where the episode rules live: every episode is played through
+// envbridge.Wrap, so the step budget (envbridge.StepBudget via TimeLimit),
+// invalid actions and steps the environment did not record
+// (InvalidActionAsObservation: a reply that does not parse is sent to Step
+// as envbridge.InvalidAction) and the counts (EpisodeStatistics) are
+// written once, in envbridge. The environment's history.json is written by
+// the environment itself into the episode folder (a local environment gets
+// the folder as its run folder); an environment that only serves its
+// history (the HTTP client) has it copied byte for byte after each step.
+// Turns the environment did not record have no history entry: the loader
+// (data.ParseMLEDojo) aligns turns with entries and gives them reward 0.
+//
+// Failures: an episode whose environment server could not be reached
+// (httpenv.ErrServerGone) is not recorded as done, so running the same
+// rollout again resumes it; any other failure is recorded. Until an episode
+// finishes, its folder holds data.PartialMarker, which the loaders skip.
 package rollout
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -36,10 +54,14 @@ type Policy interface {
 	Act(ctx context.Context, msgs []data.Message, seed uint64) (Reply, error)
 }
 
-// EnvSpec creates the environment of episode i; Name names its task (used
-// in the episode folder name).
+// EnvSpec creates the environment of each episode.
 type EnvSpec interface {
-	Open(ctx context.Context, episode int) (env envbridge.Env, task string, err error)
+	// Task names the task of episode i (its folder is OUT/<task>-<i>).
+	Task(episode int) string
+	// Open creates the environment of episode i (Reset by the caller).
+	// runDir is the episode's folder: an environment that writes MLE-Dojo's
+	// env_history/history.json itself writes it there.
+	Open(ctx context.Context, episode int, runDir string) (envbridge.Env, error)
 }
 
 // Options configure a rollout.
@@ -65,13 +87,19 @@ type EpisodeResult struct {
 	PolicyActions int     `json:"policy_actions"`
 	HitCap        int     `json:"hit_cap"`
 	Failed        string  `json:"failed,omitempty"`
-	WallS         float64 `json:"wall_s"`
+	// Unreachable marks a failure because the environment server could not
+	// be reached: the episode is not recorded as done and a rerun plays it.
+	Unreachable bool    `json:"unreachable,omitempty"`
+	WallS       float64 `json:"wall_s"`
 }
 
 // Summary aggregates a rollout.
 type Summary struct {
-	Episodes        int             `json:"episodes"`
+	Episodes int `json:"episodes"`
+	// Failed counts the failed episodes, Unreachable among them (not
+	// recorded as done: a rerun plays them again).
 	Failed          int             `json:"failed"`
+	Unreachable     int             `json:"unreachable"`
 	MeanReward      float64         `json:"mean_reward"`
 	BestReward      float64         `json:"best_reward"`
 	ValidActionRate float64         `json:"valid_action_rate"`
@@ -83,10 +111,15 @@ type Summary struct {
 
 const stateFile = "rollout_state.json"
 
-// Run plays o.Episodes episodes, o.Parallel at a time. Finished episodes
+// Run plays o.Episodes episodes, o.Parallel at a time, and writes each to
+// OUT/<task>-<i> and the summary to OUT/summary.json. Finished episodes
 // recorded in OUT/rollout_state.json are not replayed, so an interrupted
-// rollout resumes. A failing environment (server gone) marks that episode
-// failed and the others go on.
+// rollout resumes. A failing episode does not stop the others; the summary
+// counts the failures (Summary.Failed), and episodes whose server could not
+// be reached (Summary.Unreachable) are left for a rerun. It is the library
+// entry point for other loops (expert iteration, replay): it returns the
+// summary with one EpisodeResult per episode, whose Dir the data loaders
+// read.
 func Run(ctx context.Context, pol Policy, spec EnvSpec, o Options, progress func(EpisodeResult)) (Summary, error) {
 	if o.Episodes <= 0 || o.Parallel <= 0 || o.MaxSteps <= 0 {
 		return Summary{}, fmt.Errorf("rollout: episodes, parallel and max steps must be positive (%d, %d, %d)", o.Episodes, o.Parallel, o.MaxSteps)
@@ -100,6 +133,7 @@ func Run(ctx context.Context, pol Policy, spec EnvSpec, o Options, progress func
 		return Summary{}, err
 	}
 	var mu sync.Mutex
+	var lost []EpisodeResult
 	save := func(r EpisodeResult) error {
 		mu.Lock()
 		defer mu.Unlock()
@@ -120,6 +154,15 @@ func Run(ctx context.Context, pol Policy, spec EnvSpec, o Options, progress func
 				r := runEpisode(ctx, pol, spec, o, i)
 				if ctx.Err() != nil && r.Failed != "" {
 					continue // interrupted: not recorded, replayed on resume
+				}
+				if r.Unreachable {
+					mu.Lock()
+					lost = append(lost, r)
+					if progress != nil {
+						progress(r)
+					}
+					mu.Unlock()
+					continue // not recorded: a rerun plays it
 				}
 				if err := save(r); err != nil {
 					errc <- err
@@ -149,7 +192,7 @@ func Run(ctx context.Context, pol Policy, spec EnvSpec, o Options, progress func
 	if err := <-errc; err != nil {
 		return Summary{}, err
 	}
-	s := summarise(done, o.Episodes)
+	s := summarise(done, lost, o.Episodes)
 	s.WallS = time.Since(start).Seconds()
 	b, _ := json.MarshalIndent(s, "", "  ")
 	if err := atomicfile.WriteFile(filepath.Join(o.Out, "summary.json"), append(b, '\n')); err != nil {
@@ -161,8 +204,17 @@ func Run(ctx context.Context, pol Policy, spec EnvSpec, o Options, progress func
 	return s, nil
 }
 
-func summarise(done map[int]EpisodeResult, n int) Summary {
-	s := Summary{BestReward: math.Inf(-1)}
+func summarise(done map[int]EpisodeResult, lost []EpisodeResult, n int) (s Summary) {
+	s = Summary{BestReward: math.Inf(-1)}
+	defer func() {
+		for _, r := range lost {
+			s.Results = append(s.Results, r)
+			s.Episodes++
+			s.Failed++
+			s.Unreachable++
+		}
+		sort.Slice(s.Results, func(i, j int) bool { return s.Results[i].Index < s.Results[j].Index })
+	}()
 	valid, total := 0, 0
 	for i := 0; i < n; i++ {
 		r, ok := done[i]
@@ -228,57 +280,53 @@ func writeState(out string, done map[int]EpisodeResult) error {
 // runEpisode plays one episode and writes its folder.
 func runEpisode(ctx context.Context, pol Policy, spec EnvSpec, o Options, i int) (r EpisodeResult) {
 	start := time.Now()
-	r = EpisodeResult{Index: i}
+	r = EpisodeResult{Index: i, Task: spec.Task(i)}
 	defer func() { r.WallS = time.Since(start).Seconds() }()
-	env, task, err := spec.Open(ctx, i)
-	if err != nil {
-		r.Failed = err.Error()
+	fail := func(what string, err error) {
+		r.Failed = what + err.Error()
+		r.Unreachable = errors.Is(err, httpenv.ErrServerGone)
+	}
+	r.Dir = filepath.Join(o.Out, fmt.Sprintf("%s-%d", r.Task, i))
+	// A folder left by an interrupted run is redone from scratch; the
+	// marker stays until the episode finishes.
+	if err := os.RemoveAll(r.Dir); err != nil {
+		fail("episode folder: ", err)
 		return r
 	}
-	defer env.Close()
-	r.Task = task
-	r.Dir = filepath.Join(o.Out, fmt.Sprintf("%s-%d", task, i))
+	if err := writeFile(filepath.Join(r.Dir, data.PartialMarker), []byte("episode in progress or failed; the loaders skip this folder\n")); err != nil {
+		fail("episode folder: ", err)
+		return r
+	}
+	raw, err := spec.Open(ctx, i, r.Dir)
+	if err != nil {
+		fail("open: ", err)
+		return r
+	}
+	defer raw.Close()
+	env := envbridge.Wrap(raw, o.MaxSteps)
+	rec := newRecorder(raw, r.Dir, r.Task)
 	seed := o.Seed*1000003 + int64(i)
 	obs, _, err := env.Reset(ctx, seed)
 	if err != nil {
-		r.Failed = "reset: " + err.Error()
+		fail("reset: ", err)
 		return r
 	}
-	obsAt := time.Now() // when the environment reported obs
-	msgs := []data.Message{{Role: data.RoleUser, Content: envbridge.FormatInitialPrompt(withBudget(obs, o.MaxSteps, 0))}}
-	best := math.Inf(-1)
-	// invalid[k] holds the error observation of assistant turn k when its
-	// action could not be parsed (the environment never saw it).
-	var invalid []envbridge.Observation
-	// recorded[j] is the environment's history entry of the j-th valid
-	// action, kept as it happens: a reset action clears the environment's
-	// own history (MLE-Dojo semantics), and history.json must still hold
-	// one entry per assistant turn.
-	var recorded []map[string]json.RawMessage
-	var hist *historyLog
-	if _, ok := env.(httpenv.HistoryProvider); !ok {
-		hist = newHistoryLog(task)
-	}
+	msgs := []data.Message{{Role: data.RoleUser, Content: envbridge.FormatInitialPrompt(obs)}}
 	write := func() error {
 		if err := writeJSON(filepath.Join(r.Dir, "agent_history", "trajectory.json"), msgs); err != nil {
 			return err
 		}
-		if hp, ok := env.(httpenv.HistoryProvider); ok {
-			b, err := hp.History()
-			if err != nil {
-				return err
-			}
-			if b, err = mergeInvalid(b, invalid, &recorded); err != nil {
-				return fmt.Errorf("history: %w", err)
-			}
-			return writeFile(filepath.Join(r.Dir, "env_history", "history.json"), b)
-		}
-		return writeJSON(filepath.Join(r.Dir, "env_history", "history.json"), hist)
+		return rec.write(ctx)
 	}
+	if err := write(); err != nil {
+		fail("write: ", err)
+		return r
+	}
+	best := math.Inf(-1)
 	for step := 0; step < o.MaxSteps; step++ {
 		rep, err := pol.Act(ctx, msgs, uint64(seed)<<8|uint64(step))
 		if err != nil {
-			r.Failed = "policy: " + err.Error()
+			fail("policy: ", err)
 			break
 		}
 		r.Backspaces += rep.NumBkspc
@@ -287,58 +335,90 @@ func runEpisode(ctx context.Context, pol Policy, spec EnvSpec, o Options, i int)
 			r.HitCap++
 		}
 		msgs = append(msgs, data.Message{Role: data.RoleAssistant, Content: rep.Text})
-		act, perr := envbridge.ParseAction(rep.Text)
-		if perr != nil {
-			// Invalid output: the environment's inner step is not called,
-			// the agent sees MLE-Dojo-style error feedback and the step
-			// counts against its budget.
-			r.InvalidAction++
-			r.Steps++
-			ob := withBudget(envbridge.InvalidActionObservation(perr.Error(), obs), o.MaxSteps-r.Steps, time.Since(obsAt))
-			invalid = append(invalid, ob)
-			if hist != nil {
-				hist.add(step+1, "invalid", ob, 0)
-			}
-			msgs = append(msgs, data.Message{Role: data.RoleUser, Content: envbridge.FormatObservation(ob)})
-			if err := write(); err != nil {
-				r.Failed = "write: " + err.Error()
-				break
-			}
-			continue
-		}
+		// A reply that does not parse goes through Step like any other
+		// action: the rules answer it (envbridge.Wrap).
+		act, _ := envbridge.ActionFromText(rep.Text)
 		res, err := env.Step(ctx, act)
 		if err != nil {
-			r.Failed = "step: " + err.Error()
-			_ = write()
+			fail("step: ", err)
+			_ = writeJSON(filepath.Join(r.Dir, "agent_history", "trajectory.json"), msgs)
 			break
 		}
-		invalid = append(invalid, nil)
-		r.ValidActions++
-		r.Steps++
 		r.TotalReward += res.Reward
 		best = math.Max(best, res.Reward)
-		obs, obsAt = withBudget(res.Obs, o.MaxSteps-r.Steps, 0), time.Now()
-		if hist != nil {
-			hist.add(step+1, act.Name, obs, res.Reward)
-		}
-		msgs = append(msgs, data.Message{Role: data.RoleUser, Content: envbridge.FormatObservation(obs)})
+		rec.add(act.Name, res)
+		msgs = append(msgs, data.Message{Role: data.RoleUser, Content: envbridge.FormatObservation(res.Obs)})
 		if err := write(); err != nil {
-			r.Failed = "write: " + err.Error()
+			fail("write: ", err)
 			break
 		}
 		if res.Terminated || res.Truncated {
 			break
 		}
 	}
-	if r.Failed == "" {
-		if err := write(); err != nil {
-			r.Failed = "write: " + err.Error()
-		}
-	}
+	st := env.Stats()
+	r.Steps, r.InvalidAction = st.Length, st.InvalidActions
+	r.ValidActions = st.Length - st.InvalidActions
 	if !math.IsInf(best, -1) {
 		r.Reward = math.Max(best, 0)
 	}
+	if r.Failed == "" {
+		if err := os.Remove(filepath.Join(r.Dir, data.PartialMarker)); err != nil {
+			fail("episode folder: ", err)
+		}
+	}
 	return r
+}
+
+// recorder puts the environment's history.json into the episode folder
+// when the environment does not write it there itself: the served bytes
+// of an environment that only serves it (the HTTP client), unchanged, or
+// a minimal history (one entry per recorded step) for one without any.
+type recorder struct {
+	path   string
+	served httpenv.HistoryProvider
+	own    *historyLog // nil when the env writes or serves its history
+}
+
+func newRecorder(env envbridge.Env, dir, task string) *recorder {
+	rc := &recorder{path: filepath.Join(dir, "env_history", "history.json")}
+	if rd, ok := env.(interface{ RunDir() string }); ok && filepath.Clean(rd.RunDir()) == filepath.Clean(dir) {
+		return rc // writes it there itself
+	}
+	if hp, ok := env.(httpenv.HistoryProvider); ok {
+		rc.served = hp
+		return rc
+	}
+	rc.own = newHistoryLog(task)
+	return rc
+}
+
+func (rc *recorder) add(action string, res envbridge.StepResult) {
+	if rc.own != nil && !envbridge.Unrecorded(res.Info) {
+		rc.own.add(action, res.Obs, res.Reward)
+	}
+}
+
+func (rc *recorder) write(ctx context.Context) error {
+	switch {
+	case rc.own != nil:
+		return writeJSON(rc.path, rc.own)
+	case rc.served != nil:
+		var b []byte
+		var err error
+		if hc, ok := rc.served.(interface {
+			HistoryContext(context.Context) ([]byte, error)
+		}); ok {
+			b, err = hc.HistoryContext(ctx)
+		} else {
+			b, err = rc.served.History()
+		}
+		if err != nil {
+			return fmt.Errorf("history: %w", err)
+		}
+		return writeFile(rc.path, b)
+	}
+	return nil
 }
 
 // historyLog is a minimal MLE-Dojo history.json for environments that do
@@ -357,6 +437,7 @@ type historyEntry struct {
 	Action    string                `json:"action"`
 	Timestamp string                `json:"timestamp"`
 	Result    envbridge.Observation `json:"result"`
+	Feedback  any                   `json:"feedback,omitempty"`
 	Reward    float64               `json:"reward"`
 }
 
@@ -364,19 +445,25 @@ func newHistoryLog(task string) *historyLog {
 	return &historyLog{Competition: task, Actions: []historyEntry{}, CreatedAt: time.Now().UTC().Format(time.RFC3339Nano)}
 }
 
-func (h *historyLog) add(step int, action string, obs envbridge.Observation, reward float64) {
-	h.Actions = append(h.Actions, historyEntry{Step: step, Action: action, Timestamp: time.Now().UTC().Format(time.RFC3339Nano), Result: obs, Reward: reward})
+func (h *historyLog) add(action string, obs envbridge.Observation, reward float64) {
+	h.StepCount++
+	h.Actions = append(h.Actions, historyEntry{Step: h.StepCount, Action: action, Timestamp: time.Now().UTC().Format(time.RFC3339Nano),
+		Result: obs, Feedback: obs["feedback"], Reward: reward})
 	h.TotalReward += reward
 	h.BestPositionScore = math.Max(h.BestPositionScore, reward)
-	h.StepCount = step
 }
 
+// writeJSON writes v indented, without HTML escaping (code and feedback
+// keep their <, > and &).
 func writeJSON(path string, v any) error {
-	b, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
 		return err
 	}
-	return writeFile(path, b)
+	return writeFile(path, b.Bytes())
 }
 
 func writeFile(path string, b []byte) error {
@@ -386,101 +473,43 @@ func writeFile(path string, b []byte) error {
 	return atomicfile.WriteFile(path, b)
 }
 
-// mergeInvalid inserts entries for the policy's invalid actions (which the
-// environment never saw) into the environment's history.json, so that
-// assistant message k stays aligned with history action k-1, and renumbers
-// the steps 1, 2, .... The valid actions' entries come from recorded, which
-// it first extends with the environment's latest entries for valid actions
-// not recorded yet (those since the last call; the environment's own list
-// restarts at a reset action).
-func mergeInvalid(hist []byte, invalid []envbridge.Observation, recorded *[]map[string]json.RawMessage) ([]byte, error) {
-	var h map[string]json.RawMessage
-	if err := json.Unmarshal(hist, &h); err != nil {
-		return nil, err
+// FailureLine summarises a rollout's failures in one line ("" when none):
+// how many, how many because the environment server was unreachable (left
+// for a rerun), and the most common other reasons.
+func (s Summary) FailureLine() string {
+	if s.Failed == 0 {
+		return ""
 	}
-	var envActs []map[string]json.RawMessage
-	if raw, ok := h["actions"]; ok && string(raw) != "null" {
-		if err := json.Unmarshal(raw, &envActs); err != nil {
-			return nil, fmt.Errorf("actions: %w", err)
+	reasons := map[string]int{}
+	for _, r := range s.Results {
+		if r.Failed != "" && !r.Unreachable {
+			msg := r.Failed
+			if len(msg) > 120 {
+				msg = msg[:120] + "..."
+			}
+			reasons[msg]++
 		}
 	}
-	valid := 0
-	for _, ob := range invalid {
-		if ob == nil {
-			valid++
+	keys := make([]string, 0, len(reasons))
+	for k := range reasons {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if reasons[keys[i]] != reasons[keys[j]] {
+			return reasons[keys[i]] > reasons[keys[j]]
 		}
+		return keys[i] < keys[j]
+	})
+	line := fmt.Sprintf("%d of %d episodes failed", s.Failed, s.Episodes)
+	if s.Unreachable > 0 {
+		line += fmt.Sprintf("; %d because the environment server was unreachable (not recorded: rerun the same command to play them)", s.Unreachable)
 	}
-	if missing := valid - len(*recorded); missing > 0 {
-		if missing > len(envActs) {
-			return nil, fmt.Errorf("%d environment actions, fewer than the %d valid policy actions since the last record", len(envActs), missing)
+	for i, k := range keys {
+		if i == 3 {
+			line += "; ..."
+			break
 		}
-		*recorded = append(*recorded, envActs[len(envActs)-missing:]...)
+		line += fmt.Sprintf("; %d × %s", reasons[k], k)
 	}
-	// one entry per assistant turn: the valid ones' from recorded (which
-	// now holds exactly one per valid action), in order
-	merged := make([]map[string]json.RawMessage, 0, len(invalid))
-	rec := *recorded
-	for _, ob := range invalid {
-		if ob == nil {
-			merged, rec = append(merged, rec[0]), rec[1:]
-			continue
-		}
-		res, err := json.Marshal(ob)
-		if err != nil {
-			return nil, err
-		}
-		ts, _ := json.Marshal(time.Now().UTC().Format("2006-01-02T15:04:05.000000"))
-		merged = append(merged, map[string]json.RawMessage{"action": json.RawMessage(`"invalid"`), "timestamp": ts, "result": res})
-	}
-	for i, e := range merged {
-		e["step"] = json.RawMessage(fmt.Sprint(i + 1))
-	}
-	b, err := json.Marshal(merged)
-	if err != nil {
-		return nil, err
-	}
-	h["actions"] = b
-	h["step_count"] = json.RawMessage(fmt.Sprint(len(merged)))
-	return json.MarshalIndent(h, "", "  ")
-}
-
-// withBudget returns a shallow copy of ob whose budget fields describe what
-// the agent actually has left. remaining_steps becomes the smaller of the
-// environment's own count (as reported in ob) and the rollout's, left:
-// invalid actions use up the rollout's steps but never reach the
-// environment, so its count alone would overstate the budget, and an
-// invalid action's observation copies the count of the observation before
-// it. remaining_seconds, when ob has it, is reduced by elapsed, the time
-// since the environment reported it (non-zero for the copied fields of an
-// invalid action's observation).
-func withBudget(ob envbridge.Observation, left int, elapsed time.Duration) envbridge.Observation {
-	out := make(envbridge.Observation, len(ob)+1)
-	for k, v := range ob {
-		out[k] = v
-	}
-	left = max(left, 0)
-	if v, ok := numField(ob, envbridge.KeyRemainingSteps); !ok || int(v) > left {
-		out[envbridge.KeyRemainingSteps] = left
-	}
-	if v, ok := numField(ob, envbridge.KeyRemainingSeconds); ok && elapsed > 0 {
-		out[envbridge.KeyRemainingSeconds] = max(0, int(v)-int(elapsed.Seconds()))
-	}
-	return out
-}
-
-// numField reads a numeric observation field (int from a local
-// environment, float64 or json.Number after a JSON round trip).
-func numField(ob envbridge.Observation, key string) (float64, bool) {
-	switch v := ob[key].(type) {
-	case int:
-		return float64(v), true
-	case int64:
-		return float64(v), true
-	case float64:
-		return v, !math.IsNaN(v) && !math.IsInf(v, 0)
-	case json.Number:
-		f, err := v.Float64()
-		return f, err == nil
-	}
-	return 0, false
+	return line
 }

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"smtrain/data"
 	"smtrain/envbridge"
@@ -38,10 +37,10 @@ type builtinSpec struct {
 	reg *local.Registry
 }
 
-func (b builtinSpec) Open(ctx context.Context, i int) (envbridge.Env, string, error) {
-	task := b.reg.Tasks()[i%len(b.reg.Tasks())]
-	env, err := b.reg.New(ctx, task, httpenv.Options{MaxSteps: 10})
-	return env, task, err
+func (b builtinSpec) Task(i int) string { return b.reg.Tasks()[i%len(b.reg.Tasks())] }
+
+func (b builtinSpec) Open(ctx context.Context, i int, runDir string) (envbridge.Env, error) {
+	return b.reg.NewIn(ctx, b.Task(i), httpenv.Options{MaxSteps: 10}, runDir)
 }
 
 func TestRolloutWritesLoadableEpisodesAndResumes(t *testing.T) {
@@ -88,9 +87,14 @@ func TestRolloutWritesLoadableEpisodesAndResumes(t *testing.T) {
 	if err := json.Unmarshal(b, &hist); err != nil {
 		t.Fatal(err)
 	}
+	// The environment wrote its own history into the episode folder: the
+	// one valid action; the invalid ones were never recorded.
 	acts := hist["actions"].([]any)
-	if len(acts) != 3 || acts[0].(map[string]any)["action"] != "invalid" || acts[1].(map[string]any)["action"] != "request_info" {
-		t.Fatalf("history actions not merged in order: %v", acts)
+	if len(acts) != 1 || acts[0].(map[string]any)["action"] != "request_info" {
+		t.Fatalf("history actions: %v", acts)
+	}
+	if _, err := os.Stat(filepath.Join(s.Results[0].Dir, data.PartialMarker)); !os.IsNotExist(err) {
+		t.Fatalf("finished episode still marked partial: %v", err)
 	}
 	// Running again replays nothing.
 	before := pol.calls.Load()
@@ -106,11 +110,13 @@ func TestRolloutWritesLoadableEpisodesAndResumes(t *testing.T) {
 
 type failingSpec struct{}
 
-func (failingSpec) Open(ctx context.Context, i int) (envbridge.Env, string, error) {
+func (failingSpec) Task(i int) string { return "count" }
+
+func (failingSpec) Open(ctx context.Context, i int, runDir string) (envbridge.Env, error) {
 	if i == 1 {
-		return nil, "", errors.New("server gone")
+		return nil, errors.New("no such task")
 	}
-	return &countEnv{}, "count", nil
+	return &countEnv{}, nil
 }
 
 type countEnv struct{ n int }
@@ -163,8 +169,10 @@ func (e *budgetEnv) Close() error { return nil }
 
 type budgetSpec struct{}
 
-func (budgetSpec) Open(ctx context.Context, i int) (envbridge.Env, string, error) {
-	return &budgetEnv{}, "budget", nil
+func (budgetSpec) Task(i int) string { return "budget" }
+
+func (budgetSpec) Open(ctx context.Context, i int, runDir string) (envbridge.Env, error) {
+	return &budgetEnv{}, nil
 }
 
 // TestRolloutBudgetAfterInvalidActions: every observation the agent sees
@@ -203,7 +211,8 @@ func TestRolloutBudgetAfterInvalidActions(t *testing.T) {
 			t.Errorf("user turn %d does not say %q:\n%s", i, w, users[i])
 		}
 	}
-	// The history records the same budget for the invalid actions.
+	// The minimal history (this env keeps none) records the one recorded
+	// step, with the budget the agent saw.
 	var hist struct {
 		Actions []struct {
 			Action string         `json:"action"`
@@ -214,32 +223,20 @@ func TestRolloutBudgetAfterInvalidActions(t *testing.T) {
 	if err := json.Unmarshal(b, &hist); err != nil {
 		t.Fatal(err)
 	}
-	for i, w := range []float64{3, 2, 1, 0} {
-		if got := hist.Actions[i].Result[envbridge.KeyRemainingSteps]; got != w {
-			t.Errorf("history action %d (%s): remaining_steps %v, want %v", i, hist.Actions[i].Action, got, w)
-		}
+	if len(hist.Actions) != 1 || hist.Actions[0].Result[envbridge.KeyRemainingSteps] != 1.0 {
+		t.Errorf("history: %s", b)
+	}
+	if ep := res.Episodes[0]; ep.Meta["unrecorded_turns"] != 3 {
+		t.Errorf("loader: %v", ep.Meta)
 	}
 }
 
-func TestWithBudgetSeconds(t *testing.T) {
-	prev := envbridge.Observation{envbridge.KeyRemainingSteps: 5, envbridge.KeyRemainingSeconds: 100.0}
-	got := withBudget(prev, 7, 30*time.Second+400*time.Millisecond)
-	if got[envbridge.KeyRemainingSteps] != 5 || got[envbridge.KeyRemainingSeconds] != 70 {
-		t.Fatalf("withBudget: %v", got)
-	}
-	if prev[envbridge.KeyRemainingSeconds] != 100.0 {
-		t.Fatal("withBudget modified its input")
-	}
-	if got := withBudget(envbridge.Observation{}, -2, 0); got[envbridge.KeyRemainingSteps] != 0 {
-		t.Fatalf("no env budget: %v", got)
-	}
-}
-
-// TestRolloutHistoryKeepsActionsBeforeAReset: a reset action clears the
-// environment's own history (MLE-Dojo semantics); the episode's
-// history.json still holds one entry per assistant turn, in order, and the
-// fit loader reads it back.
-func TestRolloutHistoryKeepsActionsBeforeAReset(t *testing.T) {
+// TestRolloutResetActionAsInMLEDojo: a reset action restarts the
+// environment's history (MLE-Dojo 667a8fd: its entry is step 0); the
+// episode folder holds that history as the environment wrote it, and the
+// loader aligns the five turns with it (the turns before the last reset
+// are unrecorded).
+func TestRolloutResetActionAsInMLEDojo(t *testing.T) {
 	reg, err := local.NewBuiltinRegistry(t.TempDir(), 1)
 	if err != nil {
 		t.Fatal(err)
@@ -268,21 +265,14 @@ func TestRolloutHistoryKeepsActionsBeforeAReset(t *testing.T) {
 	if err := json.Unmarshal(b, &hist); err != nil {
 		t.Fatal(err)
 	}
-	var got []string
-	for i, a := range hist.Actions {
-		if a.Step != i+1 {
-			t.Fatalf("step %d numbered %d", i+1, a.Step)
-		}
-		got = append(got, a.Action)
-	}
-	if want := "request_info reset invalid reset request_info"; strings.Join(got, " ") != want {
-		t.Fatalf("history actions %q, want %q", strings.Join(got, " "), want)
+	if len(hist.Actions) != 2 || hist.Actions[0].Action != "reset" || hist.Actions[0].Step != 0 || hist.Actions[1].Step != 1 {
+		t.Fatalf("history: %s", b)
 	}
 	res, err := data.Load([]string{out}, false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(res.Episodes) != 1 || res.Episodes[0].NumAssistant() != 5 {
-		t.Fatalf("loaded %d episodes", len(res.Episodes))
+	if len(res.Episodes) != 1 || res.Episodes[0].NumAssistant() != 5 || res.Episodes[0].Meta["unrecorded_turns"] != 3 {
+		t.Fatalf("loaded %+v", res.Episodes)
 	}
 }
