@@ -35,7 +35,17 @@ Usage:
     python3 mledojo_adapter.py --data-dir ./data/prepared --output-dir ./runs \
         [--competitions a,b] [--host 127.0.0.1] [--port 8765] \
         [--execution-timeout 3600] [--score-mode position] [--gpu-device 0] \
-        [--gpu-memory-limit 32] [--max-envs 4] [--idle-timeout 3600]
+        [--gpu-memory-limit 32] [--max-envs 4] [--idle-timeout 3600] \
+        [--api-key-file FILE] [--max-envs-per-key N] [--insecure-no-auth]
+
+Authentication (as `smtrain env serve`): with --api-key-file FILE (one key per
+line, # comments) or $SMTRAIN_ENV_API_KEY (comma-separated keys) every route
+but GET /v1/healthz needs "Authorization: Bearer KEY" (else 401
+unauthorized); keys are compared in constant time and never logged; an
+environment belongs to the key that created it; each key holds at most
+--max-envs-per-key environments (default: --max-envs split evenly over the
+keys when there are several). A non-loopback --host without a key is refused
+unless --insecure-no-auth. For TLS put a reverse proxy in front.
 
 --data-dir holds MLE-Dojo prepared competitions: <data-dir>/<name>/data/
 {public,private}. Each environment writes under <output-dir>/<name>/<env_id>/
@@ -44,6 +54,9 @@ Usage:
 
 import argparse
 import contextlib
+import hashlib
+import hmac
+import ipaddress
 import json
 import math
 import os
@@ -57,6 +70,8 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 PROTOCOL_MAX_BODY = 8 << 20
+KEY_ENV = "SMTRAIN_ENV_API_KEY"
+MIN_KEY_LEN = 16
 
 
 def log(msg):
@@ -114,11 +129,73 @@ def one_line(s):
     return s.splitlines()[0] if s else s
 
 
+def check_key(key):
+    """None if key is usable, else why not (never the key itself)."""
+    if len(key) < MIN_KEY_LEN:
+        return "key is %d characters; use at least %d (e.g. openssl rand -hex 32)" % (len(key), MIN_KEY_LEN)
+    if any(ord(c) <= 32 or ord(c) >= 127 for c in key):
+        return "key has a space, control or non-ASCII character; use printable ASCII"
+    return None
+
+
+def load_keys(path, env=None):
+    """SHA-256 digests of the keys of path (one per line, # comments), else of
+    $SMTRAIN_ENV_API_KEY (comma-separated); [] for none. Errors name the file
+    and line, never a key."""
+    env = os.environ if env is None else env
+    keys = []
+    if path:
+        with open(path, "r", encoding="utf-8") as fh:
+            for n, line in enumerate(fh, 1):
+                line = line.strip()
+                if not line or line.startswith("#"):
+                    continue
+                why = check_key(line)
+                if why:
+                    raise ValueError("%s:%d: %s" % (path, n, why))
+                keys.append(line)
+        if not keys:
+            raise ValueError("%s: no key" % path)
+    else:
+        for i, k in enumerate(x.strip() for x in env.get(KEY_ENV, "").split(",")):
+            if not k:
+                continue
+            why = check_key(k)
+            if why:
+                raise ValueError("$%s: key %d: %s" % (KEY_ENV, i + 1, why))
+            keys.append(k)
+    digests = []
+    for k in keys:
+        d = hashlib.sha256(k.encode("ascii")).digest()
+        if d not in digests:
+            digests.append(d)
+    return digests
+
+
+def match_key(digests, token):
+    """1-based number of the key token is, or 0; every key is compared, in
+    constant time, as SHA-256 digests."""
+    d = hashlib.sha256(token.encode("utf-8", "replace")).digest()
+    found = 0
+    for i, k in enumerate(digests):
+        if hmac.compare_digest(d, k):
+            found = i + 1
+    return found
+
+
+def is_loopback(host):
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 class Episode:
     """One KaggleEnvironment plus the protocol's limits."""
 
-    def __init__(self, env_id, task, env, out_dir, seed, max_steps, time_budget):
+    def __init__(self, env_id, task, env, out_dir, seed, max_steps, time_budget, key=0):
         self.env_id, self.task, self.env, self.out_dir = env_id, task, env, out_dir
+        self.key = key
         self.seed, self.max_steps, self.time_budget = seed, max_steps, time_budget
         self.created = time.monotonic()
         self.last_used = self.created
@@ -139,6 +216,7 @@ class Adapter:
         self.output_dir = Path(args.output_dir).resolve()
         self.episodes = {}
         self._tasks = None
+        self.keys = getattr(args, "keys", None) or []
 
     # MLE-Dojo glue -------------------------------------------------------
 
@@ -208,7 +286,15 @@ class Adapter:
 
     # Protocol operations -------------------------------------------------
 
-    def create(self, body):
+    def key_limit(self):
+        """Environments one key may hold (0: no per-key limit)."""
+        if getattr(self.args, "max_envs_per_key", 0):
+            return self.args.max_envs_per_key
+        if len(self.keys) > 1:
+            return -(-self.args.max_envs // len(self.keys))
+        return 0
+
+    def create(self, body, key=0):
         task = body.get("task")
         if not isinstance(task, str) or not task:
             raise APIError(400, "bad_request", "task is required")
@@ -226,6 +312,11 @@ class Adapter:
         if len(self.episodes) >= self.args.max_envs:
             raise APIError(503, "too_many_envs", "%d environments live, limit %d; DELETE finished ones"
                            % (len(self.episodes), self.args.max_envs))
+        lim = self.key_limit()
+        held = sum(1 for ep in self.episodes.values() if ep.key == key)
+        if key and lim and held >= lim:
+            raise APIError(429, "too_many_envs", "this API key holds %d environments, its limit is %d (of %d on the server); DELETE finished ones"
+                           % (held, lim, self.args.max_envs))
         env_id = secrets.token_hex(12)
         out_dir = self.output_dir / task / env_id
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -236,22 +327,24 @@ class Adapter:
         except Exception as e:
             log("create %s failed: %s" % (task, traceback.format_exc()))
             raise APIError(500, "env_error", "creating environment: %s: %s" % (type(e).__name__, one_line(e)))
-        ep = Episode(env_id, task, env, out_dir, seed, max_steps, float(budget))
+        ep = Episode(env_id, task, env, out_dir, seed, max_steps, float(budget), key)
         self.episodes[env_id] = ep
-        log("env %s created: task %s seed %d max_steps %d time_budget %gs" % (env_id, task, seed, max_steps, budget))
+        log("env %s created%s: task %s seed %d max_steps %d time_budget %gs" % (env_id, " (key %d)" % key if key else "", task, seed, max_steps, budget))
         info = dict(info or {})
         info.setdefault("output_dir", str(out_dir))
         return {"env_id": env_id, "observation": obs, "info": info}
 
-    def get(self, env_id):
+    def get(self, env_id, key=0):
         ep = self.episodes.get(env_id)
+        if ep is not None and ep.key != key:
+            ep = None  # another key's environment
         if ep is None:
             raise APIError(404, "unknown_env", "unknown env %r (never created, deleted, or reaped after idling)" % env_id)
         ep.last_used = time.monotonic()
         return ep
 
-    def step(self, env_id, body):
-        ep = self.get(env_id)
+    def step(self, env_id, body, key=0):
+        ep = self.get(env_id, key)
         action = body.get("action")
         params = body.get("params")
         if not isinstance(action, str) or not action:
@@ -322,8 +415,8 @@ class Adapter:
         left = max(1, int(math.ceil(ep.time_budget - ep.elapsed())))
         sb.execution_timeout = left if not ep.base_timeout else min(int(ep.base_timeout), left)
 
-    def history(self, env_id):
-        ep = self.get(env_id)
+    def history(self, env_id, key=0):
+        ep = self.get(env_id, key)
         path = getattr(ep.env, "history_file", None)
         if path is None:
             path = ep.out_dir / "env_history" / "history.json"
@@ -336,8 +429,8 @@ class Adapter:
             raise APIError(500, "env_error", "history.json is not valid JSON: %s" % one_line(e))
         return data
 
-    def delete(self, env_id):
-        ep = self.get(env_id)
+    def delete(self, env_id, key=0):
+        ep = self.get(env_id, key)
         del self.episodes[env_id]
         self.close_episode(ep)
         log("env %s (%s) deleted after %d steps" % (env_id, ep.task, ep.steps))
@@ -390,6 +483,8 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Connection", "close")
+        for name, value in getattr(self, "extra_headers", []):
+            self.send_header(name, value)
         self.end_headers()
         self.wfile.write(body)
 
@@ -414,27 +509,48 @@ class Handler(BaseHTTPRequestHandler):
             raise APIError(400, "bad_request", "request body must be a JSON object")
         return body
 
+    def authenticate(self, method, path):
+        """Number of the request's key (0 without keys); APIError 401 when
+        a key is needed and missing or wrong. The key is never logged."""
+        keys = self.adapter.keys
+        if not keys or (method == "GET" and path == "/v1/healthz"):
+            return 0
+        scheme, _, token = (self.headers.get("Authorization") or "").strip().partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            msg = "missing API key: send the header 'Authorization: Bearer <key>'"
+        else:
+            key = match_key(keys, token)
+            if key:
+                return key
+            msg = "invalid API key"
+        log("401 %s %s from %s: %s" % (method, path[:200], self.client_address[0], msg))
+        raise APIError(401, "unauthorized", msg)
+
     def dispatch(self, method):
         a = self.adapter
         path = self.path.split("?", 1)[0]
         try:
+            key = self.authenticate(method, path)
             if method == "GET" and path == "/v1/healthz":
                 return self.send_json(200, {"ok": True})
             if method == "GET" and path == "/v1/tasks":
                 return self.send_json(200, {"tasks": a.tasks()})
             if method == "POST" and path == "/v1/envs":
-                return self.send_json(200, a.create(self.read_body()))
+                return self.send_json(200, a.create(self.read_body(), key))
             m = ENV_PATH.match(path)
             if m:
                 env_id, sub = m.group(1), m.group(2)
                 if method == "POST" and sub == "/step":
-                    return self.send_json(200, a.step(env_id, self.read_body()))
+                    return self.send_json(200, a.step(env_id, self.read_body(), key))
                 if method == "GET" and sub == "/history":
-                    return self.send_json(200, a.history(env_id))
+                    return self.send_json(200, a.history(env_id, key))
                 if method == "DELETE" and sub is None:
-                    return self.send_json(200, a.delete(env_id))
+                    return self.send_json(200, a.delete(env_id, key))
             raise APIError(404, "not_found", "no route %s %s" % (method, path))
         except APIError as e:
+            if e.status == 401:
+                self.extra_headers = [("WWW-Authenticate", 'Bearer realm="smtrain"')]
             self.send_json(e.status, {"error": {"code": e.code, "message": e.message}})
         except Exception as e:
             log("internal error on %s %s:\n%s" % (method, path, traceback.format_exc()))
@@ -470,6 +586,9 @@ def parse_args(argv):
     p.add_argument("--max-envs", type=int, default=4, help="live environments at most")
     p.add_argument("--idle-timeout", type=float, default=3600.0, help="close environments idle this long (s)")
     p.add_argument("--verbose", action="store_true", help="log every request to stderr")
+    p.add_argument("--api-key-file", default="", help="API keys, one per line (# comments); default: $%s (comma-separated)" % KEY_ENV)
+    p.add_argument("--max-envs-per-key", type=int, default=0, help="live environments per API key (0: --max-envs split over the keys)")
+    p.add_argument("--insecure-no-auth", action="store_true", help="allow a non-loopback --host without an API key")
     return p.parse_args(argv)
 
 
@@ -483,6 +602,14 @@ def main(argv=None):
         pass
     sys.stdout = sys.stderr
     args = parse_args(argv)
+    try:
+        args.keys = load_keys(args.api_key_file)
+    except (OSError, ValueError) as e:
+        log("error: %s" % one_line(e))
+        return 2
+    if args.max_envs_per_key < 0:
+        log("error: --max-envs-per-key must be >= 0")
+        return 2
     adapter = Adapter(args)
     Handler.adapter = adapter
     server = HTTPServer((args.host, args.port), Handler)
@@ -495,6 +622,17 @@ def main(argv=None):
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     host, port = server.server_address[:2]
+    if not is_loopback(host):
+        if not args.keys and not args.insecure_no_auth:
+            server.server_close()
+            log("error: refusing to listen on %s:%d (not loopback) without an API key: put one or more keys in a file "
+                "(one per line, e.g. from `openssl rand -hex 32`) and pass --api-key-file FILE, or set $%s; "
+                "--insecure-no-auth serves without authentication to anyone who can reach the address" % (host, port, KEY_ENV))
+            return 2
+        if not args.keys:
+            log("WARNING: listening on %s:%d WITHOUT AUTHENTICATION (--insecure-no-auth): anyone who can reach "
+                "this address can use every route" % (host, port))
+    log("authentication: %s" % ("%d API key(s)" % len(args.keys) if args.keys else "none"))
     log("serving %d task(s) from %s" % (len(adapter.tasks()), adapter.data_dir))
     log("listening on http://%s:%d" % (host, port))
     try:
