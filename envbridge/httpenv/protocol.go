@@ -42,6 +42,14 @@ type Registry interface {
 	New(ctx context.Context, task string, opts Options) (envbridge.Env, error)
 }
 
+// StaleCleaner is implemented by registries whose environments keep
+// state on the host (workspaces); NewServer calls CleanStale once at start
+// to remove what environment processes that died left behind, and logs
+// the names it returns.
+type StaleCleaner interface {
+	CleanStale() ([]string, error)
+}
+
 // Options are the per-episode settings of POST /v1/envs.
 type Options struct {
 	Seed       int64

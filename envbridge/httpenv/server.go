@@ -112,6 +112,15 @@ func NewServer(reg Registry, opts ServerOptions) *Server {
 	}
 	mux.HandleFunc("/", s.notFound)
 	s.mux = mux
+	if c, ok := reg.(StaleCleaner); ok {
+		removed, err := c.CleanStale()
+		if len(removed) > 0 {
+			s.logf("removed %d stale workspace(s) left by dead environment processes: %v", len(removed), removed)
+		}
+		if err != nil {
+			s.logf("cleaning stale workspaces: %v", err)
+		}
+	}
 	go s.reaper()
 	return s
 }

@@ -99,7 +99,7 @@ func New(task *Task, opts Options) (*Env, error) {
 		opts.Now = time.Now
 	}
 	if opts.WorkRoot == "" {
-		opts.WorkRoot = filepath.Join(os.TempDir(), "smtrain-work")
+		opts.WorkRoot = defaultWorkRoot()
 	}
 	if err := os.MkdirAll(opts.WorkRoot, 0o755); err != nil {
 		return nil, fmt.Errorf("local env: %w", err)
@@ -232,15 +232,13 @@ func (e *Env) resetState() {
 
 func (e *Env) newWorkspace() error {
 	if e.workspace != "" && !e.opts.KeepWorkspace {
-		os.RemoveAll(e.workspace)
+		sandbox.RemoveWorkspace(e.workspace)
 	}
-	ws, err := os.MkdirTemp(e.opts.WorkRoot, e.task.Name+"-ws-")
+	// Mode 0777 (the sandbox may run agent code under another uid), with
+	// the byte and file quota of e.opts.Sandbox where it can be mounted.
+	ws, _, err := e.opts.Sandbox.NewWorkspace(e.opts.WorkRoot, e.task.Name+"-ws-")
 	if err != nil {
-		return fmt.Errorf("local env: workspace: %w", err)
-	}
-	// The sandbox may run agent code under another uid: let it in.
-	if err := os.Chmod(ws, 0o777); err != nil {
-		return fmt.Errorf("local env: workspace: %w", err)
+		return fmt.Errorf("local env: %w", err)
 	}
 	if err := os.Mkdir(filepath.Join(ws, "output"), 0o777); err != nil {
 		return fmt.Errorf("local env: workspace: %w", err)
@@ -704,7 +702,7 @@ func (e *Env) Close() error {
 	}
 	e.closed = true
 	if !e.opts.KeepWorkspace && e.workspace != "" {
-		os.RemoveAll(e.workspace)
+		sandbox.RemoveWorkspace(e.workspace)
 	}
 	if e.tmpRun {
 		os.RemoveAll(e.opts.RunDir)

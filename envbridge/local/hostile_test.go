@@ -1,13 +1,20 @@
 package local
 
 import (
+	"bufio"
+	"fmt"
 	"os"
+	osexec "os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"smtrain/envbridge"
+	"smtrain/envbridge/httpenv"
+	"smtrain/envbridge/sandbox"
 )
 
 // hostileEnv is a local env on loan-default with the real sandbox.
@@ -225,4 +232,140 @@ func TestHardLinksCannotCross(t *testing.T) {
 	if strings.Contains(fb, "LINKED") || strings.Count(fb, "EXDEV") != 4 {
 		t.Fatalf("hard links across mounts:\n%s", fb)
 	}
+}
+
+// TestWorkspaceQuota: writes past the workspace's byte quota and files
+// past its file quota fail inside the sandbox with ENOSPC (the old code
+// let 8 x 256 MB fill the host disk), the env keeps serving, and Close
+// unmounts and removes the workspace.
+func TestWorkspaceQuota(t *testing.T) {
+	root := workRoot(t)
+	env, _ := hostileEnv(t, Options{WorkRoot: root, Sandbox: sandbox.Config{Timeout: 20 * time.Second,
+		WorkspaceBytes: 8 << 20, WorkspaceFiles: 300}})
+	ws := env.Workspace()
+	if !isMount(ws) {
+		env.Close()
+		t.Skip("SKIP: this process cannot mount a tmpfs (not root or no CAP_SYS_ADMIN): workspaces have no quota here")
+	}
+	code := "import os, errno\nos.chdir(" + pyStr(env.outputPath()) + ")\n" +
+		"def fill(name, n):\n    try:\n        with open(name, 'wb') as f:\n            for _ in range(n):\n                f.write(b'x' * (1 << 20))\n" +
+		"        print(name, 'written')\n    except OSError as e:\n        print(name, errno.errorcode[e.errno])\n" +
+		"for i in range(4):\n    fill('big%d' % i, 4)\n" +
+		"made = 0\ntry:\n    for i in range(2000):\n        open('f%d' % i, 'w').close()\n        made += 1\nexcept OSError as e:\n    print('files', made, errno.errorcode[e.errno])\n"
+	t0 := time.Now()
+	res := step(t, env, envbridge.Action{Name: envbridge.ActValidateCode, Params: map[string]any{"code": code}})
+	fb := envbridge.FeedbackText(res.Obs)
+	t.Logf("fill run: %v\n%s", time.Since(t0).Round(time.Millisecond), fb)
+	if !strings.Contains(fb, "big0 written") || !strings.Contains(fb, "ENOSPC") || strings.Contains(fb, "big3 written") ||
+		!strings.Contains(fb, "files ") || strings.Contains(fb, "files 2000") {
+		t.Fatalf("quota not enforced:\n%s", fb)
+	}
+	var st unix.Statfs_t
+	if err := unix.Statfs(ws, &st); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("workspace after the run: %d of %d bytes used, %d of %d inodes used",
+		(st.Blocks-st.Bfree)*uint64(st.Bsize), st.Blocks*uint64(st.Bsize), st.Files-st.Ffree, st.Files)
+	// Free some room and the env serves a regular submission.
+	res = step(t, env, exec("import os, glob\nfor p in glob.glob(os.path.join("+pyStr(env.outputPath())+", '*')):\n    os.remove(p)\n"+goodSubmission(env)))
+	if res.Obs["action_status"] != "SUCCESS" || res.Reward <= 0 {
+		t.Fatalf("after the quota run: %v\n%s", res.Reward, envbridge.FeedbackText(res.Obs))
+	}
+	env.Close()
+	if isMount(ws) {
+		t.Fatal("workspace still mounted after Close")
+	}
+	if ents, _ := os.ReadDir(root); len(ents) != 0 {
+		t.Fatalf("left in the work root after Close: %v", ents)
+	}
+}
+
+// isMount reports whether dir is a mount point.
+func isMount(dir string) bool {
+	var a, b unix.Stat_t
+	if unix.Stat(dir, &a) != nil || unix.Stat(filepath.Dir(dir), &b) != nil {
+		return false
+	}
+	return a.Dev != b.Dev
+}
+
+// TestServerCleansStaleWorkspaces: an environment process killed with
+// SIGKILL leaves its workspace (and quota mount) behind; a server started
+// on the same work root removes it, and leaves the workspace of a live
+// environment alone.
+func TestServerCleansStaleWorkspaces(t *testing.T) {
+	task := builtinTask(t, "flower-species")
+	root := workRoot(t)
+	cmd := osexec.Command(os.Args[0], "-test.run=^TestHelperEnvOwner$", "-test.v")
+	cmd.Env = append(os.Environ(), "SMTRAIN_HELPER_WORKROOT="+root, "SMTRAIN_HELPER_TASK="+task.Dir)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var stale string
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		if ws, ok := strings.CutPrefix(sc.Text(), "WORKSPACE "); ok {
+			stale = ws
+			break
+		}
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	if stale == "" {
+		t.Fatal("helper did not report its workspace")
+	}
+	if _, err := os.Stat(stale); err != nil {
+		t.Fatalf("the killed process's workspace is already gone: %v", err)
+	}
+	live, err := New(task, Options{WorkRoot: root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer live.Close()
+	if _, _, err := live.Reset(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	reg, err := NewDirRegistry(task.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg.WorkRoot = root
+	var logs []string
+	srv := httpenv.NewServer(reg, httpenv.ServerOptions{Logf: func(f string, a ...any) { logs = append(logs, fmt.Sprintf(f, a...)) }})
+	defer srv.Close()
+	if _, err := os.Lstat(stale); !os.IsNotExist(err) || isMount(stale) {
+		t.Fatalf("stale workspace %s not removed at server start: %v (logs %q)", filepath.Base(stale), err, logs)
+	}
+	if _, err := os.Stat(filepath.Join(live.Workspace(), "output")); err != nil {
+		t.Fatalf("a live workspace was removed: %v", err)
+	}
+	if len(logs) != 1 || !strings.Contains(logs[0], "removed 1 stale workspace(s)") {
+		t.Fatalf("server log: %q", logs)
+	}
+	t.Log(logs[0])
+}
+
+// TestHelperEnvOwner is the process killed by TestServerCleansStaleWorkspaces.
+func TestHelperEnvOwner(t *testing.T) {
+	root := os.Getenv("SMTRAIN_HELPER_WORKROOT")
+	if root == "" {
+		t.Skip("helper process only")
+	}
+	task, err := LoadTask(os.Getenv("SMTRAIN_HELPER_TASK"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, err := New(task, Options{WorkRoot: root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := env.Reset(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	fmt.Println("WORKSPACE " + env.Workspace())
+	time.Sleep(time.Minute)
 }

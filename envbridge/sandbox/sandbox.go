@@ -86,6 +86,11 @@ type Config struct {
 	// Isolation is "auto" (default: bwrap if usable, else the fallback with
 	// a loud warning), "bwrap" (fail if unusable) or "none".
 	Isolation string
+	// WorkspaceBytes and WorkspaceFiles are the quota of a workspace made
+	// by NewWorkspace (defaults 1 GiB and 50,000 files): its size-limited
+	// tmpfs, when this process may mount one.
+	WorkspaceBytes int64
+	WorkspaceFiles int64
 }
 
 // Bind is a read-only bind of a host path into the sandbox.
@@ -179,6 +184,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Isolation == "" {
 		c.Isolation = IsolationAuto
+	}
+	if c.WorkspaceBytes <= 0 {
+		c.WorkspaceBytes = DefaultWorkspaceBytes
+	}
+	if c.WorkspaceFiles <= 0 {
+		c.WorkspaceFiles = DefaultWorkspaceFiles
 	}
 	return c
 }
