@@ -167,16 +167,19 @@ func (l *Loader) batchSeqs(epoch, index int, order [][]int) ([]*ActionSeq, error
 	ids := order[index]
 	rng := rngFor(l.Seed, uint64(epoch), uint64(index)+1)
 	seqs := make([]*ActionSeq, len(ids))
-	var err error
 	for k, i := range ids {
-		s := l.Seqs[i]
-		if l.Augment != nil {
-			s, err = Augment(s, *l.Augment, rng)
-			if err != nil {
-				return nil, fmt.Errorf("loader: sequence %d: %w", i, err)
-			}
+		seqs[k] = l.Seqs[i]
+	}
+	var err error
+	if l.Augment != nil {
+		// one stream in batch order (AugmentBatch is Augment per sequence
+		// for every kind but policy noise)
+		if seqs, err = AugmentBatch(seqs, *l.Augment, rng); err != nil {
+			return nil, fmt.Errorf("loader: batch %d of epoch %d: %w", index, epoch, err)
 		}
-		s, _, err = Truncate(s, l.T)
+	}
+	for k, i := range ids {
+		s, _, err := Truncate(seqs[k], l.T)
 		if err != nil {
 			return nil, fmt.Errorf("loader: sequence %d: %w", i, err)
 		}

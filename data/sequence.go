@@ -3,7 +3,9 @@ package data
 import (
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
+	"slices"
 )
 
 // ItemKind says what an item of an action sequence is.
@@ -449,22 +451,162 @@ const (
 	NoiseRandom NoiseKind = "random"
 	// NoiseGroundTruth draws a token from elsewhere in the same sequence.
 	NoiseGroundTruth NoiseKind = "ground-truth"
+	// NoiseUnigram draws from the frequencies of the tokens the expert
+	// writes (the ordinary tokens at action positions of the training
+	// data, AugmentOptions.Unigram), excluding the expert token.
+	NoiseUnigram NoiseKind = "unigram"
+	// NoisePolicy draws from the current policy's own next-token
+	// distribution at the position (AugmentOptions.Policy, at temperature
+	// AugmentOptions.Temperature) over the ordinary tokens, excluding the
+	// expert token: the mistakes the policy itself is likely to make.
+	NoisePolicy NoiseKind = "policy"
 )
+
+// NoiseKinds lists the noise kinds in documentation order.
+var NoiseKinds = []NoiseKind{NoiseRandom, NoiseGroundTruth, NoiseUnigram, NoisePolicy}
+
+// ParseNoiseKind checks a noise kind name ("" is random).
+func ParseNoiseKind(s string) (NoiseKind, error) {
+	if s == "" {
+		return NoiseRandom, nil
+	}
+	for _, k := range NoiseKinds {
+		if string(k) == s {
+			return k, nil
+		}
+	}
+	return "", fmt.Errorf("unknown noise kind %q (want random, ground-truth, unigram or policy)", s)
+}
+
+// TokenDist is a discrete distribution over token ids: Toks[i] has weight
+// W[i] (>= 0, not necessarily normalised).
+type TokenDist struct {
+	Toks []int32
+	W    []float64
+}
+
+// Draw samples a token other than exclude with probability proportional to
+// its weight; false when no other token has positive weight.
+func (d *TokenDist) Draw(exclude int32, rng *rand.Rand) (int32, bool) {
+	if d == nil {
+		return 0, false
+	}
+	total := 0.0
+	for i, t := range d.Toks {
+		if t != exclude {
+			total += d.W[i]
+		}
+	}
+	if !(total > 0) {
+		return 0, false
+	}
+	u := rng.Float64() * total
+	last := int32(-1)
+	for i, t := range d.Toks {
+		if t == exclude || !(d.W[i] > 0) {
+			continue
+		}
+		last = t
+		if u -= d.W[i]; u < 0 {
+			return t, true
+		}
+	}
+	return last, last >= 0 // rounding: the last positive-weight token
+}
+
+// ActionUnigram counts the ordinary tokens at action positions of seqs
+// (the tokens an expert writes; specials and <bkspc> excluded), in token
+// order: the distribution of unigram noise.
+func ActionUnigram(seqs []*ActionSeq, sp Specials) *TokenDist {
+	counts := map[int32]float64{}
+	for _, s := range seqs {
+		for _, it := range s.Items {
+			if it.Kind == KindAction && it.Tok != s.Bkspc && !sp.IsSpecial(it.Tok) {
+				counts[it.Tok]++
+			}
+		}
+	}
+	d := &TokenDist{}
+	for t := range counts {
+		d.Toks = append(d.Toks, t)
+	}
+	slices.Sort(d.Toks)
+	for _, t := range d.Toks {
+		d.W = append(d.W, counts[t])
+	}
+	return d
+}
+
+// NoiseQuery asks for the policy's next-token logits before item Item of
+// sequence Seq (an index into the slice given to AugmentBatch).
+type NoiseQuery struct{ Seq, Item int }
+
+// PolicyLogits returns, for each query, the policy's logits (vocabulary
+// size) at the state before the queried action of the clean sequence. The
+// slices may alias a buffer that is valid until the next call.
+type PolicyLogits func(seqs []*ActionSeq, qs []NoiseQuery) ([][]float32, error)
+
+// drawPolicy samples a token from softmax(logits/temp) restricted to the
+// ordinary tokens other than exclude; false when there is none.
+func drawPolicy(logits []float32, temp float64, exclude int32, sp Specials, rng *rand.Rand) (int32, bool) {
+	mx := math.Inf(-1)
+	for i, l := range logits {
+		if int32(i) != exclude && !sp.IsSpecial(int32(i)) && float64(l) > mx {
+			mx = float64(l)
+		}
+	}
+	if math.IsInf(mx, -1) || math.IsNaN(mx) {
+		return 0, false
+	}
+	total := 0.0
+	for i, l := range logits {
+		if int32(i) != exclude && !sp.IsSpecial(int32(i)) {
+			total += math.Exp((float64(l) - mx) / temp)
+		}
+	}
+	if !(total > 0) || math.IsInf(total, 0) {
+		return 0, false
+	}
+	u := rng.Float64() * total
+	last := int32(-1)
+	for i, l := range logits {
+		if int32(i) == exclude || sp.IsSpecial(int32(i)) {
+			continue
+		}
+		w := math.Exp((float64(l) - mx) / temp)
+		if w > 0 {
+			last = int32(i)
+		}
+		if u -= w; u < 0 {
+			return int32(i), true
+		}
+	}
+	return last, last >= 0
+}
 
 // AugmentOptions configure noise+backspace augmentation (DESIGN 3.2).
 type AugmentOptions struct {
 	// Eta is the probability of inserting "noise <bkspc>" before each
 	// expert action, in [0, 1] (0 inserts nothing; DefaultEta is 0.05).
 	Eta float64
-	// Kind is NoiseRandom (default) or NoiseGroundTruth.
+	// Kind is NoiseRandom (default), NoiseGroundTruth, NoiseUnigram or
+	// NoisePolicy (AugmentBatch only).
 	Kind NoiseKind
 	// NoiseAsAction trains the noise transitions too (default false).
 	NoiseAsAction bool
 	// Vocab are the ordinary token ids random noise is drawn from
 	// (Tokenizer.OrdinaryIDs); also the fallback of ground-truth noise.
 	Vocab []int32
-	// Specials of the vocabulary (ground-truth noise never draws them).
+	// Specials of the vocabulary (ground-truth, unigram and policy noise
+	// never draw them).
 	Specials Specials
+	// Unigram is the distribution of unigram noise (ActionUnigram of the
+	// training data).
+	Unigram *TokenDist
+	// Policy supplies the logits of policy noise (AugmentBatch only).
+	Policy PolicyLogits
+	// Temperature of policy noise (0 means 1).
+	Temperature float64
 }
 
 // DefaultEta is the default augmentation rate.
@@ -483,15 +625,17 @@ func Augment(s *ActionSeq, opt AugmentOptions, rng *rand.Rand) (*ActionSeq, erro
 	if !(eta >= 0 && eta <= 1) {
 		return nil, fmt.Errorf("noise rate %g not in [0, 1]", eta)
 	}
-	kind := opt.Kind
-	if kind == "" {
-		kind = NoiseRandom
+	kind, err := ParseNoiseKind(string(opt.Kind))
+	if err != nil {
+		return nil, err
 	}
-	if kind != NoiseRandom && kind != NoiseGroundTruth {
-		return nil, fmt.Errorf("unknown noise kind %q (want random or ground-truth)", kind)
-	}
-	if kind == NoiseRandom && len(opt.Vocab) == 0 && eta > 0 {
+	switch {
+	case kind == NoisePolicy:
+		return nil, errors.New("policy noise needs the batch's policy logits: use AugmentBatch")
+	case kind == NoiseRandom && len(opt.Vocab) == 0 && eta > 0:
 		return nil, errors.New("random noise needs a vocabulary (AugmentOptions.Vocab)")
+	case kind == NoiseUnigram && opt.Unigram == nil && eta > 0:
+		return nil, errors.New("unigram noise needs the action-token distribution (AugmentOptions.Unigram)")
 	}
 	out := s.Clone()
 	out.NoiseAsAction = opt.NoiseAsAction
@@ -515,6 +659,9 @@ func Augment(s *ActionSeq, opt AugmentOptions, rng *rand.Rand) (*ActionSeq, erro
 		}
 	}
 	draw := func(j int) (int32, bool) {
+		if kind == NoiseUnigram {
+			return opt.Unigram.Draw(s.Items[j].Tok, rng)
+		}
 		useRandom := kind == NoiseRandom || len(pool) < 2
 		for try := 0; try < 16; try++ {
 			var n int32
@@ -543,6 +690,84 @@ func Augment(s *ActionSeq, opt AugmentOptions, rng *rand.Rand) (*ActionSeq, erro
 			}
 		}
 		out.Items = append(out.Items, it)
+	}
+	return out, nil
+}
+
+// AugmentBatch augments seqs with one random stream, in order. For every
+// kind but policy it is Augment applied to each sequence in turn (the same
+// draws). Policy noise first decides every sequence's noise positions (one
+// draw per expert action, probability Eta), then asks opt.Policy once for
+// the logits at all of them (one forward of the clean sequences), then
+// draws each noise token from the policy's distribution at temperature
+// opt.Temperature over the ordinary tokens other than the expert token (a
+// position where no such token has positive probability gets no noise).
+// Deterministic given rng and the policy.
+func AugmentBatch(seqs []*ActionSeq, opt AugmentOptions, rng *rand.Rand) ([]*ActionSeq, error) {
+	kind, err := ParseNoiseKind(string(opt.Kind))
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*ActionSeq, len(seqs))
+	if kind != NoisePolicy {
+		for i, s := range seqs {
+			if out[i], err = Augment(s, opt, rng); err != nil {
+				return nil, fmt.Errorf("sequence %d: %w", i, err)
+			}
+		}
+		return out, nil
+	}
+	eta := opt.Eta
+	if !(eta >= 0 && eta <= 1) {
+		return nil, fmt.Errorf("noise rate %g not in [0, 1]", eta)
+	}
+	temp := opt.Temperature
+	if temp == 0 {
+		temp = 1
+	}
+	if !(temp > 0) || math.IsInf(temp, 0) {
+		return nil, fmt.Errorf("policy noise temperature %g must be positive", temp)
+	}
+	var qs []NoiseQuery
+	for i, s := range seqs {
+		for j, it := range s.Items {
+			if it.Kind == KindAction && it.Tok != s.Bkspc && eta > 0 && rng.Float64() < eta {
+				qs = append(qs, NoiseQuery{Seq: i, Item: j})
+			}
+		}
+	}
+	noise := map[NoiseQuery]int32{}
+	if len(qs) > 0 {
+		if opt.Policy == nil {
+			return nil, errors.New("policy noise needs the policy (AugmentOptions.Policy)")
+		}
+		logits, err := opt.Policy(seqs, qs)
+		if err != nil {
+			return nil, fmt.Errorf("policy noise: %w", err)
+		}
+		if len(logits) != len(qs) {
+			return nil, fmt.Errorf("policy noise: %d logit rows for %d positions", len(logits), len(qs))
+		}
+		for k, q := range qs {
+			if logits[k] == nil {
+				continue // the policy could not score this position (sequence too long)
+			}
+			if n, ok := drawPolicy(logits[k], temp, seqs[q.Seq].Items[q.Item].Tok, opt.Specials, rng); ok {
+				noise[q] = n
+			}
+		}
+	}
+	for i, s := range seqs {
+		o := s.Clone()
+		o.NoiseAsAction = opt.NoiseAsAction
+		o.Items = o.Items[:0]
+		for j, it := range s.Items {
+			if n, ok := noise[NoiseQuery{Seq: i, Item: j}]; ok {
+				o.Items = append(o.Items, Item{n, KindNoise}, Item{s.Bkspc, KindAction})
+			}
+			o.Items = append(o.Items, it)
+		}
+		out[i] = o
 	}
 	return out, nil
 }

@@ -31,7 +31,8 @@ type Config struct {
 	MinReward     float64  `json:"min_reward" help:"keep only episodes whose final score is at least this (NaN/unset = keep all)"`
 	SkipBad       bool     `json:"skip_bad" help:"report and skip malformed episodes instead of failing"`
 	Eta           float64  `json:"eta" help:"noise+backspace augmentation rate (objectives other than mle)"`
-	NoiseKind     string   `json:"noise_kind" help:"noise kind: random or ground-truth"`
+	NoiseKind     string   `json:"noise_kind" help:"noise kind: random (uniform over ordinary tokens), ground-truth (a token from elsewhere in the sequence), unigram (frequencies of the expert's action tokens) or policy (the current policy's next-token distribution)"`
+	NoiseTemp     float64  `json:"noise_temperature" help:"temperature of policy noise"`
 	NoiseAsAction bool     `json:"noise_as_action" help:"train the noise token as an action (DESIGN 3.2)"`
 	SeqMode       string   `json:"seq_mode" help:"training sequences: auto (episode when it fits n_positions, else turn), episode (one per episode; a long one keeps only its last turns that fit n_positions) or turn (one per assistant turn with the earlier history as its prompt; every action is trained)"`
 
@@ -44,6 +45,13 @@ type Config struct {
 	ArithOps    string `json:"arith_ops" help:"arithmetic operations: add, sub or mixed"`
 	ArithTrain  int    `json:"arith_train" help:"number of training questions"`
 	ArithTest   int    `json:"arith_test" help:"number of held-out questions"`
+	ArithRev    bool   `json:"arith_reversed" help:"write arithmetic answers least significant digit first"`
+
+	// String tasks (compare -task copy, sort or reverse; question counts
+	// from arith_train and arith_test).
+	StrMinLen   int    `json:"str_min_len" help:"shortest input string of the copy/sort/reverse tasks"`
+	StrMaxLen   int    `json:"str_max_len" help:"longest input string of the copy/sort/reverse tasks"`
+	StrAlphabet string `json:"str_alphabet" help:"alphabet of the copy/sort/reverse tasks"`
 
 	// Model.
 	NLayer     int    `json:"n_layer" help:"transformer layers"`
@@ -125,10 +133,12 @@ func DefaultConfig() Config {
 		MinReward:   negInf,
 		Eta:         0.05,
 		NoiseKind:   "random",
+		NoiseTemp:   1,
 		SeqMode:     SeqAuto,
 
 		DojoEpisodes: 24,
 		ArithDigits:  2, ArithBase: 10, ArithOps: "mixed", ArithTrain: 5000, ArithTest: 500,
+		StrMinLen: 3, StrMaxLen: 6, StrAlphabet: "abcdefgh",
 
 		NLayer: 2, NHead: 2, NEmbd: 64, NPositions: 256,
 
@@ -187,8 +197,12 @@ func (c Config) Validate() error {
 		return bad("val_fraction", "must be in [0, 1), got %g", c.ValFraction)
 	case !(c.Eta >= 0 && c.Eta < 1):
 		return bad("eta", "must be in [0, 1), got %g", c.Eta)
-	case c.NoiseKind != "random" && c.NoiseKind != "ground-truth":
-		return bad("noise_kind", "must be random or ground-truth, got %q", c.NoiseKind)
+	case c.NoiseKind != "random" && c.NoiseKind != "ground-truth" && c.NoiseKind != "unigram" && c.NoiseKind != "policy":
+		return bad("noise_kind", "must be random, ground-truth, unigram or policy, got %q", c.NoiseKind)
+	case !(c.NoiseTemp > 0) || c.NoiseTemp > 1e6:
+		return bad("noise_temperature", "must be positive, got %g", c.NoiseTemp)
+	case c.StrMinLen < 1 || c.StrMaxLen < c.StrMinLen || c.StrMaxLen > 64:
+		return bad("str_min_len", "string task lengths must satisfy 1 <= str_min_len <= str_max_len <= 64, got %d, %d", c.StrMinLen, c.StrMaxLen)
 	case c.SeqMode != SeqEpisode && c.SeqMode != SeqTurn && c.SeqMode != SeqAuto:
 		return bad("seq_mode", "must be %s, %s or %s, got %q", SeqAuto, SeqEpisode, SeqTurn, c.SeqMode)
 	case c.NLayer <= 0 || c.NHead <= 0 || c.NEmbd <= 0 || c.NEmbd%c.NHead != 0:
@@ -217,8 +231,8 @@ func (c Config) Validate() error {
 		return bad("out", "must not be empty")
 	case c.DojoEpisodes <= 0:
 		return bad("dojo_episodes", "must be positive, got %d", c.DojoEpisodes)
-	case c.Task != "" && c.Task != "arith" && c.Task != "dojo":
-		return bad("task", "must be arith or dojo, got %q", c.Task)
+	case c.Task != "" && c.Task != "arith" && c.Task != "dojo" && c.Task != "copy" && c.Task != "sort" && c.Task != "reverse":
+		return bad("task", "must be arith, dojo, copy, sort or reverse, got %q", c.Task)
 	case c.ConfigSchema != ConfigSchema:
 		return bad("config_schema", "unsupported version %d (this smtrain writes %d)", c.ConfigSchema, ConfigSchema)
 	}
@@ -327,7 +341,7 @@ func BindFlags(fs *flag.FlagSet) *FlagBinding {
 			defStr = ""
 		}
 		if f.Type.Kind() == reflect.Bool {
-			fs.Var(&boolFlag{b: b, key: k}, k, usage)
+			fs.Var(&boolFlag{b: b, key: k, def: defStr}, k, usage)
 			continue
 		}
 		fs.Var(&strFlag{b: b, key: k, def: defStr, repeat: f.Type.Kind() == reflect.Slice}, k, usage)
@@ -364,13 +378,17 @@ func (s *strFlag) Set(v string) error {
 type boolFlag struct {
 	b   *FlagBinding
 	key string
+	def string
 }
 
 func (f *boolFlag) String() string {
 	if f == nil || f.b == nil {
 		return "false"
 	}
-	return f.b.set[f.key]
+	if v, ok := f.b.set[f.key]; ok {
+		return v
+	}
+	return f.def
 }
 func (f *boolFlag) Set(v string) error {
 	if _, err := strconv.ParseBool(v); err != nil {

@@ -21,6 +21,9 @@ type Evaluator struct {
 	params   *model.Params
 	obj, mle objective.Objective
 	graphs   map[[2]int]*fwdGraph
+	// unigram is the training data's action-token distribution (unigram
+	// noise); nil: that of the sequences being scored.
+	unigram *data.TokenDist
 }
 
 // NewEvaluator checks that p and tok belong together and that cfg is
@@ -131,11 +134,6 @@ func compileSeqs(seqs []*data.ActionSeq, T int) (*data.Batch, error) {
 	return data.Compile(seqs, bucketLen(longest, T))
 }
 
-func augmentOptions(cfg Config, tok *data.Tokenizer) *data.AugmentOptions {
-	return &data.AugmentOptions{Eta: cfg.Eta, Kind: data.NoiseKind(cfg.NoiseKind), NoiseAsAction: cfg.NoiseAsAction,
-		Vocab: tok.OrdinaryIDs(), Specials: tok.Specials()}
-}
-
 func (e *Evaluator) fwdGraphFor(B, T int) (*fwdGraph, error) {
 	key := [2]int{B, T}
 	if g, ok := e.graphs[key]; ok {
@@ -200,13 +198,11 @@ func (e *Evaluator) Evaluate(seqs []*data.ActionSeq, maxBatches int, lambda floa
 				obj = e.obj
 				if e.obj.Augmented() && e.cfg.Eta > 0 {
 					rng := rand.New(rand.NewPCG(uint64(e.cfg.Seed), uint64(0xe7a1+s)))
-					for i, q := range cur {
-						a, err := data.Augment(q, *augmentOptions(e.cfg, e.tok), rng)
-						if err != nil {
-							return res, err
-						}
-						cur[i] = a
+					a, err := data.AugmentBatch(cur, *e.noiseOptions(seqs), rng)
+					if err != nil {
+						return res, err
 					}
+					cur = a
 				}
 			}
 			b, err := compileSeqs(cur, e.cfg.NPositions)

@@ -55,6 +55,7 @@ type Trainer struct {
 	val     []*data.ActionSeq
 	replay  *data.ReplayBuffer
 	prompts [][]int32
+	refs    refIndex // expert answers per prompt (replay diagnostics)
 
 	graphs map[[2]int]*stepGraph
 	ev     *Evaluator
@@ -182,9 +183,6 @@ func New(cfg Config, in Inputs, resume bool, console io.Writer) (*Trainer, error
 	}
 	t.train = &data.Loader{Seqs: t.trainSq, BatchSize: cfg.BatchSize, T: T, Seed: uint64(cfg.Seed),
 		BucketBatches: 8, DropLast: true}
-	if t.obj.Augmented() && cfg.Eta > 0 {
-		t.train.Augment = t.augmentOptions()
-	}
 	for _, s := range t.trainSq {
 		t.prompts = append(t.prompts, s.Prompt)
 	}
@@ -219,6 +217,10 @@ func New(cfg Config, in Inputs, resume bool, console io.Writer) (*Trainer, error
 		return nil, fmt.Errorf("model context %d is shorter than n_positions %d", t.params.Cfg.NPositions, T)
 	}
 	t.ev = newEvaluator(t.cfg, t.params, t.tok, t.obj, t.mle)
+	if t.obj.Augmented() && cfg.Eta > 0 {
+		t.ev.unigram = data.ActionUnigram(t.trainSq, t.tok.Specials())
+		t.train.Augment = t.ev.noiseOptions(t.trainSq)
+	}
 	t.opt, err = NewAdamWFor32(AdamWConfig{LR: cfg.LR, Beta1: cfg.Beta1, Beta2: cfg.Beta2, Eps: cfg.Eps, WeightDecay: cfg.WeightDecay}, t.params)
 	if err != nil {
 		return nil, err
@@ -282,8 +284,6 @@ func episodeTexts(eps []data.Episode) []string {
 	}
 	return out
 }
-
-func (t *Trainer) augmentOptions() *data.AugmentOptions { return augmentOptions(t.cfg, t.tok) }
 
 // restore loads optimizer, state and replay buffer from a checkpoint.
 func (t *Trainer) restore(ck string) error {
@@ -749,8 +749,12 @@ func (t *Trainer) refreshReplay(ctx context.Context) error {
 		}
 		bk += r.NumBkspc
 	}
-	return t.metrics.write(Event{Step: t.st.Step, Split: "replay", ElapsedS: t.elapsedS(), Extra: map[string]any{
-		"generations": len(res), "buffer": t.replay.Len(), "backspaces": bk, "hit_cap": st.HitCap, "tokens_per_s": st.TokensPerSec}})
+	extra := map[string]any{
+		"generations": len(res), "buffer": t.replay.Len(), "backspaces": bk, "hit_cap": st.HitCap, "tokens_per_s": st.TokensPerSec}
+	for k, v := range t.replayDiag(res) {
+		extra[k] = v
+	}
+	return t.metrics.write(Event{Step: t.st.Step, Split: "replay", ElapsedS: t.elapsedS(), Extra: extra})
 }
 
 // checkpoint writes OUT/ckpt-%08d/ and prunes old ones.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -89,7 +90,7 @@ func compareDefaults() train.Config {
 
 func runCompare(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := cmdCompare.NewFlagSet(stderr)
-	taskF := fs.String("task", "arith", "arith, dojo or data:PATH")
+	taskF := fs.String("task", "arith", "arith, copy, sort, reverse, dojo or data:PATH")
 	objF := fs.String("objectives", "mle,bc,chi2mix", "comma-separated objectives")
 	seedsF := fs.String("seeds", "3", "number of seeds N (seeds 1..N) or a comma-separated list")
 	noiseF := fs.String("noise", "0,0.05,0.1", "comma-separated noise rates η")
@@ -167,7 +168,15 @@ func runCompare(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	case *taskF == "arith":
 		cfg.Task = "arith"
 		t, err := compare.NewArithTask(data.ArithConfig{Digits: cfg.ArithDigits, Base: cfg.ArithBase, Op: cfg.ArithOps,
-			NTrain: cfg.ArithTrain, NTest: cfg.ArithTest, Seed: 1}, *nval)
+			Reversed: cfg.ArithRev, NTrain: cfg.ArithTrain, NTest: cfg.ArithTest, Seed: 1}, *nval)
+		if err != nil {
+			return &UsageError{Err: err}
+		}
+		task = t
+	case slices.Contains(data.StringTaskKinds, *taskF):
+		cfg.Task = *taskF
+		t, err := compare.NewStringTask(data.StringTaskConfig{Kind: *taskF, MinLen: cfg.StrMinLen, MaxLen: cfg.StrMaxLen,
+			Alphabet: cfg.StrAlphabet, NTrain: cfg.ArithTrain, NTest: cfg.ArithTest, Seed: 1}, *nval)
 		if err != nil {
 			return &UsageError{Err: err}
 		}
@@ -200,7 +209,7 @@ func runCompare(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 		task = t
 	default:
-		return usagef("-task %q: want arith, dojo or data:PATH", *taskF)
+		return usagef("-task %q: want arith, copy, sort, reverse, dojo or data:PATH", *taskF)
 	}
 	spec := compare.Spec{Objectives: objs, Seeds: seeds, Noise: noise, Base: cfg, Out: *out,
 		Parallel: *parallel, Command: commandLine("smtrain compare", args), Log: stderr}

@@ -26,6 +26,9 @@ type ArithTask struct {
 	// BatchSize is the decode batch (fixed, so samples do not depend on
 	// scheduling).
 	BatchSize int
+	// Str, when its Kind is set, makes this the string task (copy, sort
+	// or reverse) of Str instead of arithmetic; Cfg is then unused.
+	Str data.StringTaskConfig
 }
 
 var _ Task = (*ArithTask)(nil)
@@ -33,11 +36,8 @@ var _ Task = (*ArithTask)(nil)
 // NewArithTask draws the splits: cfg.NTrain training, nval validation and
 // cfg.NTest test questions, pairwise disjoint, from cfg.Seed.
 func NewArithTask(cfg data.ArithConfig, nval int) (*ArithTask, error) {
-	if nval < 1 {
-		return nil, fmt.Errorf("arith: validation questions must be >= 1, got %d", nval)
-	}
-	if cfg.NTrain < 1 || cfg.NTest < 1 {
-		return nil, fmt.Errorf("arith: training and test questions must be >= 1 (got %d, %d)", cfg.NTrain, cfg.NTest)
+	if err := checkSplitSizes("arith", cfg.NTrain, nval, cfg.NTest); err != nil {
+		return nil, err
 	}
 	all := cfg
 	all.NTrain = cfg.NTrain + nval
@@ -52,11 +52,49 @@ func NewArithTask(cfg data.ArithConfig, nval int) (*ArithTask, error) {
 	return t, nil
 }
 
+func checkSplitSizes(task string, ntrain, nval, ntest int) error {
+	if nval < 1 {
+		return fmt.Errorf("%s: validation questions must be >= 1, got %d", task, nval)
+	}
+	if ntrain < 1 || ntest < 1 {
+		return fmt.Errorf("%s: training and test questions must be >= 1 (got %d, %d)", task, ntrain, ntest)
+	}
+	return nil
+}
+
+// NewStringTask draws the splits of a string task: cfg.NTrain training,
+// nval validation and cfg.NTest test questions, pairwise disjoint, from
+// cfg.Seed. It is scored like arithmetic (exact match, four decodings).
+func NewStringTask(cfg data.StringTaskConfig, nval int) (*ArithTask, error) {
+	if err := checkSplitSizes(cfg.Kind, cfg.NTrain, nval, cfg.NTest); err != nil {
+		return nil, err
+	}
+	all := cfg
+	all.NTrain = cfg.NTrain + nval
+	tr, te, err := data.StringTaskSplits(all)
+	if err != nil {
+		return nil, err
+	}
+	return &ArithTask{Str: cfg, NVal: nval, Train: tr[:cfg.NTrain], Val: tr[cfg.NTrain:], Test: te,
+		DecodeSeed: 0xa417e5a1, BatchSize: 50, MaxNew: cfg.MaxLen + 2}, nil
+}
+
 // Name implements Task.
-func (a *ArithTask) Name() string { return "arith" }
+func (a *ArithTask) Name() string {
+	if a.Str.Kind != "" {
+		return a.Str.Kind
+	}
+	return "arith"
+}
 
 // Describe implements Task.
 func (a *ArithTask) Describe() string {
+	if a.Str.Kind != "" {
+		return fmt.Sprintf("%s a string of %d-%d symbols over %q (question \"cab>\"); %d train / %d val / %d test questions (disjoint, data seed %d); "+
+			"answers decoded greedily (retry-block on) and at temperature 1 (retry-block off), each with <bkspc> allowed and masked, "+
+			"at most %d answer tokens and %d actions; an answer is correct when it ends with a stop token and its text equals the answer",
+			a.Str.Kind, a.Str.MinLen, a.Str.MaxLen, a.Str.Alphabet, len(a.Train), len(a.Val), len(a.Test), a.Str.Seed, a.MaxNew, 4*a.MaxNew)
+	}
 	order := "normal digit order"
 	if a.Cfg.Reversed {
 		order = "reversed answer digits"
@@ -69,12 +107,15 @@ func (a *ArithTask) Describe() string {
 
 // EvalKey implements Task.
 func (a *ArithTask) EvalKey() string {
-	return fmt.Sprintf("arith/v1 %+v nval=%d maxnew=%d seed=%d batch=%d", a.Cfg, a.NVal, a.MaxNew, a.DecodeSeed, a.BatchSize)
+	if a.Str.Kind != "" {
+		return fmt.Sprintf("str/v2 %+v nval=%d maxnew=%d seed=%d batch=%d", a.Str, a.NVal, a.MaxNew, a.DecodeSeed, a.BatchSize)
+	}
+	return fmt.Sprintf("arith/v2 %+v nval=%d maxnew=%d seed=%d batch=%d", a.Cfg, a.NVal, a.MaxNew, a.DecodeSeed, a.BatchSize)
 }
 
 // Inputs implements Task.
 func (a *ArithTask) Inputs() train.Inputs {
-	in := train.Inputs{Tokenizer: data.ArithTokenizer(), Describe: "arith " + a.Describe()}
+	in := train.Inputs{Tokenizer: data.ArithTokenizer(), Describe: a.Name() + " " + a.Describe()}
 	for _, p := range a.Train {
 		in.Train = append(in.Train, p.Episode())
 	}
@@ -103,10 +144,22 @@ func (a *ArithTask) Metrics() []Metric {
 		{Key: "acc_sample_nobk", Label: "acc T=1, no bkspc", Plot: true, Table: true},
 		{Key: "acc_greedy_bk", Label: "acc greedy, bkspc allowed", Plot: true, Table: true},
 		{Key: "acc_greedy_nobk", Label: "acc greedy, no bkspc", Plot: true, Table: true},
+		{Key: "bk_gain_sample", Label: "acc T=1, ⌫ allowed − masked", Table: true},
+		{Key: "bk_recall_sample", Label: "⌫ recall (T=1)", Table: true},
+		{Key: "false_bk_rate_sample", Label: "false-⌫ rate (T=1)", Table: true},
+		{Key: "bk_precision_sample", Label: "⌫ precision (T=1)", Table: true},
+		{Key: "corrections_sample", Label: "corrected answers (T=1)", Table: true},
+		{Key: "diverged_sample", Label: "answers that diverged (T=1)"},
+		{Key: "first_div_pos_sample", Label: "first divergence position (T=1)"},
+		{Key: "bk_gain_greedy", Label: "acc greedy, ⌫ allowed − masked"},
+		{Key: "bk_recall_greedy", Label: "⌫ recall (greedy)"},
+		{Key: "false_bk_rate_greedy", Label: "false-⌫ rate (greedy)"},
+		{Key: "bk_precision_greedy", Label: "⌫ precision (greedy)"},
+		{Key: "corrections_greedy", Label: "corrected answers (greedy)"},
 		{Key: "test_nll", Label: "test NLL", Table: true},
 		{Key: "test_ppl", Label: "test ppl"},
 		{Key: "bkspc_rate_sample", Label: "bkspc per action (T=1)", Table: true},
-		{Key: "bkspc_used_sample", Label: "answers using bkspc (T=1)", Table: true},
+		{Key: "bkspc_used_sample", Label: "answers using bkspc (T=1)"},
 		{Key: "bkspc_rate_greedy", Label: "bkspc per action (greedy)"},
 		{Key: "hit_cap_greedy_bk", Label: "greedy decodes at the action cap"},
 		{Key: "hit_cap_sample_bk", Label: "T=1 decodes at the action cap"},
@@ -214,6 +267,12 @@ func (a *ArithTask) Evaluate(ctx context.Context, t *train.Trainer, dir string) 
 					if md.greedy {
 						kind = "greedy"
 					}
+					d := DiagnoseAnswers(split.ps, rs, tok)
+					for k, v := range d.Metrics("_" + kind) {
+						if !math.IsNaN(v) { // undefined ratio (e.g. nothing diverged): no value
+							m[k] = v
+						}
+					}
 					m["bkspc_rate_"+kind] = float64(sc.Bkspc) / math.Max(1, float64(sc.Actions))
 					m["bkspc_used_"+kind] = float64(sc.UsedBkspc) / float64(sc.N)
 				}
@@ -221,7 +280,21 @@ func (a *ArithTask) Evaluate(ctx context.Context, t *train.Trainer, dir string) 
 			}
 		}
 	}
+	m["bk_gain_sample"] = m["acc_sample_bk"] - m["acc_sample_nobk"]
+	m["bk_gain_greedy"] = m["acc_greedy_bk"] - m["acc_greedy_nobk"]
 	return m, nil
+}
+
+// DiagnoseAnswers computes the backspace diagnostics (train.BkspcDiag) of
+// decoded answers against their problems' answers.
+func DiagnoseAnswers(ps []data.ArithProblem, rs []decode.Result, tok *data.Tokenizer) train.BkspcDiag {
+	var d train.BkspcDiag
+	stop := []int32{tok.EOSID(), tok.EndID()}
+	for i, r := range rs {
+		ref := tok.EncodeOrdinary(ps[i].Answer)
+		d.Add(r.Actions, [][]int32{ref}, tok.BkspcID(), stop)
+	}
+	return d
 }
 
 // options are the decode options of one mode: answers of at most MaxNew

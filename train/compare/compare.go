@@ -19,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	"smtrain/data"
 	"smtrain/internal/atomicfile"
 	"smtrain/objective"
 	"smtrain/train"
@@ -57,6 +58,8 @@ type Metric struct {
 
 // Spec is one comparison.
 type Spec struct {
+	// Objectives are objective names, optionally with a noise kind
+	// ("bc:policy", see SplitLabel): each label is its own row group.
 	Objectives []string
 	Seeds      []int64
 	// Noise are the noise (η) levels. Objectives that do not train on
@@ -112,13 +115,16 @@ type Counts struct {
 
 // Results is results.json.
 type Results struct {
-	Schema     int          `json:"schema"`
-	Task       string       `json:"task"`
-	Regime     string       `json:"regime"`
-	Command    string       `json:"command"`
-	Metrics    []Metric     `json:"metrics"`
-	Rows       []Row        `json:"rows"`
-	Summary    []Summary    `json:"summary"`
+	Schema  int       `json:"schema"`
+	Task    string    `json:"task"`
+	Regime  string    `json:"regime"`
+	Command string    `json:"command"`
+	Metrics []Metric  `json:"metrics"`
+	Rows    []Row     `json:"rows"`
+	Summary []Summary `json:"summary"`
+	// Paired are per-seed paired differences of the accuracy metrics
+	// (PairedDiffs; empty for tasks without them).
+	Paired     []Paired     `json:"paired,omitempty"`
 	WallS      float64      `json:"wall_s"`
 	Counts     Counts       `json:"counts"`
 	Parallel   int          `json:"parallel"`
@@ -145,6 +151,7 @@ type plannedRun struct {
 // RunName is the folder name of a run: objective, seed and, for objectives
 // trained on augmented data, the noise level.
 func RunName(obj string, seed int64, eta float64, augmented bool) string {
+	obj = strings.ReplaceAll(obj, ":", "-")
 	if !augmented {
 		return fmt.Sprintf("%s-s%d", obj, seed)
 	}
@@ -171,8 +178,15 @@ func (s *Spec) Validate() error {
 			return fmt.Errorf("objective %q listed twice", o)
 		}
 		seen[o] = true
-		if _, err := objective.New(o, s.Base.ObjectiveConfig()); err != nil {
+		name, kind, err := SplitLabel(o)
+		if err != nil {
 			return err
+		}
+		if _, err := objective.New(name, s.Base.ObjectiveConfig()); err != nil {
+			return err
+		}
+		if obj, _ := objective.New(name, s.Base.ObjectiveConfig()); kind != "" && !obj.Augmented() {
+			return fmt.Errorf("objective %q: %s does not train on noise, a noise kind makes no sense", o, name)
 		}
 	}
 	for _, x := range s.Noise {
@@ -193,7 +207,11 @@ func (s *Spec) plan() ([]plannedRun, []Row, error) {
 	for _, seed := range s.Seeds {
 		for _, eta := range s.Noise {
 			for _, o := range s.Objectives {
-				obj, err := objective.New(o, s.Base.ObjectiveConfig())
+				oname, kind, err := SplitLabel(o)
+				if err != nil {
+					return nil, nil, err
+				}
+				obj, err := objective.New(oname, s.Base.ObjectiveConfig())
 				if err != nil {
 					return nil, nil, err
 				}
@@ -202,7 +220,10 @@ func (s *Spec) plan() ([]plannedRun, []Row, error) {
 				if !byName[name] {
 					byName[name] = true
 					cfg := s.Base
-					cfg.Objective, cfg.Seed, cfg.Out = o, seed, filepath.Join(s.Out, "runs", name)
+					cfg.Objective, cfg.Seed, cfg.Out = oname, seed, filepath.Join(s.Out, "runs", name)
+					if kind != "" {
+						cfg.NoiseKind = kind
+					}
 					cfg.Progress, cfg.Threads = "off", 1
 					cfg.Eta = eta
 					if !aug {
@@ -218,6 +239,18 @@ func (s *Spec) plan() ([]plannedRun, []Row, error) {
 		}
 	}
 	return runs, rows, nil
+}
+
+// SplitLabel splits an objective label "name" or "name:kind" (kind a
+// noise kind: random, ground-truth, unigram or policy).
+func SplitLabel(label string) (name, kind string, err error) {
+	name, kind, _ = strings.Cut(label, ":")
+	if kind != "" {
+		if _, err := data.ParseNoiseKind(kind); err != nil {
+			return "", "", fmt.Errorf("objective %q: %w", label, err)
+		}
+	}
+	return name, kind, nil
 }
 
 // configKey is the config as compared on resume (progress, threads and
@@ -318,11 +351,22 @@ dispatch:
 		Metrics: task.Metrics(), Rows: rows, WallS: time.Since(start).Seconds(), Counts: counts, Parallel: s.Parallel,
 		Base: s.Base, Objectives: s.Objectives, Seeds: s.Seeds, Noise: s.Noise}
 	res.Summary = Summarise(rows, task.Metrics(), s.Objectives, s.Noise)
+	for _, m := range PairedMetrics {
+		for _, x := range task.Metrics() {
+			if x.Key == m {
+				res.Paired = append(res.Paired, PairedDiffs(rows, m, s.Objectives, s.Noise)...)
+			}
+		}
+	}
 	if err := WriteAll(s.Out, res); err != nil {
 		return nil, err
 	}
 	return res, nil
 }
+
+// PairedMetrics are the metrics whose paired differences results.json and
+// report.md show (when the task has them).
+var PairedMetrics = []string{"acc_sample_bk", "acc_greedy_bk", "acc_sample_nobk"}
 
 // WriteAll writes results.json, report.md and the plots of res to dir.
 func WriteAll(dir string, res *Results) error {

@@ -6,6 +6,7 @@ import (
 	"image/color"
 	"path/filepath"
 	"sort"
+	"strings"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -61,7 +62,7 @@ func WritePlots(dir string, res *Results) ([]string, error) {
 			}
 		}
 		p.Legend.Top = true
-		name := "loss_" + o + ".png"
+		name := "loss_" + strings.ReplaceAll(o, ":", "-") + ".png"
 		if err := savePNG(p, filepath.Join(dir, name)); err != nil {
 			return nil, err
 		}

@@ -57,6 +57,14 @@ func Report(res *Results, plots []string) string {
 	}
 	b.WriteString("\nRows of objectives that do not train on augmented data (mle) share one run per seed across noise levels.\n")
 
+	if len(res.Paired) > 0 {
+		b.WriteString("\n## Paired differences\n\nPer seed (same initialisation, data order and decoding streams), a − b; mean ± standard error over the seeds, and the seeds where a is higher.\n\n")
+		b.WriteString("| metric | noise η | a | b | a − b | n | seeds a higher |\n|---|---|---|---|---|---|---|\n")
+		for _, p := range res.Paired {
+			fmt.Fprintf(&b, "| %s | %g | %s | %s | %s | %d | %d/%d |\n", p.Metric, p.Noise, p.A, p.B, fmtStat(p.Stat), p.Stat.N, p.Higher, p.Stat.N)
+		}
+	}
+
 	if len(plots) > 0 {
 		b.WriteString("\n## Plots\n\n")
 		for _, p := range plots {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"slices"
 
 	"smtrain/train"
 )
@@ -140,6 +141,87 @@ func smooth(xs []float64, w int) []float64 {
 			sum -= xs[i-w]
 		}
 		out[i] = sum / float64(min(i+1, w))
+	}
+	return out
+}
+
+// Paired is a paired difference a − b of one metric across the seeds both
+// groups have.
+type Paired struct {
+	A      string  `json:"a"`
+	B      string  `json:"b"`
+	Noise  float64 `json:"noise"`
+	Metric string  `json:"metric"`
+	Stat   Stat    `json:"diff"`
+	Higher int     `json:"seeds_a_higher"`
+}
+
+// PairedDiff is the per-seed difference of metric between the rows of
+// objective labels a and b at noise level eta (same seed: same
+// initialisation, data order and decoding streams), its mean and standard
+// error over the seeds both have a value for, and how many seeds favour a.
+func PairedDiff(rows []Row, metric, a, b string, eta float64) Paired {
+	vals := func(o string) map[int64]float64 {
+		m := map[int64]float64{}
+		for _, r := range rows {
+			if r.Objective == o && r.Noise == eta {
+				if v, ok := r.Metrics[metric]; ok && !math.IsNaN(v) && !math.IsInf(v, 0) {
+					m[r.Seed] = v
+				}
+			}
+		}
+		return m
+	}
+	va, vb := vals(a), vals(b)
+	p := Paired{A: a, B: b, Noise: eta, Metric: metric}
+	var ds []float64
+	for _, r := range rows { // seed order of the rows
+		if r.Objective != a || r.Noise != eta {
+			continue
+		}
+		x, okA := va[r.Seed]
+		y, okB := vb[r.Seed]
+		if !okA || !okB {
+			continue
+		}
+		ds = append(ds, x-y)
+		if x > y {
+			p.Higher++
+		}
+	}
+	m, se, ok := MeanSE(ds)
+	p.Stat = Stat{Mean: m, N: len(ds)}
+	if ok {
+		p.Stat.SE = &se
+	}
+	return p
+}
+
+// PairedDiffs are the paired differences the report shows for metric: at
+// each noise level, every objective label against the first one, and each
+// "chi2mix…" label against the "bc…" label with the same noise kind.
+func PairedDiffs(rows []Row, metric string, objectives []string, noise []float64) []Paired {
+	var out []Paired
+	if len(objectives) < 2 {
+		return nil
+	}
+	for _, eta := range noise {
+		for _, o := range objectives[1:] {
+			out = append(out, PairedDiff(rows, metric, o, objectives[0], eta))
+		}
+		for _, o := range objectives {
+			name, kind, err := SplitLabel(o)
+			if err != nil || name == "bc" {
+				continue
+			}
+			bc := "bc"
+			if kind != "" {
+				bc += ":" + kind
+			}
+			if bc != objectives[0] && slices.Contains(objectives, bc) && name != "mle" {
+				out = append(out, PairedDiff(rows, metric, o, bc, eta))
+			}
+		}
 	}
 	return out
 }
