@@ -224,9 +224,9 @@ func (e *Env) evaluate(ws *safefs.Dir, rel, shown, code string) (omap, float64) 
 	if err != nil {
 		var inv *invalidSubmission
 		if errors.As(err, &inv) {
-			return mledojoError("InvalidSubmissionError", inv.msg, inv.details, causesInvalid), 0
+			return mledojoError("InvalidSubmissionError", inv.msg, clipText(inv.details, maxDetailsShown), causesInvalid), 0
 		}
-		return mledojoError("EvaluationError", "Failed to evaluate submission", "Error during metric calculation: "+err.Error(), causesEval), 0
+		return mledojoError("EvaluationError", "Failed to evaluate submission", "Error during metric calculation: "+clipText(err.Error(), maxDetailsShown), causesEval), 0
 	}
 	pos, avg, err := e.task.position(score)
 	if err != nil {

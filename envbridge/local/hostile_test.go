@@ -2,7 +2,11 @@ package local
 
 import (
 	"bufio"
+	"bytes"
+	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	osexec "os/exec"
 	"path/filepath"
@@ -368,4 +372,144 @@ func TestHelperEnvOwner(t *testing.T) {
 	}
 	fmt.Println("WORKSPACE " + env.Workspace())
 	time.Sleep(time.Minute)
+}
+
+// TestMountinfoHidesWorkspace: with the workspace on its own quota mount,
+// /proc/self/mountinfo inside the sandbox shows "/" as the root of
+// /workspace, not the workspace's host path (the old bind of a host
+// folder showed it). The public data's host folder is still listed
+// (bubblewrap binds show their source path); see the package doc of
+// envbridge/sandbox.
+func TestMountinfoHidesWorkspace(t *testing.T) {
+	env, _ := hostileEnv(t, Options{})
+	defer env.Close()
+	if !env.bwrap() {
+		t.Skip("SKIP: without bwrap agent code runs on the host and sees its paths")
+	}
+	if !isMount(env.Workspace()) {
+		t.Skip("SKIP: this process cannot mount a tmpfs: the workspace is a bind of a host folder whose path mountinfo shows")
+	}
+	res := step(t, env, envbridge.Action{Name: envbridge.ActValidateCode, Params: map[string]any{"code": "print(open('/proc/self/mountinfo').read())"}})
+	fb := envbridge.FeedbackText(res.Obs)
+	if strings.Contains(fb, env.Workspace()) || strings.Contains(fb, filepath.Base(env.Workspace())) {
+		t.Fatalf("mountinfo reveals the workspace's host path %s:\n%s", env.Workspace(), fb)
+	}
+	for _, line := range strings.Split(fb, "\n") {
+		if f := strings.Fields(line); len(f) > 4 && f[4] == "/workspace" {
+			t.Logf("mountinfo: %s", line)
+			if f[3] != "/" {
+				t.Fatalf("root of /workspace is %q", f[3])
+			}
+		}
+	}
+}
+
+// TestAttacksOverHTTP drives the attacks of issue 16 through the HTTP
+// server: after each one the same environment serves a regular, scored
+// submission, the server's RSS stays bounded (logged), and after DELETE
+// no workspace, mount or sandbox process is left.
+func TestAttacksOverHTTP(t *testing.T) {
+	needPython(t)
+	task := builtinTask(t, "loan-default")
+	root := workRoot(t)
+	reg, err := NewDirRegistry(task.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg.WorkRoot = root
+	reg.Sandbox = sandbox.Config{Timeout: 20 * time.Second, WorkspaceBytes: 128 << 20, WorkspaceFiles: 2000}
+	srv := httpenv.NewServer(reg, httpenv.ServerOptions{})
+	defer srv.Close()
+	ts := httptest.NewServer(srv.Handler())
+	defer ts.Close()
+	post := func(path string, body any) map[string]any {
+		t.Helper()
+		b, _ := json.Marshal(body)
+		resp, err := http.Post(ts.URL+path, "application/json", bytes.NewReader(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var m map[string]any
+		if err := json.NewDecoder(resp.Body).Decode(&m); err != nil || resp.StatusCode != 200 {
+			t.Fatalf("POST %s: %d %v %v", path, resp.StatusCode, m, err)
+		}
+		return m
+	}
+	created := post("/v1/envs", map[string]any{"task": task.Name, "seed": 1})
+	id := created["env_id"].(string)
+	dataPath, outPath := SandboxDataDir, SandboxOutputDir
+	if created["info"].(map[string]any)["isolation"] != sandbox.IsolationBwrap {
+		t.Skip("SKIP: bwrap unusable here; the attack paths below are written for /workspace")
+	}
+	sub := pyStr(outPath + "/submission.csv")
+	good := "import csv\nrows = list(csv.DictReader(open('" + dataPath + "/test.csv')))\nwith open(" + sub + ", 'w') as f:\n" +
+		"    f.write('id,default\\n')\n    for r in rows:\n        f.write(r['id'] + ',0.5\\n')\n"
+	priv := strings.TrimPrefix(filepath.Join(task.PrivateDir, "test_answer.csv"), "/")
+	attacks := []struct{ name, code, want string }{
+		{"link chain to the answers", "import os\nos.chdir('" + outPath + "')\nos.makedirs('c/' * 40)\nos.symlink('../' * 40, 'c/' * 40 + 'p')\n" +
+			"os.symlink('c/' * 40 + 'p/' + '../' * 41 + " + pyStr(priv) + ", 'submission.csv')\n", "is a symbolic link"},
+		{"fifo", "import os\nos.mkfifo(" + sub + ")\n", "(a FIFO)"},
+		{"/dev/zero link", "import os\nos.symlink('/dev/zero', " + sub + ")\n", "is a symbolic link"},
+		{"sparse 200 MiB", "f = open(" + sub + ", 'w')\nf.truncate(200 << 20)\n", "larger than the submission size limit of 67108864 bytes (64 MiB)"},
+		{"endless rows (18 MB)", "f = open(" + sub + ", 'w')\nf.write('id,default\\n' + '1,0.5\\n' * 3000000)\n", "Number of rows in submission (more than 300)"},
+		{"60 MB, 200 KB ids", "f = open(" + sub + ", 'w')\nf.write('id,default\\n')\nfor i in range(300):\n    f.write(str(i) + '9' * 200000 + ',0.5\\n')\n",
+			"9999... [199921 more bytes]"},
+		{"60 MB, duplicate ids", "f = open(" + sub + ", 'w')\nf.write('id,default\\n')\nfor i in range(300):\n    f.write('9' * 200000 + ',0.5\\n')\n",
+			"9999... [199920 more bytes]"},
+		{"fill the disk", "f = open('" + outPath + "/big', 'wb')\nwhile True:\n    f.write(b'x' * (1 << 20))\n", "No space left on device"},
+		{"many files", "import os\nos.makedirs('" + outPath + "/many')\nfor i in range(100000):\n    open('" + outPath + "/many/%d' % i, 'w').close()\n", "No space left on device"},
+	}
+	for _, a := range attacks {
+		t0 := time.Now()
+		r := post("/v1/envs/"+id+"/step", map[string]any{"action": "execute_code", "params": map[string]any{"code": a.code}})
+		fb := envbridge.FeedbackText(r["observation"].(map[string]any))
+		if !strings.Contains(fb, a.want) || r["reward"].(float64) != 0 || len(fb) > 8000 {
+			t.Errorf("%s: reward %v, want %q in\n%.1500s", a.name, r["reward"], a.want, fb)
+		}
+		took := time.Since(t0)
+		clean := "import os, shutil\nfor n in os.listdir('" + outPath + "'):\n    p = os.path.join('" + outPath + "', n)\n" +
+			"    shutil.rmtree(p) if os.path.isdir(p) and not os.path.islink(p) else os.remove(p)\n"
+		r = post("/v1/envs/"+id+"/step", map[string]any{"action": "execute_code", "params": map[string]any{"code": clean + good}})
+		if rw, _ := r["reward"].(float64); rw <= 0 {
+			t.Fatalf("after %s the env does not score a regular submission:\n%s", a.name, envbridge.FeedbackText(r["observation"].(map[string]any)))
+		}
+		t.Logf("%-26s answered in %6v; next action scored; server RSS %s", a.name, took.Round(time.Millisecond), rss())
+	}
+	req, _ := http.NewRequest("DELETE", ts.URL+"/v1/envs/"+id, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("DELETE: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	ents, _ := os.ReadDir(root)
+	for _, e := range ents {
+		if strings.Contains(e.Name(), "-ws-") {
+			t.Errorf("left in the work root after DELETE: %s", e.Name())
+		}
+	}
+	if kids := children(os.Getpid()); len(kids) > 0 {
+		t.Errorf("processes left: %v", kids)
+	}
+}
+
+// rss is this process's resident set size, from /proc/self/status.
+func rss() string {
+	b, _ := os.ReadFile("/proc/self/status")
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "?"
+}
+
+// children lists the pids whose parent is pid.
+func children(pid int) []string {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
+	var out []string
+	for _, f := range strings.Fields(string(b)) {
+		out = append(out, f)
+	}
+	return out
 }

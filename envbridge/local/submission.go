@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"smtrain/envbridge/metrics"
 	"smtrain/envbridge/sandbox/safefs"
@@ -146,9 +147,9 @@ func (t *Task) scoreFile(dir *safefs.Dir, rel, shown string) (float64, error) {
 	}
 	if len(unknown) > 0 {
 		sort.Strings(unknown)
-		ex := unknown
-		if len(ex) > 3 {
-			ex = ex[:3]
+		ex := make([]string, 0, 3)
+		for _, id := range unknown[:min(3, len(unknown))] {
+			ex = append(ex, clipText(id, maxValueShown))
 		}
 		return 0, &invalidSubmission{"Submission validation failed", fmt.Sprintf("The %s column values do not match between submission and ground truth (%d unknown ids, e.g. %s). Please ensure the id values are identical to the test set.", t.IDColumn, len(unknown), strings.Join(ex, ", "))}
 	}
@@ -167,7 +168,7 @@ func (t *Task) scoreFile(dir *safefs.Dir, rel, shown string) (float64, error) {
 			truth[i] = r[ac]
 			v := sub.rows[ord[i]][sc]
 			if bad := badValue(v); bad != "" {
-				return 0, &invalidSubmission{"Submission validation failed", fmt.Sprintf("Column %s, row %d (%s %s): %s.", c, ord[i]+2, t.IDColumn, sub.rows[ord[i]][sub.col(t.IDColumn)], bad)}
+				return 0, &invalidSubmission{"Submission validation failed", fmt.Sprintf("Column %s, row %d (%s %s): %s.", c, ord[i]+2, t.IDColumn, clipText(sub.rows[ord[i]][sub.col(t.IDColumn)], maxValueShown), bad)}
 			}
 			pred[i] = v
 		}
@@ -307,9 +308,29 @@ func readCSV(r io.Reader, name string, maxRows int) (*table, error) {
 	seen := map[string]bool{}
 	for _, h := range t.header {
 		if seen[h] {
-			return nil, fmt.Errorf("%s: duplicate column %q in header", name, h)
+			return nil, fmt.Errorf("%s: duplicate column %q in header", name, clipText(h, maxValueShown))
 		}
 		seen[h] = true
 	}
 	return t, nil
+}
+
+// Bounds on what a message to the agent quotes from its own files: a
+// value (an id, a column name) and a whole details text.
+const (
+	maxValueShown   = 80
+	maxDetailsShown = 2000
+)
+
+// clipText shortens s to at most n bytes (on a rune boundary), saying how
+// much was cut.
+func clipText(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%s... [%d more bytes]", s[:cut], len(s)-cut)
 }

@@ -195,7 +195,7 @@ func (t *table) index(idCol, path string) (map[string]int, error) {
 	for i, r := range t.rows {
 		k := normID(r[c])
 		if j, dup := m[k]; dup {
-			return nil, fmt.Errorf("%s: duplicate %s %q in rows %d and %d", path, idCol, r[c], j+2, i+2)
+			return nil, fmt.Errorf("%s: duplicate %s %q in rows %d and %d", path, idCol, clipText(r[c], maxValueShown), j+2, i+2)
 		}
 		m[k] = i
 	}
