@@ -21,11 +21,11 @@ $BIN fit -out "$OUT" -steps "$STEPS" -n_positions 512 -n_layer 2 -n_embd 64 -n_h
   -replay_every 100 -replay_samples 8 -replay_batch 2 -replay_max_new 48 \
   -eval_every 150 -eval_samples 1 -log_every 50 -ckpt_every 150 -progress on
 echo
-echo "== 2. sample: $BIN sample -ckpt $OUT -show-actions"
-$BIN sample -ckpt "$OUT" -prompt "Train a model and write the submission." -n 1 -max-new 80 -temperature 0.8 -show-actions
+echo "== 2. sample: $BIN sample -ckpt $OUT -show_actions"
+$BIN sample -ckpt "$OUT" -prompt "Train a model and write the submission." -n 1 -max_new 80 -temperature 0.8 -show_actions
 echo
 echo "== 3. act: $BIN rollout -ckpt $OUT -env builtin:all -episodes 3 -constrain action -out $OUT/rollout"
-$BIN rollout -ckpt "$OUT" -env builtin:all -episodes 3 -max-steps 4 -max-new 128 -constrain action -out "$OUT/rollout"
+$BIN rollout -ckpt "$OUT" -env builtin:all -episodes 3 -max_steps 4 -max_new 128 -constrain action -out "$OUT/rollout"
 echo
 echo "Outputs: $OUT/metrics.jsonl (training log), $OUT/ckpt-* (checkpoints),"
 echo "$OUT/rollout/<task>-<n>/ (MLE-Dojo trajectories; train on them with: $BIN fit -data $OUT/rollout)."

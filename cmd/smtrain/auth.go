@@ -9,7 +9,7 @@ import (
 	"smtrain/internal/apikey"
 )
 
-// serverAuth is -api-key-file and -insecure-no-auth of serve and env
+// serverAuth is -api_key_file and -insecure_no_auth of serve and env
 // serve; envVar holds the keys when no file is given.
 type serverAuth struct {
 	file     *string
@@ -19,8 +19,8 @@ type serverAuth struct {
 
 func addServerAuthFlags(fs *flag.FlagSet, envVar string) serverAuth {
 	return serverAuth{
-		file:     fs.String("api-key-file", "", "file of API keys, one per line (# comments): every route but the health check then needs 'Authorization: Bearer KEY' (default: keys of $"+envVar+", comma-separated)"),
-		insecure: fs.Bool("insecure-no-auth", false, "allow listening beyond loopback without an API key (anyone who reaches the address can use the server)"),
+		file:     fs.String("api_key_file", "", "file of API keys, one per line (# comments): every route but the health check then needs 'Authorization: Bearer KEY' (default: keys of $"+envVar+", comma-separated)"),
+		insecure: fs.Bool("insecure_no_auth", false, "allow listening beyond loopback without an API key (anyone who reaches the address can use the server)"),
 		envVar:   envVar,
 	}
 }
@@ -31,9 +31,9 @@ func (a serverAuth) keys() (*apikey.Keys, error) {
 }
 
 // check refuses (closing ln) a non-loopback listener without keys unless
-// -insecure-no-auth, and prints the warning of a permitted one to stderr.
+// -insecure_no_auth, and prints the warning of a permitted one to stderr.
 func (a serverAuth) check(ln net.Listener, keys *apikey.Keys, stderr io.Writer) error {
-	p := apikey.BindPolicy{Keys: keys, Insecure: *a.insecure, KeyFlag: "-api-key-file", EnvVar: a.envVar, InsecureFlag: "-insecure-no-auth"}
+	p := apikey.BindPolicy{Keys: keys, Insecure: *a.insecure, KeyFlag: "-api_key_file", EnvVar: a.envVar, InsecureFlag: "-insecure_no_auth"}
 	warn, err := p.CheckBind(ln.Addr())
 	if err != nil {
 		ln.Close()
@@ -53,8 +53,8 @@ func authNote(keys *apikey.Keys) string {
 	return "no authentication"
 }
 
-// addEnvKeyFlag defines -env-key-file, the keys a command sends to env
+// addEnvKeyFlag defines -env_key_file, the keys a command sends to env
 // servers (http:// environments).
 func addEnvKeyFlag(fs *flag.FlagSet) *string {
-	return fs.String("env-key-file", "", "API keys for env servers: lines 'http://HOST:PORT KEY' (that server) or 'KEY' (the others), # comments (default: file $"+apikey.EnvKeysFile+", else the key $"+apikey.EnvKey+")")
+	return fs.String("env_key_file", "", "API keys for env servers: lines 'http://HOST:PORT KEY' (that server) or 'KEY' (the others), # comments (default: file $"+apikey.EnvKeysFile+", else the key $"+apikey.EnvKey+")")
 }

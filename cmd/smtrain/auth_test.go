@@ -76,7 +76,7 @@ func startEnvServe(t *testing.T, extra ...string) (string, *lockedBuf) {
 }
 
 // TestNonLoopbackBindNeedsKey: both servers refuse a non-loopback address
-// without a key, with a message saying how to set one; -insecure-no-auth
+// without a key, with a message saying how to set one; -insecure_no_auth
 // allows it with a warning; a key allows it.
 func TestNonLoopbackBindNeedsKey(t *testing.T) {
 	clearKeyEnv(t)
@@ -90,14 +90,14 @@ func TestNonLoopbackBindNeedsKey(t *testing.T) {
 		var so, se bytes.Buffer
 		c := run(context.Background(), cmd, &so, &se)
 		msg := se.String()
-		if c == 0 || !strings.Contains(msg, "refusing to listen") || !strings.Contains(msg, "-api-key-file FILE") ||
-			!strings.Contains(msg, "$SMTRAIN_") || !strings.Contains(msg, "-insecure-no-auth") || strings.Contains(so.String(), "listening on") {
+		if c == 0 || !strings.Contains(msg, "refusing to listen") || !strings.Contains(msg, "-api_key_file FILE") ||
+			!strings.Contains(msg, "$SMTRAIN_") || !strings.Contains(msg, "-insecure_no_auth") || strings.Contains(so.String(), "listening on") {
 			t.Fatalf("%v: exit %d, stdout %q, stderr %q", cmd, c, so.String(), msg)
 		}
 	}
-	// Allowed with -insecure-no-auth (loudly) or with a key; the started
+	// Allowed with -insecure_no_auth (loudly) or with a key; the started
 	// server is stopped at once.
-	for _, extra := range [][]string{{"-insecure-no-auth"}, {"-api-key-file", keyFile(t, "k", authKeyA+"\n")}} {
+	for _, extra := range [][]string{{"-insecure_no_auth"}, {"-api_key_file", keyFile(t, "k", authKeyA+"\n")}} {
 		ctx, cancel := context.WithCancel(context.Background())
 		so, se := &lockedBuf{}, &lockedBuf{}
 		done := make(chan int, 1)
@@ -112,7 +112,7 @@ func TestNonLoopbackBindNeedsKey(t *testing.T) {
 		if c := <-done; c != 0 {
 			t.Fatalf("%v: exit %d %s", extra, c, se.String())
 		}
-		if extra[0] == "-insecure-no-auth" && !strings.Contains(se.String(), "WITHOUT AUTHENTICATION") {
+		if extra[0] == "-insecure_no_auth" && !strings.Contains(se.String(), "WITHOUT AUTHENTICATION") {
 			t.Fatalf("no warning: %s", se.String())
 		}
 		if strings.Contains(so.String()+se.String(), authKeyA) {
@@ -122,20 +122,20 @@ func TestNonLoopbackBindNeedsKey(t *testing.T) {
 }
 
 // TestRolloutTwoEnvServersWithKeys: a rollout spread over two env servers
-// with different keys, each key given per endpoint in -env-key-file;
+// with different keys, each key given per endpoint in -env_key_file;
 // without the file the rollout fails with a 401 that says how to set the
 // key, and no key appears in any output.
 func TestRolloutTwoEnvServersWithKeys(t *testing.T) {
 	clearKeyEnv(t)
 	t.Setenv("XDG_CACHE_HOME", t.TempDir())
-	urlA, logA := startEnvServe(t, "-api-key-file", keyFile(t, "a", "# server A\n"+authKeyA+"\n"))
-	urlB, logB := startEnvServe(t, "-api-key-file", keyFile(t, "b", authKeyB+"\n"))
+	urlA, logA := startEnvServe(t, "-api_key_file", keyFile(t, "a", "# server A\n"+authKeyA+"\n"))
+	urlB, logB := startEnvServe(t, "-api_key_file", keyFile(t, "b", authKeyB+"\n"))
 	ckpt, _ := tinyCheckpoint(t)
 	clientKeys := keyFile(t, "client", urlA+" "+authKeyA+"\n"+urlB+"/ "+authKeyB+"\n")
 	out := t.TempDir()
 	var so, se bytes.Buffer
 	args := []string{"rollout", "-ckpt", ckpt, "-env", urlA + "," + urlB + "#house-prices-lite", "-episodes", "2", "-parallel", "1",
-		"-max-steps", "1", "-max-new", "8", "-env-key-file", clientKeys, "-out", out}
+		"-max_steps", "1", "-max_new", "8", "-env_key_file", clientKeys, "-out", out}
 	if c := run(context.Background(), args, &so, &se); c != 0 {
 		t.Fatalf("rollout: exit %d\n%s%s", c, so.String(), se.String())
 	}
@@ -157,7 +157,7 @@ func TestRolloutTwoEnvServersWithKeys(t *testing.T) {
 	args[len(args)-3] = keyFile(t, "wrong", authKeyB+"\n") // B's key for both
 	args[len(args)-1] = t.TempDir()
 	run(context.Background(), args, &so, &se)
-	if all := so.String() + se.String(); !strings.Contains(all, "unauthorized") || !strings.Contains(all, "-env-key-file") {
+	if all := so.String() + se.String(); !strings.Contains(all, "unauthorized") || !strings.Contains(all, "-env_key_file") {
 		t.Fatalf("wrong key for A: %s", all)
 	}
 	all := so.String() + se.String() + logA.String() + logB.String()
@@ -193,7 +193,7 @@ const OpenAI = require('openai');
 `
 
 // TestServeOpenAIClientAPIKey: the official openai npm client's apiKey
-// authenticates against `smtrain serve -api-key-file`, and a wrong key is
+// authenticates against `smtrain serve -api_key_file`, and a wrong key is
 // its AuthenticationError (401, code invalid_api_key).
 func TestServeOpenAIClientAPIKey(t *testing.T) {
 	clearKeyEnv(t)
@@ -205,7 +205,7 @@ func TestServeOpenAIClientAPIKey(t *testing.T) {
 	if nodePath == "" {
 		t.Skip("npm package openai not installed (npm install -g openai@6, or set SMTRAIN_NODE_PATH)")
 	}
-	base, _, stdout, _ := startServe(t, "-api-key-file", keyFile(t, "keys", "# serve keys\n"+authKeyS+"\n"))
+	base, _, stdout, _ := startServe(t, "-api_key_file", keyFile(t, "keys", "# serve keys\n"+authKeyS+"\n"))
 	script := filepath.Join(t.TempDir(), "client.cjs")
 	if err := os.WriteFile(script, []byte(openaiKeyJS), 0o644); err != nil {
 		t.Fatal(err)

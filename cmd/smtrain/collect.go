@@ -14,7 +14,7 @@ import (
 
 var cmdCollect = &Command{
 	Name:      "collect",
-	UsageLine: "smtrain collect [-task builtin:NAME|all] [-episodes N] [-seed S] [-parallel P] [-max-steps N] [-timeout D] -out DIR",
+	UsageLine: "smtrain collect [-task builtin:NAME|all] [-episodes N] [-seed S] [-parallel P] [-max_steps N] [-timeout D] -out DIR",
 	Short:     "write expert trajectories on the built-in tasks (MLE-Dojo run folders)",
 	Long: `Collect runs the scripted expert agent on the built-in MLE-Dojo-style tasks
 (` + strings.Join(tasks.Names(), ", ") + `) through the local environment
@@ -40,10 +40,10 @@ func runCollect(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	episodes := fs.Int("episodes", 30, "number of episodes")
 	seed := fs.Uint64("seed", 1, "expert RNG seed")
 	parallel := fs.Int("parallel", 2, "episodes run concurrently")
-	maxSteps := fs.Int("max-steps", 10, "action budget per episode (at least 4)")
+	maxSteps := fs.Int("max_steps", 10, "action budget per episode (at least 4)")
 	timeout := fs.Duration("timeout", 60*time.Second, "wall-clock limit per code run")
 	out := fs.String("out", "", "output folder (required)")
-	quiet := fs.Bool("q", false, "no per-episode progress lines")
+	quiet := fs.Bool("quiet", false, "no per-episode progress lines")
 	if err := cmdCollect.Parse(fs, args, stderr, false); err != nil {
 		return err
 	}
@@ -57,7 +57,7 @@ func runCollect(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return usagef("-parallel must be positive, got %d", *parallel)
 	}
 	if *maxSteps < 4 {
-		return usagef("-max-steps must be at least 4, got %d", *maxSteps)
+		return usagef("-max_steps must be at least 4, got %d", *maxSteps)
 	}
 	names, err := parseBuiltinTasks(*task)
 	if err != nil {

@@ -19,7 +19,7 @@ func TestCollectCommand(t *testing.T) {
 	out := t.TempDir()
 	t.Setenv("XDG_CACHE_HOME", t.TempDir())
 	var so, se bytes.Buffer
-	code := run(context.Background(), []string{"collect", "-task", "builtin:flower-species,builtin:house-prices-lite", "-episodes", "3", "-seed", "5", "-out", out, "-q"}, &so, &se)
+	code := run(context.Background(), []string{"collect", "-task", "builtin:flower-species,builtin:house-prices-lite", "-episodes", "3", "-seed", "5", "-out", out, "-quiet"}, &so, &se)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, se.String())
 	}
@@ -52,14 +52,14 @@ func TestCollectCommand(t *testing.T) {
 	}
 	// Re-running keeps the finished episodes.
 	so.Reset()
-	if code := run(context.Background(), []string{"collect", "-task", "builtin:flower-species,builtin:house-prices-lite", "-episodes", "3", "-seed", "5", "-out", out, "-q"}, &so, &se); code != 0 {
+	if code := run(context.Background(), []string{"collect", "-task", "builtin:flower-species,builtin:house-prices-lite", "-episodes", "3", "-seed", "5", "-out", out, "-quiet"}, &so, &se); code != 0 {
 		t.Fatalf("rerun exit %d: %s", code, se.String())
 	}
 	if !strings.Contains(so.String(), "0 episodes (3 already present)") {
 		t.Fatalf("rerun summary: %s", so.String())
 	}
 	// Usage errors exit 2.
-	for _, args := range [][]string{{"collect"}, {"collect", "-out", out, "-task", "titanic"}, {"collect", "-out", out, "-task", "builtin:nope"}, {"collect", "-out", out, "-max-steps", "2"}} {
+	for _, args := range [][]string{{"collect"}, {"collect", "-out", out, "-task", "titanic"}, {"collect", "-out", out, "-task", "builtin:nope"}, {"collect", "-out", out, "-max_steps", "2"}} {
 		se.Reset()
 		if code := run(context.Background(), args, &so, &se); code != 2 {
 			t.Errorf("%v: exit %d, want 2 (%s)", args, code, se.String())

@@ -67,7 +67,13 @@ func (c *Command) NewFlagSet(stderr io.Writer) *flag.FlagSet {
 // When -h or -help is given it prints the command's help and flags to stderr
 // and returns errHelpShown. Positional arguments are rejected unless
 // allowArgs is true.
+//
+// Flag names follow one convention, words joined by underscores like the
+// config keys (-max_new, -skip_bad, -batch_size); the same name with
+// dashes (-max-new) is accepted as an alias, as are the aliases of
+// flagAliases, whichever spelling the flag was defined with.
 func (c *Command) Parse(fs *flag.FlagSet, args []string, stderr io.Writer, allowArgs bool) error {
+	args = canonicalArgs(fs, args)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			c.printHelp(stderr, fs)
@@ -84,13 +90,76 @@ func (c *Command) Parse(fs *flag.FlagSet, args []string, stderr io.Writer, allow
 func (c *Command) printHelp(w io.Writer, fs *flag.FlagSet) {
 	fmt.Fprintf(w, "usage: %s\n\n%s\n", c.UsageLine, strings.TrimSpace(c.Long))
 	if fs != nil {
+		// The flags under their canonical (underscore) names.
+		shown := flag.NewFlagSet(c.Name, flag.ContinueOnError)
 		n := 0
-		fs.VisitAll(func(*flag.Flag) { n++ })
+		fs.VisitAll(func(f *flag.Flag) {
+			shown.Var(f.Value, canonicalFlagName(f.Name), f.Usage)
+			n++
+		})
 		if n > 0 {
 			fmt.Fprintf(w, "\nFlags:\n")
-			fs.SetOutput(w)
-			fs.PrintDefaults()
-			fs.SetOutput(io.Discard)
+			shown.SetOutput(w)
+			shown.PrintDefaults()
 		}
 	}
+}
+
+// flagAliases are extra spellings of flags: alias -> canonical name.
+var flagAliases = map[string]string{
+	"q": "quiet",
+}
+
+// canonicalFlagName is a flag's name in the command-line convention:
+// words joined by underscores.
+func canonicalFlagName(name string) string { return strings.ReplaceAll(name, "-", "_") }
+
+// lookupFlag finds the flag a command-line name means: the name itself,
+// its underscore or dash spelling, or an alias.
+func lookupFlag(fs *flag.FlagSet, name string) *flag.Flag {
+	if f := fs.Lookup(name); f != nil {
+		return f
+	}
+	if a, ok := flagAliases[name]; ok {
+		name = a
+	}
+	for _, n := range []string{name, canonicalFlagName(name), strings.ReplaceAll(name, "_", "-")} {
+		if f := fs.Lookup(n); f != nil {
+			return f
+		}
+	}
+	return nil
+}
+
+// canonicalArgs rewrites each flag of args to the name it was defined
+// with on fs (so -max_new and -max-new both reach "max-new"). Values are
+// left alone: the word after a non-boolean flag without "=" is skipped,
+// and rewriting stops at "--" or the first positional argument, as the
+// flag package does.
+func canonicalArgs(fs *flag.FlagSet, args []string) []string {
+	out := append([]string(nil), args...)
+	for i := 0; i < len(out); i++ {
+		a := out[i]
+		if a == "--" || len(a) < 2 || a[0] != '-' {
+			return out
+		}
+		dashes := "-"
+		name := a[1:]
+		if strings.HasPrefix(name, "-") {
+			dashes, name = "--", name[1:]
+		}
+		value, hasValue := "", false
+		if k := strings.IndexByte(name, '='); k >= 0 {
+			name, value, hasValue = name[:k], name[k:], true
+		}
+		f := lookupFlag(fs, name)
+		if f == nil {
+			continue // the flag package reports it
+		}
+		out[i] = dashes + f.Name + value
+		if bf, ok := f.Value.(interface{ IsBoolFlag() bool }); !hasValue && !(ok && bf.IsBoolFlag()) {
+			i++ // the value
+		}
+	}
+	return out
 }

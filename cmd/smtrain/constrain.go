@@ -17,7 +17,7 @@ var _ flag.Value = (*constrainFlag)(nil)
 // addConstrainFlag defines -constrain on fs; what says what it constrains.
 func addConstrainFlag(fs *flag.FlagSet, what string) *constrainFlag {
 	c := &constrainFlag{}
-	fs.Var(c, "constrain", what+": action (MLE-Dojo's reply format: prose, then a ```json action block that parses and validates) or none")
+	fs.Var(c, "constrain", what+": `action|none`; action = MLE-Dojo's reply format (prose, then a fenced json action block that parses and validates)")
 	return c
 }
 

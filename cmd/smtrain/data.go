@@ -28,7 +28,7 @@ func (p *dataPaths) Set(v string) error {
 
 var cmdDataStats = &Command{
 	Name:      "data stats",
-	UsageLine: "smtrain data stats [-data PATH ...] [-skip-bad] [-tokenizer FILE] [-vocab N] [-context N] [-json] [PATH ...]",
+	UsageLine: "smtrain data stats [-data PATH ...] [-skip_bad] [-tokenizer FILE] [-vocab N] [-context N] [-json] [PATH ...]",
 	Short:     "summarise trajectory files: episodes, turns, tokens, rewards, skipped files",
 	Long: `Data stats loads trajectories and prints what training would see.
 
@@ -48,13 +48,13 @@ also reports how many actions survive left truncation to N inputs, for whole
 episodes and for one sequence per assistant turn (data.BuildSeqsPerTurn).
 
 A malformed file stops the command with an error naming the file and the
-byte offset or JSON path; with -skip-bad it is reported and skipped, and a
+byte offset or JSON path; with -skip_bad it is reported and skipped, and a
 summary of skipped inputs and reasons is printed.`,
 }
 
 var cmdDataConvert = &Command{
 	Name:      "data convert",
-	UsageLine: "smtrain data convert -data PATH ... -out FILE.jsonl [-skip-bad]",
+	UsageLine: "smtrain data convert -data PATH ... -out FILE.jsonl [-skip_bad]",
 	Short:     "convert trajectories (MLE-Dojo runs, AIDE journals, JSONL) to JSONL",
 	Long: `Data convert loads trajectories from the same inputs as data stats and
 writes them as JSONL, one episode per line:
@@ -154,7 +154,7 @@ func runDataStats(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fs := cmdDataStats.NewFlagSet(stderr)
 	var paths dataPaths
 	fs.Var(&paths, "data", "trajectory file or folder (repeatable, comma-separated)")
-	skipBad := fs.Bool("skip-bad", false, "report and skip malformed files/lines instead of failing")
+	skipBad := fs.Bool("skip_bad", false, "report and skip malformed files/lines instead of failing")
 	tokPath := fs.String("tokenizer", "", "tokenizer.json (or GPT-2 vocab.json with merges.txt beside it) to count tokens with (default: build one from the data)")
 	vocab := fs.Int("vocab", 1024, "vocabulary size of the tokenizer built when -tokenizer is not given")
 	asJSON := fs.Bool("json", false, "print the statistics as one JSON object")
@@ -307,7 +307,7 @@ func runDataConvert(ctx context.Context, args []string, stdout, stderr io.Writer
 	var paths dataPaths
 	fs.Var(&paths, "data", "trajectory file or folder (repeatable, comma-separated)")
 	out := fs.String("out", "", "output JSONL file")
-	skipBad := fs.Bool("skip-bad", false, "report and skip malformed files/lines instead of failing")
+	skipBad := fs.Bool("skip_bad", false, "report and skip malformed files/lines instead of failing")
 	if err := cmdDataConvert.Parse(fs, args, stderr, true); err != nil {
 		return err
 	}

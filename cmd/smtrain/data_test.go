@@ -41,14 +41,14 @@ func TestDataStatsConvertTokenizer(t *testing.T) {
 	if c := st.Context; c == nil || c.T != 8 || c.Truncated != 1 || c.KeptActions >= st.ActionTokens || c.PerTurnSeqs != 2 {
 		t.Fatalf("context stats %+v", st.Context)
 	}
-	// bad line: error naming file:line, exit 1; -skip-bad reports it
+	// bad line: error naming file:line, exit 1; -skip_bad reports it
 	bad := filepath.Join(dir, "bad.jsonl")
 	os.WriteFile(bad, []byte(dataTestJSONL+`{"messages":[{"role":"robot","content":"x"}]}`+"\n"), 0o644)
 	code, _, errs = runCmd(t, "data", "stats", "-data", bad)
 	if code != 1 || !strings.Contains(errs, "bad.jsonl:3") {
 		t.Fatalf("bad data: exit %d, %q", code, errs)
 	}
-	code, out, _ = runCmd(t, "data", "stats", "-skip-bad", bad)
+	code, out, _ = runCmd(t, "data", "stats", "-skip_bad", bad)
 	if code != 0 || !strings.Contains(out, "skipped          1") || !strings.Contains(out, `unknown role "robot"`) {
 		t.Fatalf("skip-bad: exit %d\n%s", code, out)
 	}

@@ -16,7 +16,7 @@ import (
 
 var cmdEnvServe = &Command{
 	Name:      "env serve",
-	UsageLine: "smtrain env serve (-root DIR | -builtin) [-addr 127.0.0.1:PORT] [-api-key-file FILE] [-max-envs-per-key N] [-insecure-no-auth] [-runs DIR] [-max-envs N] [-timeout D] [-isolation auto|bwrap|none]",
+	UsageLine: "smtrain env serve (-root DIR | -builtin) [-addr 127.0.0.1:PORT] [-api_key_file FILE] [-max_envs_per_key N] [-insecure_no_auth] [-runs DIR] [-max_envs N] [-timeout D] [-isolation auto|bwrap|none]",
 	Short:     "serve local MLE-Dojo-style environments over HTTP",
 	Long: `Env serve serves the local MLE-Dojo-compatible environment over the HTTP
 protocol of DESIGN.md 6.4 (POST /v1/envs, POST /v1/envs/{id}/step,
@@ -31,14 +31,14 @@ on loopback by default; -runs DIR keeps each environment's MLE-Dojo run
 folder (env_history/history.json, agent_history/trajectory.json).
 SIGINT/SIGTERM shut it down gracefully.
 
-Authentication: with -api-key-file FILE (one key per line, # comments) or
+Authentication: with -api_key_file FILE (one key per line, # comments) or
 $SMTRAIN_ENV_API_KEY (comma-separated keys) every route but GET /v1/healthz
 needs 'Authorization: Bearer KEY' (else 401 unauthorized); an environment
 belongs to the key that created it, and each key may hold at most
--max-envs-per-key environments (default: -max-envs split evenly over the
-keys when there are several). Clients give their key with -env-key-file or
+-max_envs_per_key environments (default: -max_envs split evenly over the
+keys when there are several). Clients give their key with -env_key_file or
 $SMTRAIN_ENV_API_KEY. A non-loopback -addr without a key is refused unless
--insecure-no-auth. Keys travel in clear over http://: beyond a trusted
+-insecure_no_auth. Keys travel in clear over http://: beyond a trusted
 network put a TLS reverse proxy (Caddy, nginx) in front and use https://
 URLs.`,
 }
@@ -74,7 +74,7 @@ func addRegistryFlags(fs interface {
 	return registryFlags{
 		root:    fs.String("root", "", "folder of competitions in MLE-Dojo layout (or one competition folder)"),
 		builtin: fs.Bool("builtin", false, "serve the built-in synthetic tasks"),
-		seed:    fs.Uint64("task-seed", tasks.DefaultSeed, "data seed of the built-in tasks"),
+		seed:    fs.Uint64("task_seed", tasks.DefaultSeed, "data seed of the built-in tasks"),
 		cache:   fs.String("cache", "", "where built-in tasks are materialised (default: user cache dir)"),
 	}
 }
@@ -96,16 +96,16 @@ func runEnvServe(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	rf := addRegistryFlags(fs)
 	addr := fs.String("addr", "127.0.0.1:8765", "listen address (host:port; loopback by default)")
 	runs := fs.String("runs", "", "keep each environment's run folder under this folder")
-	maxEnvs := fs.Int("max-envs", 16, "maximum live environments")
+	maxEnvs := fs.Int("max_envs", 16, "maximum live environments")
 	timeout := fs.Duration("timeout", 60*time.Second, "wall-clock limit per code run")
 	isolation := fs.String("isolation", "auto", "sandbox isolation: auto, bwrap or none")
 	auth := addServerAuthFlags(fs, apikey.EnvKey)
-	perKey := fs.Int("max-envs-per-key", 0, "maximum live environments per API key (0: -max-envs split evenly over the keys)")
+	perKey := fs.Int("max_envs_per_key", 0, "maximum live environments per API key (0: -max_envs split evenly over the keys)")
 	if err := cmdEnvServe.Parse(fs, args, stderr, false); err != nil {
 		return err
 	}
 	if *perKey < 0 {
-		return usagef("-max-envs-per-key must be >= 0, got %d", *perKey)
+		return usagef("-max_envs_per_key must be >= 0, got %d", *perKey)
 	}
 	keys, err := auth.keys()
 	if err != nil {

@@ -50,6 +50,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		printUsage(stderr)
 		return 2
 	}
+	switch args[0] {
+	case "-h", "-help", "--help":
+		printUsage(stdout)
+		return 0
+	case "-version", "--version":
+		args = append([]string{"version"}, args[1:]...)
+	}
 	cmd, rest := lookup(args)
 	if cmd == nil {
 		fmt.Fprintf(stderr, "smtrain %s: unknown command\nRun 'smtrain help' for usage.\n", args[0])

@@ -19,13 +19,13 @@ import (
 
 var cmdSample = &Command{
 	Name:      "sample",
-	UsageLine: "smtrain sample -ckpt DIR [-prompt TEXT | -prompt-file F] [-n N] [-max-new N] [-temperature T] [-top-k K] [-top-p P] [-greedy] [-seed S] [-constrain action|none] [-show-actions] [-json]",
+	UsageLine: "smtrain sample -ckpt DIR [-prompt TEXT | -prompt_file F] [-n N] [-max_new N] [-temperature T] [-top_k K] [-top_p P] [-greedy] [-seed S] [-constrain action|none] [-show_actions] [-json]",
 	Short:     "sample completions with backspace from a checkpoint",
 	Long: `Sample loads a checkpoint folder (config.json, model.safetensors,
 tokenizer.json; or a training output folder with a 'latest' marker), puts
 the prompt through the chat template as a user turn followed by the
 assistant marker, and decodes N samples with the KV-cache decoder. A
-prompt longer than the context minus -max-new (but at least half the
+prompt longer than the context minus -max_new (but at least half the
 context) is left-truncated the way training truncates, with a note on
 stderr.
 
@@ -33,23 +33,23 @@ At every step the policy chooses among all tokens, <bkspc> included
 (softmax of logits / temperature, then top-k and top-p). A token is one
 incremental forward step; <bkspc> deletes the last generated token without
 a forward pass (it can never delete the prompt). Top-k/top-p never remove
-<bkspc> unless -bkspc-filter is given. A sample stops at <eos> or <|end|>,
-when its text contains a -stop string (the text keeps it), when its completion reaches -max-new tokens, or after -max-actions actions
+<bkspc> unless -bkspc_filter is given. A sample stops at <eos> or <|end|>,
+when its text contains a -stop string (the text keeps it), when its completion reaches -max_new tokens, or after -max_actions actions
 in all (default 4 x max-new; reported as hitting the cap). -greedy takes
 the most likely action; with it, the retry block is on by default: a token
 just deleted is masked once at the state it was deleted from, which breaks
-x, <bkspc>, x, <bkspc> loops (-retry-block on|off|auto).
+x, <bkspc>, x, <bkspc> loops (-retry_block on|off|auto).
 
 -constrain action decodes under a grammar of MLE-Dojo's reply format (prose,
 then a ` + "```" + `json action block that parses and validates): only tokens that
-keep the text a prefix of such a reply, completable within -max-new tokens
-and -max-actions actions, may be sampled, renormalised over them.
+keep the text a prefix of such a reply, completable within -max_new tokens
+and -max_actions actions, may be sampled, renormalised over them.
 
 Samples are decoded in batches (one batched forward step over the live
 samples of a batch) on several cores; sample i draws from its own random
 stream derived from (seed, i), so output is reproducible.
 
-Text output prints each sample's final text; -show-actions also prints the
+Text output prints each sample's final text; -show_actions also prints the
 action sequence with deleted tokens struck through as ~~deleted~~. -json
 prints one JSON object per sample: index, text, tokens, actions (with
 <bkspc>), num_bkspc, num_actions, hit_cap, stop_reason, tokens_per_sec, ...
@@ -70,18 +70,18 @@ func runSample(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs := cmdSample.NewFlagSet(stderr)
 	ckpt := fs.String("ckpt", "", "checkpoint folder (required)")
 	prompt := fs.String("prompt", "", "prompt text (a user turn)")
-	promptFile := fs.String("prompt-file", "", "file holding the prompt text")
+	promptFile := fs.String("prompt_file", "", "file holding the prompt text")
 	n := fs.Int("n", 1, "number of samples")
-	maxNew := fs.Int("max-new", 256, "maximum tokens in a completion")
-	maxActions := fs.Int("max-actions", 0, "cap on all actions incl. <bkspc> (0: 4 x max-new)")
+	maxNew := fs.Int("max_new", 256, "maximum tokens in a completion")
+	maxActions := fs.Int("max_actions", 0, "cap on all actions incl. <bkspc> (0: 4 x max-new)")
 	temp := fs.Float64("temperature", 1, "softmax temperature (> 0)")
-	topK := fs.Int("top-k", 0, "keep the K most likely actions (0: off)")
-	topP := fs.Float64("top-p", 0, "keep the most likely actions up to probability P (0 or 1: off)")
+	topK := fs.Int("top_k", 0, "keep the K most likely actions (0: off)")
+	topP := fs.Float64("top_p", 0, "keep the most likely actions up to probability P (0 or 1: off)")
 	greedy := fs.Bool("greedy", false, "take the most likely action")
 	seed := fs.Uint64("seed", 1, "random seed")
-	retry := fs.String("retry-block", "auto", "retry block: auto (on for greedy), on, off")
-	bkFilter := fs.Bool("bkspc-filter", false, "let top-k/top-p remove <bkspc>")
-	noBkspc := fs.Bool("no-bkspc", false, "never choose <bkspc>")
+	retry := fs.String("retry_block", "auto", "retry block: auto (on for greedy), on, off")
+	bkFilter := fs.Bool("bkspc_filter", false, "let top-k/top-p remove <bkspc>")
+	noBkspc := fs.Bool("no_bkspc", false, "never choose <bkspc>")
 	workers := fs.Int("workers", 0, "batches decoded in parallel (0: all cores)")
 	batch := fs.Int("batch", 0, "samples per batched decoder (0: min(8, n))")
 	var stops []string
@@ -93,7 +93,7 @@ func runSample(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return nil
 	})
 	constrain := addConstrainFlag(fs, "constrain completions")
-	showActions := fs.Bool("show-actions", false, "also print the action sequence with deletions")
+	showActions := fs.Bool("show_actions", false, "also print the action sequence with deletions")
 	asJSON := fs.Bool("json", false, "print one JSON object per sample")
 	if err := cmdSample.Parse(fs, args, stderr, false); err != nil {
 		return err
@@ -103,14 +103,14 @@ func runSample(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	switch {
 	case *ckpt == "":
 		return usagef("-ckpt is required")
-	case set["prompt"] && set["prompt-file"]:
-		return usagef("give -prompt or -prompt-file, not both")
+	case set["prompt"] && set["prompt_file"]:
+		return usagef("give -prompt or -prompt_file, not both")
 	case *n <= 0:
 		return usagef("-n must be positive, got %d", *n)
 	case *maxNew <= 0:
-		return usagef("-max-new must be positive, got %d", *maxNew)
+		return usagef("-max_new must be positive, got %d", *maxNew)
 	case *maxActions < 0:
-		return usagef("-max-actions must be >= 0, got %d", *maxActions)
+		return usagef("-max_actions must be >= 0, got %d", *maxActions)
 	case *workers < 0 || *batch < 0:
 		return usagef("-workers and -batch must be >= 0")
 	}
@@ -127,7 +127,7 @@ func runSample(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	case "off":
 		o.RetryBlock = decode.RetryOff
 	default:
-		return usagef("-retry-block must be auto, on or off, got %q", *retry)
+		return usagef("-retry_block must be auto, on or off, got %q", *retry)
 	}
 	// Check the flags before loading the model (the byte tokenizer stands
 	// in for the checkpoint's; only the flag values are checked).
@@ -135,7 +135,7 @@ func runSample(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return usagef("%v", check.Validate())
 	}
 	text := *prompt
-	if set["prompt-file"] {
+	if set["prompt_file"] {
 		b, err := os.ReadFile(*promptFile)
 		if err != nil {
 			return fmt.Errorf("prompt file: %w", err)
@@ -160,7 +160,7 @@ func runSample(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	o = decode.OptionsFor(tok, decode.Settings{Base: o, ModelVocab: cfg.VocabSize, ContextLen: cfg.NPositions})
 
 	// A prompt too long for the context is left-truncated the way training
-	// truncates, leaving room for -max-new tokens (at least half the
+	// truncates, leaving room for -max_new tokens (at least half the
 	// context is kept for the prompt).
 	msgs := []data.Message{{Role: data.RoleUser, Content: text}}
 	full, err := decode.ChatPrompt(tok, msgs, math.MaxInt)
@@ -173,7 +173,7 @@ func runSample(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if ptoks, err = decode.ChatPrompt(tok, msgs, room); err != nil {
 			return fmt.Errorf("chat template: %w", err)
 		}
-		fmt.Fprintf(stderr, "sample: prompt of %d tokens left-truncated to its last %d (context %d, -max-new %d)\n", len(full), len(ptoks), cfg.NPositions, *maxNew)
+		fmt.Fprintf(stderr, "sample: prompt of %d tokens left-truncated to its last %d (context %d, -max_new %d)\n", len(full), len(ptoks), cfg.NPositions, *maxNew)
 	}
 	prompts := make([][]int32, *n)
 	for i := range prompts {

@@ -61,7 +61,7 @@ func runSampleCmd(t *testing.T, args ...string) (int, string, string) {
 
 func TestSampleCommandJSON(t *testing.T) {
 	dir, tok := tinyCheckpoint(t)
-	args := []string{"-ckpt", dir, "-prompt", "hello", "-n", "5", "-max-new", "12", "-seed", "9", "-json", "-show-actions"}
+	args := []string{"-ckpt", dir, "-prompt", "hello", "-n", "5", "-max_new", "12", "-seed", "9", "-json", "-show_actions"}
 	code, out, errs := runSampleCmd(t, args...)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errs)
@@ -136,7 +136,7 @@ func TestSampleCommandTextGreedy(t *testing.T) {
 	if err := os.WriteFile(pf, []byte("2+2="), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	code, out, errs := runSampleCmd(t, "-ckpt", dir, "-prompt-file", pf, "-greedy", "-max-new", "8", "-show-actions")
+	code, out, errs := runSampleCmd(t, "-ckpt", dir, "-prompt_file", pf, "-greedy", "-max_new", "8", "-show_actions")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errs)
 	}
@@ -149,7 +149,7 @@ func TestSampleCommandTextGreedy(t *testing.T) {
 	// A stop string: rerun a sample with -stop set to a printable character
 	// it generated; it must stop there with the same actions up to then.
 	dir2, tok := tinyCheckpoint(t)
-	base := []string{"-ckpt", dir2, "-prompt", "x", "-max-new", "24", "-seed", "4", "-json"}
+	base := []string{"-ckpt", dir2, "-prompt", "x", "-max_new", "24", "-seed", "4", "-json"}
 	code, out, errs = runSampleCmd(t, base...)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errs)
@@ -186,11 +186,11 @@ func TestSampleCommandErrors(t *testing.T) {
 	dir, _ := tinyCheckpoint(t)
 	usage := [][]string{
 		{},
-		{"-ckpt", dir, "-prompt", "a", "-prompt-file", "b"},
+		{"-ckpt", dir, "-prompt", "a", "-prompt_file", "b"},
 		{"-ckpt", dir, "-temperature", "0"},
-		{"-ckpt", dir, "-top-p", "2"},
+		{"-ckpt", dir, "-top_p", "2"},
 		{"-ckpt", dir, "-n", "0"},
-		{"-ckpt", dir, "-retry-block", "maybe"},
+		{"-ckpt", dir, "-retry_block", "maybe"},
 		{"-ckpt", dir, "extra"},
 	}
 	for _, a := range usage {
@@ -200,7 +200,7 @@ func TestSampleCommandErrors(t *testing.T) {
 	}
 	runtime := [][]string{
 		{"-ckpt", filepath.Join(dir, "missing")},
-		{"-ckpt", dir, "-prompt-file", filepath.Join(dir, "nope.txt")},
+		{"-ckpt", dir, "-prompt_file", filepath.Join(dir, "nope.txt")},
 	}
 	for _, a := range runtime {
 		code, _, errs := runSampleCmd(t, a...)
@@ -232,7 +232,7 @@ func TestResolveCheckpointLatest(t *testing.T) {
 // left-truncated the way training truncates, with a note on stderr.
 func TestSampleLongPromptTruncated(t *testing.T) {
 	dir, _ := tinyCheckpoint(t)
-	code, out, errs := runSampleCmd(t, "-ckpt", dir, "-prompt", strings.Repeat("x", 100)+"END", "-max-new", "8", "-json", "-seed", "3")
+	code, out, errs := runSampleCmd(t, "-ckpt", dir, "-prompt", strings.Repeat("x", 100)+"END", "-max_new", "8", "-json", "-seed", "3")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errs)
 	}
@@ -246,7 +246,7 @@ func TestSampleLongPromptTruncated(t *testing.T) {
 		t.Fatalf("output %q: %v", out, err)
 	}
 	// Short prompts are not touched.
-	if code, _, errs := runSampleCmd(t, "-ckpt", dir, "-prompt", "hi", "-max-new", "8", "-json"); code != 0 || strings.Contains(errs, "truncated") {
+	if code, _, errs := runSampleCmd(t, "-ckpt", dir, "-prompt", "hi", "-max_new", "8", "-json"); code != 0 || strings.Contains(errs, "truncated") {
 		t.Fatalf("short prompt: exit %d, stderr %q", code, errs)
 	}
 }
@@ -257,7 +257,7 @@ func TestSampleLongPromptTruncated(t *testing.T) {
 func TestSampleConstrainAction(t *testing.T) {
 	dir, _ := tinyCheckpoint(t)
 	count := func(extra ...string) (valid, n int) {
-		args := append([]string{"-ckpt", dir, "-prompt", "go", "-n", "6", "-max-new", "56", "-seed", "5", "-json"}, extra...)
+		args := append([]string{"-ckpt", dir, "-prompt", "go", "-n", "6", "-max_new", "56", "-seed", "5", "-json"}, extra...)
 		code, out, errs := runSampleCmd(t, args...)
 		if code != 0 {
 			t.Fatalf("exit %d: %s", code, errs)

@@ -16,7 +16,7 @@ import (
 
 var cmdServe = &Command{
 	Name:      "serve",
-	UsageLine: "smtrain serve -ckpt DIR [-addr 127.0.0.1:8314] [-max-concurrency N] [-max-queue N] [-max-tokens N] [-max-n N] [-clamp-max-tokens=false] [-name ID] [-seed S] [-reject-long] [-no-bkspc] [-constrain action|none] [-api-key-file FILE] [-insecure-no-auth] [-quiet]",
+	UsageLine: "smtrain serve -ckpt DIR [-addr 127.0.0.1:8314] [-max_concurrency N] [-max_queue N] [-max_tokens N] [-max_n N] [-clamp_max_tokens=false] [-name ID] [-seed S] [-reject_long] [-no_bkspc] [-constrain action|none] [-api_key_file FILE] [-insecure_no_auth] [-quiet]",
 	Short:     "serve a policy behind an OpenAI-compatible chat-completions API",
 	Long: `Serve loads a checkpoint folder (or a training output folder with a
 'latest' marker) and serves the policy over HTTP with the OpenAI
@@ -33,12 +33,12 @@ expects one at localhost:8314) can use it with no glue code:
 Messages use the training chat template (roles system, user, assistant;
 developer counts as system, tool as user). Prompts longer than the context
 less max_tokens are left-truncated as in training (whole turns first); with
--reject-long they get 400 context_length_exceeded instead. A completion
-gets max_tokens (or -max-tokens when the request has none), lowered when
+-reject_long they get 400 context_length_exceeded instead. A completion
+gets max_tokens (or -max_tokens when the request has none), lowered when
 the prompt needs the room but never below half the context; the prompt is
 then truncated to fit beside it. Agent frameworks often ask for thousands
 of tokens, more than a small model's context: the response's "smtrain"
-object reports max_tokens_clamped. With -clamp-max-tokens=false a request's
+object reports max_tokens_clamped. With -clamp_max_tokens=false a request's
 max_tokens is used as given and one above the context is a 400.
 
 The policy may backspace while it writes; the content returned is the final
@@ -48,25 +48,25 @@ backspace and action counts; usage.completion_tokens counts final tokens.
 With stream: true the content of a choice is sent when it is final (when
 the choice ends: a backspace may still delete anything before); until then
 chunks with an empty delta carry the actions taken and the current text
-(which may still change) in their "smtrain" extension (-stream-progress=false leaves them out).
+(which may still change) in their "smtrain" extension (-stream_progress=false leaves them out).
 
 With -constrain action every reply is decoded under a grammar of MLE-Dojo's
 reply format (prose, then a ` + "```" + `json action block that parses and
 validates; see smtrain rollout), so an agent loop always gets a valid
 action; a max_tokens too small for the shortest such reply is a 400.
 
-At most -max-concurrency requests decode at once; up to -max-queue more
+At most -max_concurrency requests decode at once; up to -max_queue more
 wait (until their client hangs up) and the rest get 429. A client that
 disconnects cancels its generation. Bad requests get OpenAI-style error
 JSON with status 400; features the policy cannot honour (tools, logprobs,
 JSON mode, penalties) are refused, not ignored. The model field of a
 request is accepted and ignored (one model is served, named by -name).
-Authentication: with -api-key-file FILE (one key per line, # comments) or
+Authentication: with -api_key_file FILE (one key per line, # comments) or
 $SMTRAIN_SERVE_API_KEY (comma-separated keys) every route but /healthz needs
 'Authorization: Bearer KEY' (an OpenAI client's apiKey); a missing or wrong
 key is a 401 invalid_api_key. Without keys there is no authentication (an
 Authorization header is ignored), so a non-loopback -addr (":8314" listens
-on every interface) is refused unless -insecure-no-auth. Keys travel in
+on every interface) is refused unless -insecure_no_auth. Keys travel in
 clear over http://: beyond a trusted network put a TLS reverse proxy
 (Caddy, nginx) in front.
 
@@ -82,19 +82,19 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs := cmdServe.NewFlagSet(stderr)
 	ckpt := fs.String("ckpt", "", "checkpoint folder or training output folder (required)")
 	addr := fs.String("addr", "127.0.0.1:8314", "listen address (host:port; port 0 picks a free one)")
-	maxConc := fs.Int("max-concurrency", 2, "requests decoded at once")
-	maxQueue := fs.Int("max-queue", 16, "requests waiting for a slot before 429")
-	maxTokens := fs.Int("max-tokens", 256, "completion tokens when a request gives no max_tokens")
-	maxN := fs.Int("max-n", 8, "largest n (choices per request) accepted")
-	actions := fs.Int("max-actions-factor", 4, "cap on all actions (tokens, <bkspc>) as a multiple of max_tokens")
+	maxConc := fs.Int("max_concurrency", 2, "requests decoded at once")
+	maxQueue := fs.Int("max_queue", 16, "requests waiting for a slot before 429")
+	maxTokens := fs.Int("max_tokens", 256, "completion tokens when a request gives no max_tokens")
+	maxN := fs.Int("max_n", 8, "largest n (choices per request) accepted")
+	actions := fs.Int("max_actions_factor", 4, "cap on all actions (tokens, <bkspc>) as a multiple of max_tokens")
 	name := fs.String("name", "", "model id reported by /v1/models (default: the checkpoint folder's name)")
 	seed := fs.Uint64("seed", 0, "seed for requests without one (0: from the clock, printed)")
-	clamp := fs.Bool("clamp-max-tokens", true, "lower a request's max_tokens to fit the context instead of rejecting it")
-	rejectLong := fs.Bool("reject-long", false, "reject prompts that do not fit instead of truncating them")
-	noBkspc := fs.Bool("no-bkspc", false, "never choose <bkspc>")
-	maxBody := fs.Int64("max-body", 8<<20, "largest request body in bytes")
+	clamp := fs.Bool("clamp_max_tokens", true, "lower a request's max_tokens to fit the context instead of rejecting it")
+	rejectLong := fs.Bool("reject_long", false, "reject prompts that do not fit instead of truncating them")
+	noBkspc := fs.Bool("no_bkspc", false, "never choose <bkspc>")
+	maxBody := fs.Int64("max_body", 8<<20, "largest request body in bytes")
 	grace := fs.Duration("grace", 10*time.Second, "time running requests get to finish at shutdown")
-	progress := fs.Bool("stream-progress", true, "send progress chunks (empty delta, actions in the extension) while a stream decodes")
+	progress := fs.Bool("stream_progress", true, "send progress chunks (empty delta, actions in the extension) while a stream decodes")
 	quiet := fs.Bool("quiet", false, "no per-request log lines on stderr")
 	constrain := addConstrainFlag(fs, "constrain every reply")
 	auth := addServerAuthFlags(fs, apikey.ServeKey)
@@ -105,17 +105,17 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	case *ckpt == "":
 		return usagef("-ckpt is required")
 	case *maxConc < 1:
-		return usagef("-max-concurrency must be >= 1, got %d", *maxConc)
+		return usagef("-max_concurrency must be >= 1, got %d", *maxConc)
 	case *maxQueue < 0:
-		return usagef("-max-queue must be >= 0, got %d", *maxQueue)
+		return usagef("-max_queue must be >= 0, got %d", *maxQueue)
 	case *maxTokens < 1:
-		return usagef("-max-tokens must be >= 1, got %d", *maxTokens)
+		return usagef("-max_tokens must be >= 1, got %d", *maxTokens)
 	case *maxN < 1:
-		return usagef("-max-n must be >= 1, got %d", *maxN)
+		return usagef("-max_n must be >= 1, got %d", *maxN)
 	case *actions < 1:
-		return usagef("-max-actions-factor must be >= 1, got %d", *actions)
+		return usagef("-max_actions_factor must be >= 1, got %d", *actions)
 	case *maxBody < 1:
-		return usagef("-max-body must be >= 1, got %d", *maxBody)
+		return usagef("-max_body must be >= 1, got %d", *maxBody)
 	case *grace < 0:
 		return usagef("-grace must be >= 0, got %v", *grace)
 	}

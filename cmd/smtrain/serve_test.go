@@ -51,7 +51,7 @@ func startServe(t *testing.T, extra ...string) (string, string, *lockedBuf, func
 	ctx, cancel := context.WithCancel(context.Background())
 	stdout, stderr := &lockedBuf{}, &lockedBuf{}
 	code := make(chan int, 1)
-	args := append([]string{"serve", "-ckpt", out, "-addr", "127.0.0.1:0", "-max-tokens", "16", "-seed", "5"}, extra...)
+	args := append([]string{"serve", "-ckpt", out, "-addr", "127.0.0.1:0", "-max_tokens", "16", "-seed", "5"}, extra...)
 	go func() { code <- run(ctx, args, stdout, stderr) }()
 	re := regexp.MustCompile(`listening on (http://[0-9.:]+/v1)`)
 	deadline := time.Now().Add(20 * time.Second)
@@ -146,8 +146,8 @@ func TestServeUsage(t *testing.T) {
 		msg  string
 	}{
 		{nil, 2, "-ckpt is required"},
-		{[]string{"-ckpt", "x", "-max-concurrency", "0"}, 2, "-max-concurrency"},
-		{[]string{"-ckpt", "x", "-max-tokens", "0"}, 2, "-max-tokens"},
+		{[]string{"-ckpt", "x", "-max_concurrency", "0"}, 2, "-max_concurrency"},
+		{[]string{"-ckpt", "x", "-max_tokens", "0"}, 2, "-max_tokens"},
 		{[]string{"-ckpt", "x", "extra"}, 2, "unexpected argument"},
 		{[]string{"-ckpt", filepath.Join(t.TempDir(), "none")}, 1, "no such folder"},
 		{[]string{"-ckpt", t.TempDir()}, 1, "neither a checkpoint folder"},

@@ -13,7 +13,7 @@ import (
 
 var cmdTokenizerTrain = &Command{
 	Name:      "tokenizer train",
-	UsageLine: "smtrain tokenizer train [-data PATH ...] [-text FILE ...] -vocab N -out tokenizer.json [-trainer native|sugarme] [-skip-bad]",
+	UsageLine: "smtrain tokenizer train [-data PATH ...] [-text FILE ...] -vocab N -out tokenizer.json [-trainer native|sugarme] [-skip_bad]",
 	Short:     "train a byte-level BPE tokenizer with the special tokens",
 	Long: `Tokenizer train learns a byte-level BPE tokenizer (GPT-2 style) from the
 message contents of trajectories (-data, as for data stats) and/or plain
@@ -42,7 +42,7 @@ func runTokenizerTrain(ctx context.Context, args []string, stdout, stderr io.Wri
 	vocab := fs.Int("vocab", 0, "vocabulary size (>= 263)")
 	out := fs.String("out", "", "output tokenizer.json")
 	trainer := fs.String("trainer", "native", "native (deterministic) or sugarme")
-	skipBad := fs.Bool("skip-bad", false, "report and skip malformed files/lines instead of failing")
+	skipBad := fs.Bool("skip_bad", false, "report and skip malformed files/lines instead of failing")
 	if err := cmdTokenizerTrain.Parse(fs, args, stderr, false); err != nil {
 		return err
 	}

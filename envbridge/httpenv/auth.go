@@ -115,7 +115,7 @@ func (o ClientOptions) withKeys() (ClientOptions, error) {
 // unauthorizedHint completes a 401's message with how to set the key.
 func unauthorizedHint(sent bool) string {
 	if sent {
-		return " (the key sent for this server is not one of its keys; check -env-key-file, $" + apikey.EnvKeysFile + " or $" + apikey.EnvKey + ")"
+		return " (the key sent for this server is not one of its keys; check -env_key_file, $" + apikey.EnvKeysFile + " or $" + apikey.EnvKey + ")"
 	}
-	return " (no key was sent for this server: give one with -env-key-file, $" + apikey.EnvKeysFile + " or $" + apikey.EnvKey + ")"
+	return " (no key was sent for this server: give one with -env_key_file, $" + apikey.EnvKeysFile + " or $" + apikey.EnvKey + ")"
 }

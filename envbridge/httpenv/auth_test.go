@@ -230,7 +230,7 @@ func TestAuthPoolKeysPerEndpoint(t *testing.T) {
 	}
 	_, _, err = c.Reset(ctx, 1)
 	var ae *APIError
-	if !errors.As(err, &ae) || ae.Status != 401 || ae.Code != CodeUnauthorized || !strings.Contains(err.Error(), "-env-key-file") {
+	if !errors.As(err, &ae) || ae.Status != 401 || ae.Code != CodeUnauthorized || !strings.Contains(err.Error(), "-env_key_file") {
 		t.Fatalf("wrong key: %v", err)
 	}
 	if strings.Contains(err.Error(), testKeyA[:12]) || strings.Contains(err.Error(), testKeyB[:12]) {

@@ -17,7 +17,7 @@ const (
 	// when they share a key).
 	EnvKey = "SMTRAIN_ENV_API_KEY"
 	// ServeKey holds the keys of `smtrain serve` (comma-separated) when
-	// -api-key-file is not given.
+	// -api_key_file is not given.
 	ServeKey = "SMTRAIN_SERVE_API_KEY"
 )
 
@@ -136,7 +136,7 @@ func LoadClient(path string) (*ClientKeys, error) {
 	}
 	if k := strings.TrimSpace(os.Getenv(EnvKey)); k != "" {
 		if strings.Contains(k, ",") {
-			return nil, fmt.Errorf("$%s holds several keys (a server's list); a client sends one: use a keys file ($%s or -env-key-file)", EnvKey, EnvKeysFile)
+			return nil, fmt.Errorf("$%s holds several keys (a server's list); a client sends one: use a keys file ($%s or -env_key_file)", EnvKey, EnvKeysFile)
 		}
 		c, err := DefaultKey(k)
 		if err != nil {
