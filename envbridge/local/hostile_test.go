@@ -513,3 +513,34 @@ func children(pid int) []string {
 	}
 	return out
 }
+
+// TestFallbackKeepsPublicFilesRootOwned: without bwrap the workspace's
+// data/ holds hard links to the task's public files; the chown of the
+// workspace to the sandbox uid must skip them (the old walk handed the
+// task's own train.csv to agent code, which could then rewrite it for
+// every later episode).
+func TestFallbackKeepsPublicFilesRootOwned(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("SKIP: the uid drop (and so the chown) happens only as root")
+	}
+	env, task := hostileEnv(t, Options{Sandbox: sandbox.Config{Isolation: sandbox.IsolationNone, Timeout: 20 * time.Second}})
+	defer env.Close()
+	pub := filepath.Join(task.PublicDir, "train.csv")
+	before, err := os.ReadFile(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code := "import os\np = os.path.join(" + pyStr(env.dataPath()) + ", 'train.csv')\nprint('nlink', os.stat(p).st_nlink)\n" +
+		"try:\n    os.chmod(p, 0o666)\n    open(p, 'a').write('tampered\\n')\n    print('TAMPERED')\nexcept OSError as e:\n    print('refused', e.errno)\n"
+	res := step(t, env, envbridge.Action{Name: envbridge.ActValidateCode, Params: map[string]any{"code": code}})
+	fb := envbridge.FeedbackText(res.Obs)
+	after, _ := os.ReadFile(pub)
+	var st unix.Stat_t
+	unix.Stat(pub, &st)
+	if string(after) != string(before) || st.Uid != 0 || (strings.Contains(fb, "nlink 2") && strings.Contains(fb, "TAMPERED")) {
+		t.Fatalf("the task's public file was handed to agent code (owner %d):\n%s", st.Uid, fb)
+	}
+	if !strings.Contains(fb, "nlink 2") {
+		t.Log("data/ is a copy here (the workspace is its own tmpfs), not hard links; TestChownSkipsHardLinks covers the linked case")
+	}
+}

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestStaleWorkspaces: a workspace whose owner died (its lock no longer
@@ -60,5 +62,52 @@ func TestStaleWorkspaces(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(root); len(ents) != 1 {
 		t.Fatalf("left behind: %v", ents)
+	}
+}
+
+// TestChownSkipsHardLinks: handing a work directory to the sandbox uid
+// changes the owner of its own files but not of a file hard-linked from
+// outside (the fallback's data/), nor of a link's target.
+func TestChownSkipsHardLinks(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("SKIP: chown to another uid needs root")
+	}
+	base := t.TempDir()
+	work := filepath.Join(base, "work")
+	outside := filepath.Join(base, "train.csv")
+	victim := filepath.Join(base, "victim")
+	for _, p := range []string{outside, victim} {
+		if err := os.WriteFile(p, []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.MkdirAll(filepath.Join(work, "data"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(outside, filepath.Join(work, "data", "train.csv")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(work, "own.txt"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(victim, filepath.Join(work, "link")); err != nil {
+		t.Fatal(err)
+	}
+	const uid = 1_000_000_777
+	if err := chownTree(work, uid, uid); err != nil {
+		t.Fatal(err)
+	}
+	owner := func(p string) uint32 {
+		var st unix.Stat_t
+		if err := unix.Lstat(p, &st); err != nil {
+			t.Fatal(err)
+		}
+		return st.Uid
+	}
+	for p, want := range map[string]uint32{work: uid, filepath.Join(work, "own.txt"): uid, filepath.Join(work, "data"): uid,
+		filepath.Join(work, "link"): uid, outside: 0, victim: 0} {
+		if got := owner(p); got != want {
+			t.Errorf("%s: owner %d, want %d", p, got, want)
+		}
 	}
 }
