@@ -168,6 +168,9 @@ func (a *ArithTask) Metrics() []Metric {
 		{Key: "val_acc_sample_nobk", Label: "val acc T=1, no bkspc"},
 		{Key: "val_acc_greedy_nobk", Label: "val acc greedy, no bkspc"},
 		{Key: "val_nll", Label: "val NLL"},
+		{Key: "val_bk_gain_sample", Label: "val acc T=1, ⌫ allowed − masked"},
+		{Key: "val_bk_recall_sample", Label: "val ⌫ recall (T=1)"},
+		{Key: "val_false_bk_rate_sample", Label: "val false-⌫ rate (T=1)"},
 	}
 }
 
@@ -261,17 +264,23 @@ func (a *ArithTask) Evaluate(ctx context.Context, t *train.Trainer, dir string) 
 				return nil, fmt.Errorf("decoding (%s): %d results whose tokens disagree with their actions", md.key, sc.Inconsistent)
 			}
 			m[split.prefix+"acc_"+md.key] = sc.Accuracy()
+			if md.bkspc {
+				kind := "sample"
+				if md.greedy {
+					kind = "greedy"
+				}
+				d := DiagnoseAnswers(split.ps, rs, tok)
+				for k, v := range d.Metrics("_" + kind) {
+					if !math.IsNaN(v) { // undefined ratio (e.g. nothing diverged): no value
+						m[split.prefix+k] = v
+					}
+				}
+			}
 			if split.prefix == "" {
 				if md.bkspc {
 					kind := "sample"
 					if md.greedy {
 						kind = "greedy"
-					}
-					d := DiagnoseAnswers(split.ps, rs, tok)
-					for k, v := range d.Metrics("_" + kind) {
-						if !math.IsNaN(v) { // undefined ratio (e.g. nothing diverged): no value
-							m[k] = v
-						}
 					}
 					m["bkspc_rate_"+kind] = float64(sc.Bkspc) / math.Max(1, float64(sc.Actions))
 					m["bkspc_used_"+kind] = float64(sc.UsedBkspc) / float64(sc.N)
@@ -280,8 +289,10 @@ func (a *ArithTask) Evaluate(ctx context.Context, t *train.Trainer, dir string) 
 			}
 		}
 	}
-	m["bk_gain_sample"] = m["acc_sample_bk"] - m["acc_sample_nobk"]
-	m["bk_gain_greedy"] = m["acc_greedy_bk"] - m["acc_greedy_nobk"]
+	for _, p := range []string{"", "val_"} {
+		m[p+"bk_gain_sample"] = m[p+"acc_sample_bk"] - m[p+"acc_sample_nobk"]
+		m[p+"bk_gain_greedy"] = m[p+"acc_greedy_bk"] - m[p+"acc_greedy_nobk"]
+	}
 	return m, nil
 }
 
