@@ -98,16 +98,6 @@ func benchDecode(b *testing.B, cfg Config, nseq, maxLen int) {
 func BenchmarkDecodeSmallBatch1(b *testing.B) { benchDecode(b, Small, 1, 256) }
 func BenchmarkDecodeSmallBatch8(b *testing.B) { benchDecode(b, Small, 8, 256) }
 
-// BenchmarkDecodeSmallBatch1NoTeam is batch 1 with every loop on the
-// caller (the same arithmetic as with the spin team; the ratio is what
-// the second core buys).
-func BenchmarkDecodeSmallBatch1NoTeam(b *testing.B) {
-	old := teamMaxRows
-	teamMaxRows = 0
-	defer func() { teamMaxRows = old }()
-	benchDecode(b, Small, 1, 256)
-}
-
 func TestBLASThreads(t *testing.T) {
 	t.Logf("BLAS: %s, %d threads", BLASName(), BLASThreads())
 	if BLASThreads() == 0 {

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"time"
 
 	"smtrain/internal/parallel"
 	"smtrain/model/internal/vec"
@@ -44,7 +43,6 @@ type Decoder struct {
 	head                     linearKernel[float32]
 	gelu                     *geluKernel[float32]
 	attn                     decAttention
-	row                      rowStep
 }
 
 // NewDecoder makes a decoder over float32 params p with nseq slots of at
@@ -78,7 +76,6 @@ func NewDecoder(p *Params, nseq, maxLen int) (*Decoder, error) {
 		cFc: linearKernel[float32]{c: D, oc: 4 * D}, fProj: linearKernel[float32]{c: 4 * D, oc: D},
 		head: linearKernel[float32]{c: D, oc: V, transW: true}, gelu: newGELUKernel[float32](rows * 4 * D),
 	}
-	d.row.init(d)
 	d.kc, d.vc, d.logits = make([][]float32, nseq), make([][]float32, nseq), make([][]float32, nseq)
 	d.hid, d.lazy = make([][]float32, nseq), make([][]bool, nseq)
 	for s := 0; s < nseq; s++ {
@@ -88,7 +85,7 @@ func NewDecoder(p *Params, nseq, maxLen int) (*Decoder, error) {
 		d.hid[s] = make([]float32, maxLen*cfg.NEmbd)
 		d.lazy[s] = make([]bool, maxLen)
 	}
-	d.attn = decAttention{d: d, scratch: make([]float32, max(2, parallel.MaxChunks())*maxLen)} // ≥ 2: rowStep's halves
+	d.attn = decAttention{d: d, scratch: make([]float32, parallel.MaxChunks()*maxLen)}
 	return d, nil
 }
 
@@ -193,8 +190,7 @@ func (d *Decoder) Logits(seq int) []float32 {
 	n := d.lens[seq]
 	lg := d.logits[seq][(n-1)*V : n*V : n*V]
 	if d.lazy[seq][n-1] {
-		// the head on the entry's kept final layer norm, as the one-row
-		// step computes it
+		// the head on the entry's kept final layer norm
 		headRows(d.hid[seq][(n-1)*D:n*D], d.p.List[0].F32, lg)
 		d.lazy[seq][n-1] = false
 	}
@@ -202,8 +198,8 @@ func (d *Decoder) Logits(seq int) []float32 {
 }
 
 // headRows sets y[j] = wte[j]·h for the len(y) rows of wte (D = len(h)
-// wide) that y covers: the tied LM head on one row, as the one-row step
-// and a lazily computed prompt entry use it.
+// wide) that y covers: the tied LM head on one row, as a lazily computed
+// prompt entry uses it.
 func headRows(h, wte []float32, y []float32) {
 	D := len(h)
 	zero(y)
@@ -241,49 +237,14 @@ func (d *Decoder) Reset(seq int) {
 
 // forward runs rows d.tok[:n] at d.pos[:n] of slots d.rowSeq[:n]: writes
 // their keys/values into the cache, then attends each row to its slot's
-// cache entries 0..pos, and stores the logits at each row's position.
+// cache entries 0..pos, and stores the logits of each row that ends its
+// slot's run in this step. One code path for every step: a batch-1 token,
+// a batch of slots and a prompt differ only in n (the kernels pick their
+// one-row or few-row loops and whether to split across cores from it).
 func (d *Decoder) forward(n int) {
 	if n == 0 {
 		return
 	}
-	t := decodeTeam()
-	if t == nil || n > teamMaxRows || !t.tryAcquire() {
-		d.run(n, nil)
-		return
-	}
-	defer t.release()
-	u := &t.tune[min(n-1, 1)]
-	on := soloTeam
-	if t.fixed || u.pick() {
-		on = t
-	}
-	t0 := time.Now()
-	d.run(n, on)
-	u.record(time.Since(t0))
-}
-
-// soloTeam runs every loop on the caller: a step the tuner keeps off the
-// team runs on one core, not on the channel pool, whose futex hand-offs
-// to a second core cost more than they save in a short step (a 16-token
-// prefill took 0.5-1.5 ms through the pool, ~0.35 ms on one core or the
-// team, measured on a busy shared VM).
-var soloTeam = &spinTeam{size: 1}
-
-// run is forward's work, on team t (nil: the channel pool).
-func (d *Decoder) run(n int, t *spinTeam) {
-	if n == 1 {
-		d.stepRow(t)
-		return
-	}
-	if t != nil {
-		d.useTeam(t)
-		defer d.useTeam(nil)
-	}
-	d.step(n)
-}
-
-// step is forward's work, on the team when the kernels' team is set.
-func (d *Decoder) step(n int) {
 	cfg, P := d.cfg, d.p.List
 	D, V, H := cfg.NEmbd, cfg.VocabSize, cfg.NHead
 	x, x2, h := d.x[:n*D], d.x2[:n*D], d.h[:n*D]
@@ -331,24 +292,11 @@ func (d *Decoder) step(n int) {
 	}
 }
 
-// teamMaxRows is the most rows a forward step runs on the spin team (one
-// decoding step of a few sequences: short loops where the channel pool's
-// hand-off would cost as much as the work). With another decoder holding
-// the team, a step uses the channel pool.
-var teamMaxRows = 16
-
-// useTeam routes the step's parallel loops to t (nil: the channel pool).
-func (d *Decoder) useTeam(t *spinTeam) {
-	d.cAttn.team, d.cProj.team, d.cFc.team, d.fProj.team, d.head.team = t, t, t, t, t
-	d.attn.team = t
-}
-
 // decAttention attends each (row, head) to its slot's cached keys/values.
 type decAttention struct {
 	d       *Decoder
 	scratch []float32 // (chunks, cap)
 	layer   int
-	team    *spinTeam // when set, run splits on it
 }
 
 func (a *decAttention) run(n, layer int) {
@@ -359,13 +307,6 @@ func (a *decAttention) run(n, layer int) {
 	}
 	rh := n * a.d.cfg.NHead
 	grain := rh
-	if a.team != nil {
-		if work > teamGrainMACs {
-			grain = 1
-		}
-		a.team.parallelFor(rh, grain, a)
-		return
-	}
 	if work > 64*grainElems {
 		// the channel pool's hand-off (a futex wake-up, several µs)
 		// pays only for long contexts

@@ -26,7 +26,7 @@ func TestDecoderBatchSizes(t *testing.T) {
 	for _, nseq := range []int{1, 8} {
 		t.Run(fmt.Sprintf("hs32/nseq=%d", nseq), func(t *testing.T) { decoderMatchesFullForward(t, nseq) })
 	}
-	// three heads and an odd vocabulary: the one-row step's halves differ
+	// three heads and an odd vocabulary
 	cfgTest = Config{NLayer: 2, NHead: 3, NEmbd: 24, NPositions: 24, VocabSize: 51, LayerNormEpsilon: 1e-5, BkspcTokenID: 2, EOSTokenID: 1}
 	t.Run("H3/nseq=1", func(t *testing.T) { decoderMatchesFullForward(t, 1) })
 }
@@ -183,5 +183,45 @@ func TestDecoderErrors(t *testing.T) {
 	p64 := randomParams(t, cfgTest, F64, 9, 0.1)
 	if _, err := NewDecoder(p64, 1, 4); err == nil {
 		t.Error("float64 params accepted")
+	}
+}
+
+// TestDecoderSeesNewParamsAfterPrefill: after the parameters change, a
+// Prefill (or Reset) makes the next steps use them (no step keeps a copy
+// of any weight): logits equal a new decoder's, bit for bit.
+func TestDecoderSeesNewParamsAfterPrefill(t *testing.T) {
+	cfg := Config{NLayer: 2, NHead: 2, NEmbd: 64, NPositions: 40, VocabSize: 70, LayerNormEpsilon: 1e-5, BkspcTokenID: 2, EOSTokenID: 1}
+	p, err := NewParams(cfg, F32, rand.New(rand.NewPCG(3, 4)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := NewDecoder(p, 1, cfg.NPositions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps := func(d *Decoder) []float32 {
+		if err := d.Prefill(0, []int32{3, 4, 5}); err != nil {
+			t.Fatal(err)
+		}
+		for _, tok := range []int32{6, 7, 8} {
+			if err := d.Push([]int{0}, []int32{tok}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return append([]float32(nil), d.Logits(0)...)
+	}
+	before := steps(d)
+	for _, q := range p.List { // new weights, c_attn's among them
+		for j := range q.F32 {
+			q.F32[j] *= 1.5
+		}
+	}
+	after := steps(d)
+	d2, err := NewDecoder(p, 1, cfg.NPositions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fresh := steps(d2); fmt.Sprint(after) != fmt.Sprint(fresh) || fmt.Sprint(after) == fmt.Sprint(before) {
+		t.Fatal("after a Prefill the decoder does not give a new decoder's logits for the changed parameters")
 	}
 }

@@ -269,8 +269,7 @@ type linearKernel[T Float] struct {
 	// per call
 	x, w, b, r, y, dy, dx, dw, db []T
 	n, phase                      int
-	beta                          T         // 1 to accumulate, 0 to overwrite
-	team                          *spinTeam // when set, forward splits on it (the decoder's step)
+	beta                          T // 1 to accumulate, 0 to overwrite
 }
 
 // gemvMaxRows is the largest number of rows for which the linear forward
@@ -290,10 +289,6 @@ var colSplitMaxRows = 64
 // column-split linear forward uses more than one core (smaller products do
 // not pay for the hand-off to the worker goroutine).
 var colGrainMACs = 1 << 17
-
-// teamGrainMACs is colGrainMACs for a linear forward run by a spinTeam
-// (the decoder's step), whose hand-off costs far less than the pool's.
-var teamGrainMACs = 1 << 13
 
 // taskSplitBackward lets a linear backward on two workers compute dx on
 // one and dW, db on the other instead of splitting each by rows/columns
@@ -318,10 +313,6 @@ func (k *linearKernel[T]) forward(x, w, b, r, y []T) {
 	if k.n <= colSplitMaxRows {
 		k.phase = 3
 		nb := (k.oc + colBlock - 1) / colBlock
-		if k.team != nil {
-			k.team.parallelFor(nb, max(1, teamGrainMACs/(k.n*k.c*colBlock+1)), k)
-			return
-		}
 		parallel.For(nb, max(1, colGrainMACs/(k.n*k.c*colBlock+1)), k)
 		return
 	}

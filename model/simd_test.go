@@ -289,30 +289,6 @@ func TestGemvKernels(t *testing.T) {
 			}
 		}
 	}
-	// Gemv3: the q, k and v ranges of a (k, 3·D) matrix in one pass, equal
-	// bit for bit to Gemv on each range (every strip width: 16·15 columns)
-	for _, sh := range [][2]int{{7, 16}, {128, 64}, {33, 240}, {5, 200}} {
-		k, n := sh[0], sh[1]
-		ld := 3*n + 3
-		w, x, y0 := randv(k*ld), randv(k), randv(3*n)
-		y := append([]float32(nil), y0...)
-		done := vec.Gemv3(x, w[1:], w[1+n:], w[1+2*n:], ld, y[:n], y[n:2*n], y[2*n:])
-		if want := n &^ 15; vec.HaveAVX512 && done != want || !vec.HaveAVX512 && done != 0 {
-			t.Fatalf("Gemv3 k %d n %d did %d columns", k, n, done)
-		}
-		for r := 0; r < 3; r++ {
-			g := append([]float32(nil), y0[r*n:r*n+n]...)
-			vec.Gemv(x, w[1+r*n:], ld, g[:done])
-			for j := 0; j < n; j++ {
-				if j >= done {
-					g[j] = y0[r*n+j] // columns Gemv3 left alone
-				}
-				if y[r*n+j] != g[j] {
-					t.Fatalf("Gemv3 k %d n %d range %d column %d: %v, Gemv %v", k, n, r, j, y[r*n+j], g[j])
-				}
-			}
-		}
-	}
 	for _, sh := range [][2]int{{8, 1}, {16, 3}, {24, 9}, {128, 1024}, {136, 13}} {
 		k, n := sh[0], sh[1]
 		ld := k + 3

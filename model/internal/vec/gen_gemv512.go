@@ -1,8 +1,7 @@
 //go:build ignore
 
-// gen_gemv512 writes gemv512_amd64.s, the AVX-512 one-row kernels
-// gemv1AVX512 and gemv3AVX512, whose strips are too repetitive to write by
-// hand:
+// gen_gemv512 writes gemv512_amd64.s, the AVX-512 one-row kernel
+// gemv1AVX512, whose strips are too repetitive to write by hand:
 //
 //	go run gen_gemv512.go > gemv512_amd64.s
 package main
@@ -12,10 +11,6 @@ import (
 	"os"
 	"strings"
 )
-
-// strips3 are gemv3AVX512's strip widths in vectors per range (three
-// ranges: at most 24 accumulators).
-var strips3 = []int{8, 4, 2, 1}
 
 // strips are the strip widths in 16-column vectors, widest first; a call
 // covers its columns with the widest strips that fit. Narrow strips are
@@ -91,7 +86,6 @@ func main() {
 	p("zdone:")
 	p("\tVZEROUPPER")
 	p("\tRET")
-	gemv3(p)
 	os.Stdout.WriteString(b.String())
 }
 
@@ -100,74 +94,4 @@ func off(o int) string {
 		return ""
 	}
 	return fmt.Sprint(o)
-}
-
-// gemv3 writes gemv3AVX512: gemv1AVX512 over three column ranges of the
-// same rows (bases w0, w1, w2 with one leading dimension) at once, 16·n16
-// columns each, into y0, y1, y2.
-func gemv3(p func(string, ...any)) {
-	p("")
-	p("// func gemv3AVX512(k int, x *float32, w0, w1, w2 *float32, ldw int, y0, y1, y2 *float32, n16 int)")
-	p("// gemv1AVX512 over three column ranges that share their rows (a")
-	p("// head group's q, k and v columns of c_attn): one pass over the rows")
-	p("// feeds the three ranges' accumulators; per column the same arithmetic.")
-	p("TEXT ·gemv3AVX512(SB), NOSPLIT, $0-80")
-	p("\tMOVQ k+0(FP), AX")
-	p("\tMOVQ x+8(FP), R14")
-	p("\tMOVQ w0+16(FP), R15")
-	p("\tMOVQ w1+24(FP), R8")
-	p("\tMOVQ w2+32(FP), R9")
-	p("\tMOVQ ldw+40(FP), R11")
-	p("\tSHLQ $2, R11                    // ldw in bytes")
-	p("\tMOVQ y0+48(FP), DX")
-	p("\tMOVQ y1+56(FP), R10")
-	p("\tMOVQ y2+64(FP), R12")
-	p("\tMOVQ n16+72(FP), R13")
-	p("\tTESTQ AX, AX")
-	p("\tJZ   tdone")
-	bases := []string{"R15", "R8", "R9"}
-	outs := []string{"DX", "R10", "R12"}
-	for i, s := range strips3 {
-		next := "tdone"
-		if i+1 < len(strips3) {
-			next = fmt.Sprintf("t%d", strips3[i+1])
-		}
-		l := fmt.Sprintf("t%d", s)
-		p("")
-		p("%s:", l)
-		p("\tCMPQ R13, $%d", s)
-		p("\tJLT  %s", next)
-		for v := 0; v < 3*s; v++ {
-			p("\tVPXORD Z%d, Z%d, Z%d", v, v, v)
-		}
-		p("\tMOVQ R14, SI")
-		p("\tXORQ DI, DI")
-		p("\tMOVQ AX, BX")
-		p("%sk:", l)
-		p("\tVBROADCASTSS (SI), Z24")
-		for r, base := range bases {
-			for v := 0; v < s; v++ {
-				p("\tVFMADD231PS %s(%s)(DI*1), Z24, Z%d", off(64*v), base, r*s+v)
-			}
-		}
-		p("\tADDQ $4, SI")
-		p("\tADDQ R11, DI")
-		p("\tDECQ BX")
-		p("\tJNZ  %sk", l)
-		for r, out := range outs {
-			for v := 0; v < s; v++ {
-				p("\tVADDPS %s(%s), Z%d, Z%d", off(64*v), out, r*s+v, r*s+v)
-				p("\tVMOVUPS Z%d, %s(%s)", r*s+v, off(64*v), out)
-			}
-		}
-		for _, reg := range append(append([]string{}, bases...), outs...) {
-			p("\tADDQ $%d, %s", 64*s, reg)
-		}
-		p("\tSUBQ $%d, R13", s)
-		p("\tJMP  %s", l)
-	}
-	p("")
-	p("tdone:")
-	p("\tVZEROUPPER")
-	p("\tRET")
 }

@@ -331,24 +331,3 @@ func Gemm8(k, n int, x []float32, ldx int, w []float32, ldw int, y []float32, ld
 	gemm8x32AVX512(k, &x[0], ldx, &w[0], ldw, &y[0], ldy, nc/32)
 	return nc
 }
-
-//go:noescape
-func gemv3AVX512(k int, x *float32, w0, w1, w2 *float32, ldw int, y0, y1, y2 *float32, n16 int)
-
-// Gemv3 is Gemv over three column ranges with the same rows at once: it
-// adds x @ w_r to y_r for r = 0, 1, 2, where each w_r starts its range in
-// one row-major matrix of leading dimension ldw and y0, y1, y2 have the
-// same length n. One pass over the rows serves the three ranges (a head
-// group's q, k and v columns of c_attn). It returns the number of columns
-// done in each range, 16·⌊n/16⌋ (0 without AVX-512); per column the
-// arithmetic is Gemv's, bit for bit.
-func Gemv3(x, w0, w1, w2 []float32, ldw int, y0, y1, y2 []float32) int {
-	n := len(y0) &^ 15
-	if !HaveAVX512 || n == 0 || len(x) == 0 || len(y1) < n || len(y2) < n {
-		return 0
-	}
-	last := (len(x)-1)*ldw + n - 1 // the last element read of each range
-	_, _, _ = w0[last], w1[last], w2[last]
-	gemv3AVX512(len(x), &x[0], &w0[0], &w1[0], &w2[0], ldw, &y0[0], &y1[0], &y2[0], n/16)
-	return n
-}

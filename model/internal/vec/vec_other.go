@@ -46,6 +46,3 @@ func DotAcc(x, w []float32, ldw int, y []float32) bool { return false }
 
 // Gemm8 does nothing off amd64.
 func Gemm8(k, n int, x []float32, ldx int, w []float32, ldw int, y []float32, ldy int) int { return 0 }
-
-// Gemv3 does nothing off amd64.
-func Gemv3(x, w0, w1, w2 []float32, ldw int, y0, y1, y2 []float32) int { return 0 }
