@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"smtrain/envbridge"
 	"smtrain/internal/apikey"
@@ -263,5 +265,54 @@ func TestAuthClientKeyFromEnv(t *testing.T) {
 	t.Setenv(apikey.EnvKey, "short")
 	if _, err := NewPool(ts.URL, ClientOptions{}); err == nil || strings.Contains(err.Error(), "short") {
 		t.Fatalf("bad env key: %v", err)
+	}
+}
+
+// slowRegistry's New waits for release, so creations stay in flight.
+type slowRegistry struct {
+	fakeRegistry
+	release chan struct{}
+}
+
+func (r *slowRegistry) New(ctx context.Context, task string, opts Options) (envbridge.Env, error) {
+	<-r.release
+	return r.fakeRegistry.New(ctx, task, opts)
+}
+
+// TestAuthPerKeyLimitCountsCreationsInFlight: concurrent creations with
+// one key cannot exceed its share while they are still being created.
+func TestAuthPerKeyLimitCountsCreationsInFlight(t *testing.T) {
+	reg := &slowRegistry{release: make(chan struct{})}
+	srv := NewServer(reg, ServerOptions{MaxEnvs: 8, MaxEnvsPerKey: 2, Keys: mustKeys(t, testKeyA, testKeyB)})
+	ts := httptest.NewServer(srv.Handler())
+	t.Cleanup(func() { ts.Close(); srv.Close() })
+	const n = 6
+	codes := make(chan int, n)
+	for i := 0; i < n; i++ {
+		go func() {
+			st, _, _ := doKey(t, "POST", ts.URL+"/v1/envs", `{"task":"alpha"}`, "Bearer "+testKeyA)
+			codes <- st
+		}()
+	}
+	// The refusals come back while two creations wait in New.
+	got := map[int]int{}
+	for i := 0; i < n-2; i++ {
+		select {
+		case c := <-codes:
+			got[c]++
+		case <-time.After(10 * time.Second):
+			close(reg.release)
+			t.Fatalf("only %v answered while creations were in flight: the limit let more through", got)
+		}
+	}
+	close(reg.release)
+	for i := 0; i < 2; i++ {
+		got[<-codes]++
+	}
+	if got[200] != 2 || got[429] != n-2 {
+		t.Fatalf("statuses %v, want 2 x 200 and %d x 429", got, n-2)
+	}
+	if srv.NumEnvs() != 2 {
+		t.Fatalf("%d environments live, want 2", srv.NumEnvs())
 	}
 }
