@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -36,8 +37,14 @@ type ClientOptions struct {
 	// (healthz, tasks, history, delete) after a transport error or a
 	// 502/503/504 (default 3; negative means none).
 	Retries int
-	// Backoff is the first retry delay, doubled per attempt (default 200 ms).
+	// Backoff is the first retry delay, doubled per attempt up to 5 s
+	// (default 200 ms).
 	Backoff time.Duration
+	// RetryFor bounds how long any call (steps and creates included) is
+	// retried while the server cannot be connected to at all, e.g. during
+	// a restart (default 20 s; negative: not retried). An environment the
+	// restarted server no longer knows is still ErrServerGone.
+	RetryFor time.Duration
 	// Keys are the API keys sent to servers ("Authorization: Bearer",
 	// never in URLs or errors). nil: apikey.LoadClient("") reads them from
 	// $SMTRAIN_ENV_KEYS_FILE or $SMTRAIN_ENV_API_KEY (see auth.go).
@@ -62,6 +69,12 @@ func (o ClientOptions) withDefaults() ClientOptions {
 	}
 	if o.Backoff <= 0 {
 		o.Backoff = 200 * time.Millisecond
+	}
+	if o.RetryFor == 0 {
+		o.RetryFor = 20 * time.Second
+	}
+	if o.RetryFor < 0 {
+		o.RetryFor = 0
 	}
 	return o
 }
@@ -255,8 +268,12 @@ func (c *Client) Close() error {
 	if id == "" {
 		return nil
 	}
-	return c.deleteEnv(context.Background(), id)
+	// Best effort: a server that cannot be connected to is not waited for.
+	return c.deleteEnv(context.WithValue(context.Background(), noConnectRetry{}, true), id)
 }
+
+// noConnectRetry, as a context key, turns off the RetryFor wait.
+type noConnectRetry struct{}
 
 func (c *Client) deleteEnv(ctx context.Context, id string) error {
 	err := c.call(ctx, http.MethodDelete, "/v1/envs/"+url.PathEscape(id), nil, nil, true, c.co.Timeout)
@@ -287,28 +304,48 @@ func (c *Client) call(ctx context.Context, method, path string, in, out any, ide
 			return fmt.Errorf("httpenv: encoding %s %s: %w", method, path, err)
 		}
 	}
-	attempts := 1
-	if idempotent {
-		attempts += c.co.Retries
+	// Idempotent calls are retried Retries times after a transport error
+	// or a 502/503/504; any call whose connection could not even be made
+	// (the request never reached a server: it is restarting, or gone) is
+	// retried for up to RetryFor.
+	retryFor := c.co.RetryFor
+	if ctx.Value(noConnectRetry{}) != nil {
+		retryFor = 0
 	}
+	deadline := time.Now().Add(retryFor)
 	delay := c.co.Backoff
 	var err error
-	for i := 0; i < attempts; i++ {
+	for i := 0; ; i++ {
 		if i > 0 {
 			select {
 			case <-ctx.Done():
 				return fmt.Errorf("httpenv: %s %s%s: %w (after: %w)", method, c.base, path, ctx.Err(), err)
 			case <-time.After(delay):
 			}
-			delay *= 2
+			delay = min(2*delay, maxBackoff)
 		}
 		var retry bool
 		retry, err = c.once(ctx, method, path, body, out, timeout)
 		if err == nil || !retry {
 			return err
 		}
+		if !(idempotent && i < c.co.Retries) && !(notConnected(err) && time.Now().Add(delay).Before(deadline)) {
+			if notConnected(err) && retryFor > 0 {
+				return fmt.Errorf("%w (retried for %v)", err, retryFor)
+			}
+			return err
+		}
 	}
-	return err
+}
+
+// maxBackoff caps the delay between two retries.
+const maxBackoff = 5 * time.Second
+
+// notConnected reports a failure to connect: the request never reached a
+// server, so even a step may be sent again.
+func notConnected(err error) bool {
+	var oe *net.OpError
+	return errors.As(err, &oe) && oe.Op == "dial"
 }
 
 // once performs a single request; retry reports whether the failure is

@@ -421,7 +421,7 @@ func TestServerKilledMidEpisode(t *testing.T) {
 	defer srv.Close()
 	ts := httptest.NewServer(srv.Handler())
 	ctx := context.Background()
-	c, err := Dial(ctx, ts.URL, "alpha", Options{}, ClientOptions{Retries: 1, Backoff: 10 * time.Millisecond})
+	c, err := Dial(ctx, ts.URL, "alpha", Options{}, ClientOptions{Retries: 1, Backoff: 10 * time.Millisecond, RetryFor: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -594,7 +594,7 @@ func TestRetriesOnlyForIdempotentCalls(t *testing.T) {
 		t.Fatalf("step: %v after %d calls (want exactly 1)", err, stepCalls.Load())
 	}
 	// Retries give up.
-	c2, _ := NewClient("http://127.0.0.1:1", "a", Options{}, ClientOptions{Retries: 2, Backoff: 5 * time.Millisecond})
+	c2, _ := NewClient("http://127.0.0.1:1", "a", Options{}, ClientOptions{Retries: 2, Backoff: 5 * time.Millisecond, RetryFor: -1})
 	if err := c2.Healthz(ctx); !errors.Is(err, ErrServerGone) {
 		t.Fatalf("healthz to closed port: %v", err)
 	}
@@ -623,7 +623,7 @@ func TestPool(t *testing.T) {
 	if _, err := ParseURLs("http://a,ftp://b"); err == nil {
 		t.Fatal("bad scheme accepted")
 	}
-	p, err := NewPool(tsA.URL+", "+tsB.URL+","+tsA.URL, ClientOptions{Retries: -1})
+	p, err := NewPool(tsA.URL+", "+tsB.URL+","+tsA.URL, ClientOptions{Retries: -1, RetryFor: -1})
 	if err != nil || len(p.URLs()) != 2 {
 		t.Fatalf("%v %v", p.URLs(), err)
 	}

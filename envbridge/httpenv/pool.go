@@ -144,12 +144,19 @@ func (e *PoolEnv) Reset(ctx context.Context, seed int64) (envbridge.Observation,
 		_ = prev.Close()
 	}
 	var errs []error
-	for _, u := range e.p.order() {
+	servers := e.p.order()
+	for i, u := range servers {
 		c, err := NewClient(u, e.task, e.opts, e.p.co)
 		if err != nil {
 			return nil, nil, err
 		}
-		obs, info, err := c.Reset(ctx, seed)
+		cctx := ctx
+		if i < len(servers)-1 {
+			// another server can take the episode: do not wait for this
+			// one to come back (ClientOptions.RetryFor)
+			cctx = context.WithValue(ctx, noConnectRetry{}, true)
+		}
+		obs, info, err := c.Reset(cctx, seed)
 		if err == nil {
 			e.p.markAlive(u)
 			e.mu.Lock()

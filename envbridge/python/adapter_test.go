@@ -312,7 +312,7 @@ func TestAdapterTimeBudgetAndLimits(t *testing.T) {
 func TestAdapterKilledMidEpisode(t *testing.T) {
 	a := startAdapter(t)
 	ctx := context.Background()
-	c, err := httpenv.Dial(ctx, a.url, "toy-comp", httpenv.Options{}, httpenv.ClientOptions{Retries: 1, Backoff: 10 * time.Millisecond})
+	c, err := httpenv.Dial(ctx, a.url, "toy-comp", httpenv.Options{}, httpenv.ClientOptions{Retries: 1, Backoff: 10 * time.Millisecond, RetryFor: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
