@@ -43,6 +43,47 @@
 // exactly MaxProcs processes, fail further forks with EAGAIN, and be
 // killed at the timeout with nothing left behind, in both modes.
 //
+// Host side of the workspace (issue 16). Everything agent code leaves in
+// the work directory is hostile, and the host (smtrain itself, running as
+// root) resolves paths in its own mount namespace, where a link that is
+// harmless inside the sandbox may point at the private answers. So:
+//   - the host never opens, stats, renames, deletes or walks a path in a
+//     work directory through the plain os functions: package safefs
+//     resolves every component from an open directory without following
+//     any link (openat2 RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS|
+//     RESOLVE_NO_MAGICLINKS|RESOLVE_NO_XDEV, or an O_NOFOLLOW walk), checks
+//     the type before opening (a FIFO is never opened, so nothing blocks),
+//     reads from the checked descriptor with a size cap and bounds every
+//     walk by entries, depth and time. The chown to the sandbox uid and the
+//     link sweep below use it;
+//   - after each run the links whose target is absolute or has a ".."
+//     component are removed (Result.RemovedLinks). The links left name
+//     descendants of their own folder only, so no chain of them can leave
+//     the work directory; a textual check of the joined target is not
+//     enough (c/p -> ../.. makes "c/p/../../x" climb on the host);
+//   - the chown skips regular files with more than one hard link: they may
+//     be shared with a folder outside (the fallback's linked public data).
+//     Agent code cannot make hard links to files outside: link(2) across
+//     mount points is EXDEV, and in bwrap every path it can name outside
+//     the workspace is on another mount;
+//   - quotas: NewWorkspace makes the work directory a tmpfs of
+//     Config.WorkspaceBytes bytes and Config.WorkspaceFiles inodes (nosuid,
+//     nodev) when the process may mount one (root with CAP_SYS_ADMIN), so a
+//     disk or inode flood ends in ENOSPC inside the sandbox, and every
+//     host-side walk has at most WorkspaceFiles entries to visit. The
+//     tmpfs is memory: a full workspace holds its quota in RAM. Without
+//     mount permission only RLIMIT_FSIZE bounds what is written;
+//   - each workspace has a lock file held (flock) by its owner;
+//     CleanStaleWorkspaces removes those of dead owners, and an environment
+//     server calls it at start;
+//   - host paths: /proc/self/mountinfo inside bwrap lists each mount's
+//     source path within its file system. With a quota mount the workspace
+//     shows "/" of a tmpfs named smtrain-workspace; the read-only binds
+//     (system folders, the task's public data, the run's /sandbox folder
+//     with code.py) still show their host paths, which bubblewrap cannot
+//     hide. Knowing them gives no access: nothing else of the host is
+//     mounted and the host never follows an agent's link.
+//
 // When bwrap is unusable the fallback (Isolation "none") still applies the
 // timeouts, rlimits, process-group kill and uid drop, but provides no file
 // system or network isolation; it prints a loud warning once per process.
