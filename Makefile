@@ -53,6 +53,8 @@ test-long:
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(TAGS) ./...
+	@# generated files are what their generators write (go generate)
+	$(GO) test -count=1 -run TestGeneratedCurrent ./model/internal/vec/
 
 bench: build
 	./scripts/bench.sh

@@ -1,9 +1,3 @@
-// Package vec holds AVX2+FMA assembly kernels for the model's float32
-// element-wise loops (in its own package: the model package uses cgo,
-// which cannot be mixed with Go assembly). Each function processes the
-// longest multiple-of-8 prefix and returns its length; callers run their
-// portable Go loop on the rest (and on everything when the CPU lacks
-// AVX2+FMA or off amd64).
 package vec
 
 import (
