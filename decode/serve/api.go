@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"reflect"
+	"strconv"
 	"strings"
 
 	"smtrain/data"
@@ -75,6 +76,26 @@ func (s *stopField) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// seedField is a request's seed: any JSON integer in [-2^63, 2^64), used
+// as its 64-bit pattern (so -1 and 18446744073709551615 are one seed).
+// Clients send seeds as int64 (OpenAI's SDKs) or uint64; the seed a
+// response reports (ResponseExt.Seed, the int64 of that pattern) is always
+// accepted back.
+type seedField uint64
+
+func (s *seedField) UnmarshalJSON(b []byte) error {
+	t := string(bytes.TrimSpace(b))
+	if n, err := strconv.ParseInt(t, 10, 64); err == nil {
+		*s = seedField(n)
+		return nil
+	}
+	if n, err := strconv.ParseUint(t, 10, 64); err == nil {
+		*s = seedField(n)
+		return nil
+	}
+	return &fieldError{Field: "seed", Msg: fmt.Sprintf("invalid 'seed': expected an integer in [-9223372036854775808, 18446744073709551615], got %s", t)}
+}
+
 // fieldError is a decoding error about one field, from a custom
 // UnmarshalJSON.
 type fieldError struct{ Field, Msg string }
@@ -101,7 +122,7 @@ type chatRequest struct {
 	Temperature         *float64        `json:"temperature"`
 	TopP                *float64        `json:"top_p"`
 	Stop                stopField       `json:"stop"`
-	Seed                *int64          `json:"seed"`
+	Seed                *seedField      `json:"seed"`
 	N                   *int            `json:"n"`
 	Stream              *bool           `json:"stream"`
 	StreamOptions       *streamOptions  `json:"stream_options"`

@@ -56,8 +56,10 @@ type ChoiceExt struct {
 
 // ResponseExt is the top-level "smtrain" extension of a response.
 type ResponseExt struct {
-	// Seed is the seed used (the request's, or one the server derived).
-	Seed uint64 `json:"seed"`
+	// Seed is the seed used: the request's (as the int64 of its 64-bit
+	// pattern), or one the server derived, below 2^53 so that every JSON
+	// client (JavaScript's numbers included) can send it back unchanged.
+	Seed int64 `json:"seed"`
 	// PromptTokensFull is the templated prompt's length before
 	// truncation; PromptTruncated says whether turns were dropped.
 	PromptTokensFull int  `json:"prompt_tokens_full"`
@@ -115,6 +117,10 @@ type progressChoice struct {
 	FinishReason *string   `json:"finish_reason"`
 	Ext          progress  `json:"smtrain"`
 }
+
+// maxDerivedSeed bounds the seeds the server derives: 2^53 - 1, the
+// largest integer a float64 (a JavaScript number) holds exactly.
+const maxDerivedSeed = 1<<53 - 1
 
 // splitmix is the SplitMix64 finaliser (derives request seeds).
 func splitmix(x uint64) uint64 {
@@ -177,7 +183,7 @@ func (s *Server) prepare(p *params) (*job, *apiError) {
 	o.StopStrings = p.Stop
 	o.Seed = p.Seed
 	if !p.SeedSet {
-		o.Seed = splitmix(s.cfg.Seed ^ splitmix(k))
+		o.Seed = splitmix(s.cfg.Seed^splitmix(k)) & maxDerivedSeed
 	}
 	o.BatchSize = p.N
 	if err := o.Validate(); err != nil {
@@ -311,7 +317,7 @@ func (s *Server) usage(j *job, res []decode.Result) *Usage {
 
 func (s *Server) responseExt(j *job) *ResponseExt {
 	return &ResponseExt{
-		Seed:             j.opts.Seed,
+		Seed:             int64(j.opts.Seed),
 		PromptTokensFull: j.fullLen,
 		PromptTruncated:  len(j.prompt) < j.fullLen,
 		MaxTokens:        j.maxTokens,
