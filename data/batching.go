@@ -266,7 +266,9 @@ func BuildSeqsPerTurn(tok *Tokenizer, eps []Episode, T int) ([]*ActionSeq, SeqSt
 
 // BuildSeqsAuto keeps an episode whole when it fits in T inputs (so the
 // value term links its turns) and splits it per assistant turn when it does
-// not (so truncation loses no actions). T <= 0 never splits.
+// not (so truncation loses no actions), with its first turns kept together
+// in one sequence as far as they fit (mergeLeadingTurns). T <= 0 never
+// splits.
 func BuildSeqsAuto(tok *Tokenizer, eps []Episode, T int) ([]*ActionSeq, SeqStats, error) {
 	return buildSeqs(tok, eps, T, splitWhenLong)
 }
@@ -278,6 +280,33 @@ const (
 	splitAlways
 	splitWhenLong
 )
+
+// mergeLeadingTurns joins the first turns of a split episode (SplitTurns
+// parts) back into one sequence, as many as fit in T inputs together, so
+// the shared history of those turns is computed once instead of once per
+// turn (an MLE-Dojo episode's first turns, short request_info actions
+// after a long prompt, otherwise each repeat the prompt). The later parts
+// are returned unchanged. Every action stays in exactly one sequence.
+func mergeLeadingTurns(parts []*ActionSeq, T int) []*ActionSeq {
+	if len(parts) < 2 {
+		return parts
+	}
+	var best *ActionSeq
+	k := 0
+	merged := parts[0].Clone()
+	for j := 1; j < len(parts); j++ {
+		merged.Items = append(merged.Items, parts[j].Items...)
+		merged.Done = parts[j].Done
+		if merged.NumInputs() > T {
+			break
+		}
+		best, k = merged.Clone(), j
+	}
+	if best == nil {
+		return parts
+	}
+	return append([]*ActionSeq{best}, parts[k+1:]...)
+}
 
 func buildSeqs(tok *Tokenizer, eps []Episode, T int, mode splitMode) ([]*ActionSeq, SeqStats, error) {
 	st := SeqStats{Episodes: len(eps), Reasons: map[string]int{}}
@@ -293,6 +322,9 @@ func buildSeqs(tok *Tokenizer, eps []Episode, T int, mode splitMode) ([]*ActionS
 		if mode == splitAlways || (mode == splitWhenLong && T > 0 && s.NumInputs() > T) {
 			if parts, err = SplitTurns(s); err != nil {
 				return nil, st, fmt.Errorf("episode %s: %w", eps[i].Source, err)
+			}
+			if mode == splitWhenLong {
+				parts = mergeLeadingTurns(parts, T)
 			}
 		}
 		for _, s := range parts {

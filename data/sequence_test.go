@@ -572,3 +572,42 @@ func TestBuildSeqsAuto(t *testing.T) {
 		t.Fatalf("the long episode should lose actions when kept whole (%d vs %d per turn)", epi.Actions, turn.Actions)
 	}
 }
+
+// TestBuildSeqsAutoMergesLeadingTurns: a long episode split per turn keeps
+// its first turns together in one sequence as far as they fit T (their
+// shared history computed once), every action still in exactly one
+// sequence, and that sequence is the whole episode's prefix.
+func TestBuildSeqsAutoMergesLeadingTurns(t *testing.T) {
+	tok := ByteTokenizer()
+	ep := Episode{Messages: []Message{{RoleUser, strings.Repeat("q", 20)}, {RoleAssistant, "b1"},
+		{RoleUser, "o1"}, {RoleAssistant, "b2"}, {RoleUser, "o2"}, {RoleAssistant, "b3"},
+		{RoleUser, strings.Repeat("p", 40)}, {RoleAssistant, "b4"}}}
+	whole, _, err := BuildSeqs(tok, []Episode{ep}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	T := whole[0].NumInputs() - 1 // all but the last turn fit
+	auto, sa, err := BuildSeqsAuto(tok, []Episode{ep}, T)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, st, err := BuildSeqsPerTurn(tok, []Episode{ep}, T)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(auto) != 2 || st.Seqs != 4 || sa.Actions != st.Actions || sa.Actions != whole[0].NumActions() {
+		t.Fatalf("auto: %d seqs, %d actions; per turn %d seqs, %d actions; whole %d actions (%d inputs)", len(auto), sa.Actions, st.Seqs, st.Actions, whole[0].NumActions(), whole[0].NumInputs())
+	}
+	first := auto[0]
+	if first.NumInputs() > T || first.Done || !slices.Equal(first.Prompt, whole[0].Prompt) ||
+		!slices.Equal(first.Items, whole[0].Items[:len(first.Items)]) {
+		t.Fatalf("first sequence is not the episode's first three turns within T: %d inputs, done %v", first.NumInputs(), first.Done)
+	}
+	b, err := Compile(auto, T)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b.Trans) != sa.Actions {
+		t.Fatalf("%d transitions for %d actions", len(b.Trans), sa.Actions)
+	}
+}

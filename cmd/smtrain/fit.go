@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"os"
 	"path/filepath"
+	"runtime/pprof"
 
 	"smtrain/data"
 	"smtrain/train"
@@ -66,6 +68,7 @@ func runFit(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	configPath := fs.String("config", "", "YAML or JSON config file")
 	resume := fs.Bool("resume", false, "continue from OUT/latest")
 	overwrite := fs.Bool("overwrite", false, "delete the run already in OUT (config.json, metrics.jsonl, latest, checkpoints) and start over")
+	cpuProfile := fs.String("cpuprofile", "", "write a Go CPU profile of the run to this file (go tool pprof)")
 	bind := train.BindFlags(fs)
 	if err := cmdFit.Parse(fs, args, stderr, false); err != nil {
 		return err
@@ -90,6 +93,13 @@ func runFit(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
+	if *cpuProfile != "" {
+		stop, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	if err := t.Run(ctx); err != nil {
 		if errors.Is(err, train.ErrInterrupted) {
 			return &ExitError{Code: 130, Err: fmt.Errorf("interrupted at step %d; checkpoint saved, continue with -resume", t.Step())}
@@ -97,6 +107,20 @@ func runFit(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	return nil
+}
+
+// startCPUProfile starts a Go CPU profile written to path; the returned
+// function stops it and closes the file.
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cpuprofile %s: %w", path, err)
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
 // resolveConfig applies defaults < file < flags. With resume and no file,
