@@ -3,7 +3,40 @@
 // agent's Python code in the sandbox (envbridge/sandbox) on a fresh
 // workspace holding only the public files, scores submissions in Go
 // (envbridge/metrics), and writes MLE-Dojo's env_history/history.json after
-// every step and the episode's agent_history/trajectory.json.
+// every step and the episode's agent_history/trajectory.json into its run
+// folder (Options.RunDir; rollout passes the episode folder).
+//
+// Fidelity. Feedback texts, statuses, rewards and what is recorded in
+// history.json match the real KaggleEnvironment (MLE-Dojo 667a8fd) byte for
+// byte where ../shared/mledojo/real-feedback shows them
+// (TestLocalMatchesRealFeedback replays its 11 actions): request_info,
+// validate_code (syntax and runtime failures), execute_code (scored,
+// missing and invalid submissions, silent failure "Execution failed:"),
+// get_history and reset (recorded, FAILED "Invalid interface mode: ..."
+// feedback; reset restarts the history with a step-0 entry). Steps the real
+// env.step raises on (invalid actions, InfoError) are not recorded.
+//
+// Deliberate differences, and why:
+//   - A step the real env raises on gets an answer here (the error
+//     observation of envbridge.InvalidActionAsObservation, info
+//     history_recorded false), as the Python adapter answers it, so the
+//     HTTP protocol never fails on agent input.
+//   - Observations carry remaining_steps and remaining_seconds (the real
+//     env has no budget; MLE-Dojo's agent loop tracks it), and the step
+//     budget truncates the episode (envbridge.StepBudget).
+//   - Code runs in smtrain's sandbox: the data folder is /workspace/data,
+//     the output folder /workspace/output and tracebacks name
+//     /sandbox/code.py (the real env runs a temporary file on the host,
+//     with no isolation); limits add notes such as "TimeoutError: execution
+//     exceeded the time limit of Ns and was killed".
+//   - Submission validation messages use one wording for every task; the
+//     real ones come from each competition's metric.py (titanic's
+//     row-count message lacks "Please ensure both have the same number of
+//     rows.", which most others have).
+//   - Scores are computed by Go metrics (envbridge/metrics), and leaderboard
+//     rows with an empty or NaN score are skipped (the real env keeps them
+//     in the total).
+//   - The reset action also empties output/ (the real one keeps the files).
 package local
 
 import (

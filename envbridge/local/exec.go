@@ -51,9 +51,8 @@ func (e *Env) run(ctx context.Context, code string) (omap, sandbox.Result, error
 			}
 			errText += note
 		}
-		if strings.TrimSpace(errText) == "" {
-			errText = fmt.Sprintf("Process exited with status %d and no error output", res.ExitCode)
-		}
+		// Code that fails silently (e.g. SystemExit(3)) leaves the error
+		// empty, as in MLE-Dojo: the feedback reads "Execution failed:".
 	}
 	out := res.Stdout
 	if res.Truncated {
