@@ -130,6 +130,10 @@ type runner struct {
 	tmp      string
 	cg       *cgroup  // nil when cgroups are unavailable
 	links    []string // symlinks created in the work dir (none mode)
+	// files are handed to bwrap as fds 4, 5, ... (after the status fd)
+	// and copied into the sandbox's root tmpfs with --file, so that no
+	// host path of them shows in the sandbox's mountinfo.
+	files []*os.File
 }
 
 func (r *runner) run(ctx context.Context) (res Result, err error) {
@@ -164,6 +168,7 @@ func (r *runner) run(ctx context.Context) (res Result, err error) {
 	if err != nil {
 		return res, err
 	}
+	defer r.closeFiles()
 	half := max(r.cfg.MaxOutputBytes/2, 1)
 	stdout, stderr := newCapture(half), newCapture(half)
 	// Own pipes (not exec's copying goroutines) so that Wait returns when
@@ -195,7 +200,7 @@ func (r *runner) run(ctx context.Context) (res Result, err error) {
 			errW.Close()
 			return res, fmt.Errorf("sandbox: pipe: %w", err)
 		}
-		cmd.ExtraFiles = []*os.File{statusW}
+		cmd.ExtraFiles = append([]*os.File{statusW}, r.files...)
 	}
 
 	start := time.Now()
@@ -560,11 +565,19 @@ func (r *runner) command() (*exec.Cmd, error) {
 		return nil, fmt.Errorf("sandbox: bwrap: %w", err)
 	}
 	args := bwrapSystemArgs(r.cfg.AllowNetwork, r.python, r.cfg.MemoryBytes)
-	args = append(args,
-		"--ro-bind", filepath.Join(r.tmp, "passwd"), "/etc/passwd",
-		"--ro-bind", filepath.Join(r.tmp, "group"), "/etc/group",
-		"--bind", r.job.WorkDir, "/workspace",
-	)
+	args = append(args, "--perms", "0755", "--dir", "/sandbox")
+	for _, f := range []struct{ src, dst string }{
+		{"passwd", "/etc/passwd"}, {"group", "/etc/group"}, {"code.py", "/sandbox/code.py"},
+	} {
+		fh, err := os.Open(filepath.Join(r.tmp, f.src))
+		if err != nil {
+			r.closeFiles()
+			return nil, fmt.Errorf("sandbox: %w", err)
+		}
+		r.files = append(r.files, fh)
+		args = append(args, "--perms", "0644", "--file", strconv.Itoa(3+len(r.files)), f.dst)
+	}
+	args = append(args, "--bind", r.job.WorkDir, "/workspace")
 	made := map[string]bool{"/": true, "/workspace": true, "/etc": true, "/var": true, "/tmp": true}
 	for _, b := range r.job.ReadOnly {
 		if !strings.HasPrefix(b.Dst, "/workspace/") {
@@ -575,7 +588,6 @@ func (r *runner) command() (*exec.Cmd, error) {
 		args = append(args, "--ro-bind", b.Src, b.Dst)
 	}
 	args = append(args,
-		"--ro-bind", r.tmp, "/sandbox",
 		// The sandbox's root tmpfs read-only: only /workspace and /tmp are
 		// writable (as root, or as a user in a user namespace).
 		"--remount-ro", "/",
@@ -590,6 +602,14 @@ func (r *runner) command() (*exec.Cmd, error) {
 	cmd := r.inCgroup(bw, args, []string{"PATH=/usr/bin:/bin"})
 	cmd.Dir = "/"
 	return cmd, nil
+}
+
+// closeFiles closes the files handed to bwrap.
+func (r *runner) closeFiles() {
+	for _, f := range r.files {
+		f.Close()
+	}
+	r.files = nil
 }
 
 // inCgroup returns the command for path+args with environment env, started

@@ -78,11 +78,13 @@
 //     server calls it at start;
 //   - host paths: /proc/self/mountinfo inside bwrap lists each mount's
 //     source path within its file system. With a quota mount the workspace
-//     shows "/" of a tmpfs named smtrain-workspace; the read-only binds
-//     (system folders, the task's public data, the run's /sandbox folder
-//     with code.py) still show their host paths, which bubblewrap cannot
-//     hide. Knowing them gives no access: nothing else of the host is
-//     mounted and the host never follows an agent's link.
+//     shows "/" of a tmpfs named smtrain-workspace, and the run's code.py,
+//     /etc/passwd and /etc/group are copied into the sandbox's root tmpfs
+//     (bwrap --file) instead of bound from the host's temp folder. The
+//     read-only binds (system folders, the task's public data) still show
+//     their host paths, which bubblewrap cannot hide for a bind. Knowing
+//     them gives no access: nothing else of the host is mounted and the
+//     host never follows an agent's link.
 //
 // When bwrap is unusable the fallback (Isolation "none") still applies the
 // timeouts, rlimits, process-group kill and uid drop, but provides no file

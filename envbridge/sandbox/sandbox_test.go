@@ -915,6 +915,23 @@ print("ok")
 	}
 }
 
+// TestMountinfoHidesRunFolder: the run's code and identity files are
+// copied into the sandbox (bwrap --file), not bound from the host, so
+// /proc/self/mountinfo does not show the host temp folder holding them;
+// the identity files still work.
+func TestMountinfoHidesRunFolder(t *testing.T) {
+	t.Parallel()
+	needBwrap(t)
+	f := newFixture(t)
+	res := mustRun(t, quick(IsolationBwrap), f.job("import os, pwd, grp\nprint(pwd.getpwuid(os.getuid()).pw_name, grp.getgrgid(os.getgid()).gr_name, __file__)\nprint(open('/proc/self/mountinfo').read())\n"))
+	if res.ExitCode != 0 || !strings.HasPrefix(res.Stdout, "sandbox sandbox /sandbox/code.py\n") {
+		t.Fatalf("%+v", res)
+	}
+	if strings.Contains(res.Stdout, "smtrain-sandbox-") || strings.Contains(res.Stdout, " /sandbox ") || strings.Contains(res.Stdout, " /etc/passwd ") {
+		t.Fatalf("mountinfo shows the run folder:\n%s", res.Stdout)
+	}
+}
+
 func TestConcurrentRuns(t *testing.T) {
 	t.Parallel()
 	iso := modes(t)[0]
