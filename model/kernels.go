@@ -173,9 +173,15 @@ type layerNormKernel[T Float] struct {
 	part       []T // (chunks, 2D) partial dw|db
 	// per call
 	x, w, b, y, dy, dx, dw, db []T
-	phase                      int
 	acc                        bool
 }
+
+// The layer norm's two loops, each the kernel viewed as the parallel.Task
+// of that loop: rows of the forward, rows of the backward.
+type (
+	lnForwardTask[T Float]  layerNormKernel[T]
+	lnBackwardTask[T Float] layerNormKernel[T]
+)
 
 func newLayerNormKernel[T Float](n, d int, eps float64) *layerNormKernel[T] {
 	return &layerNormKernel[T]{d: d, eps: eps, mean: make([]T, n), rstd: make([]T, n), part: make([]T, parallel.MaxChunks()*2*d)}
@@ -183,18 +189,18 @@ func newLayerNormKernel[T Float](n, d int, eps float64) *layerNormKernel[T] {
 
 // forward: x (n, D), w, b (D), y (n, D); n = len(x)/D.
 func (k *layerNormKernel[T]) forward(x, w, b, y []T) {
-	k.x, k.w, k.b, k.y, k.phase = x, w, b, y, 0
-	parallel.For(len(x)/k.d, grainRows(k.d), k)
+	k.x, k.w, k.b, k.y = x, w, b, y
+	parallel.For(len(x)/k.d, grainRows(k.d), (*lnForwardTask[T])(k))
 }
 
 // backward accumulates dx (n, D), dw, db (D) given dy (n, D) and the saved
 // statistics of the last forward on x.
 func (k *layerNormKernel[T]) backward(x, w, dy, dx, dw, db []T, acc bool) {
-	k.x, k.w, k.dy, k.dx, k.dw, k.db, k.phase, k.acc = x, w, dy, dx, dw, db, 1, acc
+	k.x, k.w, k.dy, k.dx, k.dw, k.db, k.acc = x, w, dy, dx, dw, db, acc
 	n := len(x) / k.d
 	c := parallel.NumChunks(n, grainRows(k.d))
 	zero(k.part[:c*2*k.d])
-	parallel.For(n, grainRows(k.d), k)
+	parallel.For(n, grainRows(k.d), (*lnBackwardTask[T])(k))
 	d := k.d
 	if !acc {
 		zero(dw)
@@ -209,18 +215,24 @@ func (k *layerNormKernel[T]) backward(x, w, dy, dx, dw, db []T, acc bool) {
 	}
 }
 
-func (k *layerNormKernel[T]) RunRange(chunk, lo, hi int) {
+// RunRange normalises rows [lo, hi), saving their statistics.
+func (t *lnForwardTask[T]) RunRange(_, lo, hi int) {
+	k := (*layerNormKernel[T])(t)
+	d := k.d
+	w, b := k.w[:d], k.b[:d]
+	for r := lo; r < hi; r++ {
+		x := k.x[r*d : r*d+d]
+		y := k.y[r*d : r*d+d]
+		k.mean[r], k.rstd[r] = lnForwardRow(x, w, b, y, k.eps)
+	}
+}
+
+// RunRange computes dx for rows [lo, hi) and adds their dw, db terms to
+// chunk's partial sums.
+func (t *lnBackwardTask[T]) RunRange(chunk, lo, hi int) {
+	k := (*layerNormKernel[T])(t)
 	d := k.d
 	w := k.w[:d]
-	if k.phase == 0 {
-		b := k.b[:d]
-		for r := lo; r < hi; r++ {
-			x := k.x[r*d : r*d+d]
-			y := k.y[r*d : r*d+d]
-			k.mean[r], k.rstd[r] = lnForwardRow(x, w, b, y, k.eps)
-		}
-		return
-	}
 	p := k.part[chunk*2*d : chunk*2*d+2*d]
 	pw, pb := p[:d], p[d:2*d]
 	for r := lo; r < hi; r++ {
@@ -268,9 +280,26 @@ type linearKernel[T Float] struct {
 	ones   []T // (n) of 1s: db = dyᵀ·1 as a matrix-vector product
 	// per call
 	x, w, b, r, y, dy, dx, dw, db []T
-	n, phase                      int
+	n                             int
 	beta                          T // 1 to accumulate, 0 to overwrite
 }
+
+// The linear kernel's loops, each the kernel viewed as the parallel.Task
+// of that loop (a conversion, no allocation):
+type (
+	// forward of many rows: rows [lo, hi) as one BLAS gemm
+	linRowsTask[T Float] linearKernel[T]
+	// forward of few rows (the decoder's steps, short prefills): column
+	// blocks [lo, hi) of every row, each chunk reading only its share of W
+	linColsTask[T Float] linearKernel[T]
+	// backward: dx for rows [lo, hi)
+	linDxTask[T Float] linearKernel[T]
+	// backward: dW and db for output columns [lo, hi)
+	linDwTask[T Float] linearKernel[T]
+	// backward on two workers: item 0 is dx for every row, item 1 dW and
+	// db for every column (one hand-off, whole BLAS calls)
+	linDxDwTask[T Float] linearKernel[T]
+)
 
 // gemvMaxRows is the largest number of rows for which the linear forward
 // runs one matrix-vector product per row instead of a matrix-matrix
@@ -308,15 +337,14 @@ const colBlock = 16
 
 // forward: y (n, OC) = x @ W + b + r; b and r may be nil.
 func (k *linearKernel[T]) forward(x, w, b, r, y []T) {
-	k.x, k.w, k.b, k.r, k.y, k.phase = x, w, b, r, y, 0
+	k.x, k.w, k.b, k.r, k.y = x, w, b, r, y
 	k.n = len(x) / k.c
 	if k.n <= colSplitMaxRows {
-		k.phase = 3
 		nb := (k.oc + colBlock - 1) / colBlock
-		parallel.For(nb, max(1, colGrainMACs/(k.n*k.c*colBlock+1)), k)
+		parallel.For(nb, max(1, colGrainMACs/(k.n*k.c*colBlock+1)), (*linColsTask[T])(k))
 		return
 	}
-	parallel.For(k.n, grainRows(k.c+k.oc), k)
+	parallel.For(k.n, grainRows(k.c+k.oc), (*linRowsTask[T])(k))
 }
 
 // backward accumulates dx (n, C), dw, db given dy (n, OC). Any of dx, dw,
@@ -338,125 +366,129 @@ func (k *linearKernel[T]) backward(x, w, dy, dx, dw, db []T, acc bool) {
 		k.n*k.c*k.oc >= 2*grainElems {
 		// Two workers: dx on one, dW and db on the other (the same number
 		// of multiply-adds), each as one whole BLAS call.
-		k.phase = 4
-		parallel.For(2, 1, k)
+		parallel.For(2, 1, (*linDxDwTask[T])(k))
 		return
 	}
 	if dx != nil {
-		k.phase = 1
-		parallel.For(k.n, grainRows(k.c+k.oc), k)
+		parallel.For(k.n, grainRows(k.c+k.oc), (*linDxTask[T])(k))
 	}
 	if dw != nil || db != nil {
-		k.phase = 2
-		parallel.For(k.oc, 1+grainElems/(k.n*(k.c+1)+1), k)
+		parallel.For(k.oc, 1+grainElems/(k.n*(k.c+1)+1), (*linDwTask[T])(k))
 	}
 }
 
-func (k *linearKernel[T]) RunRange(_, lo, hi int) {
+// RunRange computes y for rows [lo, hi): y = b (+ r), then += x @ W.
+func (t *linRowsTask[T]) RunRange(_, lo, hi int) {
+	k := (*linearKernel[T])(t)
+	c, oc, m := k.c, k.oc, hi-lo
+	y := k.y[lo*oc : hi*oc]
+	switch {
+	case k.r != nil && k.b != nil:
+		r := k.r[lo*oc : hi*oc]
+		for i := 0; i < m; i++ {
+			for j := 0; j < oc; j++ {
+				y[i*oc+j] = r[i*oc+j] + k.b[j]
+			}
+		}
+	case k.r != nil:
+		copy(y, k.r[lo*oc:hi*oc])
+	case k.b != nil:
+		for i := 0; i < m; i++ {
+			copy(y[i*oc:i*oc+oc], k.b)
+		}
+	default:
+		zero(y)
+	}
+	if k.transW {
+		gemm(false, true, m, oc, c, 1, k.x[lo*c:], c, k.w, c, 1, y, oc)
+	} else {
+		gemm(false, false, m, oc, c, 1, k.x[lo*c:], c, k.w, oc, 1, y, oc)
+	}
+}
+
+// RunRange computes column blocks [lo, hi) (colBlock columns each) of
+// every row of y: y = b (+ r), then += x @ W through the vector kernels
+// (8 or 4 rows at a time, or one) or BLAS.
+func (t *linColsTask[T]) RunRange(_, lo, hi int) {
+	k := (*linearKernel[T])(t)
 	c, oc := k.c, k.oc
-	m := hi - lo
-	switch k.phase {
-	case 0:
-		y := k.y[lo*oc : hi*oc]
+	lo, hi = lo*colBlock, min(hi*colBlock, oc)
+	n, w := k.n, hi-lo
+	for i := 0; i < n; i++ {
+		y := k.y[i*oc+lo : i*oc+hi]
 		switch {
 		case k.r != nil && k.b != nil:
-			r := k.r[lo*oc : hi*oc]
-			for i := 0; i < m; i++ {
-				for j := 0; j < oc; j++ {
-					y[i*oc+j] = r[i*oc+j] + k.b[j]
-				}
+			r, b := k.r[i*oc+lo:i*oc+hi], k.b[lo:hi]
+			for j := range y {
+				y[j] = r[j] + b[j]
 			}
 		case k.r != nil:
-			copy(y, k.r[lo*oc:hi*oc])
+			copy(y, k.r[i*oc+lo:i*oc+hi])
 		case k.b != nil:
-			for i := 0; i < m; i++ {
-				copy(y[i*oc:i*oc+oc], k.b)
-			}
+			copy(y, k.b[lo:hi])
 		default:
 			zero(y)
 		}
-		if k.transW {
-			gemm(false, true, m, oc, c, 1, k.x[lo*c:], c, k.w, c, 1, y, oc)
-		} else {
-			gemm(false, false, m, oc, c, 1, k.x[lo*c:], c, k.w, oc, 1, y, oc)
-		}
-	case 1:
-		k.dxRange(lo, hi)
-	case 2: // output columns [lo, hi)
-		k.dwRange(lo, hi)
-	case 3: // few rows: output columns [lo·colBlock, hi·colBlock) of every row
-		lo, hi = lo*colBlock, min(hi*colBlock, oc)
-		n, w := k.n, hi-lo
-		for i := 0; i < n; i++ {
-			y := k.y[i*oc+lo : i*oc+hi]
-			switch {
-			case k.r != nil && k.b != nil:
-				r, b := k.r[i*oc+lo:i*oc+hi], k.b[lo:hi]
-				for j := range y {
-					y[j] = r[j] + b[j]
-				}
-			case k.r != nil:
-				copy(y, k.r[i*oc+lo:i*oc+hi])
-			case k.b != nil:
-				copy(y, k.b[lo:hi])
-			default:
-				zero(y)
-			}
-		}
-		r0 := 0 // rows before r0 are done
-		if isF32[T]() && !k.transW && vecGemm && n >= 4 {
-			// 8 rows at a time through the AVX-512 kernel, 4 through the
-			// AVX2 one (weights read once per 8 or 4 rows, no packing;
-			// the same arithmetic), their tail columns through BLAS
-			for ; r0+8 <= n && vec.HaveAVX512; r0 += 8 {
-				x, y := as32(k.x[r0*c:]), as32(k.y[r0*oc+lo:])
-				d := vec.Gemm8(c, w, x, c, as32(k.w[lo:]), oc, y, oc)
-				for h := 0; h < 8; h += 4 {
-					e := d + vec.Gemm4(c, w-d, x[h*c:], c, as32(k.w[lo+d:]), oc, y[h*oc+d:], oc)
-					if e < w {
-						gemm(false, false, 4, w-e, c, 1, k.x[(r0+h)*c:], c, k.w[lo+e:], oc, 1, k.y[(r0+h)*oc+lo+e:], oc)
-					}
+	}
+	r0 := 0 // rows before r0 are done
+	if isF32[T]() && !k.transW && vecGemm && n >= 4 {
+		// 8 rows at a time through the AVX-512 kernel, 4 through the
+		// AVX2 one (weights read once per 8 or 4 rows, no packing;
+		// the same arithmetic), their tail columns through BLAS
+		for ; r0+8 <= n && vec.HaveAVX512; r0 += 8 {
+			x, y := as32(k.x[r0*c:]), as32(k.y[r0*oc+lo:])
+			d := vec.Gemm8(c, w, x, c, as32(k.w[lo:]), oc, y, oc)
+			for h := 0; h < 8; h += 4 {
+				e := d + vec.Gemm4(c, w-d, x[h*c:], c, as32(k.w[lo+d:]), oc, y[h*oc+d:], oc)
+				if e < w {
+					gemm(false, false, 4, w-e, c, 1, k.x[(r0+h)*c:], c, k.w[lo+e:], oc, 1, k.y[(r0+h)*oc+lo+e:], oc)
 				}
 			}
-			for ; r0+4 <= n; r0 += 4 {
-				d := vec.Gemm4(c, w, as32(k.x[r0*c:]), c, as32(k.w[lo:]), oc, as32(k.y[r0*oc+lo:]), oc)
+		}
+		for ; r0+4 <= n; r0 += 4 {
+			d := vec.Gemm4(c, w, as32(k.x[r0*c:]), c, as32(k.w[lo:]), oc, as32(k.y[r0*oc+lo:]), oc)
+			if d < w {
+				gemm(false, false, 4, w-d, c, 1, k.x[r0*c:], c, k.w[lo+d:], oc, 1, k.y[r0*oc+lo+d:], oc)
+			}
+		}
+	}
+	switch rows := n - r0; {
+	case rows == 0:
+	case rows > gemvMaxRows && k.transW: // y[:, lo:hi] += x @ W[lo:hi, :]ᵀ
+		gemm(false, true, rows, w, c, 1, k.x[r0*c:], c, k.w[lo*c:], c, 1, k.y[r0*oc+lo:], oc)
+	case rows > gemvMaxRows: // y[:, lo:hi] += x @ W[:, lo:hi]
+		gemm(false, false, rows, w, c, 1, k.x[r0*c:], c, k.w[lo:], oc, 1, k.y[r0*oc+lo:], oc)
+	default:
+		for i := r0; i < n; i++ {
+			x, y := k.x[i*c:i*c+c], k.y[i*oc+lo:i*oc+hi]
+			if k.transW { // y[lo:hi] += W[lo:hi, :] x
+				if !isF32[T]() || !vecGemm || !vec.DotAcc(as32(x), as32(k.w[lo*c:]), c, as32(y)) {
+					gemv(false, w, c, 1, k.w[lo*c:], c, x, 1, y)
+				}
+			} else { // y[lo:hi] += W[:, lo:hi]ᵀ x
+				d := 0
+				if isF32[T]() && vecGemm {
+					// the AVX2 one-row kernel; BLAS for its tail columns
+					d = vec.Gemv(as32(x), as32(k.w[lo:]), oc, as32(y))
+				}
 				if d < w {
-					gemm(false, false, 4, w-d, c, 1, k.x[r0*c:], c, k.w[lo+d:], oc, 1, k.y[r0*oc+lo+d:], oc)
+					gemv(true, c, w-d, 1, k.w[lo+d:], oc, x, 1, y[d:])
 				}
 			}
 		}
-		switch rows := n - r0; {
-		case rows == 0:
-		case rows > gemvMaxRows && k.transW: // y[:, lo:hi] += x @ W[lo:hi, :]ᵀ
-			gemm(false, true, rows, w, c, 1, k.x[r0*c:], c, k.w[lo*c:], c, 1, k.y[r0*oc+lo:], oc)
-		case rows > gemvMaxRows: // y[:, lo:hi] += x @ W[:, lo:hi]
-			gemm(false, false, rows, w, c, 1, k.x[r0*c:], c, k.w[lo:], oc, 1, k.y[r0*oc+lo:], oc)
-		default:
-			for i := r0; i < n; i++ {
-				x, y := k.x[i*c:i*c+c], k.y[i*oc+lo:i*oc+hi]
-				if k.transW { // y[lo:hi] += W[lo:hi, :] x
-					if !isF32[T]() || !vecGemm || !vec.DotAcc(as32(x), as32(k.w[lo*c:]), c, as32(y)) {
-						gemv(false, w, c, 1, k.w[lo*c:], c, x, 1, y)
-					}
-				} else { // y[lo:hi] += W[:, lo:hi]ᵀ x
-					d := 0
-					if isF32[T]() && vecGemm {
-						// the AVX2 one-row kernel; BLAS for its tail columns
-						d = vec.Gemv(as32(x), as32(k.w[lo:]), oc, as32(y))
-					}
-					if d < w {
-						gemv(true, c, w-d, 1, k.w[lo+d:], oc, x, 1, y[d:])
-					}
-				}
-			}
-		}
-	case 4: // item 0: dx for every row; item 1: dW and db for every column
-		if lo == 0 {
-			k.dxRange(0, k.n)
-		}
-		if hi == 2 {
-			k.dwRange(0, k.oc)
-		}
+	}
+}
+
+func (t *linDxTask[T]) RunRange(_, lo, hi int) { (*linearKernel[T])(t).dxRange(lo, hi) }
+func (t *linDwTask[T]) RunRange(_, lo, hi int) { (*linearKernel[T])(t).dwRange(lo, hi) }
+
+func (t *linDxDwTask[T]) RunRange(_, lo, hi int) {
+	k := (*linearKernel[T])(t)
+	if lo == 0 {
+		k.dxRange(0, k.n)
+	}
+	if hi == 2 {
+		k.dwRange(0, k.oc)
 	}
 }
 
