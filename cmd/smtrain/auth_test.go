@@ -122,9 +122,9 @@ func TestNonLoopbackBindNeedsKey(t *testing.T) {
 }
 
 // TestRolloutTwoEnvServersWithKeys: a rollout spread over two env servers
-// with different keys, each key given per endpoint in -env_key_file;
-// without the file the rollout fails with a 401 that says how to set the
-// key, and no key appears in any output.
+// with different keys, each key given per endpoint in -env_key_file; with
+// a wrong key the rollout fails at once with a 401 that says how to set
+// the key; no key appears in any output.
 func TestRolloutTwoEnvServersWithKeys(t *testing.T) {
 	clearKeyEnv(t)
 	t.Setenv("XDG_CACHE_HOME", t.TempDir())
@@ -151,14 +151,16 @@ func TestRolloutTwoEnvServersWithKeys(t *testing.T) {
 			t.Fatalf("server %s ran no episode:\n%s", name, l.String())
 		}
 	}
-	// Without keys: 401 with the hint.
+	// B's key for both: the rollout stops before its first episode with
+	// a 401 that names server A and says how to set the key.
 	so.Reset()
 	se.Reset()
-	args[len(args)-3] = keyFile(t, "wrong", authKeyB+"\n") // B's key for both
+	args[len(args)-3] = keyFile(t, "wrong", authKeyB+"\n")
 	args[len(args)-1] = t.TempDir()
-	run(context.Background(), args, &so, &se)
-	if all := so.String() + se.String(); !strings.Contains(all, "unauthorized") || !strings.Contains(all, "-env_key_file") {
-		t.Fatalf("wrong key for A: %s", all)
+	c := run(context.Background(), args, &so, &se)
+	if all := so.String() + se.String(); c != 1 || strings.Contains(so.String(), "episode ") || !strings.Contains(se.String(), urlA) ||
+		strings.Contains(se.String(), urlB) || !strings.Contains(all, "unauthorized") || !strings.Contains(all, "-env_key_file") {
+		t.Fatalf("wrong key for A: exit %d\n%s", c, all)
 	}
 	all := so.String() + se.String() + logA.String() + logB.String()
 	for _, k := range []string{authKeyA, authKeyB} {
@@ -166,7 +168,7 @@ func TestRolloutTwoEnvServersWithKeys(t *testing.T) {
 			t.Fatalf("a key appears in the output:\n%s", all)
 		}
 	}
-	if !strings.Contains(logA.String(), "401 POST /v1/envs") {
+	if !strings.Contains(logA.String(), "401 GET /v1/tasks") {
 		t.Fatalf("server A did not log the refusal:\n%s", logA.String())
 	}
 }

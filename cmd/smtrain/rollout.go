@@ -99,6 +99,11 @@ func runRollout(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
+	if ps, ok := spec.(*poolSpec); ok {
+		if err := ps.pool.CheckKeys(ctx); err != nil { // a wrong key fails now, not in every episode
+			return err
+		}
+	}
 	o := decode.DefaultOptions()
 	o.Temperature, o.TopP, o.MaxNewTokens = *temp, *topP, min(*maxNew, p.Cfg.NPositions/2)
 	o.Workers = 1

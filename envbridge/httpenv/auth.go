@@ -1,6 +1,8 @@
 package httpenv
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net/http"
 
@@ -118,4 +120,27 @@ func unauthorizedHint(sent bool) string {
 		return " (the key sent for this server is not one of its keys; check -env_key_file, $" + apikey.EnvKeysFile + " or $" + apikey.EnvKey + ")"
 	}
 	return " (no key was sent for this server: give one with -env_key_file, $" + apikey.EnvKeysFile + " or $" + apikey.EnvKey + ")"
+}
+
+// CheckKeys asks every server of the pool for its task list with the
+// pool's key for it and returns the authentication failures (401), each
+// naming its server, so that a missing or wrong key stops a rollout before
+// its first episode instead of failing every episode. A server that
+// cannot be reached is not reported: the pool skips it while others work.
+func (p *Pool) CheckKeys(ctx context.Context) error {
+	co := p.co
+	co.Retries, co.RetryFor = -1, -1
+	var errs []error
+	for _, u := range p.urls {
+		c, err := NewClient(u, "", Options{}, co)
+		if err != nil {
+			return err
+		}
+		_, err = c.Tasks(ctx)
+		var ae *APIError
+		if errors.As(err, &ae) && ae.Status == http.StatusUnauthorized {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }

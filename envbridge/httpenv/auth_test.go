@@ -316,3 +316,33 @@ func TestAuthPerKeyLimitCountsCreationsInFlight(t *testing.T) {
 		t.Fatalf("%d environments live, want 2", srv.NumEnvs())
 	}
 }
+
+// TestAuthPoolCheckKeys: CheckKeys reports each server whose key is
+// missing or wrong (naming it, showing no key) and ignores a dead server.
+func TestAuthPoolCheckKeys(t *testing.T) {
+	t.Setenv(apikey.EnvKeysFile, "")
+	t.Setenv(apikey.EnvKey, "")
+	_, tsA, _ := newTestServer(t, ServerOptions{Keys: mustKeys(t, testKeyA)})
+	_, tsB, _ := newTestServer(t, ServerOptions{Keys: mustKeys(t, testKeyB)})
+	_, tsDead, _ := newTestServer(t, ServerOptions{})
+	tsDead.Close()
+	ctx := context.Background()
+	good, _ := apikey.LoadClientFile(writeKeysFile(t, tsA.URL+" "+testKeyA+"\n"+tsB.URL+" "+testKeyB+"\n"))
+	p, err := NewPool(tsA.URL+","+tsB.URL+","+tsDead.URL, ClientOptions{Keys: good})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if err := p.CheckKeys(ctx); err != nil {
+		t.Fatalf("right keys: %v", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("CheckKeys waited %v on the dead server", d)
+	}
+	onlyA, _ := apikey.LoadClientFile(writeKeysFile(t, testKeyA+"\n"))
+	p, _ = NewPool(tsA.URL+","+tsB.URL, ClientOptions{Keys: onlyA})
+	err = p.CheckKeys(ctx)
+	if err == nil || !strings.Contains(err.Error(), tsB.URL) || strings.Contains(err.Error(), tsA.URL) || strings.Contains(err.Error(), testKeyA[:12]) {
+		t.Fatalf("A's key everywhere: %v", err)
+	}
+}
