@@ -9,6 +9,9 @@ belongs to that task:
                     backward, global-norm clip 1.0, AdamW (nanoGPT groups)
     decode CONFIG   greedy generation with its own KV cache, batch --batch
     sgemm           torch.mm of 2048 x 2048 float32
+    membw           read bandwidth: torch.sum over a 1 GiB float32 tensor
+                    (the bound of batch-1 decoding, which reads every
+                    weight once per token)
 
 Prints one JSON object: tokens/s (or GFLOP/s) per rep, the median, peak RSS
 (ru_maxrss) and versions. Run it the way bench.sh does, at the peer's best
@@ -32,6 +35,8 @@ CONFIGS = {
     # name: (L, D, H, T, B, V, P)
     "tiny": dict(L=2, D=64, H=2, T=32, B=8, V=300, P=128),
     "small": dict(L=4, D=128, H=4, T=128, B=16, V=1024, P=1024),
+    # GPT-2 small's shape with nanoGPT's padded vocabulary (124M parameters)
+    "gpt2s": dict(L=12, D=768, H=12, T=256, B=4, V=50304, P=1024),
 }
 
 
@@ -169,9 +174,23 @@ def bench_sgemm(reps, n=2048):
     return {"gflops": rates, "n": n}
 
 
+def bench_membw(reps, nbytes=1 << 30):
+    """GB/s of torch.sum over a float32 tensor of nbytes (read once)."""
+    a = torch.ones(nbytes // 4)
+    float(a.sum())
+    rates = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        k = 3
+        for _ in range(k):
+            float(a.sum())
+        rates.append(k * nbytes / (time.perf_counter() - t0) / 1e9)
+    return {"gb_per_s": rates, "bytes": nbytes}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("task", choices=["train", "decode", "sgemm"])
+    ap.add_argument("task", choices=["train", "decode", "sgemm", "membw"])
     ap.add_argument("config", nargs="?", default="tiny", choices=sorted(CONFIGS))
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--steps", type=int, default=0, help="train steps per rep (default by config)")
@@ -199,18 +218,21 @@ def main():
             ap.error("D must be a multiple of n_head %d" % c["H"])
         c["D"] = a.D
     if a.task == "train":
-        steps = a.steps or (60 if a.config == "tiny" else 5)
+        steps = a.steps or {"tiny": 60, "small": 5, "gpt2s": 1}[a.config]
         res = bench_train(c, a.reps, steps, a.warmup, a.foreach)
         res["median"] = statistics.median(res["tokens_per_s"])
         res.update({"T": c["T"], "B": c["B"], "D": c["D"]})
     elif a.task == "decode":
         res = bench_decode(c, a.reps, a.batch, a.prompt, a.new, max(1, a.warmup // 3))
         res["median"] = statistics.median(res["tokens_per_s"])
+    elif a.task == "membw":
+        res = bench_membw(a.reps)
+        res["median"] = statistics.median(res["gb_per_s"])
     else:
         res = bench_sgemm(a.reps)
         res["median"] = statistics.median(res["gflops"])
     res.update({
-        "impl": "pytorch", "task": a.task, "config": a.config if a.task != "sgemm" else None,
+        "impl": "pytorch", "task": a.task, "config": a.config if a.task not in ("sgemm", "membw") else None,
         "peak_rss_mb": peak_rss_mb(), "torch": torch.__version__, "python": platform.python_version(),
         "torch_threads": torch.get_num_threads(),
         "openblas_threads": os.environ.get("OPENBLAS_NUM_THREADS"),

@@ -1,8 +1,17 @@
 #!/usr/bin/env bash
 # Benchmark: smtrain (Go, bench/cmd/smbench) against the same GPT-2 model in
-# PyTorch 1.13 (bench/torch_peer.py, Debian python3-torch), in one run.
+# PyTorch 1.13 (bench/torch_peer.py, Debian python3-torch), and its batch-1
+# decoding against llama.cpp (node-llama-cpp 3.21.1, bench/llamacpp_peer.mjs,
+# on the same weights exported as GGUF), in one run.
 #
-#   scripts/bench.sh            (ROUNDS=3 REPS=3 by default)
+#   scripts/bench.sh            (ROUNDS=3 REPS=3 GPT2S_ROUNDS=2 by default)
+#
+# Configs tiny and small as before, plus gpt2s: GPT-2 small's shape (L12
+# D768 H12, vocabulary 50,304; training T 256 batch 4, one step per rep
+# after one warm-up step). llama.cpp runs at 1 and 2 threads
+# (LLAMA_THREADS) and is scored at its best, like the PyTorch peer's
+# layouts; it is skipped with a note when node-llama-cpp is absent
+# (scripts/deps.sh installs it; NODE_LLAMA_CPP names another folder).
 #
 # Each measurement is its own process (so peak RSS is that task's), and the
 # two implementations alternate round by round so that load from other
@@ -62,9 +71,37 @@ peer() {
 }
 gob() { OPENBLAS_NUM_THREADS=$GO_OPENBLAS_THREADS bin/smbench "$@" -reps "$REPS" >>"$RAW.tmp"; }
 
+# llama.cpp through node-llama-cpp on GGUF files of the weights smbench
+# decodes (smbench export, same seed).
+NLC=${NODE_LLAMA_CPP:-$(npm root -g 2>/dev/null || true)/node-llama-cpp}
+LLAMA_THREADS=${LLAMA_THREADS:-"1 2"}
+GPT2S_ROUNDS=${GPT2S_ROUNDS:-2}
+GPT2S_LAYOUTS=${GPT2S_LAYOUTS:-$PEER_LAYOUTS}
+HAVE_LLAMA=0
+if command -v node >/dev/null && [ -f "$NLC/dist/index.js" ]; then
+  HAVE_LLAMA=1
+else
+  echo "bench: node-llama-cpp not found at $NLC: the llama.cpp keys are skipped (scripts/deps.sh installs it)" >&2
+fi
+GGUF_DIR=$(mktemp -d)
+trap 'rm -rf "$GGUF_DIR"' EXIT
+llama() {
+  [ "$HAVE_LLAMA" = 1 ] || return 0
+  local th
+  for th in $LLAMA_THREADS; do
+    node bench/llamacpp_peer.mjs "$NLC" "$GGUF_DIR/$1-$2.gguf" "$1" "$2" "$th" "$REPS" >>"$RAW.tmp"
+  done
+}
+
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+T_START=$(date +%s)
 if [ "${AGG_ONLY:-0}" != 1 ]; then
 : >"$RAW.tmp"
+if [ "$HAVE_LLAMA" = 1 ]; then
+  for cw in small:f32 gpt2s:f32 gpt2s:f16; do
+    bin/smbench export "${cw%%:*}" -type "${cw#*:}" -out "$GGUF_DIR/${cw%%:*}-${cw#*:}.gguf"
+  done
+fi
 for r in $(seq 1 "$ROUNDS"); do
   echo "bench: round $r/$ROUNDS" >&2
   # Alternate which side goes first.
@@ -76,9 +113,25 @@ for r in $(seq 1 "$ROUNDS"); do
     [ "$1" = decode ] && extra=(--batch "$3")
     $first "$1" "$2" "${extra[@]}"
     $second "$1" "$2" "${extra[@]}"
+    [ "$task" = "decode small 1" ] && llama small f32
   done
   # chi2mix vs mle full training steps (config small), interleaved in-process.
   gob smmle small
+done
+# GPT-2 small: training (one step per rep after one warm-up step), batch-1
+# decoding against PyTorch and llama.cpp (f32 and f16 weights), and the
+# machine's read bandwidth, GPT2S_ROUNDS rounds alternating the order.
+for r in $(seq 1 "$GPT2S_ROUNDS"); do
+  echo "bench: gpt2s round $r/$GPT2S_ROUNDS" >&2
+  if [ $((r % 2)) = 1 ]; then first=gob second=peer2; else first=peer2 second=gob; fi
+  peer2() { PEER_LAYOUTS=$GPT2S_LAYOUTS peer "$@"; }
+  $first train gpt2s --steps 1 --warmup 1
+  $second train gpt2s --steps 1 --warmup 1
+  $first decode gpt2s --batch 1
+  $second decode gpt2s --batch 1
+  llama gpt2s f32
+  llama gpt2s f16
+  peer membw
 done
 mv "$RAW.tmp" "$RAW"
 fi
@@ -117,6 +170,7 @@ PYEOF
 fi
 [ "$SCALING" != 0 ] || SRAW=
 LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
+WALL=$(( $(date +%s) - T_START ))
 DATE=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 if [ "${AGG_ONLY:-0}" = 1 ] && [ -f "$OUT" ]; then
   # Re-aggregating: keep the load and date of the measurement itself.
@@ -127,13 +181,18 @@ fi
 CPU=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 CORES=$(nproc)
 GOV=$(go version | cut -d' ' -f3)
-export PEER_LAYOUTS GO_OPENBLAS_THREADS
-"$PY" - "$RAW" "$OUT" "$CPU" "$CORES" "$GOV" "$ROUNDS" "$REPS" "$LOAD_START" "$LOAD_END" "$SRAW" "$DATE" <<'EOF'
+export PEER_LAYOUTS GO_OPENBLAS_THREADS GPT2S_ROUNDS LLAMA_THREADS
+"$PY" - "$RAW" "$OUT" "$CPU" "$CORES" "$GOV" "$ROUNDS" "$REPS" "$LOAD_START" "$LOAD_END" "$SRAW" "$DATE" "$WALL" <<'EOF'
 import json, os, statistics, sys, time
-raw, out, cpu, cores, gov, rounds, reps, load0, load1, sraw, date = sys.argv[1:]
+raw, out, cpu, cores, gov, rounds, reps, load0, load1, sraw, date, wall = sys.argv[1:]
 rows = [json.loads(l) for l in open(raw) if l.strip()]
+for r in rows:  # llama.cpp rows: one implementation per weight type
+    if r["impl"] == "llamacpp":
+        r["impl"] = "llamacpp_" + r["weights"]
 
 def layout(r):
+    if r["impl"].startswith("llamacpp"):
+        return "t%d" % r["threads"]
     return "%s:%s" % (r["torch_threads"], r["openblas_threads"]) if r["impl"] == "pytorch" else "go"
 
 def key(r):
@@ -151,7 +210,7 @@ mle_cpu = [x for r in smmle for x in r.get("mle_step_cpu_ms", [])]
 sm_cpu = [x for r in smmle for x in r.get("chi2mix_step_cpu_ms", [])]
 
 def field(task):
-    return "gflops" if task == "sgemm" else "tokens_per_s"
+    return {"sgemm": "gflops", "membw": "gb_per_s"}.get(task, "tokens_per_s")
 
 def layouts(impl, task, config, batch):
     return [k[4] for k in groups if k[:4] == (impl, task, config, batch)]
@@ -195,6 +254,27 @@ flops_small = 6 * N * B * T + 12 * L * B * T * T * D
 # (samples ranged 53-189 GFLOP/s in one run) and so overstates MFU.
 peak = best("pytorch", "sgemm")
 go_small, pt_small = med("smtrain", "train", "small"), med("pytorch", "train", "small")
+
+# GPT-2 small (gpt2s): training FLOPs as above; batch-1 decode bytes per
+# token = every weight matrix once (12 L D^2 + the V x D LM head), the
+# 1-D parameters, and the KV cache at the mean context (prompt 16 + 64/2);
+# llama.cpp's f16 file halves the matrices, its KV cache is f16 too.
+GL, GD, GV, GB, GT = 12, 768, 50304, 4, 256
+N_g = 12 * GL * GD * GD + GV * GD
+flops_g = 6 * N_g * GB * GT + 12 * GL * GB * GT * GT * GD
+def bytes_per_token(L, D, V, wbytes, kvbytes, ctx=16 + 32):
+    return wbytes * (12 * L * D * D + V * D) + 4 * (13 * L * D + 2 * D) + kvbytes * 2 * L * D * ctx
+bpt = {"smtrain": bytes_per_token(GL, GD, GV, 4, 4), "pytorch": bytes_per_token(GL, GD, GV, 4, 4),
+       "llamacpp_f32": bytes_per_token(GL, GD, GV, 4, 2), "llamacpp_f16": bytes_per_token(GL, GD, GV, 2, 2)}
+bpt_small = {"smtrain": bytes_per_token(4, 128, 1024, 4, 4), "llamacpp_f32": bytes_per_token(4, 128, 1024, 4, 2)}
+membw = best("pytorch", "membw")  # fastest torch.sum read of 1 GiB of the run (GB/s)
+go_g, pt_g = med("smtrain", "train", "gpt2s"), med("pytorch", "train", "gpt2s")
+dec_g = {i: med(i, "decode", "gpt2s", 1) for i in ("smtrain", "pytorch", "llamacpp_f32", "llamacpp_f16")}
+dec_s = {i: med(i, "decode", "small", 1) for i in ("smtrain", "llamacpp_f32")}
+def gbs(rate, b):
+    return rate * b / 1e9 if rate else None
+def frac(rate, b):
+    return rate * b / 1e9 / membw if rate and membw else None
 res = {
     "train_tiny_ratio": ratio(med("smtrain", "train", "tiny"), med("pytorch", "train", "tiny")),
     "train_small_ratio": ratio(go_small, pt_small),
@@ -213,6 +293,36 @@ res = {
                            "transitions_per_batch": smmle[0]["transitions"] if smmle else None,
                            "steps_per_rep": smmle[0]["steps_per_rep"] if smmle else None,
                            "mle_step_ms": [round(x, 2) for x in mle_ms], "chi2mix_step_ms": [round(x, 2) for x in sm_ms]},
+    "train_gpt2s_ratio": ratio(go_g, pt_g),
+    "mfu_gpt2s": go_g * flops_g / (GB * GT) / (peak * 1e9) if go_g and peak else None,
+    "mfu_gpt2s_pytorch": pt_g * flops_g / (GB * GT) / (peak * 1e9) if pt_g and peak else None,
+    "rss_gpt2s_ratio": ratio(rss("smtrain", "train", "gpt2s"), rss("pytorch", "train", "gpt2s")),
+    "decode_gpt2s_ratio": ratio(dec_g["smtrain"], dec_g["pytorch"]),
+    "decode_gpt2s_llamacpp_ratio": ratio(dec_g["smtrain"], dec_g["llamacpp_f32"]),
+    "decode_gpt2s_llamacpp_f16_ratio": ratio(dec_g["smtrain"], dec_g["llamacpp_f16"]),
+    "decode_small_llamacpp_ratio": ratio(dec_s["smtrain"], dec_s["llamacpp_f32"]),
+    "gpt2s_detail": {
+        "train_tok_s": {"smtrain": go_g, "pytorch": pt_g},
+        "train_samples": {"smtrain": rates("smtrain", "train", "gpt2s"), "pytorch": rates("pytorch", "train", "gpt2s")},
+        "train_peak_rss_mb": {"smtrain": rss("smtrain", "train", "gpt2s"), "pytorch": rss("pytorch", "train", "gpt2s")},
+        "flops_per_step": flops_g,
+        "decode_b1_tok_s": dec_g,
+        "decode_b1_samples": {i: rates(i, "decode", "gpt2s", 1) for i in dec_g},
+        "decode_b1_best_layout": {i: best_layout(i, "decode", "gpt2s", 1) for i in dec_g},
+        "decode_peak_rss_mb": {i: rss(i, "decode", "gpt2s", 1) for i in dec_g},
+        "decode_bytes_per_token": bpt,
+        "decode_gb_per_s": {i: gbs(dec_g[i], bpt[i]) for i in dec_g},
+        "decode_fraction_of_membw": {i: frac(dec_g[i], bpt[i]) for i in dec_g},
+        "membw_gb_per_s_best": membw,
+        "membw_samples": rates("pytorch", "membw"),
+        "small_decode_b1_tok_s": dec_s,
+        "small_decode_b1_samples": {i: rates(i, "decode", "small", 1) for i in dec_s},
+        "small_decode_b1_llamacpp_threads": best_layout("llamacpp_f32", "decode", "small", 1),
+        "small_decode_bytes_per_token": bpt_small,
+        "small_decode_fraction_of_membw": {i: frac(dec_s[i], bpt_small[i]) for i in dec_s},
+        "llamacpp": next(({"node_llama_cpp": r.get("node_llama_cpp"), "release": r.get("llama_cpp")} for r in rows if r["impl"].startswith("llamacpp")), None),
+        "rounds": int(os.environ.get("GPT2S_ROUNDS", "0")),
+    },
     "best_of_reps_ratios": {
         "train_tiny": ratio(best("smtrain", "train", "tiny"), best("pytorch", "train", "tiny")),
         "train_small": ratio(best("smtrain", "train", "small"), best("pytorch", "train", "small")),
@@ -226,6 +336,9 @@ res = {
         "sm_over_mle": "median chi2mix step time / median mle step time, config small (B16 T128 V1024), one compiled batch with backspaces (half expert rows with noise+<bkspc>, half policy rows), full step = set batch, forward, loss, backward, clip 1.0, AdamW; both objectives in one process, reps interleaved with alternating order (smbench smmle)",
         "step": "train step = new random batch, forward, cross-entropy, backward, global-norm clip 1.0, AdamW (weight decay on >=2-D params), float32",
         "decode": "greedy, prompt 16 then 64 new tokens per sequence, KV cache; tokens/s counts generated tokens, time includes the prefill",
+        "gpt2s": "GPT-2 small's shape L12 D768 H12 V50304; train T256 B4, 1 step per rep after 1 warm-up step (FLOPs as mfu with these numbers), the peer at its best of GPT2S_LAYOUTS; decode batch 1 as 'decode'",
+        "llamacpp": "node-llama-cpp 3.21.1 (its bundled CPU build of llama.cpp), greedy (temperature 0) decode of the GGUF export (smbench export, the same weights and seed smbench decodes; f32, and f16 matrices) with prompt 16 byte tokens then 64 new tokens, context cleared each rep, time includes the prefill; threads 1 and 2 (LLAMA_THREADS), scored at the best; decode_gpt2s_llamacpp_ratio = smtrain f32 / llama.cpp f32, decode_gpt2s_llamacpp_f16_ratio = smtrain f32 / llama.cpp f16",
+        "membw": "read bandwidth = fastest rep of torch.sum over 1 GiB float32 (1 and 2 threads); decode bytes/token = weight matrices + LM head once, 1-D params, KV cache at mean context 48 (f32 for smtrain/PyTorch, f16 KV for llama.cpp); fraction = bytes/token x tok/s / bandwidth (above 1 for config small, whose 3.7 MB of weights stay in cache)",
     },
     "medians": {
         "sgemm_gflops": peak,
@@ -256,6 +369,7 @@ res = {
                 "smtrain": "GOMAXPROCS=%s, OPENBLAS_NUM_THREADS=%s" % (next((r["gomaxprocs"] for r in rows if r["impl"] == "smtrain"), "?"),
                                                                       os.environ["GO_OPENBLAS_THREADS"])},
     "date": date,
+    "wall_s": int(wall) if wall and wall != "-" else None,
 }
 # Scaling table: per point, each side's median tokens/s (the peer at its
 # best layout for that point) and peak RSS of that process.
@@ -311,6 +425,18 @@ for label, a, b, r, lay in [
     print(f"{label:<28}{fmt(a, '%.1f'):>12}{fmt(b, '%.1f'):>12}{fmt(r, '%.2fx'):>9}  {lay or ''}")
 print(f"{'sm_over_mle (chi2mix/mle step)':<28}{fmt(res['sm_over_mle_detail']['chi2mix_step_ms_median'], '%.1fms'):>12}{fmt(res['sm_over_mle_detail']['mle_step_ms_median'], '%.1fms'):>12}{fmt(res['sm_over_mle'], '%.3f'):>9}  (columns: chi2mix, mle; CPU-time ratio {fmt(res['sm_over_mle_detail']['cpu_time_ratio'], '%.3f')})")
 print("best-of-reps ratios: " + ", ".join(f"{k} {fmt(v, '%.2fx')}" for k, v in res["best_of_reps_ratios"].items()))
+gd = res["gpt2s_detail"]
+print(f"{'gpt2s':<28}{'smtrain':>12}{'peer':>12}{'ratio':>9}")
+for label, a, b, r in [
+    ("train tok/s (PyTorch)", go_g, pt_g, res["train_gpt2s_ratio"]),
+    ("peak RSS train MB (PyTorch)", gd["train_peak_rss_mb"]["smtrain"], gd["train_peak_rss_mb"]["pytorch"], res["rss_gpt2s_ratio"]),
+    ("decode b1 tok/s (PyTorch)", dec_g["smtrain"], dec_g["pytorch"], res["decode_gpt2s_ratio"]),
+    ("decode b1 (llama.cpp f32)", dec_g["smtrain"], dec_g["llamacpp_f32"], res["decode_gpt2s_llamacpp_ratio"]),
+    ("decode b1 (llama.cpp f16)", dec_g["smtrain"], dec_g["llamacpp_f16"], res["decode_gpt2s_llamacpp_f16_ratio"]),
+    ("small decode b1 (llama.cpp)", dec_s["smtrain"], dec_s["llamacpp_f32"], res["decode_small_llamacpp_ratio"]),
+]:
+    print(f"{label:<28}{fmt(a, '%.1f'):>12}{fmt(b, '%.1f'):>12}{fmt(r, '%.2fx'):>9}")
+print(f"MFU gpt2s {fmt(res['mfu_gpt2s'], '%.3f')} (PyTorch {fmt(res['mfu_gpt2s_pytorch'], '%.3f')}); read bandwidth {fmt(membw, '%.1f')} GB/s; wall {wall} s")
 print(f"{'sgemm 2048^2 GFLOP/s':<28}{'':>12}{fmt(peak, '%.1f'):>12}{'':>9}  {bl.get('sgemm', '')}")
 if scaling:
     print(f"{'scaling T B D':<20}{'smtrain tok/s':>14}{'PyTorch tok/s':>14}{'ratio':>8}{'smtrain MB':>12}{'PyTorch MB':>12}")
@@ -340,6 +466,69 @@ row("decode_small_b8_ratio", "same, batch 8", m["smtrain"]["decode_small_b8_tok_
 row("rss_ratio", "peak RSS (MB), train small", m["smtrain"]["peak_rss_mb"]["train_small"], m["pytorch"]["peak_rss_mb"]["train_small"], res["rss_ratio_small"], "≤ 0.5")
 row("rss_ratio_tiny", "peak RSS (MB), train tiny", m["smtrain"]["peak_rss_mb"]["train_tiny"], m["pytorch"]["peak_rss_mb"]["train_tiny"], res["rss_ratio_tiny"], "-")
 row("mfu_small", "training FLOP/s / sgemm peak (%.0f GFLOP/s), small" % (peak or 0), res["mfu_small"], res["mfu_small_pytorch"], res["mfu_small"], "≥ 0.5", "%.3f", "%.3f")
+def spread(x):
+    return "-" if not x else "%.1f–%.1f (n=%d)" % (min(x), max(x), len(x))
+row("train_gpt2s_ratio", "training tok/s, GPT-2 small L12 D768 H12 T256 B4 V50304", go_g, pt_g, res["train_gpt2s_ratio"], "≥ 1.5", "%.1f")
+row("mfu_gpt2s", "training FLOP/s / sgemm peak, gpt2s", res["mfu_gpt2s"], res["mfu_gpt2s_pytorch"], res["mfu_gpt2s"], "≥ 0.8", "%.3f", "%.3f")
+row("rss_gpt2s_ratio", "peak RSS (MB), train gpt2s", gd["train_peak_rss_mb"]["smtrain"], gd["train_peak_rss_mb"]["pytorch"], res["rss_gpt2s_ratio"], "≤ 0.7")
+row("decode_gpt2s_ratio", "KV-cache decode tok/s, gpt2s, batch 1, vs PyTorch", dec_g["smtrain"], dec_g["pytorch"], res["decode_gpt2s_ratio"], "-", "%.1f")
+L.append(f"| decode_gpt2s_llamacpp_ratio | same, vs llama.cpp f32 weights (peer column: llama.cpp) | {fmt(dec_g['smtrain'], '%.1f')} | {fmt(dec_g['llamacpp_f32'], '%.1f')} | {fmt(res['decode_gpt2s_llamacpp_ratio'], '%.2f')} | ≥ 1.0 |")
+L.append(f"| decode_gpt2s_llamacpp_f16_ratio | same, smtrain f32 vs llama.cpp f16 weights | {fmt(dec_g['smtrain'], '%.1f')} | {fmt(dec_g['llamacpp_f16'], '%.1f')} | {fmt(res['decode_gpt2s_llamacpp_f16_ratio'], '%.2f')} | ≥ 1.0 |")
+L.append(f"| decode_small_llamacpp_ratio | KV-cache decode tok/s, small, batch 1, vs llama.cpp f32 | {fmt(dec_s['smtrain'])} | {fmt(dec_s['llamacpp_f32'])} | {fmt(res['decode_small_llamacpp_ratio'], '%.2f')} | ≥ 1.0 |")
+L += ["", f"Bench wall time: {wall} s on {cores} cores (target ≤ 1200 s).", "",
+      "## GPT-2 small and llama.cpp: samples, bytes per token, bandwidth", "",
+      f"gpt2s: {gd['rounds']} rounds; each side's samples (tokens/s, min–max over all reps) at its best layout; "
+      f"read bandwidth {fmt(membw, '%.1f')} GB/s (fastest torch.sum of 1 GiB; samples {spread(gd['membw_samples'])}).", "",
+      "| what | side | median tok/s | samples | layout | bytes/token | GB/s | fraction of read bandwidth |", "|---|---|---|---|---|---|---|---|"]
+L.append(f"| train gpt2s | smtrain | {fmt(go_g, '%.1f')} | {spread(gd['train_samples']['smtrain'])} | go | - | - | - |")
+L.append(f"| train gpt2s | PyTorch | {fmt(pt_g, '%.1f')} | {spread(gd['train_samples']['pytorch'])} | {bl.get('train/gpt2s', '')} | - | - | - |")
+for i, label in (("smtrain", "smtrain f32"), ("pytorch", "PyTorch f32"), ("llamacpp_f32", "llama.cpp f32"), ("llamacpp_f16", "llama.cpp f16")):
+    L.append(f"| decode gpt2s b1 | {label} | {fmt(dec_g[i], '%.1f')} | {spread(gd['decode_b1_samples'][i])} | {gd['decode_b1_best_layout'][i] or ''} | "
+             f"{bpt[i] / 1e6:.0f} MB | {fmt(gd['decode_gb_per_s'][i], '%.1f')} | {fmt(gd['decode_fraction_of_membw'][i], '%.2f')} |")
+for i, label in (("smtrain", "smtrain f32"), ("llamacpp_f32", "llama.cpp f32")):
+    L.append(f"| decode small b1 | {label} | {fmt(dec_s[i])} | {spread(gd['small_decode_b1_samples'][i])} | "
+             f"{(gd['small_decode_b1_llamacpp_threads'] or '') if i != 'smtrain' else 'go'} | {bpt_small[i] / 1e6:.1f} MB | "
+             f"{fmt(gbs(dec_s[i], bpt_small[i]), '%.1f')} | {fmt(gd['small_decode_fraction_of_membw'][i], '%.2f')} |")
+# Where training gpt2s's memory goes (smtrain, float32, MiB), from the
+# shapes: what the graph and the optimizer allocate once and keep.
+N_, D_, V_, L_, H_ = GB * GT, GD, GV, GL, 12
+MiB = 4 / 2**20
+acct = [
+    ("parameters (124.4M)", N_g * MiB + (GL * 13 * GD + 2 * GD + 1024 * GD) * MiB, "needed"),
+    ("parameter gradients", N_g * MiB + (GL * 13 * GD + 2 * GD + 1024 * GD) * MiB, "needed"),
+    ("second wte gradient (embedding and tied LM head each write one; gorgonia sums them)", GV * GD * MiB, "removable: accumulate both into one buffer"),
+    ("AdamW m and v", 2 * (N_g + GL * 13 * GD + 2 * GD + 1024 * GD) * MiB, "needed (f32 moments)"),
+    ("activations kept for backward: 16·N·D per layer (ln_1, qkv, attention out, residual, ln_2, c_fc, GELU, residual)", 16 * N_ * D_ * L_ * MiB, "needed (or recompute)"),
+    ("attention probabilities B·H·T² per layer", GB * H_ * GT * GT * L_ * MiB, "needed (or recompute: flash-style)"),
+    ("GELU tanh cache 4·N·D per layer", 4 * N_ * D_ * L_ * MiB, "removable: recompute in backward"),
+    ("residual-stream and layer-norm input gradients, 4·N·D per layer", 4 * N_ * D_ * L_ * MiB, "mostly removable: share across layers like the others"),
+    ("shared input-gradient buffers (one per kind for all layers), 14·N·D", 14 * N_ * D_ * MiB, "already shared"),
+    ("logits N·V", N_ * V_ * MiB, "removable: overwrite with the probabilities"),
+    ("cross-entropy probabilities N·V", N_ * V_ * MiB, "needed (one N·V buffer)"),
+    ("logits gradient N·V", N_ * V_ * MiB, "removable: written in place of the probabilities"),
+    ("embedding and final layer-norm outputs and their gradients, 4·N·D", 4 * N_ * D_ * MiB, "needed"),
+]
+tot = sum(a[1] for a in acct)
+go_rows = groups.get(("smtrain", "train", "gpt2s", None, "go"), [])
+heap = max((r.get("heap_sys_mb") or 0 for r in go_rows), default=0) or None
+L += ["", "## Memory account: training gpt2s in smtrain", "",
+      f"N = B·T = {N_}, D = {D_}, V = {V_}, L = {L_}, H = {H_}; float32. Sizes from the shapes (what the graph and the optimizer "
+      f"allocate once and keep; a step allocates {fmt(max((r.get('alloc_mb_per_step') or 0 for r in go_rows), default=None), '%.2f')} MB more). "
+      "A heap profile (`smbench train gpt2s -memprofile`, `go tool pprof -sample_index=alloc_space`) attributes the same totals to "
+      "ZeroParams (parameters), train.NewAdamW (moments), newDense (op outputs and gradients), the cross-entropy, attention and GELU kernels "
+      "and the shared gradients.", "",
+      "| buffer | MiB | status |", "|---|---|---|"]
+for name, mib, st in acct:
+    L.append(f"| {name} | {mib:.0f} | {st} |")
+rem = sum(a[1] for a in acct if a[2].startswith("removable"))
+L += [f"| **total from the shapes** | **{tot:.0f}** | |",
+      f"| Go heap from the OS at the end of the run (heap_sys_mb) | {fmt(heap)} | measured |",
+      f"| peak RSS of the process | {fmt(gd['train_peak_rss_mb']['smtrain'])} | measured (adds the binary, OpenBLAS buffers, runtime) |", "",
+      f"The removable buffers add up to {rem:.0f} MiB: without them the peak would be about "
+      f"{fmt((gd['train_peak_rss_mb']['smtrain'] or 0) - rem)} MB, "
+      f"{fmt(ratio((gd['train_peak_rss_mb']['smtrain'] or 0) - rem, gd['train_peak_rss_mb']['pytorch']), '%.2f')}× PyTorch's peak "
+      "(target 0.7×); the rest is parameters, gradients and moments (4 × 475 MiB) and the activations backward needs."]
+L += ["", "llama.cpp: " + (json.dumps(gd["llamacpp"]) if gd["llamacpp"] else "not run (node-llama-cpp absent)") + "."]
 L += ["", "Best-of-reps ratios (fastest rep of each side; less sensitive to load from other processes): " +
       ", ".join(f"{k} {fmt(x, '%.2fx')}" for k, x in res["best_of_reps_ratios"].items()) + ".", ""]
 if scaling:

@@ -11,7 +11,13 @@
 //	                              backspaces, loss, backward, clip, AdamW)
 //	                              under chi2mix and mle on the same batch,
 //	                              interleaved; reports the step-time ratio
+//	smbench export gpt2s -out F   writes the weights decode uses (same
+//	                              seed) as a GGUF file for llama.cpp
+//	                              (-type f32|f16), for the llama.cpp peer
 //
+// Configs: tiny (L2 D64), small (L4 D128) and gpt2s, GPT-2 small's shape
+// (L12 D768 H12, vocabulary 50,304, T 256, batch 4).
+
 // Build with -tags openblas (and CGO_LDFLAGS=-lopenblas) for OpenBLAS.
 package main
 
@@ -29,7 +35,9 @@ import (
 	"syscall"
 	"time"
 
+	"smtrain/data"
 	"smtrain/model"
+	"smtrain/model/gguf"
 	"smtrain/train"
 )
 
@@ -42,6 +50,9 @@ type benchConfig struct {
 var configs = map[string]benchConfig{
 	"tiny":  {model.Tiny, 8, 32},
 	"small": {model.Small, 16, 128},
+	// GPT-2 small (124M parameters with nanoGPT's vocabulary of 50,304).
+	"gpt2s": {model.Config{NLayer: 12, NHead: 12, NEmbd: 768, NPositions: 1024, VocabSize: 50304,
+		LayerNormEpsilon: 1e-5, BkspcTokenID: 2, EOSTokenID: 1}, 4, 256},
 }
 
 // result is the JSON line printed (same keys as torch_peer.py).
@@ -61,10 +72,14 @@ type result struct {
 	B           int       `json:"B,omitempty"`
 	D           int       `json:"D,omitempty"`
 	AllocPerOp  float64   `json:"alloc_mb_per_step,omitempty"`
-	Go          string    `json:"go"`
-	BLAS        string    `json:"blas"`
-	GOMAXPROCS  int       `json:"gomaxprocs"`
-	OpenBLASThr string    `json:"openblas_threads"`
+	// train: the Go heap at the end of the timed steps (MiB): the bytes
+	// of live objects and what the heap holds from the OS.
+	HeapInuseMB float64 `json:"heap_inuse_mb,omitempty"`
+	HeapSysMB   float64 `json:"heap_sys_mb,omitempty"`
+	Go          string  `json:"go"`
+	BLAS        string  `json:"blas"`
+	GOMAXPROCS  int     `json:"gomaxprocs"`
+	OpenBLASThr string  `json:"openblas_threads"`
 	// smmle: per-rep step times (ms) and the ratio of their medians.
 	MLEStepMS []float64 `json:"mle_step_ms,omitempty"`
 	SMStepMS  []float64 `json:"chi2mix_step_ms,omitempty"`
@@ -106,8 +121,10 @@ func run(args []string, stdout io.Writer) error {
 	embd := fs.Int("D", 0, "train: n_embd (default: the config's; must be a multiple of n_head)")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the timed part to this file")
 	memprofile := fs.String("memprofile", "", "write a heap profile (live and allocated bytes) at the end to this file")
+	out := fs.String("out", "", "export: output GGUF file")
+	typ := fs.String("type", "f32", "export: weight type f32 or f16")
 	if len(args) < 2 {
-		return usageError{"usage: smbench train|decode|smmle tiny|small [-reps N] [-steps N] [-batch N]"}
+		return usageError{"usage: smbench train|decode|smmle|export tiny|small|gpt2s [-reps N] [-steps N] [-batch N] [-out F -type f32|f16]"}
 	}
 	task, name := args[0], args[1]
 	if err := fs.Parse(args[2:]); err != nil {
@@ -115,7 +132,7 @@ func run(args []string, stdout io.Writer) error {
 	}
 	bc, ok := configs[name]
 	if !ok {
-		return usageError{fmt.Sprintf("unknown config %q (tiny, small)", name)}
+		return usageError{fmt.Sprintf("unknown config %q (tiny, small, gpt2s)", name)}
 	}
 	if *seqT < 0 || *batchB < 0 || *embd < 0 {
 		return usageError{"T, B and D must be positive"}
@@ -152,12 +169,18 @@ func run(args []string, stdout io.Writer) error {
 		GOMAXPROCS: runtime.GOMAXPROCS(0), OpenBLASThr: os.Getenv("OPENBLAS_NUM_THREADS")}
 	var err error
 	switch task {
+	case "export":
+		if *out == "" {
+			return usageError{"export: -out is required"}
+		}
+		tt, err := gguf.ParseTensorType(*typ)
+		if err != nil {
+			return usageError{err.Error()}
+		}
+		return exportGGUF(bc, rng, *out, tt)
 	case "train":
 		if *steps == 0 {
-			*steps = 60
-			if name == "small" {
-				*steps = 5
-			}
+			*steps = map[string]int{"tiny": 60, "small": 5, "gpt2s": 1}[name]
 		}
 		err = benchTrain(&res, bc, rng, *reps, *steps, *warmup)
 		res.T, res.B, res.D = bc.T, bc.B, bc.cfg.NEmbd
@@ -271,9 +294,21 @@ func benchTrain(res *result, bc benchConfig, rng *rand.Rand, reps, steps, warmup
 	}
 	runtime.ReadMemStats(&ms1)
 	res.AllocPerOp = float64(ms1.TotalAlloc-ms0.TotalAlloc) / float64(reps*steps) / (1 << 20)
+	res.HeapInuseMB, res.HeapSysMB = float64(ms1.HeapInuse)/(1<<20), float64(ms1.HeapSys)/(1<<20)
 	res.StepsPerRep = steps
 	res.LastLoss = m.Loss()
 	return nil
+}
+
+// exportGGUF writes the parameters benchDecode draws from rng (the first
+// draw of the same seed) with the byte tokenizer (the rows past its 263
+// tokens become unused tokens) as a GGUF file for llama.cpp.
+func exportGGUF(bc benchConfig, rng *rand.Rand, path string, tt gguf.TensorType) error {
+	p, err := model.NewParams(bc.cfg, model.F32, rng)
+	if err != nil {
+		return err
+	}
+	return gguf.Write(path, p, data.ByteTokenizer(), gguf.Options{Type: tt, Name: "smbench"})
 }
 
 // benchDecode times greedy generation of newTok tokens for batch sequences

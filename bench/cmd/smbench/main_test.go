@@ -4,7 +4,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"math/rand/v2"
+	"path/filepath"
 	"testing"
+
+	"smtrain/model"
+	"smtrain/model/gguf"
 )
 
 func TestRunSmoke(t *testing.T) {
@@ -30,6 +35,30 @@ func TestRunSmoke(t *testing.T) {
 		if args[0] == "train" && !(r.LastLoss > 5 && r.LastLoss < 6.5) { // ~ln(300) at init
 			t.Errorf("train tiny loss %g, want about ln(300) = 5.70", r.LastLoss)
 		}
+	}
+}
+
+func TestExportMatchesDecodeWeights(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tiny.gguf")
+	if err := run([]string{"export", "tiny", "-type", "f32", "-out", path, "-seed", "3"}, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	f, err := gguf.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The exported weights are the ones decode draws from the same seed.
+	p, err := model.NewParams(model.Tiny, model.F32, rand.New(rand.NewPCG(3, 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tt, _ := f.Tensor("token_embd.weight")
+	x, _ := tt.Float32s()
+	if want := p.Get("wte.weight").F32; len(x) != len(want) || x[5] != want[5] || x[len(x)-1] != want[len(want)-1] {
+		t.Errorf("token_embd differs from the decode weights of seed 3")
+	}
+	if err := run([]string{"export", "tiny"}, &bytes.Buffer{}); err == nil {
+		t.Error("export without -out: no error")
 	}
 }
 
