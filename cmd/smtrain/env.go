@@ -16,7 +16,7 @@ import (
 
 var cmdEnvServe = &Command{
 	Name:      "env serve",
-	UsageLine: "smtrain env serve (-root DIR | -builtin) [-addr 127.0.0.1:PORT] [-api_key_file FILE] [-max_envs_per_key N] [-insecure_no_auth] [-runs DIR] [-max_envs N] [-timeout D] [-isolation auto|bwrap|none]",
+	UsageLine: "smtrain env serve (-root DIR | -builtin) [-addr 127.0.0.1:PORT] [-api_key_file FILE] [-max_envs_per_key N] [-insecure_no_auth] [-runs DIR] [-max_envs N] [-timeout D] [-isolation auto|bwrap|none] [-workspace_bytes N] [-workspace_files N] [-max_submission_bytes N]",
 	Short:     "serve local MLE-Dojo-style environments over HTTP",
 	Long: `Env serve serves the local MLE-Dojo-compatible environment over the HTTP
 protocol of DESIGN.md 6.4 (POST /v1/envs, POST /v1/envs/{id}/step,
@@ -30,6 +30,13 @@ Agent code runs in the sandbox (bubblewrap when usable). The server listens
 on loopback by default; -runs DIR keeps each environment's MLE-Dojo run
 folder (env_history/history.json, agent_history/trajectory.json).
 SIGINT/SIGTERM shut it down gracefully.
+
+Limits on agent files: when the server may mount file systems (root), each
+workspace is a tmpfs of -workspace_bytes (default 1 GiB) and
+-workspace_files (default 50000); writes past them fail inside the sandbox
+with "No space left on device". The server reads a submission.csv of at
+most -max_submission_bytes, and never through a symbolic link. At start it
+removes the workspaces that dead servers left in its work root.
 
 Authentication: with -api_key_file FILE (one key per line, # comments) or
 $SMTRAIN_ENV_API_KEY (comma-separated keys) every route but GET /v1/healthz
@@ -99,6 +106,9 @@ func runEnvServe(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	maxEnvs := fs.Int("max_envs", 16, "maximum live environments")
 	timeout := fs.Duration("timeout", 60*time.Second, "wall-clock limit per code run")
 	isolation := fs.String("isolation", "auto", "sandbox isolation: auto, bwrap or none")
+	wsBytes := fs.Int64("workspace_bytes", sandbox.DefaultWorkspaceBytes, "byte quota of each workspace (a tmpfs, when the server may mount one)")
+	wsFiles := fs.Int64("workspace_files", sandbox.DefaultWorkspaceFiles, "file-count quota of each workspace (same condition)")
+	maxSub := fs.Int64("max_submission_bytes", 0, "largest submission.csv the server reads (0: the larger of 64 MiB and 1 KiB per expected row)")
 	auth := addServerAuthFlags(fs, apikey.EnvKey)
 	perKey := fs.Int("max_envs_per_key", 0, "maximum live environments per API key (0: -max_envs split evenly over the keys)")
 	if err := cmdEnvServe.Parse(fs, args, stderr, false); err != nil {
@@ -106,6 +116,9 @@ func runEnvServe(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	if *perKey < 0 {
 		return usagef("-max_envs_per_key must be >= 0, got %d", *perKey)
+	}
+	if *wsBytes <= 0 || *wsFiles <= 0 || *maxSub < 0 {
+		return usagef("-workspace_bytes and -workspace_files must be > 0 and -max_submission_bytes >= 0, got %d, %d and %d", *wsBytes, *wsFiles, *maxSub)
 	}
 	keys, err := auth.keys()
 	if err != nil {
@@ -120,7 +133,14 @@ func runEnvServe(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	reg.Sandbox = sandbox.Config{Timeout: *timeout, Isolation: *isolation}
+	reg.Sandbox = sandbox.Config{Timeout: *timeout, Isolation: *isolation, WorkspaceBytes: *wsBytes, WorkspaceFiles: *wsFiles}
+	for _, name := range reg.Tasks() {
+		t, err := reg.Task(name)
+		if err != nil {
+			return err
+		}
+		t.MaxSubmissionBytes = *maxSub
+	}
 	reg.RunRoot = *runs
 	iso, _ := sandbox.Probe()
 	if *isolation == sandbox.IsolationNone {
