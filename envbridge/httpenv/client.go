@@ -31,7 +31,10 @@ type ClientOptions struct {
 	// Timeout bounds control calls: healthz, tasks, create, history,
 	// delete (default 60 s; create includes the env's reset).
 	Timeout time.Duration
-	// StepTimeout bounds one step (default 30 minutes: steps run code).
+	// StepTimeout bounds one step. Default: the step_timeout_s the server
+	// announces when it creates the environment (the Python adapter: its
+	// execution timeout, capped by the time budget, plus a minute), else
+	// the episode's time budget plus 2 minutes, else 30 minutes.
 	StepTimeout time.Duration
 	// Retries is the number of extra attempts for idempotent calls
 	// (healthz, tasks, history, delete) after a transport error or a
@@ -89,9 +92,12 @@ type Client struct {
 	opts Options
 	co   ClientOptions
 
-	mu     sync.Mutex
-	envID  string
-	closed bool
+	mu          sync.Mutex
+	envID       string
+	closed      bool
+	stepTimeout time.Duration
+	// stepSet: ClientOptions.StepTimeout was given (not a default)
+	stepSet bool
 }
 
 var (
@@ -108,7 +114,12 @@ func NewClient(baseURL, task string, opts Options, co ClientOptions) (*Client, e
 	if co, err = co.withKeys(); err != nil {
 		return nil, err
 	}
-	return &Client{base: base, task: task, opts: opts, co: co.withDefaults()}, nil
+	c := &Client{base: base, task: task, opts: opts, co: co.withDefaults()}
+	c.stepTimeout, c.stepSet = c.co.StepTimeout, co.StepTimeout > 0
+	if !c.stepSet && opts.TimeBudget > 0 {
+		c.stepTimeout = opts.TimeBudget + 2*time.Minute
+	}
+	return c, nil
 }
 
 // Dial returns a client for task on the server at baseURL after checking
@@ -199,6 +210,9 @@ func (c *Client) Reset(ctx context.Context, seed int64) (envbridge.Observation, 
 	}
 	c.mu.Lock()
 	c.envID = out.EnvID
+	if s, ok := out.Info["step_timeout_s"].(float64); ok && s > 0 && s < 1e7 && !c.stepSet {
+		c.stepTimeout = time.Duration(s * float64(time.Second))
+	}
 	c.mu.Unlock()
 	return envbridge.Observation(out.Observation), envbridge.Info(out.Info), nil
 }
@@ -216,7 +230,7 @@ func (c *Client) Step(ctx context.Context, a envbridge.Action) (envbridge.StepRe
 		params = map[string]any{}
 	}
 	var out stepResponse
-	err := c.call(ctx, http.MethodPost, "/v1/envs/"+url.PathEscape(id)+"/step", stepRequest{Action: a.Name, Params: params}, &out, false, c.co.StepTimeout)
+	err := c.call(ctx, http.MethodPost, "/v1/envs/"+url.PathEscape(id)+"/step", stepRequest{Action: a.Name, Params: params}, &out, false, c.StepTimeout())
 	if err != nil {
 		return envbridge.StepResult{}, lostEnv(err)
 	}
@@ -233,6 +247,13 @@ func (c *Client) Step(ctx context.Context, a envbridge.Action) (envbridge.StepRe
 		res.Obs = envbridge.Observation{}
 	}
 	return res, nil
+}
+
+// StepTimeout is the bound on one step (see ClientOptions.StepTimeout).
+func (c *Client) StepTimeout() time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.stepTimeout
 }
 
 // History returns the environment's MLE-Dojo history.json.

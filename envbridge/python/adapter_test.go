@@ -175,6 +175,11 @@ func TestAdapterProtocol(t *testing.T) {
 	if err != nil || obs["feedback"] != "Environment reset successfully" || info["output_dir"] == nil {
 		t.Fatalf("reset: %v %v %v", obs, info, err)
 	}
+	// The budget is in the observations (the prompt's "You have a total
+	// of N actions"), and the step timeout is announced.
+	if obs[envbridge.KeyRemainingSteps] != 5.0 || info["step_timeout_s"] != 90.0 {
+		t.Fatalf("reset budget: obs %v info %v", obs, info)
+	}
 	// 1: request_info.
 	res, err := c.Step(ctx, envbridge.Action{Name: "request_info", Params: map[string]any{"info_type": "overview"}})
 	if err != nil || res.Obs["action_status"] != "SUCCESS" || res.Truncated || res.Terminated {
@@ -182,6 +187,9 @@ func TestAdapterProtocol(t *testing.T) {
 	}
 	if res.Obs["best_raw_score"] != nil {
 		t.Fatalf("NaN best_raw_score not nulled: %v", res.Obs["best_raw_score"])
+	}
+	if res.Info[envbridge.InfoHistoryRecorded] != true || res.Obs[envbridge.KeyRemainingSteps] != 4.0 {
+		t.Fatalf("recorded step: info %v obs %v", res.Info, res.Obs)
 	}
 	// 2: ValueError (unknown action) -> error observation, not an HTTP error.
 	res, err = c.Step(ctx, envbridge.Action{Name: "dance"})
@@ -194,10 +202,13 @@ func TestAdapterProtocol(t *testing.T) {
 		!strings.Contains(base["feedback"].(string), "Invalid action") || res.Info["invalid_action"] != true || res.Reward != 0 {
 		t.Fatalf("error observation: %+v", res)
 	}
-	// 3: missing code -> ValueError -> error observation.
-	res, err = c.Step(ctx, envbridge.Action{Name: "execute_code", Params: map[string]any{}})
-	if err != nil || res.Info["invalid_action"] != true {
-		t.Fatalf("missing code: %+v %v", res, err)
+	if !envbridge.Unrecorded(res.Info) {
+		t.Fatalf("a step MLE-Dojo raised on is not marked unrecorded: %v", res.Info)
+	}
+	// 3: a bad info_type raises with a two-line message: all of it is kept.
+	res, err = c.Step(ctx, envbridge.Action{Name: "request_info", Params: map[string]any{"info_type": "secrets"}})
+	if err != nil || res.Info[envbridge.InfoHistoryRecorded] != false || !strings.Contains(envbridge.FeedbackText(res.Obs), "Details: Available info types: overview, all") {
+		t.Fatalf("bad info_type: %+v %v", res, err)
 	}
 	// 4: a scored submission.
 	res, err = c.Step(ctx, envbridge.Action{Name: "execute_code", Params: map[string]any{"code": "SUBMIT = 1"}})
@@ -332,20 +343,21 @@ func TestAdapterKilledMidEpisode(t *testing.T) {
 	}
 }
 
-// TestStandInDetectsThreads is the control for the main-thread check: the
-// stand-in really refuses to be constructed off the main thread, so the
-// adapter tests above prove the adapter stays on it.
+// TestStandInDetectsThreads is the control for the main-thread rule: the
+// stand-in, like MLE-Dojo's Sandbox, installs signal handlers and so cannot
+// be constructed off the main thread; the adapter tests above prove the
+// adapter constructs on it.
 func TestStandInDetectsThreads(t *testing.T) {
 	py := python3(t)
 	wd, _ := os.Getwd()
 	code := `
 import threading
-from mledojo.gym.env import KaggleEnvironment
+from mledojo.gym.env import Sandbox
 err = []
 def f():
     try:
-        KaggleEnvironment.make(competition_name="x", output_dir="/nonexistent")
-    except RuntimeError as e:
+        Sandbox(execution_timeout=1)
+    except (RuntimeError, ValueError) as e:
         err.append(str(e))
 t = threading.Thread(target=f); t.start(); t.join()
 print("refused" if err and "main thread" in err[0] else "accepted")

@@ -15,17 +15,37 @@ traceback. Standard library only (http.server + json); MLE-Dojo itself must be
 importable (pip install -e MLE-Dojo, or PYTHONPATH).
 
 MLE-Dojo facts this adapter handles:
-  * KaggleEnvironment must be constructed and stepped on the main thread:
-    the server is single-threaded and handles every request on the main
-    thread (one request at a time, HTTP/1.0, connection closed after each
-    response so that one client cannot hold the server).
+  * KaggleEnvironment must be constructed on the main thread: its Sandbox
+    installs SIGTERM/SIGINT/SIGHUP handlers (signal.signal works on the main
+    thread only) and an atexit hook. Requests are served by one thread each
+    (HTTP/1.0, connection closed after each response); constructions are
+    handed to the main thread, while steps run on their request's thread, so
+    health, task, history and delete calls are answered while code runs and
+    the environments of one adapter step concurrently (one step at a time per
+    environment). The signal handlers a construction installs are put back
+    as they were, and the atexit hook is removed when the env is deleted:
+    otherwise each environment chains the previous handlers and after ~1000
+    of them SIGTERM raises RecursionError.
   * step(action, **params) returns a 2-tuple (obs, reward) and never
     terminates; it is normalised to Gymnasium's 5-tuple: terminated is false
     unless the env says otherwise, truncated is true when max_steps or the
     time budget is reached. Steps after that are refused (409 episode_over).
   * step raises ValueError on bad input: that becomes an error observation
-    (action_status FAILED, MLE-Dojo-shaped feedback), reward 0,
-    info.invalid_action true, not an HTTP error.
+    (action_status FAILED, MLE-Dojo-shaped feedback with the whole message),
+    reward 0, info.invalid_action true, not an HTTP error. Such a step leaves
+    no entry in history.json: every step's info says history_recorded
+    true/false, and smtrain's rollout rules treat unrecorded steps like
+    unparseable replies.
+  * Observations carry remaining_steps and remaining_seconds (MLE-Dojo's
+    own agent loop tracks them; the protocol's clients need them to fill
+    the prompt's budget), and the create answer's info carries
+    step_timeout_s: the longest a step can take (the execution timeout,
+    capped by the time budget, plus a minute), which smtrain's client uses
+    as its step timeout, so the two sides share one setting.
+  * --score-mode raw is refused: raw metric values are unbounded and
+    lower-is-better for some tasks, which rewards, best-reward summaries and
+    the loaders cannot compare (MLE-Dojo also writes best_position_score 0.0
+    in that mode).
   * NaN/Infinity (Python writes them bare into JSON) become null, recursively.
   * The env prints to stdout: stdout is redirected to stderr around env calls,
     and file descriptor 1 is pointed at stderr at start-up, so nothing ever
@@ -53,20 +73,23 @@ unless --insecure-no-auth. For TLS put a reverse proxy in front.
 """
 
 import argparse
-import contextlib
+import atexit
 import hashlib
 import hmac
 import ipaddress
 import json
+import logging
 import math
 import os
+import queue
 import re
 import secrets
 import signal
 import sys
+import threading
 import time
 import traceback
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 PROTOCOL_MAX_BODY = 8 << 20
@@ -127,6 +150,48 @@ class APIError(Exception):
 def one_line(s):
     s = str(s).strip()
     return s.splitlines()[0] if s else s
+
+
+def full_message(e, limit=2000):
+    """An exception's whole message (MLE-Dojo puts details such as
+    "Details: Available info types ..." on later lines), bounded."""
+    s = str(e).strip()
+    return s if len(s) <= limit else s[:limit] + "..."
+
+
+STEP_SLACK_S = 60  # scoring and feedback after a code run, in step_timeout_s
+
+
+class MainThread:
+    """Runs callables on the main thread for the request threads."""
+
+    def __init__(self):
+        self.jobs = queue.Queue()
+
+    def call(self, fn):
+        if threading.current_thread() is threading.main_thread():
+            return fn()
+        done, box = threading.Event(), {}
+
+        def job():
+            try:
+                box["value"] = fn()
+            except BaseException as e:  # handed back to the caller
+                box["error"] = e
+            finally:
+                done.set()
+        self.jobs.put(job)
+        done.wait()
+        if "error" in box:
+            raise box["error"]
+        return box["value"]
+
+    def run_pending(self, timeout):
+        try:
+            job = self.jobs.get(timeout=timeout)
+        except queue.Empty:
+            return
+        job()
 
 
 def check_key(key):
@@ -201,6 +266,17 @@ class Episode:
         self.last_used = self.created
         self.steps = 0
         self.done = False
+        self.lock = threading.Lock()  # held while a step runs
+        self.cleanup = None  # the sandbox's atexit hook, run on delete
+
+    def remaining(self):
+        """remaining_steps / remaining_seconds of the episode's budgets."""
+        out = {}
+        if self.max_steps > 0:
+            out["remaining_steps"] = max(0, self.max_steps - self.steps)
+        if self.time_budget > 0:
+            out["remaining_seconds"] = max(0, int(math.ceil(self.time_budget - self.elapsed())))
+        return out
 
     def elapsed(self):
         return time.monotonic() - self.created
@@ -215,6 +291,9 @@ class Adapter:
         self.data_dir = Path(args.data_dir).resolve()
         self.output_dir = Path(args.output_dir).resolve()
         self.episodes = {}
+        self.pending = 0  # creations in progress (count against --max-envs)
+        self.mu = threading.Lock()  # guards episodes and pending
+        self.main = MainThread()
         self._tasks = None
         self.keys = getattr(args, "keys", None) or []
 
@@ -231,6 +310,35 @@ class Adapter:
                 ) if self.data_dir.is_dir() else []
             self._tasks = sorted(set(names))
         return self._tasks
+
+    def construct(self, task, out_dir, env_id, seed):
+        """make_env and reset on the main thread, leaving the process's
+        signal handlers as they were and the env its own logger."""
+        saved = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+        try:
+            env = self.make_env(task, out_dir)
+        finally:
+            for sig, h in saved.items():
+                if h is not None:
+                    signal.signal(sig, h)
+        cleanup = None
+        sb = getattr(env, "sandbox", None)
+        fn = getattr(sb, "_cleanup_processes", None)
+        if fn is not None:
+            atexit.unregister(fn)  # run on delete instead
+            cleanup = fn
+        # MLE-Dojo logs every env of a competition through one named logger
+        # whose handlers each new env replaces: give this env its own.
+        shared = getattr(env, "logger", None)
+        if isinstance(shared, logging.Logger):
+            own = logging.getLogger("%s.%s" % (shared.name, env_id))
+            own.setLevel(shared.level)
+            own.propagate = False
+            own.handlers = list(shared.handlers)
+            shared.handlers = []
+            env.logger = own
+        obs, info = env.reset(seed=seed)
+        return env, cleanup, obs, info
 
     def make_env(self, task, out_dir):
         """Construct MLE-Dojo's KaggleEnvironment (on the main thread)."""
@@ -309,33 +417,52 @@ class Adapter:
             raise APIError(400, "bad_request", "time_budget_s must be a number >= 0")
         if task not in self.tasks():
             raise APIError(404, "unknown_task", "unknown task %r (GET /v1/tasks lists them)" % task)
-        if len(self.episodes) >= self.args.max_envs:
-            raise APIError(503, "too_many_envs", "%d environments live, limit %d; DELETE finished ones"
-                           % (len(self.episodes), self.args.max_envs))
-        lim = self.key_limit()
-        held = sum(1 for ep in self.episodes.values() if ep.key == key)
-        if key and lim and held >= lim:
-            raise APIError(429, "too_many_envs", "this API key holds %d environments, its limit is %d (of %d on the server); DELETE finished ones"
-                           % (held, lim, self.args.max_envs))
-        env_id = secrets.token_hex(12)
-        out_dir = self.output_dir / task / env_id
-        out_dir.mkdir(parents=True, exist_ok=True)
+        with self.mu:
+            live = len(self.episodes) + self.pending
+            if live >= self.args.max_envs:
+                raise APIError(503, "too_many_envs", "%d environments live, limit %d; DELETE finished ones"
+                               % (live, self.args.max_envs))
+            lim = self.key_limit()
+            held = sum(1 for ep in self.episodes.values() if ep.key == key)
+            if key and lim and held >= lim:
+                raise APIError(429, "too_many_envs", "this API key holds %d environments, its limit is %d (of %d on the server); DELETE finished ones"
+                               % (held, lim, self.args.max_envs))
+            self.pending += 1
         try:
-            with contextlib.redirect_stdout(sys.stderr):
-                env = self.make_env(task, out_dir)
-                obs, info = env.reset(seed=seed)
-        except Exception as e:
-            log("create %s failed: %s" % (task, traceback.format_exc()))
-            raise APIError(500, "env_error", "creating environment: %s: %s" % (type(e).__name__, one_line(e)))
-        ep = Episode(env_id, task, env, out_dir, seed, max_steps, float(budget), key)
-        self.episodes[env_id] = ep
+            env_id = secrets.token_hex(12)
+            out_dir = self.output_dir / task / env_id
+            out_dir.mkdir(parents=True, exist_ok=True)
+            try:
+                env, cleanup, obs, info = self.main.call(lambda: self.construct(task, out_dir, env_id, seed))
+            except Exception as e:
+                log("create %s failed: %s" % (task, traceback.format_exc()))
+                raise APIError(500, "env_error", "creating environment: %s: %s" % (type(e).__name__, one_line(e)))
+            ep = Episode(env_id, task, env, out_dir, seed, max_steps, float(budget), key)
+            ep.cleanup = cleanup
+            with self.mu:
+                self.episodes[env_id] = ep
+        finally:
+            with self.mu:
+                self.pending -= 1
         log("env %s created%s: task %s seed %d max_steps %d time_budget %gs" % (env_id, " (key %d)" % key if key else "", task, seed, max_steps, budget))
         info = dict(info or {})
         info.setdefault("output_dir", str(out_dir))
+        info["step_timeout_s"] = self.step_timeout(ep)
+        obs = dict(obs) if isinstance(obs, dict) else {"feedback": obs}
+        obs.update(ep.remaining())
         return {"env_id": env_id, "observation": obs, "info": info}
 
+    def step_timeout(self, ep):
+        """The longest one step can take: a code run (the execution timeout,
+        capped by the time budget) plus scoring."""
+        run = float(self.args.execution_timeout)
+        if ep.time_budget > 0:
+            run = min(run, ep.time_budget)
+        return run + STEP_SLACK_S
+
     def get(self, env_id, key=0):
-        ep = self.episodes.get(env_id)
+        with self.mu:
+            ep = self.episodes.get(env_id)
         if ep is not None and ep.key != key:
             ep = None  # another key's environment
         if ep is None:
@@ -353,26 +480,37 @@ class Adapter:
             params = {}
         if not isinstance(params, dict):
             raise APIError(400, "bad_request", "params must be a JSON object")
+        if not ep.lock.acquire(blocking=False):
+            raise APIError(409, "step_in_progress", "a step of env %r is still running; an episode is sequential" % env_id)
+        try:
+            return self.step_locked(ep, action, params)
+        finally:
+            ep.last_used = time.monotonic()
+            ep.lock.release()
+
+    def step_locked(self, ep, action, params):
         if ep.done:
             raise APIError(409, "episode_over", "episode already terminated or truncated; create a new env")
         if ep.over_budget():
             # The budget ran out between steps: do not start new work.
             ep.done = True
             obs = self.error_observation(ep.env, "Time budget of %gs exhausted; the episode is over." % ep.time_budget)
+            obs.update(ep.remaining())
             return {"observation": obs, "reward": 0.0, "terminated": False, "truncated": True,
-                    "info": {"TimeLimit.truncated": True, "time_budget_exhausted": True}}
+                    "info": {"TimeLimit.truncated": True, "time_budget_exhausted": True, "history_recorded": False}}
         info = {"action": action}
         terminated = False
         self.cap_execution_timeout(ep)
         try:
-            with contextlib.redirect_stdout(sys.stderr):
-                out = ep.env.step(action, **params)
+            out = ep.env.step(action, **params)
         except (ValueError, TypeError) as e:
-            # MLE-Dojo raises ValueError for invalid actions and parameters.
-            msg = one_line(e) if len(str(e)) < 2000 else str(e)[:2000]
+            # MLE-Dojo raises ValueError for invalid actions and parameters,
+            # before recording anything.
+            msg = full_message(e)
             obs, reward = self.error_observation(ep.env, msg), 0.0
-            info.update({"invalid_action": True, "error": msg, "status": "FAILED"})
+            info.update({"invalid_action": True, "error": msg, "status": "FAILED", "history_recorded": False})
         else:
+            info["history_recorded"] = True  # step() records before returning
             if not isinstance(out, tuple) or len(out) not in (2, 5):
                 raise APIError(500, "env_error", "env.step returned %s, want (obs, reward)" % type(out).__name__)
             obs, reward = out[0], out[1]
@@ -398,8 +536,9 @@ class Adapter:
         if terminated or truncated:
             ep.done = True
         info["step"] = ep.steps
-        if ep.max_steps > 0:
-            info["remaining_steps"] = max(0, ep.max_steps - ep.steps)
+        info.update(ep.remaining())
+        obs = dict(obs) if isinstance(obs, dict) else {"feedback": obs}
+        obs.update(ep.remaining())
         return {"observation": obs, "reward": reward, "terminated": terminated,
                 "truncated": truncated, "info": info}
 
@@ -431,29 +570,45 @@ class Adapter:
 
     def delete(self, env_id, key=0):
         ep = self.get(env_id, key)
-        del self.episodes[env_id]
+        with self.mu:
+            if self.episodes.pop(env_id, None) is None:
+                raise APIError(404, "unknown_env", "unknown env %r (deleted meanwhile)" % env_id)
         self.close_episode(ep)
         log("env %s (%s) deleted after %d steps" % (env_id, ep.task, ep.steps))
         return {"ok": True}
 
     def close_episode(self, ep):
-        try:
-            with contextlib.redirect_stdout(sys.stderr):
+        """Kill the env's code runs (a step still running then returns),
+        wait for its step, close it."""
+        if ep.cleanup is not None:
+            try:
+                ep.cleanup(force=True)
+            except TypeError:
+                ep.cleanup()
+            except Exception as e:
+                log("env %s cleanup: %s: %s" % (ep.env_id, type(e).__name__, one_line(e)))
+        with ep.lock:
+            try:
                 ep.env.close()
-        except Exception as e:
-            log("env %s close: %s: %s" % (ep.env_id, type(e).__name__, one_line(e)))
+            except Exception as e:
+                log("env %s close: %s: %s" % (ep.env_id, type(e).__name__, one_line(e)))
 
     def reap_idle(self):
         now = time.monotonic()
-        for env_id, ep in list(self.episodes.items()):
-            if now - ep.last_used > self.args.idle_timeout:
+        with self.mu:
+            idle = [(i, ep) for i, ep in self.episodes.items()
+                    if now - ep.last_used > self.args.idle_timeout and not ep.lock.locked()]
+            for env_id, _ in idle:
                 del self.episodes[env_id]
-                self.close_episode(ep)
-                log("env %s (%s) idle for more than %gs: closed" % (env_id, ep.task, self.args.idle_timeout))
+        for env_id, ep in idle:
+            self.close_episode(ep)
+            log("env %s (%s) idle for more than %gs: closed" % (env_id, ep.task, self.args.idle_timeout))
 
     def close_all(self):
-        for env_id, ep in list(self.episodes.items()):
-            del self.episodes[env_id]
+        with self.mu:
+            eps = list(self.episodes.values())
+            self.episodes.clear()
+        for ep in eps:
             self.close_episode(ep)
 
 
@@ -461,8 +616,7 @@ ENV_PATH = re.compile(r"^/v1/envs/([A-Za-z0-9_-]+)(/step|/history)?$")
 
 
 class Handler(BaseHTTPRequestHandler):
-    # HTTP/1.0: one request per connection, so a keep-alive client cannot
-    # monopolise the single-threaded server.
+    # HTTP/1.0: one request per connection (each on its own thread).
     protocol_version = "HTTP/1.0"
     server_version = "smtrain-mledojo-adapter/1"
     timeout = 60  # seconds a client may take to send its request
@@ -579,8 +733,8 @@ def parse_args(argv):
     p.add_argument("--competitions", default="", help="comma-separated names (default: every prepared one)")
     p.add_argument("--host", default="127.0.0.1", help="listen address (default loopback)")
     p.add_argument("--port", type=int, default=8765, help="listen port (0: any free port)")
-    p.add_argument("--execution-timeout", type=int, default=3600, help="MLE-Dojo sandbox timeout per code run (s)")
-    p.add_argument("--score-mode", default="position", choices=["position", "raw"])
+    p.add_argument("--execution-timeout", type=int, default=3600, help="MLE-Dojo sandbox timeout per code run (s); capped by each episode's time budget; announced to clients as step_timeout_s")
+    p.add_argument("--score-mode", default="position", choices=["position", "raw"], help="position (raw is refused: see --help text of the module)")
     p.add_argument("--gpu-device", type=int, default=None)
     p.add_argument("--gpu-memory-limit", type=int, default=None)
     p.add_argument("--max-envs", type=int, default=4, help="live environments at most")
@@ -610,10 +764,15 @@ def main(argv=None):
     if args.max_envs_per_key < 0:
         log("error: --max-envs-per-key must be >= 0")
         return 2
+    if args.score_mode == "raw":
+        log("error: --score-mode raw is not supported: rewards would be raw metric values (unbounded, lower-is-better "
+            "for some tasks) that smtrain's rewards, summaries and loaders cannot compare, and MLE-Dojo writes "
+            "best_position_score 0.0 in that mode; use --score-mode position (history.json keeps each raw score)")
+        return 2
     adapter = Adapter(args)
     Handler.adapter = adapter
-    server = HTTPServer((args.host, args.port), Handler)
-    server.timeout = 0.5  # handle_request returns to reap and check signals
+    server = ThreadingHTTPServer((args.host, args.port), Handler)
+    server.daemon_threads = True
     stop = {"flag": False}
 
     def on_signal(signum, frame):
@@ -634,12 +793,15 @@ def main(argv=None):
                 "this address can use every route" % (host, port))
     log("authentication: %s" % ("%d API key(s)" % len(args.keys) if args.keys else "none"))
     log("serving %d task(s) from %s" % (len(adapter.tasks()), adapter.data_dir))
+    serving = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True)
+    serving.start()
     log("listening on http://%s:%d" % (host, port))
     try:
         while not stop["flag"]:
-            server.handle_request()  # on the main thread, one at a time
+            adapter.main.run_pending(0.2)  # constructions, on the main thread
             adapter.reap_idle()
     finally:
+        server.shutdown()
         adapter.close_all()
         server.server_close()
         log("stopped")

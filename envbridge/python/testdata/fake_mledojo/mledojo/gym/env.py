@@ -2,26 +2,55 @@
 
 KaggleEnvironment with MLE-Dojo's constructor (make / __init__ keyword
 arguments) and its step contract: step(action, **kwargs) returns only
-(observation, reward), raises ValueError on bad input, never terminates,
-prints to stdout, writes env_history/history.json with bare NaN, and refuses
-to run off the main thread. Nothing is executed or scored for real:
+(observation, reward), raises ValueError on bad input without recording a
+history entry (its step_count still counts it, as MLE-Dojo's does, so the
+next entry's step skips a number; an unknown info_type raises with a multi-line message, as
+MLE-Dojo's does), never terminates, prints to stdout, writes
+env_history/history.json with bare NaN. Like MLE-Dojo 667a8fd, its Sandbox
+installs SIGTERM/SIGINT/SIGHUP handlers that chain the previous ones (so it
+can only be constructed on the main thread, where signal.signal works) and
+an atexit hook, and every env of a competition logs through one named
+logger whose handlers each new env replaces. Nothing is executed or scored
+for real:
 
   execute_code with code containing "SUBMIT" scores raw 0.5, position 0.75;
-  code containing "NAN" scores raw NaN (position 0.0);
+  code containing "NAN" scores raw NaN (position 0.0); code "SLEEP s" takes
+  s seconds (a long code run);
   validate_code always succeeds; request_info returns a fixed overview.
 """
 
+import atexit
 import json
+import logging
 import os
-import threading
-import types
+import signal
+import sys
+import time
 from datetime import datetime
 from pathlib import Path
 
 
-def _main_thread_only():
-    if threading.current_thread() is not threading.main_thread():
-        raise RuntimeError("STAND-IN KaggleEnvironment used off the main thread")
+class Sandbox:
+    """MLE-Dojo's Sandbox registration of cleanup handlers."""
+
+    def __init__(self, execution_timeout):
+        self.execution_timeout = execution_timeout
+        self.cleanups = 0
+        atexit.register(self._cleanup_processes)
+        self._original = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+        for sig in self._original:
+            signal.signal(sig, self._signal_handler)  # ValueError off the main thread
+
+    def _signal_handler(self, signum, frame):
+        self._cleanup_processes(force=True)
+        original = self._original.get(signum)
+        if callable(original):
+            original(signum, frame)
+        else:
+            sys.exit(128 + signum)
+
+    def _cleanup_processes(self, force=False):
+        self.cleanups += 1
 
 
 class KaggleEnvironment:
@@ -41,7 +70,6 @@ class KaggleEnvironment:
                  gpu_device=None, gpu_memory_limit=None, cpu_time_limit=None, memory_limit=None,
                  execution_timeout=None, interface=None, feedback_manager=None, feedback_mode=None,
                  score_mode="position"):
-        _main_thread_only()
         print("STAND-IN KaggleEnvironment: constructing %s (stdout pollution)" % competition_name)
         self.output_dir = Path(output_dir)
         self.history_dir = self.output_dir / "env_history"
@@ -53,7 +81,13 @@ class KaggleEnvironment:
         self.competition = competition_registry.get(competition_name)
         self.score_mode = score_mode
         # MLE-Dojo keeps the run timeout on its Sandbox object.
-        self.sandbox = types.SimpleNamespace(execution_timeout=execution_timeout)
+        self.sandbox = Sandbox(execution_timeout)
+        self.logger = logging.getLogger("kaggle_env_%s" % competition_name)
+        self.logger.setLevel(logging.INFO)
+        self.logger.propagate = False
+        self.logger.handlers = []
+        handler = logging.FileHandler(self.output_dir / "env.log")
+        self.logger.addHandler(handler)
         self.actions = ["request_info", "validate_code", "execute_code", "reset", "get_history"]
         self.closed = False
         self._reset_state()
@@ -82,7 +116,6 @@ class KaggleEnvironment:
         return "Total Actions: %d, Last Action: %s" % (len(acts), acts[-1]["action"])
 
     def step(self, action, **kwargs):
-        _main_thread_only()
         if self.closed:
             raise RuntimeError("STAND-IN env stepped after close")
         print("STAND-IN step %s (stdout pollution)" % action)
@@ -91,10 +124,17 @@ class KaggleEnvironment:
             raise ValueError("Invalid action: %s. Must be one of %s" % (action, self.actions))
         self.step_count += 1
         reward = 0.0
+        self.logger.info("env %s step %s" % (self.output_dir.name, action))
         if action == "request_info":
+            info_type = kwargs.get("info_type", "overview")
+            if info_type not in ("overview", "all"):
+                raise ValueError("Error in step for action 'request_info': Invalid info type: %s\n"
+                                 "Details: Available info types: overview, all" % info_type)
             result = {"status": "SUCCESS", "data": {"overview": "STAND-IN overview of %s" % self.competition_name}}
         elif action in ("validate_code", "execute_code"):
             code = kwargs.get("code", "")
+            if code.startswith("SLEEP "):
+                time.sleep(float(code.split()[1]))
             if not code:
                 raise ValueError("Error in step for action '%s': Code parameter is required for '%s' action" % (action, action))
             result = {"status": "SUCCESS", "execution": {"status": "SUCCESS", "output": "ran %d chars" % len(code),
@@ -134,7 +174,6 @@ class KaggleEnvironment:
         return observation, reward
 
     def reset(self, seed=None, options=None):
-        _main_thread_only()
         self._reset_state()
         self.seed = seed
         return {"feedback": "Environment reset successfully", "total_reward": 0.0,
@@ -143,3 +182,6 @@ class KaggleEnvironment:
 
     def close(self):
         self.closed = True
+        for h in self.logger.handlers[:]:
+            h.close()
+            self.logger.removeHandler(h)
