@@ -2,12 +2,11 @@ package serve
 
 import (
 	"encoding/json"
-	"io"
-	"net/http"
 	"strings"
 	"testing"
 
 	"smtrain/internal/apikey"
+	"smtrain/internal/apikey/apikeytest"
 )
 
 // TestAuthEveryRoute: with keys, every route but the health checks is a
@@ -23,21 +22,8 @@ func TestAuthEveryRoute(t *testing.T) {
 	_, ts := tinyServer(t, func(c *Config) { c.Keys, c.Log = keys, logs })
 	do := func(method, path, body, auth string) (int, []byte) {
 		t.Helper()
-		var rd io.Reader
-		if body != "" {
-			rd = strings.NewReader(body)
-		}
-		req, _ := http.NewRequest(method, ts.URL+path, rd)
-		if auth != "" {
-			req.Header.Set("Authorization", auth)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, b
+		status, b, _ := apikeytest.Do(t, method, ts.URL+path, body, auth)
+		return status, b
 	}
 	for _, p := range []string{"/healthz", "/v1/healthz"} {
 		if code, b := do("GET", p, "", ""); code != 200 {

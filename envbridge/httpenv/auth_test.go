@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -17,6 +15,7 @@ import (
 
 	"smtrain/envbridge"
 	"smtrain/internal/apikey"
+	"smtrain/internal/apikey/apikeytest"
 )
 
 const (
@@ -54,28 +53,12 @@ func mustKeys(t *testing.T, keys ...string) *apikey.Keys {
 // doKey is do with an Authorization header ("" for none).
 func doKey(t *testing.T, method, url, body, auth string) (int, map[string]any, string) {
 	t.Helper()
-	var rd io.Reader
-	if body != "" {
-		rd = strings.NewReader(body)
-	}
-	req, err := http.NewRequest(method, url, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if auth != "" {
-		req.Header.Set("Authorization", auth)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
+	status, raw, _ := apikeytest.Do(t, method, url, body, auth)
 	var m map[string]any
 	if err := json.Unmarshal(raw, &m); err != nil {
 		t.Fatalf("%s %s: body is not JSON: %v: %s", method, url, err, raw)
 	}
-	return resp.StatusCode, m, string(raw)
+	return status, m, string(raw)
 }
 
 // TestAuthEveryRoute: with keys, every route but the health check is a

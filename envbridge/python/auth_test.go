@@ -3,7 +3,6 @@ package python
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -15,6 +14,7 @@ import (
 	"smtrain/envbridge"
 	"smtrain/envbridge/httpenv"
 	"smtrain/internal/apikey"
+	"smtrain/internal/apikey/apikeytest"
 )
 
 const (
@@ -30,25 +30,12 @@ func noKeyEnv(t *testing.T) {
 // rawAuth sends a request with an Authorization header ("" for none).
 func rawAuth(t *testing.T, method, url, body, auth string) (int, map[string]any, http.Header) {
 	t.Helper()
-	var rd io.Reader
-	if body != "" {
-		rd = strings.NewReader(body)
-	}
-	req, _ := http.NewRequest(method, url, rd)
-	if auth != "" {
-		req.Header.Set("Authorization", auth)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
+	status, b, h := apikeytest.Do(t, method, url, body, auth)
 	var m map[string]any
 	if err := json.Unmarshal(b, &m); err != nil {
 		t.Fatalf("%s %s: not JSON (%v): %q", method, url, err, b)
 	}
-	return resp.StatusCode, m, resp.Header
+	return status, m, h
 }
 
 // TestAdapterAuth: with keys, every route but the health check is a 401
