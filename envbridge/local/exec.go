@@ -58,6 +58,9 @@ func (e *Env) run(ctx context.Context, code string) (omap, sandbox.Result, error
 	if res.Truncated {
 		out += "\n[output truncated]"
 	}
+	if res.WorkspaceError != "" {
+		out += "\n[workspace: " + res.WorkspaceError + "; entries past the limit were not prepared for the next run]"
+	}
 	return omap{{"status", status}, {"output", out}, {"error", errText},
 		{"execution_time", fmt.Sprintf("%.2fs", res.Duration.Seconds())}}, res, nil
 }

@@ -134,6 +134,8 @@ type runner struct {
 	// and copied into the sandbox's root tmpfs with --file, so that no
 	// host path of them shows in the sandbox's mountinfo.
 	files []*os.File
+	// walkErr is a walk bound reached before the run (Result.WorkspaceError).
+	walkErr string
 }
 
 func (r *runner) run(ctx context.Context) (res Result, err error) {
@@ -293,8 +295,9 @@ func (r *runner) run(ctx context.Context) (res Result, err error) {
 	drain()
 
 	r.cleanupLinks()
-	removed, werr := removeEscapingLinks(r.job.WorkDir)
+	removed, werr := removeEscapingLinks(r.job.WorkDir, r.walkLimits())
 	res.RemovedLinks = removed
+	res.WorkspaceError = r.walkErr
 	if werr != nil {
 		res.WorkspaceError = werr.Error()
 	}
@@ -448,7 +451,13 @@ func (r *runner) prepare() error {
 		}
 	}
 	if r.uid >= 0 {
-		if err := chownTree(r.job.WorkDir, r.uid, r.gid); err != nil {
+		err := chownTree(r.job.WorkDir, r.uid, r.gid, r.walkLimits())
+		switch {
+		case errors.Is(err, safefs.ErrLimit):
+			// Agent code made more entries than a walk visits: the rest
+			// keeps its old owner (the code's own problem), the run goes on.
+			r.walkErr = err.Error()
+		case err != nil:
 			return fmt.Errorf("sandbox: chown work dir to sandbox uid %d: %w", r.uid, err)
 		}
 	}
@@ -459,7 +468,7 @@ func (r *runner) prepare() error {
 // link is followed, the walk is bounded). A regular file with more than
 // one hard link keeps its owner: it may be shared with a folder outside
 // (the fallback's hard-linked public data), whose owner must not change.
-func chownTree(dir string, uid, gid int) error {
+func chownTree(dir string, uid, gid int, lim safefs.Limits) error {
 	if err := os.Lchown(dir, uid, gid); err != nil {
 		return err
 	}
@@ -468,7 +477,7 @@ func chownTree(dir string, uid, gid int) error {
 		return err
 	}
 	defer d.Close()
-	return d.Walk("", safefs.Limits{}, func(e safefs.Entry) error {
+	return d.Walk("", lim, func(e safefs.Entry) error {
 		if e.Mode.IsRegular() && e.Stat.Nlink > 1 {
 			return nil
 		}
@@ -477,6 +486,11 @@ func chownTree(dir string, uid, gid int) error {
 		}
 		return nil
 	})
+}
+
+// walkLimits bounds the host-side walks of the work directory.
+func (r *runner) walkLimits() safefs.Limits {
+	return safefs.Limits{MaxEntries: r.cfg.MaxWalkEntries}
 }
 
 func (r *runner) cleanupLinks() {
@@ -496,7 +510,7 @@ func (r *runner) cleanupLinks() {
 // (safefs); this keeps the workspace clean for whatever reads it later.
 // The walk is bounded (safefs.Limits); links past the bound stay, and the
 // error is returned.
-func removeEscapingLinks(dir string) ([]string, error) {
+func removeEscapingLinks(dir string, lim safefs.Limits) ([]string, error) {
 	d, err := safefs.OpenDir(dir)
 	if err != nil {
 		return nil, err
@@ -504,7 +518,7 @@ func removeEscapingLinks(dir string) ([]string, error) {
 	defer d.Close()
 	var removed []string
 	buf := make([]byte, 4096)
-	err = d.Walk("", safefs.Limits{}, func(e safefs.Entry) error {
+	err = d.Walk("", lim, func(e safefs.Entry) error {
 		if e.Mode&fs.ModeSymlink == 0 {
 			return nil
 		}

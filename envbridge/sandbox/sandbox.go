@@ -134,6 +134,10 @@ type Config struct {
 	// tmpfs, when this process may mount one.
 	WorkspaceBytes int64
 	WorkspaceFiles int64
+	// MaxWalkEntries bounds each host-side walk of the work directory
+	// (default safefs.DefaultMaxEntries); past it Result.WorkspaceError
+	// says so and the run goes on.
+	MaxWalkEntries int
 }
 
 // Bind is a read-only bind of a host path into the sandbox.
@@ -181,9 +185,10 @@ type Result struct {
 	// would resolve them against its own file system (e.g. a
 	// submission.csv linked to a guessed path of the private answers).
 	RemovedLinks []string
-	// WorkspaceError, when set, says why the host-side sweep of the work
-	// directory after the run stopped early (a walk bound such as too many
-	// entries); the message names paths relative to WorkDir only.
+	// WorkspaceError, when set, says why a host-side walk of the work
+	// directory (the chown before the run, the link sweep after it) stopped
+	// early at a bound such as too many entries; the message names paths
+	// relative to WorkDir only.
 	WorkspaceError string
 }
 

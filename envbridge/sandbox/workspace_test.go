@@ -1,12 +1,16 @@
 package sandbox
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"smtrain/envbridge/sandbox/safefs"
 )
 
 // TestStaleWorkspaces: a workspace whose owner died (its lock no longer
@@ -94,7 +98,7 @@ func TestChownSkipsHardLinks(t *testing.T) {
 		t.Fatal(err)
 	}
 	const uid = 1_000_000_777
-	if err := chownTree(work, uid, uid); err != nil {
+	if err := chownTree(work, uid, uid, safefs.Limits{}); err != nil {
 		t.Fatal(err)
 	}
 	owner := func(p string) uint32 {
@@ -109,5 +113,24 @@ func TestChownSkipsHardLinks(t *testing.T) {
 		if got := owner(p); got != want {
 			t.Errorf("%s: owner %d, want %d", p, got, want)
 		}
+	}
+}
+
+// TestWalkBoundNotFatal: agent code that leaves more entries than a walk
+// visits does not break the next run (the old chown walk had no bound; a
+// bound that failed the run would let the code end its own episode with
+// an infrastructure error); the result says which walk stopped.
+func TestWalkBoundNotFatal(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	cfg := quick(IsolationNone)
+	cfg.MaxWalkEntries = 50
+	for i := range 2 {
+		mk := fmt.Sprintf("import os\nos.makedirs('many%d')\nfor i in range(120):\n    open('many%d/%%d' %% i, 'w').close()\nprint('ok')\n", i, i)
+		res := mustRun(t, cfg, f.job(mk))
+		if res.ExitCode != 0 || !strings.Contains(res.WorkspaceError, "more than 50 entries") {
+			t.Fatalf("run %d: %+v", i, res)
+		}
+		t.Logf("run %d: %s", i, res.WorkspaceError)
 	}
 }
