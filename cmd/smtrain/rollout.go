@@ -20,7 +20,7 @@ import (
 
 var cmdRollout = &Command{
 	Name:      "rollout",
-	UsageLine: "smtrain rollout -ckpt DIR -env builtin:TASK|builtin:all|dir:PATH/COMP|http://HOST:PORT[,http://...][#TASK] [-episodes N] [-parallel P] [-max-steps N] [-time-budget S] [-seed S] [-temperature T] [-max-new N] [-constrain action|none] [-env-key-file FILE] -out DIR",
+	UsageLine: "smtrain rollout -ckpt DIR -env builtin:TASK|builtin:all|dir:PATH/COMP|http://HOST:PORT[,http://...][#TASK] [-episodes N] [-parallel P] [-max_steps N] [-time_budget S] [-seed S] [-temperature T] [-max_new N] [-constrain action|none] [-env_key_file FILE] -out DIR",
 	Short:     "run a trained policy in environments and write MLE-Dojo trajectories",
 	Long: `Rollout plays episodes with a trained policy. Each episode is a chat: the
 environment's observations are user turns (the same template the training
@@ -29,7 +29,7 @@ last fenced json block {"action": ..., "params": ...} of each reply. A reply
 without a valid action is answered with an error observation and counts as an
 invalid action. With -constrain action every reply is decoded under a grammar
 of that format (grammar-constrained decoding: only tokens that keep the reply
-a prefix of a valid one, completable within -max-new, may be sampled; the
+a prefix of a valid one, completable within -max_new, may be sampled; the
 policy's probabilities are renormalised over them), so every action parses
 and validates; what the code does is still the policy's.
 
@@ -37,7 +37,7 @@ Environments: builtin:TASK (or builtin:all, round-robin) for the built-in
 MLE-Dojo-style tasks, dir:PATH/COMP for a competition in MLE-Dojo's prepared
 layout, or http://HOST:PORT (several, comma-separated, spread round-robin;
 add #TASK for the task) for 'smtrain env serve' or the Python adapter of a
-real MLE-Dojo. Servers started with API keys get theirs from -env-key-file
+real MLE-Dojo. Servers started with API keys get theirs from -env_key_file
 FILE (lines 'http://HOST:PORT KEY' for one server, 'KEY' for the others),
 else from the file named by $SMTRAIN_ENV_KEYS_FILE, else $SMTRAIN_ENV_API_KEY
 (one key for every server); keys go in the Authorization header only.
@@ -63,12 +63,12 @@ func runRollout(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	envSpec := fs.String("env", "builtin:all", "environment: builtin:TASK|builtin:all|dir:PATH/COMP|http://HOST:PORT[,...][#TASK]")
 	episodes := fs.Int("episodes", 3, "number of episodes")
 	parallel := fs.Int("parallel", 2, "episodes run concurrently")
-	maxSteps := fs.Int("max-steps", 6, "actions per episode")
-	budget := fs.Duration("time-budget", 10*time.Minute, "wall-clock budget per episode")
+	maxSteps := fs.Int("max_steps", 6, "actions per episode")
+	budget := fs.Duration("time_budget", 10*time.Minute, "wall-clock budget per episode")
 	seed := fs.Int64("seed", 1, "random seed (environments and sampling)")
 	temp := fs.Float64("temperature", 0.8, "sampling temperature")
-	topP := fs.Float64("top-p", 0.95, "top-p filtering (0 or 1: off)")
-	maxNew := fs.Int("max-new", 256, "maximum tokens per reply")
+	topP := fs.Float64("top_p", 0.95, "top-p filtering (0 or 1: off)")
+	maxNew := fs.Int("max_new", 256, "maximum tokens per reply")
 	constrain := addConstrainFlag(fs, "constrain replies")
 	envKeys := addEnvKeyFlag(fs)
 	out := fs.String("out", "", "output folder (required)")
@@ -81,11 +81,11 @@ func runRollout(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	case *out == "":
 		return usagef("-out is required")
 	case *episodes <= 0 || *parallel <= 0 || *maxSteps <= 0:
-		return usagef("-episodes, -parallel and -max-steps must be positive")
+		return usagef("-episodes, -parallel and -max_steps must be positive")
 	case !(*temp > 0):
 		return usagef("-temperature must be positive")
 	case *maxNew <= 0:
-		return usagef("-max-new must be positive")
+		return usagef("-max_new must be positive")
 	}
 	dir, p, tok, err := loadPolicy(*ckpt)
 	if err != nil {
