@@ -6,10 +6,11 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -28,7 +29,7 @@ type Config struct {
 	Tokenizer     string   `json:"tokenizer" help:"tokenizer.json (or GPT-2 vocab.json with merges.txt beside it) to use; empty = train a byte-level BPE on the training split"`
 	VocabSize     int      `json:"vocab_size" help:"vocabulary size when training a tokenizer"`
 	ValFraction   float64  `json:"val_fraction" help:"fraction of episodes held out for validation"`
-	MinReward     float64  `json:"min_reward" help:"keep only episodes whose final score is at least this (NaN/unset = keep all)"`
+	MinReward     OptFloat `json:"min_reward" help:"keep only episodes whose final score is at least this; episodes without a score are then dropped (unset: keep every episode)"`
 	SkipBad       bool     `json:"skip_bad" help:"report and skip malformed episodes instead of failing"`
 	Eta           float64  `json:"eta" help:"noise+backspace augmentation rate (objectives other than mle)"`
 	NoiseKind     string   `json:"noise_kind" help:"noise kind: random (uniform over ordinary tokens), ground-truth (a token from elsewhere in the sequence), unigram (frequencies of the expert's action tokens) or policy (the current policy's next-token distribution)"`
@@ -102,7 +103,6 @@ type Config struct {
 	EarlyStop    int    `json:"early_stop" help:"stop after this many evaluations without improvement (0 = off)"`
 	Out          string `json:"out" help:"output folder"`
 	Progress     string `json:"progress" help:"progress bar: auto (when stderr is a terminal), on, off"`
-	Threads      int    `json:"threads" help:"worker goroutines for kernels (0 = all cores)"`
 	ConfigSchema int    `json:"config_schema" help:"config schema version (do not set)"`
 }
 
@@ -130,7 +130,6 @@ func DefaultConfig() Config {
 		Task:        "",
 		VocabSize:   512,
 		ValFraction: 0.1,
-		MinReward:   negInf,
 		Eta:         0.05,
 		NoiseKind:   "random",
 		NoiseTemp:   1,
@@ -165,7 +164,103 @@ func DefaultConfig() Config {
 // validation sweep in results/arith/sweep.
 const DefaultLambda = 0.1
 
-var negInf = -1e308 // "no minimum" (JSON cannot hold -Inf)
+// OptFloat is an optional number: a config key that may be unset (JSON
+// null or absent; an empty flag value). It replaces the -1e308 "no
+// minimum" sentinel older config.json files hold (read back as unset).
+type OptFloat struct {
+	V   float64
+	Set bool
+}
+
+// Some returns a set OptFloat.
+func Some(v float64) OptFloat { return OptFloat{V: v, Set: true} }
+
+// String is the flag form: the number, or "" when unset.
+func (o OptFloat) String() string {
+	if !o.Set {
+		return ""
+	}
+	return strconv.FormatFloat(o.V, 'g', -1, 64)
+}
+
+// MarshalJSON writes the number, or null when unset.
+func (o OptFloat) MarshalJSON() ([]byte, error) {
+	if !o.Set {
+		return []byte("null"), nil
+	}
+	return json.Marshal(o.V)
+}
+
+// UnmarshalJSON reads a number or null.
+func (o *OptFloat) UnmarshalJSON(b []byte) error {
+	if string(bytes.TrimSpace(b)) == "null" {
+		*o = OptFloat{}
+		return nil
+	}
+	var v float64
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*o = optFrom(v)
+	return nil
+}
+
+// optFrom maps the old sentinel (<= -1e300, written by earlier versions)
+// to unset.
+func optFrom(v float64) OptFloat {
+	if v <= -1e300 {
+		return OptFloat{}
+	}
+	return Some(v)
+}
+
+// removedKeys are keys of earlier versions that no longer do anything;
+// config files (an old run's config.json) may still hold them.
+var removedKeys = map[string]bool{
+	"threads": true, // was read by nothing
+}
+
+// KeyError is an invalid config value. Source says where it came from:
+// "FILE:LINE" for a config file, "flag -KEY" for a flag, "" for a default.
+type KeyError struct {
+	Key, Msg, Source string
+	// Flag is true when the value came from a command-line flag.
+	Flag bool
+}
+
+func (e *KeyError) Error() string {
+	switch {
+	case e.Flag:
+		return fmt.Sprintf("flag -%s: %s", e.Key, e.Msg)
+	case e.Source != "":
+		return fmt.Sprintf("%s: key %s: %s", e.Source, e.Key, e.Msg)
+	}
+	return fmt.Sprintf("config key %s: %s", e.Key, e.Msg)
+}
+
+// Sources records where config keys were set, so that a validation error
+// names the file and line or the flag (see ValidateFrom).
+type Sources struct {
+	File  string         // config file, if any
+	Lines map[string]int // key -> line in File
+	Flags *FlagBinding   // flags, if any
+}
+
+// ValidateFrom is Validate with errors naming where the bad value came
+// from: a flag (a *KeyError with Flag set: a usage error) or a file line.
+func (c Config) ValidateFrom(src Sources) error {
+	err := c.Validate()
+	var ke *KeyError
+	if errors.As(err, &ke) {
+		switch {
+		case src.Flags != nil && src.Flags.IsSet(ke.Key):
+			ke.Flag = true
+		case src.Lines[ke.Key] > 0:
+			ke.Source = fmt.Sprintf("%s:%d", src.File, src.Lines[ke.Key])
+		}
+	}
+	return err
+}
 
 // ObjectiveConfig returns the objective hyperparameters of c.
 func (c Config) ObjectiveConfig() objective.Config {
@@ -178,7 +273,18 @@ func (c Config) ObjectiveConfig() objective.Config {
 // Validate reports the first invalid key.
 func (c Config) Validate() error {
 	bad := func(key string, format string, args ...any) error {
-		return fmt.Errorf("config key %s: %s", key, fmt.Sprintf(format, args...))
+		return &KeyError{Key: key, Msg: fmt.Sprintf(format, args...)}
+	}
+	// Every number must be finite (NaN passes no range check below).
+	v := reflect.ValueOf(c)
+	for _, f := range configFields() {
+		x := v.FieldByIndex(f.Index)
+		if x.Kind() == reflect.Float64 && (math.IsNaN(x.Float()) || math.IsInf(x.Float(), 0)) {
+			return bad(keyOf(f), "must be a finite number, got %v", x.Float())
+		}
+	}
+	if c.MinReward.Set && (math.IsNaN(c.MinReward.V) || math.IsInf(c.MinReward.V, 0)) {
+		return bad("min_reward", "must be a finite number, got %v (leave it unset to keep every episode)", c.MinReward.V)
 	}
 	switch {
 	case c.Steps <= 0:
@@ -260,44 +366,131 @@ func keyOf(f reflect.StructField) string {
 // LoadConfigFile merges the YAML or JSON file at path into c. Unknown keys
 // are an error naming the file and the key.
 func LoadConfigFile(path string, c *Config) error {
+	_, err := LoadConfigFileLines(path, c)
+	return err
+}
+
+// LoadConfigFileLines is LoadConfigFile that also returns the line of each
+// key it set (for ValidateFrom). Values must have the key's type exactly:
+// an integer key takes no 5.7, a string key no number; a list key (data)
+// takes a list or one string (comma-separated, as its flag).
+func LoadConfigFileLines(path string, c *Config) (map[string]int, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	ext := strings.ToLower(filepath.Ext(path))
-	if ext == ".json" {
-		dec := json.NewDecoder(bytes.NewReader(raw))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(c); err != nil {
-			return fmt.Errorf("%s: %w", path, jsonErr(raw, err))
+	if strings.ToLower(filepath.Ext(path)) == ".json" {
+		// JSON syntax errors with their byte offset; the values are then
+		// read like YAML's (JSON is YAML), with line numbers.
+		var top any
+		if err := json.Unmarshal(raw, &top); err != nil {
+			return nil, fmt.Errorf("%s: %w", path, jsonErr(raw, err))
 		}
-		return nil
+		if _, ok := top.(map[string]any); !ok {
+			return nil, fmt.Errorf("%s: expected a JSON object of config keys", path)
+		}
 	}
-	// YAML (a superset of JSON): decode into a map first so unknown keys
-	// are reported by name, then map keys onto fields.
-	var m map[string]yaml.Node
-	if err := yaml.Unmarshal(raw, &m); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
+	var doc yaml.Node
+	if err := yaml.Unmarshal(raw, &doc); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	lines := map[string]int{}
+	if len(doc.Content) == 0 {
+		return lines, nil // empty file
+	}
+	m := doc.Content[0]
+	if m.Kind != yaml.MappingNode {
+		return nil, fmt.Errorf("%s:%d: expected a mapping of config keys", path, m.Line)
 	}
 	fields := map[string]reflect.StructField{}
 	for _, f := range configFields() {
 		fields[keyOf(f)] = f
 	}
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
 	v := reflect.ValueOf(c).Elem()
-	for _, k := range keys {
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		kn, n := m.Content[i], m.Content[i+1]
+		k := kn.Value
 		f, ok := fields[k]
 		if !ok {
-			return fmt.Errorf("%s: unknown config key %q (see smtrain help fit)", path, k)
+			if removedKeys[k] {
+				continue
+			}
+			return nil, fmt.Errorf("%s:%d: unknown config key %q (see smtrain help fit)", path, kn.Line, k)
 		}
-		n := m[k]
-		if err := n.Decode(v.FieldByIndex(f.Index).Addr().Interface()); err != nil {
-			return fmt.Errorf("%s:%d: key %s: %v", path, n.Line, k, err)
+		if err := setFromNode(v.FieldByIndex(f.Index), n); err != nil {
+			return nil, fmt.Errorf("%s:%d: key %s: %v", path, n.Line, k, err)
 		}
+		lines[k] = n.Line
+	}
+	return lines, nil
+}
+
+// setFromNode sets a config field from a YAML/JSON value of its exact type.
+func setFromNode(fv reflect.Value, n *yaml.Node) error {
+	got := func() string {
+		if n.Kind != yaml.ScalarNode {
+			return map[yaml.Kind]string{yaml.SequenceNode: "a list", yaml.MappingNode: "a mapping"}[n.Kind]
+		}
+		return fmt.Sprintf("%s %q", strings.TrimPrefix(n.Tag, "!!"), n.Value)
+	}
+	scalar := func(tags ...string) bool {
+		return n.Kind == yaml.ScalarNode && slices.Contains(tags, n.Tag)
+	}
+	switch {
+	case fv.Type() == reflect.TypeOf(OptFloat{}):
+		if scalar("!!null") {
+			fv.Set(reflect.ValueOf(OptFloat{}))
+			return nil
+		}
+		var x float64
+		if !scalar("!!int", "!!float") || n.Decode(&x) != nil {
+			return fmt.Errorf("expected a number or null, got %s", got())
+		}
+		fv.Set(reflect.ValueOf(optFrom(x)))
+	case fv.Kind() == reflect.String:
+		if !scalar("!!str") {
+			return fmt.Errorf("expected a string, got %s", got())
+		}
+		fv.SetString(n.Value)
+	case fv.Kind() == reflect.Int || fv.Kind() == reflect.Int64:
+		var x int64
+		if !scalar("!!int") || n.Decode(&x) != nil {
+			return fmt.Errorf("expected an integer, got %s", got())
+		}
+		fv.SetInt(x)
+	case fv.Kind() == reflect.Float64:
+		var x float64
+		if !scalar("!!int", "!!float") || n.Decode(&x) != nil {
+			return fmt.Errorf("expected a number, got %s", got())
+		}
+		fv.SetFloat(x)
+	case fv.Kind() == reflect.Bool:
+		var x bool
+		if !scalar("!!bool") || n.Decode(&x) != nil {
+			return fmt.Errorf("expected true or false, got %s", got())
+		}
+		fv.SetBool(x)
+	case fv.Kind() == reflect.Slice:
+		if scalar("!!null") {
+			fv.Set(reflect.Zero(fv.Type())) // config.json writes an empty list as null
+			return nil
+		}
+		if scalar("!!str") {
+			return setField(fv, n.Value) // one string, comma-separated like the flag
+		}
+		if n.Kind != yaml.SequenceNode {
+			return fmt.Errorf("expected a list of strings or a string, got %s", got())
+		}
+		out := []string{}
+		for _, e := range n.Content {
+			if e.Kind != yaml.ScalarNode || e.Tag != "!!str" {
+				return fmt.Errorf("line %d: expected a string in the list", e.Line)
+			}
+			out = append(out, e.Value)
+		}
+		fv.Set(reflect.ValueOf(out))
+	default:
+		return fmt.Errorf("unsupported type %s", fv.Type())
 	}
 	return nil
 }
@@ -324,13 +517,33 @@ type FlagBinding struct {
 // BindFlags registers a flag for every config key on fs (named like the
 // key: -lr, -batch_size, ...). Flags already defined on fs are skipped.
 // The flag values are recorded as strings and applied by Apply.
-func BindFlags(fs *flag.FlagSet) *FlagBinding {
+func BindFlags(fs *flag.FlagSet) *FlagBinding { return bindFlags(fs, nil) }
+
+// trainingOnlyKeys are the config keys only training reads (optimizer,
+// schedule, replay, logging, checkpoints, output); eval has no flags for
+// them (they would be accepted and ignored).
+var trainingOnlyKeys = map[string]bool{
+	"steps": true, "grad_accum": true, "lr": true, "min_lr": true, "warmup_steps": true,
+	"weight_decay": true, "beta1": true, "beta2": true, "eps": true, "grad_clip": true,
+	"max_nonfinite": true, "replay_size": true, "replay_every": true, "replay_samples": true,
+	"replay_batch": true, "replay_max_new": true, "replay_temperature": true, "eval_every": true,
+	"eval_samples": true, "log_every": true, "ckpt_every": true, "keep_last": true,
+	"early_stop": true, "out": true, "progress": true, "init": true,
+}
+
+// BindEvalFlags is BindFlags for the keys evaluation reads (every key but
+// trainingOnlyKeys).
+func BindEvalFlags(fs *flag.FlagSet) *FlagBinding {
+	return bindFlags(fs, func(k string) bool { return !trainingOnlyKeys[k] })
+}
+
+func bindFlags(fs *flag.FlagSet, keep func(string) bool) *FlagBinding {
 	b := &FlagBinding{fs: fs, set: map[string]string{}}
 	def := DefaultConfig()
 	dv := reflect.ValueOf(def)
 	for _, f := range configFields() {
 		key := keyOf(f)
-		if key == "config_schema" || fs.Lookup(key) != nil {
+		if key == "config_schema" || fs.Lookup(key) != nil || (keep != nil && !keep(key)) {
 			continue
 		}
 		k := key
@@ -424,6 +637,18 @@ func (b *FlagBinding) Apply(c *Config) error {
 }
 
 func setField(fv reflect.Value, s string) error {
+	if fv.Type() == reflect.TypeOf(OptFloat{}) {
+		if strings.TrimSpace(s) == "" {
+			fv.Set(reflect.ValueOf(OptFloat{}))
+			return nil
+		}
+		x, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			return fmt.Errorf("invalid number %q", s)
+		}
+		fv.Set(reflect.ValueOf(Some(x)))
+		return nil
+	}
 	switch fv.Kind() {
 	case reflect.String:
 		fv.SetString(s)

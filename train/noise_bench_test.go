@@ -14,7 +14,7 @@ func BenchmarkNoiseStep(b *testing.B) {
 		b.Run(kind, func(b *testing.B) {
 			c := smallConfig(filepath.Join(b.TempDir(), "run"), 1<<30)
 			c.Objective, c.Eta, c.NoiseKind = "bc", 0.1, kind
-			c.NLayer, c.NHead, c.NEmbd, c.BatchSize, c.GradAccum, c.Threads = 2, 2, 64, 32, 1, 1
+			c.NLayer, c.NHead, c.NEmbd, c.BatchSize, c.GradAccum = 2, 2, 64, 32, 1
 			c.ArithTrain = 2000
 			tr, err := New(c, arithInputs(c), false, nil)
 			if err != nil {

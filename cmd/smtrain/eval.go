@@ -125,7 +125,7 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	split := fs.String("split", "auto", "episodes to score: auto, all, val or train")
 	jsonOut := fs.String("json", "", "also write the JSON report to this file")
 	objectives := fs.String("objectives", "", "comma-separated objectives whose losses are reported too (by_objective)")
-	bind := train.BindFlags(fs)
+	bind := train.BindEvalFlags(fs)
 	if err := cmdEval.Parse(fs, args, stderr, false); err != nil {
 		return err
 	}

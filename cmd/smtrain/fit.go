@@ -134,18 +134,28 @@ func resolveConfig(path string, bind *train.FlagBinding, resume bool) (train.Con
 		}
 		path = filepath.Join(probe.Out, train.ConfigOutFile)
 	}
+	src := train.Sources{File: path, Flags: bind}
 	if path != "" {
-		if err := train.LoadConfigFile(path, &cfg); err != nil {
+		var err error
+		if src.Lines, err = train.LoadConfigFileLines(path, &cfg); err != nil {
 			return cfg, err
 		}
 	}
 	if err := bind.Apply(&cfg); err != nil {
 		return cfg, &UsageError{Err: err}
 	}
-	if err := cfg.Validate(); err != nil {
-		return cfg, &UsageError{Err: err}
+	return cfg, configError(cfg.ValidateFrom(src))
+}
+
+// configError maps a config validation error to the command's error: a bad
+// flag value is a usage error (exit 2), a bad file value (named by file and
+// line, like the file's type errors) a runtime error (exit 1).
+func configError(err error) error {
+	var ke *train.KeyError
+	if err == nil || (errors.As(err, &ke) && !ke.Flag) {
+		return err
 	}
-	return cfg, nil
+	return &UsageError{Err: err}
 }
 
 // fitInputs loads the episodes named by cfg (files, or a built-in task).
@@ -160,7 +170,7 @@ func fitInputs(ctx context.Context, cfg *train.Config, stderr io.Writer) (train.
 		}
 		eps := filterReward(res.Episodes, cfg.MinReward)
 		if len(eps) == 0 {
-			return train.Inputs{}, fmt.Errorf("no episodes in %v (after min_reward %g: %d of %d kept)", cfg.Data, cfg.MinReward, len(eps), len(res.Episodes))
+			return train.Inputs{}, fmt.Errorf("no episodes in %v (after min_reward %s: %d of %d kept)", cfg.Data, cfg.MinReward, len(eps), len(res.Episodes))
 		}
 		return train.Inputs{Train: eps, Describe: fmt.Sprintf("%d files", res.Files)}, nil
 	}
@@ -198,13 +208,13 @@ func arithInputs(cfg train.Config) (train.Inputs, error) {
 
 // filterReward keeps episodes whose final score is at least min (episodes
 // without a score are kept only when no minimum is set).
-func filterReward(eps []data.Episode, min float64) []data.Episode {
-	if min <= -1e300 {
+func filterReward(eps []data.Episode, min train.OptFloat) []data.Episode {
+	if !min.Set {
 		return eps
 	}
 	var out []data.Episode
 	for _, e := range eps {
-		if !math.IsNaN(e.Reward) && e.Reward >= min {
+		if !math.IsNaN(e.Reward) && e.Reward >= min.V {
 			out = append(out, e)
 		}
 	}

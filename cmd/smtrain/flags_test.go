@@ -95,7 +95,7 @@ func TestTopLevelHelpAndVersion(t *testing.T) {
 	}
 }
 
-var flagMention = regexp.MustCompile(`(?:^|[\s(\[,'"/|` + "`" + `])-([a-z][a-z0-9_]*[a-z0-9])\b`)
+var flagMention = regexp.MustCompile(`(?:^|[\s(\[,'"/|` + "`" + `])-([a-z][a-z0-9_-]*[a-z0-9])\b`)
 
 // TestREADMEAndHelpNameRealFlags: every flag in a README command line
 // (an indented "smtrain CMD ..." line or `smtrain CMD ...` in the text)

@@ -119,3 +119,34 @@ func TestSmallDatasets(t *testing.T) {
 		t.Fatalf("fit on 8 episodes with batch 8: exit %d stderr %q, want a hint naming -batch_size", code, errb)
 	}
 }
+
+// TestConfigErrorsSameShape: a bad value in a config file exits 1 naming
+// the file and line (like a type error there); the same value as a flag
+// is a usage error (exit 2) naming the flag. eval has no flags for
+// training-only keys.
+func TestConfigErrorsSameShape(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []struct{ text, want string }{
+		{"steps: -5\n", "exp.yaml:1: key steps: must be positive"},
+		{"steps: 5.7\n", "exp.yaml:1: key steps: expected an integer"},
+	} {
+		p := filepath.Join(dir, "exp.yaml")
+		os.WriteFile(p, []byte(c.text), 0o644)
+		code, _, errb := runCLI("fit", "-config", p, "-out", filepath.Join(dir, "run"))
+		if code != 1 || !strings.Contains(errb, c.want) || strings.Contains(errb, "usage:") {
+			t.Errorf("%q: exit %d stderr %q, want 1 with %q", c.text, code, errb, c.want)
+		}
+	}
+	code, _, errb := runCLI("fit", "-steps", "-5", "-out", filepath.Join(dir, "run"))
+	if code != 2 || !strings.Contains(errb, "flag -steps: must be positive") {
+		t.Errorf("-steps -5: exit %d stderr %q", code, errb)
+	}
+	code, _, errb = runCLI("fit", "-min_reward", "NaN", "-out", filepath.Join(dir, "run"))
+	if code != 2 || !strings.Contains(errb, "min_reward") {
+		t.Errorf("-min_reward NaN: exit %d stderr %q", code, errb)
+	}
+	code, _, errb = runCLI("eval", "-ckpt", dir, "-beta2", "0.9")
+	if code != 2 || !strings.Contains(errb, "beta2") {
+		t.Errorf("eval -beta2: exit %d stderr %q, want a usage error", code, errb)
+	}
+}

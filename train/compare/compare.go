@@ -67,7 +67,7 @@ type Spec struct {
 	// shared by the rows of every noise level.
 	Noise []float64
 	// Base is the configuration every run starts from; Objective, Seed,
-	// Eta, Out, Progress and Threads are set per run.
+	// Eta, Out and Progress are set per run.
 	Base train.Config
 	// Out is the comparison folder; runs live in Out/runs/NAME.
 	Out string
@@ -224,7 +224,7 @@ func (s *Spec) plan() ([]plannedRun, []Row, error) {
 					if kind != "" {
 						cfg.NoiseKind = kind
 					}
-					cfg.Progress, cfg.Threads = "off", 1
+					cfg.Progress = "off"
 					cfg.Eta = eta
 					if !aug {
 						cfg.Eta = 0
@@ -256,7 +256,7 @@ func SplitLabel(label string) (name, kind string, err error) {
 // configKey is the config as compared on resume (progress, threads and
 // the output folder aside, so a moved comparison folder still resumes).
 func configKey(c train.Config) ([]byte, error) {
-	c.Progress, c.Threads, c.Out = "", 0, ""
+	c.Progress, c.Out = "", ""
 	return json.Marshal(c)
 }
 
