@@ -297,6 +297,7 @@ type decAttention struct {
 	d       *Decoder
 	scratch []float32 // (chunks, cap)
 	layer   int
+	tune    *tuning // nil: defaultTuning
 }
 
 func (a *decAttention) run(n, layer int) {
@@ -307,7 +308,7 @@ func (a *decAttention) run(n, layer int) {
 	}
 	rh := n * a.d.cfg.NHead
 	grain := rh
-	if work > 64*grainElems {
+	if work > 64*tuned(a.tune).grainElems {
 		// the channel pool's hand-off (a futex wake-up, several µs)
 		// pays only for long contexts
 		grain = 1

@@ -10,7 +10,7 @@ import (
 // TestDecoderMatchesFullForward drives a decoder through random prefills,
 // batched pushes and pops across slots and compares the logits at the top
 // of every slot with a full forward of its current prefix.
-func TestDecoderMatchesFullForward(t *testing.T) { decoderMatchesFullForward(t, 3) }
+func TestDecoderMatchesFullForward(t *testing.T) { decoderMatchesFullForward(t, 3, testTune) }
 
 // TestDecoderBatchSizes reruns it at batch 1 and 8 on a config whose
 // heads are 32 wide (the decoder's vector attention kernels and the
@@ -18,20 +18,22 @@ func TestDecoderMatchesFullForward(t *testing.T) { decoderMatchesFullForward(t, 
 // with three heads.
 func TestDecoderBatchSizes(t *testing.T) {
 	for _, nseq := range []int{1, 8} {
-		t.Run(fmt.Sprintf("cfgTest/nseq=%d", nseq), func(t *testing.T) { decoderMatchesFullForward(t, nseq) })
+		t.Run(fmt.Sprintf("cfgTest/nseq=%d", nseq), func(t *testing.T) { decoderMatchesFullForward(t, nseq, nil) })
 	}
 	old := cfgTest
 	cfgTest = Config{NLayer: 2, NHead: 2, NEmbd: 64, NPositions: 24, VocabSize: 50, LayerNormEpsilon: 1e-5, BkspcTokenID: 2, EOSTokenID: 1}
 	defer func() { cfgTest = old }()
 	for _, nseq := range []int{1, 8} {
-		t.Run(fmt.Sprintf("hs32/nseq=%d", nseq), func(t *testing.T) { decoderMatchesFullForward(t, nseq) })
+		t.Run(fmt.Sprintf("hs32/nseq=%d", nseq), func(t *testing.T) { decoderMatchesFullForward(t, nseq, nil) })
 	}
 	// three heads and an odd vocabulary
 	cfgTest = Config{NLayer: 2, NHead: 3, NEmbd: 24, NPositions: 24, VocabSize: 51, LayerNormEpsilon: 1e-5, BkspcTokenID: 2, EOSTokenID: 1}
-	t.Run("H3/nseq=1", func(t *testing.T) { decoderMatchesFullForward(t, 1) })
+	t.Run("H3/nseq=1", func(t *testing.T) { decoderMatchesFullForward(t, 1, nil) })
 }
 
-func decoderMatchesFullForward(t *testing.T, nseq int) {
+// decoderMatchesFullForward runs it with nseq slots, the decoder's
+// kernels tuned by tune (nil: defaults).
+func decoderMatchesFullForward(t *testing.T, nseq int, tune *tuning) {
 	rng := rand.New(rand.NewPCG(41, 42))
 	p := randomParams(t, cfgTest, F32, 8, 0.3)
 	const maxLen = 14
@@ -39,6 +41,7 @@ func decoderMatchesFullForward(t *testing.T, nseq int) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	d.setTuning(tune)
 	pr := &prefixRunner{p: p}
 	stacks := make([][]int32, nseq)
 	V := cfgTest.VocabSize

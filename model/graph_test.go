@@ -132,6 +132,7 @@ func newTrainer(t testing.TB, p *Params, B, T int, bt batch) *trainer {
 	if err != nil {
 		t.Fatal(err)
 	}
+	g.setTuning(testTune)
 	m, err := g.Compile(loss)
 	if err != nil {
 		t.Fatal(err)
@@ -229,6 +230,7 @@ func (pr *prefixRunner) logits(t testing.TB, toks []int32) []float64 {
 		if g, err = NewGraph(pr.p, 1, n); err != nil {
 			t.Fatal(err)
 		}
+		g.setTuning(testTune)
 		m, err := g.CompileForward()
 		if err != nil {
 			t.Fatal(err)
@@ -267,6 +269,7 @@ func TestTreeAttentionMatchesPrefix(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	g.setTuning(testTune)
 	m, err := g.CompileForward()
 	if err != nil {
 		t.Fatal(err)

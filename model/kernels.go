@@ -24,19 +24,6 @@ type Float interface{ float32 | float64 }
 // parallel.For. Each kernel struct owns the buffers it needs between forward
 // and backward (saved statistics, scratch) so steps do not allocate.
 
-// grainElems is the minimum work per chunk (in elements) before a loop is
-// split across cores. A variable so tests can force splitting on tiny
-// shapes.
-var grainElems = 8192
-
-func grainRows(width int) int {
-	g := grainElems / (width + 1)
-	if g < 1 {
-		g = 1
-	}
-	return g
-}
-
 func isF32[T Float]() bool {
 	var z T
 	return unsafe.Sizeof(z) == 4
@@ -109,7 +96,8 @@ func zero[T Float](s []T) {
 // Embedding: out[r] = wte[tok[r]] + wpe[pos[r]].
 
 type embedKernel[T Float] struct {
-	d int
+	d    int
+	tune *tuning // nil: defaultTuning
 	// per call
 	tok, pos         []int32
 	wte, wpe, out    []T
@@ -120,7 +108,7 @@ type embedKernel[T Float] struct {
 // forward: tok, pos (n); wte (V, D); wpe (P, D); out (n, D).
 func (k *embedKernel[T]) forward(tok, pos []int32, wte, wpe, out []T) {
 	k.tok, k.pos, k.wte, k.wpe, k.out, k.bwd = tok, pos, wte, wpe, out, false
-	parallel.For(len(tok), grainRows(k.d), k)
+	parallel.For(len(tok), tuned(k.tune).grainRows(k.d), k)
 }
 
 // backward: dwte (V, D) += scatter of dout, dwpe (P, D) likewise.
@@ -128,7 +116,7 @@ func (k *embedKernel[T]) backward(tok, pos []int32, dout, dwte, dwpe []T, acc bo
 	k.tok, k.pos, k.dout, k.dwte, k.dwpe, k.bwd, k.acc = tok, pos, dout, dwte, dwpe, true, acc
 	// Split over columns: rows sharing a token never race, and the order
 	// of additions is fixed.
-	parallel.For(k.d, 1+grainElems/(len(tok)+1), k)
+	parallel.For(k.d, 1+tuned(k.tune).grainElems/(len(tok)+1), k)
 }
 
 func (k *embedKernel[T]) RunRange(_, lo, hi int) {
@@ -168,6 +156,7 @@ func (k *embedKernel[T]) RunRange(_, lo, hi int) {
 
 type layerNormKernel[T Float] struct {
 	d          int
+	tune       *tuning // nil: defaultTuning
 	eps        float64
 	mean, rstd []T // (n) saved by forward
 	part       []T // (chunks, 2D) partial dw|db
@@ -190,7 +179,7 @@ func newLayerNormKernel[T Float](n, d int, eps float64) *layerNormKernel[T] {
 // forward: x (n, D), w, b (D), y (n, D); n = len(x)/D.
 func (k *layerNormKernel[T]) forward(x, w, b, y []T) {
 	k.x, k.w, k.b, k.y = x, w, b, y
-	parallel.For(len(x)/k.d, grainRows(k.d), (*lnForwardTask[T])(k))
+	parallel.For(len(x)/k.d, tuned(k.tune).grainRows(k.d), (*lnForwardTask[T])(k))
 }
 
 // backward accumulates dx (n, D), dw, db (D) given dy (n, D) and the saved
@@ -198,9 +187,10 @@ func (k *layerNormKernel[T]) forward(x, w, b, y []T) {
 func (k *layerNormKernel[T]) backward(x, w, dy, dx, dw, db []T, acc bool) {
 	k.x, k.w, k.dy, k.dx, k.dw, k.db, k.acc = x, w, dy, dx, dw, db, acc
 	n := len(x) / k.d
-	c := parallel.NumChunks(n, grainRows(k.d))
+	grain := tuned(k.tune).grainRows(k.d)
+	c := parallel.NumChunks(n, grain)
 	zero(k.part[:c*2*k.d])
-	parallel.For(n, grainRows(k.d), (*lnBackwardTask[T])(k))
+	parallel.For(n, grain, (*lnBackwardTask[T])(k))
 	d := k.d
 	if !acc {
 		zero(dw)
@@ -277,7 +267,8 @@ func (t *lnBackwardTask[T]) RunRange(chunk, lo, hi int) {
 type linearKernel[T Float] struct {
 	c, oc  int
 	transW bool
-	ones   []T // (n) of 1s: db = dyᵀ·1 as a matrix-vector product
+	tune   *tuning // nil: defaultTuning
+	ones   []T     // (n) of 1s: db = dyᵀ·1 as a matrix-vector product
 	// per call
 	x, w, b, r, y, dy, dx, dw, db []T
 	n                             int
@@ -301,36 +292,6 @@ type (
 	linDxDwTask[T Float] linearKernel[T]
 )
 
-// gemvMaxRows is the largest number of rows for which the linear forward
-// runs one matrix-vector product per row instead of a matrix-matrix
-// product: BLAS gemm packs the weight matrix on every call, which at one
-// or a few rows (the decoder's step) costs several times the product
-// itself. A variable so tests can force either path.
-var gemvMaxRows = 4
-
-// colSplitMaxRows is the largest number of rows for which the linear
-// forward splits its work across cores by output columns (each chunk then
-// reads only its share of the weights) rather than by rows (each chunk
-// would read all of them): the decoder's steps and short prefills.
-var colSplitMaxRows = 64
-
-// colGrainMACs is the minimum number of multiply-adds per chunk before a
-// column-split linear forward uses more than one core (smaller products do
-// not pay for the hand-off to the worker goroutine).
-var colGrainMACs = 1 << 17
-
-// taskSplitBackward lets a linear backward on two workers compute dx on
-// one and dW, db on the other instead of splitting each by rows/columns
-// (one hand-off instead of two, whole BLAS calls). A variable so tests
-// can run both paths.
-var taskSplitBackward = true
-
-// vecGemm enables the AVX2 4-row kernel (vec.Gemm4) in column-split
-// forwards of float32 Conv1D-layout weights (the decoder's batched step)
-// and the one-row kernels (vec.Gemv, vec.DotAcc) instead of BLAS gemv.
-// A variable so tests can compare with the BLAS path.
-var vecGemm = true
-
 // colBlock is the width of the column blocks a column-split forward
 // distributes (whole cache lines of y per chunk).
 const colBlock = 16
@@ -339,12 +300,13 @@ const colBlock = 16
 func (k *linearKernel[T]) forward(x, w, b, r, y []T) {
 	k.x, k.w, k.b, k.r, k.y = x, w, b, r, y
 	k.n = len(x) / k.c
-	if k.n <= colSplitMaxRows {
+	tn := tuned(k.tune)
+	if k.n <= tn.colSplitMaxRows {
 		nb := (k.oc + colBlock - 1) / colBlock
-		parallel.For(nb, max(1, colGrainMACs/(k.n*k.c*colBlock+1)), (*linColsTask[T])(k))
+		parallel.For(nb, max(1, tn.colGrainMACs/(k.n*k.c*colBlock+1)), (*linColsTask[T])(k))
 		return
 	}
-	parallel.For(k.n, grainRows(k.c+k.oc), (*linRowsTask[T])(k))
+	parallel.For(k.n, tn.grainRows(k.c+k.oc), (*linRowsTask[T])(k))
 }
 
 // backward accumulates dx (n, C), dw, db given dy (n, OC). Any of dx, dw,
@@ -362,18 +324,19 @@ func (k *linearKernel[T]) backward(x, w, dy, dx, dw, db []T, acc bool) {
 	if acc {
 		k.beta = 1
 	}
-	if dx != nil && (dw != nil || db != nil) && parallel.MaxChunks() == 2 && taskSplitBackward &&
-		k.n*k.c*k.oc >= 2*grainElems {
+	tn := tuned(k.tune)
+	if dx != nil && (dw != nil || db != nil) && parallel.MaxChunks() == 2 && tn.taskSplitBackward &&
+		k.n*k.c*k.oc >= 2*tn.grainElems {
 		// Two workers: dx on one, dW and db on the other (the same number
 		// of multiply-adds), each as one whole BLAS call.
 		parallel.For(2, 1, (*linDxDwTask[T])(k))
 		return
 	}
 	if dx != nil {
-		parallel.For(k.n, grainRows(k.c+k.oc), (*linDxTask[T])(k))
+		parallel.For(k.n, tn.grainRows(k.c+k.oc), (*linDxTask[T])(k))
 	}
 	if dw != nil || db != nil {
-		parallel.For(k.oc, 1+grainElems/(k.n*(k.c+1)+1), (*linDwTask[T])(k))
+		parallel.For(k.oc, 1+tn.grainElems/(k.n*(k.c+1)+1), (*linDwTask[T])(k))
 	}
 }
 
@@ -412,6 +375,7 @@ func (t *linRowsTask[T]) RunRange(_, lo, hi int) {
 func (t *linColsTask[T]) RunRange(_, lo, hi int) {
 	k := (*linearKernel[T])(t)
 	c, oc := k.c, k.oc
+	tn := tuned(k.tune)
 	lo, hi = lo*colBlock, min(hi*colBlock, oc)
 	n, w := k.n, hi-lo
 	for i := 0; i < n; i++ {
@@ -431,7 +395,7 @@ func (t *linColsTask[T]) RunRange(_, lo, hi int) {
 		}
 	}
 	r0 := 0 // rows before r0 are done
-	if isF32[T]() && !k.transW && vecGemm && n >= 4 {
+	if isF32[T]() && !k.transW && tn.vecGemm && n >= 4 {
 		// 8 rows at a time through the AVX-512 kernel, 4 through the
 		// AVX2 one (weights read once per 8 or 4 rows, no packing;
 		// the same arithmetic), their tail columns through BLAS
@@ -454,20 +418,20 @@ func (t *linColsTask[T]) RunRange(_, lo, hi int) {
 	}
 	switch rows := n - r0; {
 	case rows == 0:
-	case rows > gemvMaxRows && k.transW: // y[:, lo:hi] += x @ W[lo:hi, :]ᵀ
+	case rows > tn.gemvMaxRows && k.transW: // y[:, lo:hi] += x @ W[lo:hi, :]ᵀ
 		gemm(false, true, rows, w, c, 1, k.x[r0*c:], c, k.w[lo*c:], c, 1, k.y[r0*oc+lo:], oc)
-	case rows > gemvMaxRows: // y[:, lo:hi] += x @ W[:, lo:hi]
+	case rows > tn.gemvMaxRows: // y[:, lo:hi] += x @ W[:, lo:hi]
 		gemm(false, false, rows, w, c, 1, k.x[r0*c:], c, k.w[lo:], oc, 1, k.y[r0*oc+lo:], oc)
 	default:
 		for i := r0; i < n; i++ {
 			x, y := k.x[i*c:i*c+c], k.y[i*oc+lo:i*oc+hi]
 			if k.transW { // y[lo:hi] += W[lo:hi, :] x
-				if !isF32[T]() || !vecGemm || !vec.DotAcc(as32(x), as32(k.w[lo*c:]), c, as32(y)) {
+				if !isF32[T]() || !tn.vecGemm || !vec.DotAcc(as32(x), as32(k.w[lo*c:]), c, as32(y)) {
 					gemv(false, w, c, 1, k.w[lo*c:], c, x, 1, y)
 				}
 			} else { // y[lo:hi] += W[:, lo:hi]ᵀ x
 				d := 0
-				if isF32[T]() && vecGemm {
+				if isF32[T]() && tn.vecGemm {
 					// the AVX2 one-row kernel; BLAS for its tail columns
 					d = vec.Gemv(as32(x), as32(k.w[lo:]), oc, as32(y))
 				}
@@ -526,7 +490,8 @@ func (k *linearKernel[T]) dwRange(lo, hi int) {
 const geluS = 0.7978845608028654 // sqrt(2/pi)
 
 type geluKernel[T Float] struct {
-	th []T // tanh saved by forward
+	th   []T     // tanh saved by forward
+	tune *tuning // nil: defaultTuning
 	// per call
 	x, y, dy, dx []T
 	bwd, acc     bool
@@ -537,13 +502,13 @@ func newGELUKernel[T Float](n int) *geluKernel[T] { return &geluKernel[T]{th: ma
 // forward: y = gelu(x), elementwise over len(x).
 func (k *geluKernel[T]) forward(x, y []T) {
 	k.x, k.y, k.bwd = x, y, false
-	parallel.For(len(x), grainElems/8, k)
+	parallel.For(len(x), tuned(k.tune).grainElems/8, k)
 }
 
 // backward: dx += gelu'(x)·dy, using the tanh saved by the last forward.
 func (k *geluKernel[T]) backward(x, dy, dx []T, acc bool) {
 	k.x, k.dy, k.dx, k.bwd, k.acc = x, dy, dx, true, acc
-	parallel.For(len(x), grainElems/4, k)
+	parallel.For(len(x), tuned(k.tune).grainElems/4, k)
 }
 
 func (k *geluKernel[T]) RunRange(_, lo, hi int) {
@@ -735,6 +700,7 @@ func (k *attentionKernel[T]) RunRange(chunk, lo, hi int) {
 
 type crossEntropyKernel[T Float] struct {
 	v       int
+	tune    *tuning   // nil: defaultTuning
 	lse     []float64 // (n) saved by forward
 	inv     []T       // (n) 1/Σ exp(l − max), saved by forward
 	prob    []T       // (n, V) exp(l − max), saved by forward
@@ -755,11 +721,12 @@ func newCrossEntropyKernel[T Float](n, v int) *crossEntropyKernel[T] {
 func (k *crossEntropyKernel[T]) forward(logits []T, targets []int32) (float64, int) {
 	k.logits, k.targets, k.bwd = logits, targets, false
 	n := len(targets)
-	c := parallel.NumChunks(n, grainRows(k.v))
+	grain := tuned(k.tune).grainRows(k.v)
+	c := parallel.NumChunks(n, grain)
 	for i := 0; i < c; i++ {
 		k.partial[i] = 0
 	}
-	parallel.For(n, grainRows(k.v), k)
+	parallel.For(n, grain, k)
 	var s float64
 	for i := 0; i < c; i++ {
 		s += k.partial[i]
@@ -792,7 +759,7 @@ func (k *crossEntropyKernel[T]) backward(logits []T, targets []int32, dloss floa
 		return
 	}
 	k.logits, k.targets, k.dlogits, k.scale, k.bwd, k.acc = logits, targets, dlogits, dloss/float64(cnt), true, acc
-	parallel.For(len(targets), grainRows(k.v), k)
+	parallel.For(len(targets), tuned(k.tune).grainRows(k.v), k)
 }
 
 func (k *crossEntropyKernel[T]) RunRange(chunk, lo, hi int) {

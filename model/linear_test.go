@@ -7,30 +7,29 @@ import (
 	"testing"
 )
 
-// linearPath sets the linear forward's path: "rows" (gemm over row
-// chunks), "cols-gemm" (column blocks: AVX2 4-row kernel where it
-// applies, else gemm), "cols-blas" (column blocks, gemm only) or
-// "cols-gemv" (AVX2 4-row kernel, then one matrix-vector product per
-// remaining row), and whether column
-// blocks are split across workers. It returns a function restoring the
-// defaults.
-func linearPath(path string, split bool) func() {
-	oldMax, oldGemv, oldGrain, oldVec := colSplitMaxRows, gemvMaxRows, colGrainMACs, vecGemm
+// linearPath is the tuning that puts the linear forward on a path: "rows"
+// (gemm over row chunks), "cols-gemm" (column blocks: the assembly 4/8-row
+// kernels where they apply, else gemm), "cols-blas" (column blocks, gemm
+// only) or "cols-gemv" (the 4/8-row kernels, then one matrix-vector
+// product per remaining row), with column blocks split across workers or
+// not.
+func linearPath(path string, split bool) *tuning {
+	t := defaultTuning
 	switch path {
-	case "cols-blas": // column blocks, BLAS only (no AVX2 4-row kernel)
-		colSplitMaxRows, gemvMaxRows, vecGemm = 1<<30, 0, false
+	case "cols-blas":
+		t.colSplitMaxRows, t.gemvMaxRows, t.vecGemm = 1<<30, 0, false
 	case "rows":
-		colSplitMaxRows = -1
+		t.colSplitMaxRows = -1
 	case "cols-gemm":
-		colSplitMaxRows, gemvMaxRows = 1<<30, 0
+		t.colSplitMaxRows, t.gemvMaxRows = 1<<30, 0
 	case "cols-gemv":
-		colSplitMaxRows, gemvMaxRows = 1<<30, 1<<30
+		t.colSplitMaxRows, t.gemvMaxRows = 1<<30, 1<<30
 	}
-	colGrainMACs = 1 << 30
+	t.colGrainMACs = 1 << 30
 	if split {
-		colGrainMACs = 1
+		t.colGrainMACs = 1
 	}
-	return func() { colSplitMaxRows, gemvMaxRows, colGrainMACs, vecGemm = oldMax, oldGemv, oldGrain, oldVec }
+	return &t
 }
 
 // TestLinearForwardPaths: the decoder-oriented forward paths (per-row
@@ -55,14 +54,14 @@ func TestLinearForwardPaths(t *testing.T) {
 				}
 				for _, f32 := range []bool{true, false} {
 					run := func(path string, split bool) []float64 {
-						defer linearPath(path, split)()
+						tune := linearPath(path, split)
 						if f32 {
-							k := &linearKernel[float32]{c: c, oc: oc, transW: tw}
+							k := &linearKernel[float32]{c: c, oc: oc, transW: tw, tune: tune}
 							y := make([]float32, n*oc)
 							k.forward(to32(x64), to32(w64), to32(b64), to32(r64), y)
 							return to64(y)
 						}
-						k := &linearKernel[float64]{c: c, oc: oc, transW: tw}
+						k := &linearKernel[float64]{c: c, oc: oc, transW: tw, tune: tune}
 						y := make([]float64, n*oc)
 						k.forward(x64, w64, b64, r64, y)
 						return y
@@ -99,8 +98,7 @@ func TestDecoderPaths(t *testing.T) {
 	for _, path := range []string{"rows", "cols-gemm", "cols-gemv", "cols-blas"} {
 		for _, split := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%s/split=%v", path, split), func(t *testing.T) {
-				defer linearPath(path, split)()
-				TestDecoderMatchesFullForward(t)
+				decoderMatchesFullForward(t, 3, linearPath(path, split))
 			})
 		}
 	}

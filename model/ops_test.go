@@ -109,6 +109,9 @@ func checkOp(t reporter, name string, rng *rand.Rand, k opKernel[float64], xs []
 		v := tensor.New(tensor.WithShape(s...), tensor.WithBacking(xs[i]))
 		nodes = append(nodes, G.NewTensor(g, tensor.Float64, len(s), G.WithShape(s...), G.WithName(name+"_in"+string(rune('a'+i))), G.WithValue(v)))
 	}
+	if tk, ok := k.(tunable); ok {
+		tk.setTuning(testTune)
+	}
 	out, err := G.ApplyOp(newFusedOp[float64](k), nodes...)
 	if err != nil {
 		t.Fatal(err)
@@ -321,16 +324,18 @@ func TestKernelsAccumulate(t *testing.T) {
 	}
 	n, d, oc := 6, 5, 7
 	x, w, dy := randSlice(rng, n*d, 1), randSlice(rng, d*oc, 1), randSlice(rng, n*oc, 1)
-	lin := &linearKernel[float64]{c: d, oc: oc}
+	lin := &linearKernel[float64]{c: d, oc: oc, tune: testTune}
 	check("linear", []int{n * d, d * oc, oc}, func(g grads, acc bool) { lin.backward(x, w, dy, g[0], g[1], g[2], acc) })
-	linT := &linearKernel[float64]{c: d, oc: oc, transW: true}
+	linT := &linearKernel[float64]{c: d, oc: oc, transW: true, tune: testTune}
 	check("linear transposed", []int{n * d, d * oc}, func(g grads, acc bool) { linT.backward(x, w, dy, g[0], g[1], nil, acc) })
 	ln := newLayerNormKernel[float64](n, d, 1e-5)
+	ln.tune = testTune
 	lw, lb := randSlice(rng, d, 1), randSlice(rng, d, 1)
 	ln.forward(x, lw, lb, make([]float64, n*d))
 	dyd := randSlice(rng, n*d, 1)
 	check("layernorm", []int{n * d, d, d}, func(g grads, acc bool) { ln.backward(x, lw, dyd, g[0], g[1], g[2], acc) })
 	ge := newGELUKernel[float64](n * d)
+	ge.tune = testTune
 	ge.forward(x, make([]float64, n*d))
 	check("gelu", []int{n * d}, func(g grads, acc bool) { ge.backward(x, dyd, g[0], acc) })
 	bs := newBatchState(2, 3)
@@ -342,14 +347,20 @@ func TestKernelsAccumulate(t *testing.T) {
 	at.forward(qkv, make([]float64, 6*4))
 	dat := randSlice(rng, 6*4, 1)
 	check("attention", []int{6 * 12}, func(g grads, acc bool) { at.backward(qkv, dat, g[0], acc) })
-	em := &embedKernel[float64]{d: 4}
+	em := &embedKernel[float64]{d: 4, tune: testTune}
 	check("embedding", []int{4 * 4, 3 * 4}, func(g grads, acc bool) { em.backward(bs.tok, bs.pos, dat, g[0], g[1], acc) })
 	ce := newCrossEntropyKernel[float64](3, 4)
+	ce.tune = testTune
 	lg := randSlice(rng, 12, 1)
 	tg := []int32{2, -1, 0}
 	ce.forward(lg, tg)
 	check("cross entropy", []int{12}, func(g grads, acc bool) { ce.backward(lg, tg, 0.7, g[0], acc) })
 }
+
+// testTune is the tuning the test helpers give the graphs, decoders and
+// kernels they build (nil: defaultTuning); only TestChunked sets it, for
+// the duration of its subtests.
+var testTune *tuning
 
 // TestChunked reruns the gradient, tree, reuse and decoder tests with every
 // loop split into as many chunks as there are workers, so the multi-chunk
@@ -358,11 +369,15 @@ func TestChunked(t *testing.T) {
 	if parallel.MaxChunks() < 2 {
 		t.Skip("needs GOMAXPROCS ≥ 2")
 	}
-	old, oldCol := grainElems, colGrainMACs
-	grainElems, colGrainMACs = 1, 1
-	defer func() { grainElems, colGrainMACs = old, oldCol }()
-	if parallel.NumChunks(10, grainRows(8)) < 2 {
+	chunked := defaultTuning
+	chunked.grainElems, chunked.colGrainMACs = 1, 1
+	if parallel.NumChunks(10, chunked.grainRows(8)) < 2 {
 		t.Fatal("loops are not split")
+	}
+	defer func() { testTune = nil }()
+	run := func(name string, tune *tuning, f func(*testing.T)) {
+		testTune = tune
+		t.Run(name, f)
 	}
 	for _, c := range []struct {
 		name string
@@ -373,12 +388,67 @@ func TestChunked(t *testing.T) {
 		{"model", TestModelGrad}, {"tree", TestTreeAttentionMatchesPrefix}, {"reuse", TestGraphReuse},
 		{"accumulate", TestKernelsAccumulate}, {"decoder", TestDecoderMatchesFullForward},
 	} {
-		t.Run(c.name, c.f)
+		run(c.name, &chunked, c.f)
 	}
 	// the row/column-split linear backward (instead of dx ∥ dW on two workers)
-	taskSplitBackward = false
-	defer func() { taskSplitBackward = true }()
-	t.Run("linear/no-task-split", TestLinearGrad)
-	t.Run("model/no-task-split", TestModelGrad)
-	t.Run("accumulate/no-task-split", TestKernelsAccumulate)
+	noTaskSplit := chunked
+	noTaskSplit.taskSplitBackward = false
+	run("linear/no-task-split", &noTaskSplit, TestLinearGrad)
+	run("model/no-task-split", &noTaskSplit, TestModelGrad)
+	run("accumulate/no-task-split", &noTaskSplit, TestKernelsAccumulate)
+}
+
+// TestSetTuningReachesKernels: a Graph's and a Decoder's setTuning reach
+// every kernel that reads a tuning (else tests passing their own would
+// silently run the defaults).
+func TestSetTuningReachesKernels(t *testing.T) {
+	p := randomParams(t, cfgTest, F32, 7, 0.2)
+	g, err := NewGraph(p, 1, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := CrossEntropy(g.Logits, []int32{1, 2, 3, 4}); err != nil {
+		t.Fatal(err)
+	}
+	tune := defaultTuning
+	g.setTuning(&tune)
+	kinds := map[string]bool{}
+	for _, n := range g.G.AllNodes() {
+		op, ok := n.Op().(*fusedOp[float32])
+		if !ok {
+			continue
+		}
+		var got *tuning
+		switch o := op.k.(type) {
+		case *embedOp[float32]:
+			got = o.k.tune
+		case *layerNormOp[float32]:
+			got = o.k.tune
+		case *linearOp[float32]:
+			got = o.k.tune
+		case *geluOp[float32]:
+			got = o.k.tune
+		case *crossEntropyOp[float32]:
+			got = o.k.tune
+		default:
+			continue
+		}
+		kinds[op.k.kind()] = true
+		if got != &tune {
+			t.Errorf("graph op %s: kernel tuning not set", op.k.kind())
+		}
+	}
+	if len(kinds) < 5 {
+		t.Errorf("checked only the op kinds %v", kinds)
+	}
+	d, err := NewDecoder(p, 1, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.setTuning(&tune)
+	for i, got := range []*tuning{d.emb.tune, d.ln.tune, d.gelu.tune, d.attn.tune, d.cAttn.tune, d.cProj.tune, d.cFc.tune, d.fProj.tune, d.head.tune} {
+		if got != &tune {
+			t.Errorf("decoder kernel %d: tuning not set", i)
+		}
+	}
 }
