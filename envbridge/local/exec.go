@@ -208,9 +208,14 @@ func (e *Env) executeCode(ctx context.Context, code string) (omap, float64, erro
 		e.submissions++
 		archived := fmt.Sprintf("output/submission_%d.csv", e.submissions)
 		if err := ws.Rename(submissionRel, archived); err != nil {
-			return nil, 0, fmt.Errorf("local env: archiving submission: %w", err)
+			// Agent code took the archive's name (e.g. a directory named
+			// submission_1.csv): score the file where it is.
+			archived = submissionRel
 		}
 		submission, reward = e.evaluate(ws, archived, shown, code)
+		if archived == submissionRel {
+			_ = ws.Remove(submissionRel)
+		}
 	}
 	status := "FAILED"
 	if str(submission, "status") == "SUCCESS" {

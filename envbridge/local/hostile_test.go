@@ -544,3 +544,21 @@ func TestFallbackKeepsPublicFilesRootOwned(t *testing.T) {
 		t.Log("data/ is a copy here (the workspace is its own tmpfs), not hard links; TestChownSkipsHardLinks covers the linked case")
 	}
 }
+
+// TestArchiveNameTaken: agent code that takes the name the host archives
+// the next submission under (a non-empty directory submission_1.csv) does
+// not make the step fail (the old code answered with an infrastructure
+// error); the submission is scored where it is.
+func TestArchiveNameTaken(t *testing.T) {
+	env, _ := hostileEnv(t, Options{})
+	defer env.Close()
+	code := "import os\nos.makedirs(os.path.join(" + pyStr(env.outputPath()) + ", 'submission_1.csv', 'x'))\n" + goodSubmission(env)
+	res := step(t, env, exec(code))
+	if res.Obs["action_status"] != "SUCCESS" || res.Reward <= 0 {
+		t.Fatalf("reward %v\n%s", res.Reward, envbridge.FeedbackText(res.Obs))
+	}
+	res = step(t, env, exec(goodSubmission(env)))
+	if res.Obs["action_status"] != "SUCCESS" || res.Reward <= 0 {
+		t.Fatalf("next submission: reward %v\n%s", res.Reward, envbridge.FeedbackText(res.Obs))
+	}
+}
