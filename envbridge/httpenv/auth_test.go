@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -335,5 +337,42 @@ func TestAuthPoolCheckKeys(t *testing.T) {
 	err = p.CheckKeys(ctx)
 	if err == nil || !strings.Contains(err.Error(), tsB.URL) || strings.Contains(err.Error(), tsA.URL) || strings.Contains(err.Error(), testKeyA[:12]) {
 		t.Fatalf("A's key everywhere: %v", err)
+	}
+}
+
+// TestAuthBehindTLSProxy: the documented TLS set-up, a reverse proxy
+// terminating TLS in front of a keyed server, with the client given the
+// https:// URL and its key for that URL.
+func TestAuthBehindTLSProxy(t *testing.T) {
+	_, backend, _ := newTestServer(t, ServerOptions{Keys: mustKeys(t, testKeyA)})
+	u, _ := url.Parse(backend.URL)
+	proxy := httptest.NewTLSServer(httputil.NewSingleHostReverseProxy(u))
+	t.Cleanup(proxy.Close)
+	if !strings.HasPrefix(proxy.URL, "https://") {
+		t.Fatalf("proxy URL %s", proxy.URL)
+	}
+	keys, err := apikey.LoadClientFile(writeKeysFile(t, proxy.URL+" "+testKeyA+"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	c, err := Dial(ctx, proxy.URL, "alpha", Options{}, ClientOptions{HTTPClient: proxy.Client(), Keys: keys})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.Reset(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Step(ctx, envbridge.Action{Name: "echo"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Without the key, the 401 comes back through the proxy.
+	c, _ = NewClient(proxy.URL, "alpha", Options{}, ClientOptions{HTTPClient: proxy.Client(), Keys: &apikey.ClientKeys{}, Retries: -1})
+	var ae *APIError
+	if _, err := c.Tasks(ctx); !errors.As(err, &ae) || ae.Status != 401 {
+		t.Fatalf("no key through the proxy: %v", err)
 	}
 }
