@@ -20,7 +20,7 @@ HAVE_RACE := $(shell test "$$($(GO) env CGO_ENABLED 2>/dev/null)" = 1 && command
 # One OpenBLAS thread per Go worker: the kernels split work across cores.
 export OPENBLAS_NUM_THREADS ?= 1
 
-.PHONY: all build test test-run test-long lint bench demo deps clean
+.PHONY: all build test test-run test-long lint bench demo dojo deps clean
 
 all: build
 
@@ -62,6 +62,12 @@ bench: build
 demo: deps
 	$(MAKE) --no-print-directory build
 	./scripts/demo.sh
+
+# dojo trains a policy that earns reward in the built-in environments on
+# held-out data draws (collect, fit, rollouts; results/dojo/).
+dojo: deps
+	$(MAKE) --no-print-directory build
+	./scripts/dojo.sh
 
 clean:
 	rm -rf bin

@@ -14,7 +14,7 @@ import (
 
 var cmdCollect = &Command{
 	Name:      "collect",
-	UsageLine: "smtrain collect [-task builtin:NAME|all] [-episodes N] [-seed S] [-parallel P] [-max_steps N] [-timeout D] -out DIR",
+	UsageLine: "smtrain collect [-task builtin:NAME|all] [-episodes N] [-seed S] [-task_seed S] [-parallel P] [-max_steps N] [-timeout D] -out DIR",
 	Short:     "write expert trajectories on the built-in tasks (MLE-Dojo run folders)",
 	Long: `Collect runs the scripted expert agent on the built-in MLE-Dojo-style tasks
 (` + strings.Join(tasks.Names(), ", ") + `) through the local environment
@@ -39,6 +39,7 @@ func runCollect(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	task := fs.String("task", "all", "builtin:NAME or all")
 	episodes := fs.Int("episodes", 30, "number of episodes")
 	seed := fs.Uint64("seed", 1, "expert RNG seed")
+	taskSeed := fs.Uint64("task_seed", tasks.DefaultSeed, "data seed of the built-in tasks (rollout -seed S draws the tasks with seed S)")
 	parallel := fs.Int("parallel", 2, "episodes run concurrently")
 	maxSteps := fs.Int("max_steps", 10, "action budget per episode (at least 4)")
 	timeout := fs.Duration("timeout", 60*time.Second, "wall-clock limit per code run")
@@ -66,7 +67,10 @@ func runCollect(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if iso, perr := sandbox.Probe(); perr != nil {
 		fmt.Fprintf(stderr, "collect: sandbox isolation: %s\n", iso)
 	}
-	opts := expert.CollectOptions{Tasks: names, Episodes: *episodes, Seed: *seed, Out: *out, Parallel: *parallel,
+	if *taskSeed == 0 {
+		return usagef("-task_seed must be positive")
+	}
+	opts := expert.CollectOptions{Tasks: names, Episodes: *episodes, Seed: *seed, TaskSeed: *taskSeed, Out: *out, Parallel: *parallel,
 		MaxSteps: *maxSteps, Sandbox: sandbox.Config{Timeout: *timeout}}
 	if !*quiet {
 		opts.Progress = func(done, total int, r expert.Result) {
