@@ -41,31 +41,23 @@ func (a mdAction) name() string {
 // agents (and rollout) put verbatim into the next user message; "" when the
 // entry has none (e.g. the real env's FAILED feedback for get_history,
 // which carries only an error).
-func (a mdAction) feedbackText() string {
-	var fb struct {
-		Base struct {
-			Feedback *string `json:"feedback"`
-		} `json:"base"`
-	}
-	if len(a.Feedback) == 0 || json.Unmarshal(a.Feedback, &fb) != nil || fb.Base.Feedback == nil {
-		return ""
-	}
-	return strings.TrimSpace(*fb.Base.Feedback)
-}
+func (a mdAction) feedbackText() string { return a.baseField("feedback") }
 
 // errorText is the entry's feedback.base.error ("" when none): the text
 // of a FAILED feedback (the real env's get_history and reset), which
 // rollout pastes into the next user message and MLE-Dojo's agents do not.
-func (a mdAction) errorText() string {
+func (a mdAction) errorText() string { return a.baseField("error") }
+
+// baseField is the trimmed string feedback.base[key] ("" when absent).
+func (a mdAction) baseField(key string) string {
 	var fb struct {
-		Base struct {
-			Error *string `json:"error"`
-		} `json:"base"`
+		Base map[string]any `json:"base"`
 	}
-	if len(a.Feedback) == 0 || json.Unmarshal(a.Feedback, &fb) != nil || fb.Base.Error == nil {
+	if len(a.Feedback) == 0 || json.Unmarshal(a.Feedback, &fb) != nil {
 		return ""
 	}
-	return strings.TrimSpace(*fb.Base.Error)
+	v, _ := fb.Base[key].(string)
+	return strings.TrimSpace(v)
 }
 
 // mdResult is the part of an action result that carries scores.
