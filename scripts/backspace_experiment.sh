@@ -10,7 +10,9 @@
 #   checkpoints; results.json, report.md, the plots and the logs are copied
 #   to results/backspace/TASK/ at the end of each task. Rerunning the same
 #   command resumes (finished runs are reused, interrupted ones continue
-#   from their last checkpoint). PARALLEL (default 3) runs train at once.
+#   from their last checkpoint). PARALLEL (default 3) runs train at once;
+#   TASKS (default "arith sort") picks the tasks, so the two can run as two
+#   processes at once.
 #
 # Sized for a 2-core machine shared with other jobs: a 2-layer 32-wide
 # model, batch 32, a few hundred steps per run.
@@ -32,9 +34,12 @@ OBJ=mle,bc:random,bc:unigram,bc:policy,chi2mix:random,chi2mix:unigram,chi2mix:po
 ETA=${ETA:-0.1}
 MODEL="-n_layer 2 -n_head 2 -n_embd 32 -n_positions 32 -batch_size 32 -lr 3e-3 -min_lr 3e-4 -warmup_steps 30 -warm_start 100 -eval_every 200 -ckpt_every 200"
 
+TASKS=${TASKS:-arith sort}
+
 run() {
 	name=$1
 	shift
+	case " $TASKS " in *" $name "*) ;; *) return 0 ;; esac
 	start=$(date +%s)
 	echo "$(date -u +%H:%M:%S) $name: smtrain compare $*" >>"$RES/walltimes.txt"
 	"$BIN" compare "$@" -out "$WORK/$name" >"$WORK/$name.log" 2>&1
@@ -55,5 +60,5 @@ run arith -task arith -arith_digits 2 -arith_base 5 -arith_ops add -arith_revers
 
 # Sort: strings of 3-6 symbols over 8 letters.
 run sort -task sort -str_min_len 3 -str_max_len 6 -str_alphabet abcdefgh \
-	-arith_train 5000 -arith_test 500 -val 200 \
-	-objectives "$OBJ" -seeds 8 -noise "$ETA" -steps 600 $MODEL -parallel "$PAR"
+	-arith_train 5000 -arith_test 300 -val 100 \
+	-objectives "$OBJ" -seeds 8 -noise "$ETA" -steps 500 $MODEL -parallel "$PAR"
