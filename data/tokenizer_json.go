@@ -205,7 +205,3 @@ func ParseTokenizerJSON(raw []byte) (*Tokenizer, error) {
 	t.fileVocab = fileVocab
 	return t, nil
 }
-
-// WriteFileAtomic is atomicfile.WriteFile, for the callers not yet moved
-// to it.
-func WriteFileAtomic(path string, data []byte) error { return atomicfile.WriteFile(path, data) }

@@ -19,6 +19,7 @@ import (
 
 	"smtrain/data"
 	"smtrain/decode"
+	"smtrain/internal/atomicfile"
 	"smtrain/model"
 	"smtrain/objective"
 )
@@ -37,6 +38,12 @@ type Inputs struct {
 	// Tokenizer, when set and no checkpoint provides one, is used instead
 	// of training a BPE (e.g. the byte tokenizer of the arithmetic task).
 	Tokenizer *data.Tokenizer
+	// EnvReplay, when set, refreshes the replay buffer with the policy's
+	// own episodes in live environments (see EnvReplay).
+	EnvReplay *EnvReplay
+	// ReplayData are earlier policy episodes put into the replay buffer
+	// at the start of a new run (cfg.ReplayData).
+	ReplayData []data.Episode
 }
 
 // Trainer runs one training job.
@@ -55,6 +62,8 @@ type Trainer struct {
 	val     []*data.ActionSeq
 	replay  *data.ReplayBuffer
 	prompts [][]int32
+	// envReplay, when set, fills the replay buffer from live environments.
+	envReplay *EnvReplay
 	refs    refIndex // expert answers per prompt (replay diagnostics)
 
 	graphs map[[2]int]*stepGraph
@@ -235,6 +244,10 @@ func New(cfg Config, in Inputs, resume bool, console io.Writer) (*Trainer, error
 		}
 	}
 
+	if err := t.initEnvReplay(in); err != nil {
+		return nil, err
+	}
+
 	t.st = State{Schema: StateSchema, Seed: cfg.Seed, RNG: "pcg(seed, step, purpose)", MetricsOffset: 0}
 	keep := int64(0)
 	if ck != "" {
@@ -251,7 +264,7 @@ func New(cfg Config, in Inputs, resume bool, console io.Writer) (*Trainer, error
 	if err != nil {
 		return nil, err
 	}
-	if err := data.WriteFileAtomic(filepath.Join(t.out, ConfigOutFile), cb); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(t.out, ConfigOutFile), cb); err != nil {
 		return nil, err
 	}
 	fmt.Fprintf(t.console, "data: %s | %d train / %d val episodes -> %d / %d sequences (seq_mode %s) | vocab %d | model L%d D%d H%d T%d (%.2fM params) | objective %s\n",
@@ -726,6 +739,9 @@ func fitPrompts(ps [][]int32, maxLen int) [][]int32 {
 func (t *Trainer) refreshReplay(ctx context.Context) error {
 	if t.cfg.ReplaySamples == 0 {
 		return nil
+	}
+	if t.envReplay != nil {
+		return t.refreshReplayEnv(ctx)
 	}
 	rng := t.rngFor(t.st.Step, 1)
 	prompts := make([][]int32, t.cfg.ReplaySamples)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"smtrain/data"
+	"smtrain/internal/atomicfile"
 	"smtrain/train"
 )
 
@@ -291,7 +292,7 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	b = append(b, '\n')
 	if *jsonOut != "" {
-		if err := data.WriteFileAtomic(*jsonOut, b); err != nil {
+		if err := atomicfile.WriteFile(*jsonOut, b); err != nil {
 			return err
 		}
 	}
