@@ -122,7 +122,7 @@ func (e *Env) validateCode(ctx context.Context, code string) (omap, error) {
 		return nil, err
 	}
 	defer ws.Close()
-	_ = ws.Remove(submissionRel)
+	_ = ws.RemoveAll(submissionRel, safefs.Limits{})
 	return omap{{"syntax", syntax}, {"runtime", runtime}, {"status", status}}, nil
 }
 
@@ -168,7 +168,7 @@ func (e *Env) executeCode(ctx context.Context, code string) (omap, float64, erro
 		return nil, 0, err
 	}
 	// A stale submission from an earlier run must not be scored again.
-	rmErr := ws.Remove(submissionRel)
+	rmErr := ws.RemoveAll(submissionRel, safefs.Limits{})
 	ws.Close()
 	if rmErr != nil {
 		return nil, 0, fmt.Errorf("local env: removing the old submission: %w", rmErr)
@@ -192,7 +192,7 @@ func (e *Env) executeCode(ctx context.Context, code string) (omap, float64, erro
 	switch {
 	case lerr != nil && slices.Contains(res.RemovedLinks, submissionRel),
 		lerr == nil && mode&fs.ModeSymlink != 0:
-		_ = ws.Remove(submissionRel)
+		_ = ws.RemoveAll(submissionRel, safefs.Limits{})
 		submission = mledojoError("InvalidSubmissionError", "Failed to read submission file",
 			shown+" is a symbolic link; write a regular file", causesInvalid)
 	case errors.Is(lerr, fs.ErrNotExist):
@@ -201,7 +201,7 @@ func (e *Env) executeCode(ctx context.Context, code string) (omap, float64, erro
 	case lerr != nil:
 		return nil, 0, fmt.Errorf("local env: submission: %w", lerr)
 	case !mode.IsRegular():
-		_ = ws.Remove(submissionRel)
+		_ = ws.RemoveAll(submissionRel, safefs.Limits{})
 		submission = mledojoError("InvalidSubmissionError", "Failed to read submission file",
 			shown+" "+refusal(safefs.Refusal(mode)), causesInvalid)
 	default:
@@ -214,7 +214,7 @@ func (e *Env) executeCode(ctx context.Context, code string) (omap, float64, erro
 		}
 		submission, reward = e.evaluate(ws, archived, shown, code)
 		if archived == submissionRel {
-			_ = ws.Remove(submissionRel)
+			_ = ws.RemoveAll(submissionRel, safefs.Limits{})
 		}
 	}
 	status := "FAILED"

@@ -562,3 +562,24 @@ func TestArchiveNameTaken(t *testing.T) {
 		t.Fatalf("next submission: reward %v\n%s", res.Reward, envbridge.FeedbackText(res.Obs))
 	}
 }
+
+// TestSubmissionDirectoryTree: a non-empty directory named submission.csv
+// is refused and removed with its contents, so the next execute_code can
+// clear the stale submission and score a regular one (a plain unlink of
+// the directory failed and turned every later step into an
+// infrastructure error).
+func TestSubmissionDirectoryTree(t *testing.T) {
+	env, _ := hostileEnv(t, Options{})
+	defer env.Close()
+	code := "import os\nos.makedirs(os.path.join(" + pyStr(env.outputPath()) + ", 'submission.csv', 'a', 'b'))\n"
+	res := step(t, env, exec(code))
+	if fb := envbridge.FeedbackText(res.Obs); !strings.Contains(fb, "(a directory); write a regular file") {
+		t.Fatalf("directory tree:\n%s", fb)
+	}
+	step(t, env, exec(code))
+	step(t, env, envbridge.Action{Name: envbridge.ActValidateCode, Params: map[string]any{"code": code}})
+	res = step(t, env, exec(goodSubmission(env)))
+	if res.Obs["action_status"] != "SUCCESS" || res.Reward <= 0 {
+		t.Fatalf("after a directory tree: reward %v\n%s", res.Reward, envbridge.FeedbackText(res.Obs))
+	}
+}

@@ -229,3 +229,35 @@ func TestWalkBounded(t *testing.T) {
 		}
 	})
 }
+
+// TestRemoveAll: a tree with links to the outside is removed without
+// touching what the links point at; a missing name is not an error; the
+// bounds hold.
+func TestRemoveAll(t *testing.T) {
+	both(t, func(t *testing.T) {
+		base, ws, d := layout(t)
+		tree := filepath.Join(ws, "output", "submission.csv")
+		for i := range 300 {
+			p := filepath.Join(tree, fmt.Sprint("d", i%7), fmt.Sprint("f", i))
+			must(t, os.MkdirAll(filepath.Dir(p), 0o755))
+			must(t, os.WriteFile(p, nil, 0o644))
+		}
+		must(t, os.Symlink(base, filepath.Join(tree, "up")))
+		must(t, unix.Mkfifo(filepath.Join(tree, "fifo"), 0o644))
+		if err := d.RemoveAll("output/submission.csv", Limits{MaxEntries: 100}); !errors.Is(err, ErrLimit) {
+			t.Fatalf("bound: %v", err)
+		}
+		must(t, d.RemoveAll("output/submission.csv", Limits{}))
+		if _, err := os.Lstat(tree); !os.IsNotExist(err) {
+			t.Fatalf("still there: %v", err)
+		}
+		if _, err := os.Stat(filepath.Join(base, "secret.txt")); err != nil {
+			t.Fatalf("followed a link: %v", err)
+		}
+		must(t, d.RemoveAll("output/missing", Limits{}))
+		must(t, os.Symlink(base, filepath.Join(ws, "output", "l")))
+		if err := d.RemoveAll("output/l/secret.txt", Limits{}); !errors.Is(err, ErrSymlink) {
+			t.Fatalf("through a link: %v", err)
+		}
+	})
+}

@@ -165,3 +165,83 @@ func (d *Dir) Usage(rel string, lim Limits) (Usage, error) {
 	})
 	return u, err
 }
+
+// RemoveAll removes rel and everything under it (a missing rel is not an
+// error), never following a link, within lim's entry, depth and time
+// bounds.
+func (d *Dir) RemoveAll(rel string, lim Limits) error {
+	lim = lim.withDefaults()
+	pfd, name, err := d.parent(rel)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return wrap("remove", rel, err)
+	}
+	defer d.closeFD(pfd)
+	w := &walker{lim: lim, deadline: time.Now().Add(lim.Timeout)}
+	return w.removeAt(pfd, name, rel, 0)
+}
+
+// removeAt removes name (rel) in the directory pfd, emptying it first when
+// it is a directory.
+func (w *walker) removeAt(pfd int, name, rel string, depth int) error {
+	err := unix.Unlinkat(pfd, name, 0)
+	if err == nil || errors.Is(err, unix.ENOENT) {
+		return nil
+	}
+	if !errors.Is(err, unix.EISDIR) {
+		return &Error{Op: "remove", Name: rel, Err: err}
+	}
+	if depth >= w.lim.MaxDepth {
+		return &Error{Op: "remove", Name: rel, Err: fmt.Errorf("%w: deeper than %d directories", ErrLimit, w.lim.MaxDepth)}
+	}
+	fd, err := unix.Openat(pfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return &Error{Op: "remove", Name: rel, Err: err}
+	}
+	f := os.NewFile(uintptr(fd), rel)
+	defer f.Close()
+	for pass := 0; ; pass++ {
+		if err := w.emptyDir(f, fd, rel, depth); err != nil {
+			return err
+		}
+		err := unix.Unlinkat(pfd, name, unix.AT_REMOVEDIR)
+		switch {
+		case err == nil || errors.Is(err, unix.ENOENT):
+			return nil
+		case errors.Is(err, unix.ENOTEMPTY) && pass == 0:
+			// Entries the first read skipped: read again from the start.
+			if _, err := f.Seek(0, io.SeekStart); err != nil {
+				return &Error{Op: "remove", Name: rel, Err: err}
+			}
+		default:
+			return &Error{Op: "remove", Name: rel, Err: err}
+		}
+	}
+}
+
+// emptyDir removes every entry of the open directory f (descriptor fd).
+func (w *walker) emptyDir(f *os.File, fd int, rel string, depth int) error {
+	for {
+		names, rerr := f.Readdirnames(256)
+		for _, n := range names {
+			w.n++
+			if w.n > w.lim.MaxEntries {
+				return &Error{Op: "remove", Name: rel, Err: fmt.Errorf("%w: more than %d entries", ErrLimit, w.lim.MaxEntries)}
+			}
+			if w.n%64 == 0 && time.Now().After(w.deadline) {
+				return &Error{Op: "remove", Name: rel, Err: fmt.Errorf("%w: took longer than %v", ErrLimit, w.lim.Timeout)}
+			}
+			if err := w.removeAt(fd, n, rel+"/"+n, depth+1); err != nil {
+				return err
+			}
+		}
+		if len(names) == 0 || rerr == io.EOF {
+			return nil
+		}
+		if rerr != nil {
+			return &Error{Op: "remove", Name: rel, Err: rerr}
+		}
+	}
+}
