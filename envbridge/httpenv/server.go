@@ -82,7 +82,7 @@ type entry struct {
 	created  time.Time
 	lastUsed time.Time // guarded by Server.mu
 	busy     int       // requests using it, guarded by Server.mu
-	steps    int
+	budget   envbridge.StepBudget // steps used, against opts.MaxSteps
 	done     bool
 	closed   bool
 }
@@ -469,15 +469,13 @@ func (s *Server) step(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, CodeEnvError, "step: "+oneLine(err.Error()))
 		return
 	}
-	e.steps++
-	// Safety net for the episode limits (Gymnasium's TimeLimit).
-	if !res.Terminated {
-		if e.opts.MaxSteps > 0 && e.steps >= e.opts.MaxSteps {
-			res.Truncated = true
-		}
-		if e.opts.TimeBudget > 0 && s.now().Sub(e.created) >= e.opts.TimeBudget {
-			res.Truncated = true
-		}
+	// Safety net for the episode limits: the step-budget rule
+	// (envbridge.StepBudget, the one the local env and rollout apply) and
+	// the time budget.
+	e.budget.Max = e.opts.MaxSteps
+	e.budget.Count(&res)
+	if !res.Terminated && e.opts.TimeBudget > 0 && s.now().Sub(e.created) >= e.opts.TimeBudget {
+		res.Truncated = true
 	}
 	if res.Terminated || res.Truncated {
 		e.done = true
@@ -546,7 +544,7 @@ func (s *Server) delete(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, CodeEnvError, "close: "+oneLine(err.Error()))
 		return
 	}
-	s.logf("env %s (%s) deleted after %d steps", id, e.task, e.steps)
+	s.logf("env %s (%s) deleted after %d steps", id, e.task, e.budget.Used)
 	writeJSON(w, http.StatusOK, map[string]any{"ok": true})
 }
 
