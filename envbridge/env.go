@@ -1,8 +1,17 @@
 // Package envbridge connects policies to environments: the Env interface with
-// Gymnasium semantics and its wrappers, action parsing from model text, the
-// observation template, and the rollout loop. Subpackages hold the local
-// MLE-Dojo-compatible environment, its sandbox, the HTTP protocol and the
-// Python adapter for a real MLE-Dojo.
+// Gymnasium semantics, the episode rules, action parsing from model text
+// (action.go, action_grammar.go) and the observation template (template.go).
+// Subpackages hold the local MLE-Dojo-compatible environment (local), its
+// sandbox, the HTTP protocol (httpenv), the Python adapter for a real
+// MLE-Dojo (python) and the rollout loop (rollout).
+//
+// Each episode rule is written once, in wrappers.go: the step budget
+// (StepBudget, applied by TimeLimit, by the local environment to itself and
+// by the HTTP server's safety net), invalid actions and steps an
+// environment did not record in its history (InvalidActionAsObservation,
+// Unrecorded, info keys InfoInvalidAction and InfoHistoryRecorded), and the
+// episode's counts (EpisodeStatistics). Wrap (check.go) stacks them; rollout
+// plays every episode through it.
 package envbridge
 
 import "context"
