@@ -90,6 +90,11 @@ type Options struct {
 	BkspcInTopK, BkspcInTopP bool
 	// RetryBlock selects the retry-block rule (see RetryBlock).
 	RetryBlock RetryBlock
+	// BkspcWindow, when positive, bounds how far back <bkspc> reaches:
+	// once a completion has had n tokens, its first n - BkspcWindow tokens
+	// are final (<bkspc> is masked when only final tokens are left), so a
+	// stream can send their text (FinalTokens). 0: unbounded.
+	BkspcWindow int
 	// Banned are ids never sampled. Empty by default: the sampled policy is
 	// then exactly the trained one, softmax over every action (DESIGN 3.1).
 	Banned []int32
@@ -176,6 +181,8 @@ func (o *Options) Validate() error {
 		return fmt.Errorf("context length must be >= 0, got %d", o.ContextLen)
 	case len(o.StopStrings) > 0 && o.Detokenize == nil:
 		return errors.New("stop strings need a detokenizer")
+	case o.BkspcWindow < 0:
+		return fmt.Errorf("backspace window must be >= 0, got %d", o.BkspcWindow)
 	case o.BatchSize < 0 || o.Workers < 0:
 		return errors.New("batch size and workers must be >= 0")
 	case o.RetryBlock < RetryAuto || o.RetryBlock > RetryOff:
@@ -199,4 +206,14 @@ func (o *Options) Validate() error {
 		}
 	}
 	return nil
+}
+
+// FinalTokens is the number of leading tokens of a completion that no
+// <bkspc> can delete any more under o.BkspcWindow, given the longest the
+// completion has been (maxLen tokens); 0 without a window.
+func (o *Options) FinalTokens(maxLen int) int {
+	if o.BkspcWindow <= 0 {
+		return 0
+	}
+	return max(0, maxLen-o.BkspcWindow)
 }

@@ -38,6 +38,7 @@ type seqState struct {
 	start    time.Time
 	done     bool
 	gram     *grammarRun // nil without Options.Grammar
+	final    int         // completion tokens no <bkspc> may reach (Options.BkspcWindow)
 }
 
 // RunBatch decodes prompts[i] in slot i of st (st must have at least
@@ -129,7 +130,7 @@ func RunBatch(ctx context.Context, st Stepper, prompts [][]int32, first int, o O
 			if len(logits) == 0 {
 				return nil, stats, fmt.Errorf("sample %d: decoder returned no logits", r.Index)
 			}
-			m := stateMask(&o, len(logits), len(r.Tokens) > 0, s.block)
+			m := stateMask(&o, len(logits), len(r.Tokens) > s.final, s.block)
 			if s.gram != nil && len(allow) == len(logits) {
 				// keep the text completable within both the tokens and the
 				// actions left (a backspace costs an action too)
@@ -170,6 +171,9 @@ func RunBatch(ctx context.Context, st Stepper, prompts [][]int32, first int, o O
 				finish(s, StopToken)
 			default:
 				r.Tokens = append(r.Tokens, a)
+				if o.BkspcWindow > 0 {
+					s.final = max(s.final, len(r.Tokens)-o.BkspcWindow)
+				}
 				if s.gram != nil {
 					s.gram.push(a)
 				}

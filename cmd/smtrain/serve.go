@@ -45,10 +45,15 @@ The policy may backspace while it writes; the content returned is the final
 text. Each choice has an extension object "smtrain" with the action ids
 (<bkspc> included), their rendering with deleted text as ~~x~~, and the
 backspace and action counts; usage.completion_tokens counts final tokens.
-With stream: true the content of a choice is sent when it is final (when
-the choice ends: a backspace may still delete anything before); until then
-chunks with an empty delta carry the actions taken and the current text
-(which may still change) in their "smtrain" extension (-stream_progress=false leaves them out).
+With stream: true the reply streams: a backspace in a streamed reply
+reaches back at most -stream_window tokens (default 16; 0: unbounded),
+so text further back is final and is sent as delta content while the
+reply decodes (held back only where a stop string may still cut it).
+Each chunk's "smtrain" extension also carries the raw actions taken since
+the previous chunk (tokens and <bkspc>) and the current text, which may
+still change, for clients that understand backspaces
+(-stream_progress=false leaves the extension out). Non-streamed replies
+have no window: a backspace may reach back to the prompt.
 
 With -constrain action every reply is decoded under a grammar of MLE-Dojo's
 reply format (prose, then a ` + "```" + `json action block that parses and
@@ -94,7 +99,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	noBkspc := fs.Bool("no_bkspc", false, "never choose <bkspc>")
 	maxBody := fs.Int64("max_body", 8<<20, "largest request body in bytes")
 	grace := fs.Duration("grace", 10*time.Second, "time running requests get to finish at shutdown")
-	progress := fs.Bool("stream_progress", true, "send progress chunks (empty delta, actions in the extension) while a stream decodes")
+	progress := fs.Bool("stream_progress", true, "send the actions taken and the current text in each stream chunk's extension while a stream decodes")
+	window := fs.Int("stream_window", 16, "tokens a backspace may reach back in a streamed reply; older text streams as it becomes final (0: unbounded, content at the end)")
 	quiet := fs.Bool("quiet", false, "no per-request log lines on stderr")
 	constrain := addConstrainFlag(fs, "constrain every reply")
 	auth := addServerAuthFlags(fs, apikey.ServeKey)
@@ -144,6 +150,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	cfg.RejectLong, cfg.MaxBodyBytes, cfg.ClampMaxTokens = *rejectLong, *maxBody, *clamp
 	cfg.Seed = *seed
 	cfg.NoProgress = !*progress
+	if *window < 0 {
+		return usagef("-stream_window must be >= 0, got %d", *window)
+	}
+	cfg.StreamWindow = *window
 	cfg.Grammar = constrain.grammar()
 	cfg.Keys = keys
 	if cfg.Seed == 0 {

@@ -112,7 +112,7 @@ type response struct {
 // progressChoice is a stream chunk choice reporting actions in progress.
 type progressChoice struct {
 	Index        int       `json:"index"`
-	Delta        message   `json:"delta"`
+	Delta        message   `json:"delta"` // content: text no <bkspc> can reach any more
 	Logprobs     *struct{} `json:"logprobs"`
 	FinishReason *string   `json:"finish_reason"`
 	Ext          progress  `json:"smtrain"`
@@ -171,6 +171,9 @@ func (s *Server) prepare(p *params) (*job, *apiError) {
 		return nil, badRequest("messages", "context_length_exceeded", "messages do not fit in %d tokens (context %d less max_tokens %d): %v", room, ctxLen, j.maxTokens, err)
 	}
 	o := s.base
+	if p.Stream {
+		o.BkspcWindow = s.cfg.StreamWindow
+	}
 	o.MaxNewTokens = j.maxTokens
 	o.MaxActions = s.cfg.MaxActionsFactor * j.maxTokens
 	o.Greedy = p.Greedy
@@ -370,13 +373,14 @@ type observer struct {
 	mu      sync.Mutex
 	pending [][]int32 // per slot: actions since the last take
 	cur     [][]int32 // per slot: the completion tokens now
+	high    []int     // per slot: the most tokens the completion has had
 	notify  chan struct{}
 }
 
 var _ decode.Stepper = (*observer)(nil)
 
 func newObserver(n int, bkspc int32) *observer {
-	return &observer{bkspc: bkspc, pending: make([][]int32, n), cur: make([][]int32, n), notify: make(chan struct{}, 1)}
+	return &observer{bkspc: bkspc, pending: make([][]int32, n), cur: make([][]int32, n), high: make([]int, n), notify: make(chan struct{}, 1)}
 }
 
 // Push forwards to the decoder and records the tokens.
@@ -388,6 +392,7 @@ func (o *observer) Push(seqs []int, tokens []int32) error {
 	for i, q := range seqs {
 		o.pending[q] = append(o.pending[q], tokens[i])
 		o.cur[q] = append(o.cur[q], tokens[i])
+		o.high[q] = max(o.high[q], len(o.cur[q]))
 	}
 	o.mu.Unlock()
 	o.signal()
@@ -417,8 +422,9 @@ func (o *observer) signal() {
 }
 
 // take returns and clears the recorded actions, with a copy of the
-// current tokens of every slot that has new actions.
-func (o *observer) take() (actions, cur [][]int32) {
+// current tokens of every slot that has new actions and the most tokens
+// each slot has had.
+func (o *observer) take() (actions, cur [][]int32, high []int) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	actions = o.pending
@@ -429,5 +435,5 @@ func (o *observer) take() (actions, cur [][]int32) {
 			cur[i] = append([]int32(nil), o.cur[i]...)
 		}
 	}
-	return actions, cur
+	return actions, cur, append([]int(nil), o.high...)
 }

@@ -104,6 +104,12 @@ type Config struct {
 	// carrying the actions taken), for clients that expect content in
 	// every chunk; a stream then has only role, content and finish chunks.
 	NoProgress bool
+	// StreamWindow bounds how far back <bkspc> reaches in a streamed
+	// reply (decode.Options.BkspcWindow): text no <bkspc> can reach any
+	// more is sent as content while the reply decodes. 0: unbounded, the
+	// content then arrives when the reply is done. Non-streamed replies
+	// are never bounded.
+	StreamWindow int
 	// RejectLong rejects prompts that do not fit instead of truncating.
 	RejectLong bool
 	// MaxBodyBytes bounds a request body (413 beyond); 0: 8 MiB.

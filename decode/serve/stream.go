@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"strings"
 	"time"
 
 	"smtrain/decode"
@@ -79,12 +80,36 @@ func (s *Server) stream(w http.ResponseWriter, ctx context.Context, j *job, t0 t
 		res, err := s.run(gctx, j, obs)
 		done <- result{res, err}
 	}()
+	// sent[i] is the content of choice i sent so far: the text of tokens
+	// no <bkspc> can reach (Config.StreamWindow), less what a stop string
+	// could still cut.
+	sent := make([]string, j.p.N)
+	holdBack := 0
+	for _, st := range j.p.Stop {
+		holdBack = max(holdBack, len(st)-1)
+	}
+	final := j.opts
 	sendProgress := func() {
-		actions, cur := obs.take()
+		actions, cur, high := obs.take()
 		for i, acts := range actions {
-			if len(acts) > 0 {
-				out.event(chunk(progressChoice{Index: i, Delta: message{}, Ext: progress{Actions: acts, Text: s.cfg.Tok.Decode(cur[i])}}))
+			if len(acts) == 0 {
+				continue
 			}
+			var delta *string
+			if n := final.FinalTokens(high[i]); n > 0 && n <= len(cur[i]) {
+				text := streamable(s.cfg.Tok.Decode(cur[i][:n]), j.p.Stop, holdBack)
+				if len(text) > len(sent[i]) && strings.HasPrefix(text, sent[i]) {
+					d := text[len(sent[i]):]
+					delta, sent[i] = &d, text
+				}
+			}
+			if s.cfg.NoProgress {
+				if delta != nil {
+					out.event(chunk(choice{Index: i, Delta: &message{Content: delta}}))
+				}
+				continue
+			}
+			out.event(chunk(progressChoice{Index: i, Delta: message{Content: delta}, Ext: progress{Actions: acts, Text: s.cfg.Tok.Decode(cur[i])}}))
 		}
 		if out.err != nil {
 			cancel() // the client is gone: stop decoding
@@ -95,7 +120,7 @@ loop:
 	for {
 		select {
 		case <-obs.notify:
-			if s.cfg.NoProgress {
+			if s.cfg.NoProgress && final.BkspcWindow == 0 {
 				obs.take()
 				continue
 			}
@@ -121,8 +146,12 @@ loop:
 	for i := range r.res {
 		res := &r.res[i]
 		text := content(res, j.p.Stop)
-		if text != "" {
-			out.event(chunk(choice{Index: i, Delta: &message{Content: &text}}))
+		if !strings.HasPrefix(text, sent[i]) { // cannot happen: sent text is final
+			s.logf("POST /v1/chat/completions %s: streamed content %q is not a prefix of the reply %q", j.id, sent[i], text)
+			sent[i] = ""
+		}
+		if rest := text[len(sent[i]):]; rest != "" {
+			out.event(chunk(choice{Index: i, Delta: &message{Content: &rest}}))
 		}
 		fr := finishReason(res.Stop)
 		out.event(chunk(choice{Index: i, Delta: &message{}, FinishReason: &fr, Ext: s.choiceExt(res)}))
