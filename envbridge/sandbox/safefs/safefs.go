@@ -137,6 +137,10 @@ func (d *Dir) openBeneath(rel string, flags int, dir bool) (int, error) {
 
 // walkOpen opens parts one component at a time with O_NOFOLLOW.
 func (d *Dir) walkOpen(parts []string, flags int) (int, error) {
+	var root unix.Stat_t
+	if err := unix.Fstat(d.fd, &root); err != nil {
+		return -1, err
+	}
 	cur := d.fd
 	closeCur := func() {
 		if cur != d.fd {
@@ -154,6 +158,10 @@ func (d *Dir) walkOpen(parts []string, flags int) (int, error) {
 		case st.Mode&unix.S_IFMT == unix.S_IFLNK:
 			closeCur()
 			return -1, componentErr(parts, i, ErrSymlink)
+		case st.Dev != root.Dev:
+			// Another mount, as RESOLVE_NO_XDEV refuses.
+			closeCur()
+			return -1, componentErr(parts, i, unix.EXDEV)
 		case !last && st.Mode&unix.S_IFMT != unix.S_IFDIR:
 			closeCur()
 			return -1, componentErr(parts, i, ErrNotDir)

@@ -261,3 +261,29 @@ func TestRemoveAll(t *testing.T) {
 		}
 	})
 }
+
+// TestNoMountCrossing: a path through a mount point below the root is
+// refused (EXDEV) in both modes, as RESOLVE_NO_XDEV does.
+func TestNoMountCrossing(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("SKIP: mounting a tmpfs needs root")
+	}
+	both(t, func(t *testing.T) {
+		_, ws, d := layout(t)
+		mp := filepath.Join(ws, "output", "mnt")
+		must(t, os.Mkdir(mp, 0o755))
+		if err := unix.Mount("safefs-test", mp, "tmpfs", 0, "size=64k"); err != nil {
+			t.Skipf("SKIP: cannot mount a tmpfs: %v", err)
+		}
+		defer unix.Unmount(mp, unix.MNT_DETACH)
+		must(t, os.WriteFile(filepath.Join(mp, "f"), []byte("x"), 0o644))
+		if _, err := d.ReadFile("output/mnt/f", 10); !errors.Is(err, unix.EXDEV) {
+			t.Fatalf("through a mount: %v", err)
+		}
+		var seen []string
+		must(t, d.Walk("", Limits{}, func(e Entry) error { seen = append(seen, e.Rel); return nil }))
+		if strings.Join(seen, ",") != "output" {
+			t.Fatalf("walk entered a mount: %v", seen)
+		}
+	})
+}

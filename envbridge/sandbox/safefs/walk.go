@@ -60,8 +60,9 @@ var SkipDir = fs.SkipDir
 // itself, which is not visited), parents before children, without
 // following symbolic links. Directories are visited before their contents
 // and are read through descriptors, so an agent cannot redirect the walk.
-// It stops with an error wrapping ErrLimit when a bound is reached; fn's
-// error (other than SkipDir) stops it too.
+// Mount points (entries on another device) are skipped. It stops with an
+// error wrapping ErrLimit when a bound is reached; fn's error (other than
+// SkipDir) stops it too.
 func (d *Dir) Walk(rel string, lim Limits, fn func(e Entry) error) error {
 	lim = lim.withDefaults()
 	w := &walker{fn: fn, lim: lim, deadline: time.Now().Add(lim.Timeout)}
@@ -94,6 +95,10 @@ func (w *walker) dir(f *os.File, fd int, rel string, depth int) error {
 	if depth >= w.lim.MaxDepth {
 		return &Error{Op: "walk", Name: rel, Err: fmt.Errorf("%w: deeper than %d directories", ErrLimit, w.lim.MaxDepth)}
 	}
+	var self unix.Stat_t
+	if err := unix.Fstat(fd, &self); err != nil {
+		return &Error{Op: "walk", Name: rel, Err: err}
+	}
 	for {
 		names, err := f.Readdirnames(256)
 		for _, name := range names {
@@ -114,6 +119,9 @@ func (w *walker) dir(f *os.File, fd int, rel string, depth int) error {
 					continue
 				}
 				return &Error{Op: "walk", Name: p, Err: err}
+			}
+			if st.Dev != self.Dev {
+				continue // a mount point: another file system is not walked
 			}
 			e := Entry{Rel: p, Name: name, Dir: fd, Mode: fileMode(st.Mode), Stat: st}
 			err := w.fn(e)
