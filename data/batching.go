@@ -31,7 +31,9 @@ func ParseCursor(b []byte) (Cursor, error) {
 
 // Loader turns a fixed list of sequences into batches: per epoch a shuffle
 // seeded by (Seed, epoch), length bucketing, optional noise augmentation
-// seeded by (Seed, epoch, batch index), truncation to T and Compile.
+// seeded by (Seed, epoch, batch index) and truncation to T. NextSeqs walks
+// them; the caller compiles each batch (adding sequences of its own first,
+// such as replay-buffer generations).
 type Loader struct {
 	// Seqs are the (clean) sequences of the split.
 	Seqs []*ActionSeq
@@ -45,9 +47,6 @@ type Loader struct {
 	// BucketBatches*BatchSize, sorts each chunk by length and cuts it into
 	// batches (whose order is shuffled again); 0 or 1 disables bucketing.
 	BucketBatches int
-	// PadToT pads every batch to T slots; otherwise to the longest row of
-	// the batch.
-	PadToT bool
 	// DropLast drops the last, smaller batch of an epoch.
 	DropLast bool
 	// Augment, when non-nil, applies noise+backspace augmentation.
@@ -138,26 +137,6 @@ func (l *Loader) EpochOrder(epoch int) ([][]int, error) {
 	return batches, nil
 }
 
-// Batch compiles batch number index of epoch.
-func (l *Loader) Batch(epoch, index int) (*Batch, error) {
-	order, err := l.EpochOrder(epoch)
-	if err != nil {
-		return nil, err
-	}
-	seqs, err := l.batchSeqs(epoch, index, order)
-	if err != nil {
-		return nil, err
-	}
-	T := l.T
-	if !l.PadToT {
-		T = 0
-		for _, s := range seqs {
-			T = max(T, s.NumInputs())
-		}
-	}
-	return Compile(seqs, T)
-}
-
 // batchSeqs returns the augmented, truncated sequences of batch index of
 // epoch (whose batches are order).
 func (l *Loader) batchSeqs(epoch, index int, order [][]int) ([]*ActionSeq, error) {
@@ -190,9 +169,11 @@ func (l *Loader) batchSeqs(epoch, index int, order [][]int) ([]*ActionSeq, error
 
 var errNoBatches = errors.New("loader: an epoch has no batches (fewer sequences than the batch size with DropLast)")
 
-// Next returns the batch at c and advances c (to the next epoch after the
-// last batch).
-func (l *Loader) Next(c *Cursor) (*Batch, error) {
+// NextSeqs returns the (augmented, truncated) sequences of the batch at c
+// and advances c, to the next epoch after its last batch. A cursor restored
+// at or past the end of its epoch continues with the next epoch's first
+// batch.
+func (l *Loader) NextSeqs(c *Cursor) ([]*ActionSeq, error) {
 	if err := l.init(); err != nil {
 		return nil, err
 	}
@@ -206,8 +187,11 @@ func (l *Loader) Next(c *Cursor) (*Batch, error) {
 	if c.Index >= len(order) {
 		c.Epoch++
 		c.Index = 0
+		if order, err = l.EpochOrder(c.Epoch); err != nil {
+			return nil, err
+		}
 	}
-	b, err := l.Batch(c.Epoch, c.Index)
+	seqs, err := l.batchSeqs(c.Epoch, c.Index, order)
 	if err != nil {
 		return nil, err
 	}
@@ -216,7 +200,7 @@ func (l *Loader) Next(c *Cursor) (*Batch, error) {
 		c.Epoch++
 		c.Index = 0
 	}
-	return b, nil
+	return seqs, nil
 }
 
 // Split divides n episodes into train and validation index lists: a

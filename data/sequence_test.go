@@ -224,7 +224,7 @@ func TestLoaderCursorAndBuckets(t *testing.T) {
 		for _, i := range order[c.Index] {
 			seen[i]++
 		}
-		b, err := l.Next(&c)
+		b, err := nextBatch(l, &c)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -241,7 +241,7 @@ func TestLoaderCursorAndBuckets(t *testing.T) {
 	js, _ := json.Marshal(c)
 	var want []*Batch
 	for k := 0; k < 12; k++ {
-		b, _ := l.Next(&c)
+		b, _ := nextBatch(l, &c)
 		want = append(want, b)
 	}
 	c2, err := ParseCursor(js)
@@ -250,7 +250,7 @@ func TestLoaderCursorAndBuckets(t *testing.T) {
 	}
 	l2 := mk()
 	for k := 0; k < 12; k++ {
-		b, _ := l2.Next(&c2)
+		b, _ := nextBatch(l2, &c2)
 		if !reflect.DeepEqual(b, want[k]) {
 			t.Fatalf("batch %d differs after restoring the cursor", k)
 		}
@@ -496,35 +496,42 @@ func TestSplitTurnsSameTransitions(t *testing.T) {
 	}
 }
 
-// NextSeqs (sequences only, for callers that add replay generations) walks
-// the same batches as Next.
-func TestLoaderNextSeqsMatchesNext(t *testing.T) {
+// nextBatch is the loader's next batch compiled to its longest row, as
+// the trainer compiles it.
+func nextBatch(l *Loader, c *Cursor) (*Batch, error) {
+	seqs, err := l.NextSeqs(c)
+	if err != nil {
+		return nil, err
+	}
+	longest := 0
+	for _, s := range seqs {
+		longest = max(longest, s.NumInputs())
+	}
+	return Compile(seqs, longest)
+}
+
+// TestLoaderCursorPastEpochEnd: a cursor restored at the end of its epoch
+// (Index = batches per epoch) gives the next epoch's batches, as a cursor
+// at (Epoch+1, 0) does, and ends at the same place.
+func TestLoaderCursorPastEpochEnd(t *testing.T) {
 	tok := ByteTokenizer()
 	mk := func() *Loader {
 		return &Loader{Seqs: seqsForLoader(23), BatchSize: 5, T: 20, Seed: 4, BucketBatches: 2,
 			Augment: &AugmentOptions{Eta: 0.2, Vocab: tok.OrdinaryIDs(), Specials: tok.Specials()}}
 	}
 	a, b := mk(), mk()
-	ca, cb := Cursor{Epoch: 2, Index: 3}, Cursor{Epoch: 2, Index: 3}
+	ca, cb := Cursor{Epoch: 2, Index: a.BatchesPerEpoch()}, Cursor{Epoch: 3, Index: 0}
 	for k := 0; k < 9; k++ {
-		want, err := a.Next(&ca)
+		want, err := nextBatch(b, &cb)
 		if err != nil {
 			t.Fatal(err)
 		}
-		seqs, err := b.NextSeqs(&cb)
-		if err != nil {
-			t.Fatal(err)
-		}
-		longest := 0
-		for _, s := range seqs {
-			longest = max(longest, s.NumInputs())
-		}
-		got, err := Compile(seqs, longest)
+		got, err := nextBatch(a, &ca)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if !reflect.DeepEqual(got, want) || ca != cb {
-			t.Fatalf("step %d: NextSeqs differs from Next (cursors %+v %+v)", k, ca, cb)
+			t.Fatalf("step %d: batches or cursors differ (%+v, %+v)", k, ca, cb)
 		}
 	}
 }
