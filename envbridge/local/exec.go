@@ -140,7 +140,7 @@ func (e *Env) openWorkspace() (*safefs.Dir, error) {
 	if m, _, err := ws.Lstat("output"); err == nil && m.IsDir() {
 		return ws, nil
 	}
-	if err := ws.Remove("output"); err != nil {
+	if err := ws.RemoveAll("output", safefs.Limits{}); err != nil {
 		ws.Close()
 		return nil, fmt.Errorf("local env: workspace: %w", err)
 	}

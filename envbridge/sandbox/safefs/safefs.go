@@ -376,27 +376,6 @@ func (d *Dir) ReadFile(rel string, limit int64) ([]byte, error) {
 	return b, nil
 }
 
-// Remove deletes rel (a file, link, FIFO... or an empty directory) without
-// following links on the way. A missing rel is not an error.
-func (d *Dir) Remove(rel string) error {
-	pfd, name, err := d.parent(rel)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil
-		}
-		return wrap("remove", rel, err)
-	}
-	defer d.closeFD(pfd)
-	err = unix.Unlinkat(pfd, name, 0)
-	if errors.Is(err, unix.EISDIR) {
-		err = unix.Unlinkat(pfd, name, unix.AT_REMOVEDIR)
-	}
-	if errors.Is(err, unix.ENOENT) {
-		return nil
-	}
-	return wrap("remove", rel, err)
-}
-
 // Rename renames oldRel to newRel; both must be in the same directory
 // (one name component each under a common parent).
 func (d *Dir) Rename(oldRel, newRel string) error {

@@ -108,11 +108,11 @@ func TestSymlinkChains(t *testing.T) {
 				t.Errorf("%q: %v", bad, err)
 			}
 		}
-		// Lstat and Remove act on the link, never on its target.
+		// Lstat and RemoveAll act on the link, never on its target.
 		if m, _, err := d.Lstat("output"); err != nil || m&fs.ModeSymlink == 0 {
 			t.Errorf("Lstat link: %v %v", m, err)
 		}
-		must(t, d.Remove("output"))
+		must(t, d.RemoveAll("output", Limits{}))
 		if _, err := os.Stat(secret); err != nil {
 			t.Fatalf("Remove followed the link: %v", err)
 		}

@@ -90,10 +90,30 @@ type walker struct {
 	n        int
 }
 
+// count counts one more entry and checks the entry and time bounds.
+func (w *walker) count(op, rel string) error {
+	w.n++
+	if w.n > w.lim.MaxEntries {
+		return &Error{Op: op, Name: rel, Err: fmt.Errorf("%w: more than %d entries", ErrLimit, w.lim.MaxEntries)}
+	}
+	if w.n%64 == 0 && time.Now().After(w.deadline) {
+		return &Error{Op: op, Name: rel, Err: fmt.Errorf("%w: took longer than %v", ErrLimit, w.lim.Timeout)}
+	}
+	return nil
+}
+
+// deep checks the depth bound.
+func (w *walker) deep(op, rel string, depth int) error {
+	if depth >= w.lim.MaxDepth {
+		return &Error{Op: op, Name: rel, Err: fmt.Errorf("%w: deeper than %d directories", ErrLimit, w.lim.MaxDepth)}
+	}
+	return nil
+}
+
 // dir visits the entries of the open directory f (descriptor fd, path rel).
 func (w *walker) dir(f *os.File, fd int, rel string, depth int) error {
-	if depth >= w.lim.MaxDepth {
-		return &Error{Op: "walk", Name: rel, Err: fmt.Errorf("%w: deeper than %d directories", ErrLimit, w.lim.MaxDepth)}
+	if err := w.deep("walk", rel, depth); err != nil {
+		return err
 	}
 	var self unix.Stat_t
 	if err := unix.Fstat(fd, &self); err != nil {
@@ -102,12 +122,8 @@ func (w *walker) dir(f *os.File, fd int, rel string, depth int) error {
 	for {
 		names, err := f.Readdirnames(256)
 		for _, name := range names {
-			w.n++
-			if w.n > w.lim.MaxEntries {
-				return &Error{Op: "walk", Name: rel, Err: fmt.Errorf("%w: more than %d entries", ErrLimit, w.lim.MaxEntries)}
-			}
-			if w.n%64 == 0 && time.Now().After(w.deadline) {
-				return &Error{Op: "walk", Name: rel, Err: fmt.Errorf("%w: took longer than %v", ErrLimit, w.lim.Timeout)}
+			if err := w.count("walk", rel); err != nil {
+				return err
 			}
 			p := name
 			if rel != "" {
@@ -174,9 +190,9 @@ func (d *Dir) Usage(rel string, lim Limits) (Usage, error) {
 	return u, err
 }
 
-// RemoveAll removes rel and everything under it (a missing rel is not an
-// error), never following a link, within lim's entry, depth and time
-// bounds.
+// RemoveAll removes rel (a file, link, FIFO, ... or a directory with
+// everything under it; a missing rel is not an error), never following a
+// link, within lim's entry, depth and time bounds.
 func (d *Dir) RemoveAll(rel string, lim Limits) error {
 	lim = lim.withDefaults()
 	pfd, name, err := d.parent(rel)
@@ -201,8 +217,8 @@ func (w *walker) removeAt(pfd int, name, rel string, depth int) error {
 	if !errors.Is(err, unix.EISDIR) {
 		return &Error{Op: "remove", Name: rel, Err: err}
 	}
-	if depth >= w.lim.MaxDepth {
-		return &Error{Op: "remove", Name: rel, Err: fmt.Errorf("%w: deeper than %d directories", ErrLimit, w.lim.MaxDepth)}
+	if err := w.deep("remove", rel, depth); err != nil {
+		return err
 	}
 	fd, err := unix.Openat(pfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -234,12 +250,8 @@ func (w *walker) emptyDir(f *os.File, fd int, rel string, depth int) error {
 	for {
 		names, rerr := f.Readdirnames(256)
 		for _, n := range names {
-			w.n++
-			if w.n > w.lim.MaxEntries {
-				return &Error{Op: "remove", Name: rel, Err: fmt.Errorf("%w: more than %d entries", ErrLimit, w.lim.MaxEntries)}
-			}
-			if w.n%64 == 0 && time.Now().After(w.deadline) {
-				return &Error{Op: "remove", Name: rel, Err: fmt.Errorf("%w: took longer than %v", ErrLimit, w.lim.Timeout)}
+			if err := w.count("remove", rel); err != nil {
+				return err
 			}
 			if err := w.removeAt(fd, n, rel+"/"+n, depth+1); err != nil {
 				return err
