@@ -180,6 +180,6 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	st := srv.Stats()
-	fmt.Fprintf(stdout, "serve: stopped | %d completed, %d rejected (429), %d cancelled, %d failed\n", st.Completed, st.Rejected, st.Cancelled, st.Failed)
+	fmt.Fprintf(stdout, "serve: stopped | %d completed, %d rejected (429), %d cancelled, %d failed, %d cut at shutdown (-grace %s)\n", st.Completed, st.Rejected, st.Cancelled, st.Failed, st.Shutdown, *grace)
 	return nil
 }

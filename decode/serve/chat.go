@@ -209,7 +209,9 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 		writeError(w, aerr)
 		return
 	}
-	if err := s.acquire(r.Context()); err != nil {
+	ctx, done := s.requestContext(r.Context())
+	defer done()
+	if err := s.acquire(ctx); err != nil {
 		if errors.Is(err, errBusy) {
 			s.rejected.Add(1)
 			code := "rate_limit_exceeded"
@@ -220,18 +222,24 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 			writeError(w, e)
 			return
 		}
+		if context.Cause(ctx) == errShutdown {
+			s.shutdown.Add(1)
+			s.logf("POST /v1/chat/completions %s 503: shutdown while queued", j.id)
+			writeError(w, shutdownError())
+			return
+		}
 		s.cancelled.Add(1)
 		s.logf("POST /v1/chat/completions %s: client left while queued", j.id)
 		return
 	}
 	defer s.release()
 	if j.p.Stream {
-		s.stream(w, r.Context(), j, t0)
+		s.stream(w, ctx, j, t0)
 		return
 	}
-	res, err := s.run(r.Context(), j, nil)
+	res, err := s.run(ctx, j, nil)
 	if err != nil {
-		s.fail(w, r.Context(), j, err)
+		s.fail(w, ctx, j, err)
 		return
 	}
 	resp := s.response(j, res)
@@ -243,6 +251,12 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 // fail handles a decoding error: a cancelled request is counted and left
 // (its client is gone), anything else is a 500.
 func (s *Server) fail(w http.ResponseWriter, ctx context.Context, j *job, err error) {
+	if context.Cause(ctx) == errShutdown {
+		s.shutdown.Add(1)
+		s.logf("POST /v1/chat/completions %s 503: cut at shutdown", j.id)
+		writeError(w, shutdownError())
+		return
+	}
 	if ctx.Err() != nil {
 		s.cancelled.Add(1)
 		s.logf("POST /v1/chat/completions %s: cancelled by the client", j.id)

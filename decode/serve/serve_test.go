@@ -673,8 +673,8 @@ func TestGracefulShutdown(t *testing.T) {
 				t.Fatalf("grace %v: in-flight request got %d %v after %d steps, want 200 after %d", grace, r.status, r.err, f.pushes.Load(), maxTok-1)
 			}
 		} else {
-			if r.err == nil {
-				t.Fatalf("grace %v: request finished (%d) instead of being cut", grace, r.status)
+			if r.err != nil || r.status != 503 {
+				t.Fatalf("grace %v: cut request got %d %v, want a 503 shutdown error", grace, r.status, r.err)
 			}
 			waitFor(t, 10*time.Second, "generation to stop", func() bool { return s.Stats().Active == 0 })
 			if n := f.pushes.Load(); n > 5000 {

@@ -168,6 +168,10 @@ type Stats struct {
 	Rejected  int64 `json:"rejected"`
 	Cancelled int64 `json:"cancelled"`
 	Failed    int64 `json:"failed"`
+	// Shutdown requests were cut when the shutdown grace ran out: a
+	// stream then ends with an error event and [DONE], a non-streaming
+	// request gets a 503.
+	Shutdown int64 `json:"shutdown"`
 }
 
 // Server serves one policy. It is safe for concurrent use.
@@ -181,7 +185,30 @@ type Server struct {
 	reqs                                   atomic.Uint64
 	active, queued, maxActive              atomic.Int64
 	completed, rejected, cancelled, failed atomic.Int64
+	shutdown                               atomic.Int64
 	logMu                                  sync.Mutex
+
+	// stopping is cancelled when the shutdown grace runs out: running
+	// requests then stop decoding and end with a shutdown error.
+	stopping   context.Context
+	stopCancel context.CancelFunc
+}
+
+// errShutdown is the cause of a request context cut at shutdown.
+var errShutdown = errors.New("the server is shutting down")
+
+// requestContext is ctx, also cancelled (with cause errShutdown) when the
+// server's shutdown grace runs out.
+func (s *Server) requestContext(ctx context.Context) (context.Context, func()) {
+	c, cancel := context.WithCancelCause(ctx)
+	stop := context.AfterFunc(s.stopping, func() { cancel(errShutdown) })
+	return c, func() { stop(); cancel(nil) }
+}
+
+// shutdownError is the error a request cut at shutdown gets.
+func shutdownError() *apiError {
+	code := "server_shutting_down"
+	return &apiError{Status: 503, Type: "server_error", Code: &code, Message: "the server is shutting down and stopped this generation; retry on another server or later"}
 }
 
 // New validates cfg and returns a Server.
@@ -232,6 +259,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.ClampMaxTokens {
 		s.lim.MaxTokens = math.MaxInt32
 	}
+	s.stopping, s.stopCancel = context.WithCancel(context.Background())
 	return s, nil
 }
 
@@ -243,7 +271,7 @@ func (s *Server) Stats() Stats {
 	return Stats{
 		Active: s.active.Load(), Queued: s.queued.Load(), MaxActive: s.maxActive.Load(),
 		Completed: s.completed.Load(), Rejected: s.rejected.Load(),
-		Cancelled: s.cancelled.Load(), Failed: s.failed.Load(),
+		Cancelled: s.cancelled.Load(), Failed: s.failed.Load(), Shutdown: s.shutdown.Load(),
 	}
 }
 
@@ -260,8 +288,10 @@ func (s *Server) Handler() http.Handler {
 }
 
 // Serve serves the API on ln until ctx is done, then shuts down: it stops
-// accepting, lets running requests finish for up to grace, then closes the
-// remaining connections (which cancels their generations).
+// accepting, lets running requests finish for up to grace, then stops the
+// remaining generations, whose requests end with a shutdown error (a
+// stream with an error event and [DONE], others with a 503; counted in
+// Stats.Shutdown), and closes the connections.
 func (s *Server) Serve(ctx context.Context, ln net.Listener, grace time.Duration) error {
 	srv := &http.Server{
 		Handler:           s.Handler(),
@@ -279,7 +309,14 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, grace time.Duration
 	defer cancel()
 	err := srv.Shutdown(sctx)
 	if err != nil {
-		srv.Close()
+		// Grace is over: stop the generations, let their handlers write
+		// the shutdown error (bounded), then close what is left.
+		s.stopCancel()
+		fctx, fcancel := context.WithTimeout(context.Background(), 2*time.Second)
+		if srv.Shutdown(fctx) != nil {
+			srv.Close()
+		}
+		fcancel()
 	}
 	<-errc
 	if err != nil && !errors.Is(err, context.DeadlineExceeded) {

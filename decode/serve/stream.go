@@ -130,6 +130,13 @@ loop:
 		}
 	}
 	if r.err != nil {
+		if context.Cause(ctx) == errShutdown && out.err == nil {
+			s.shutdown.Add(1)
+			s.logf("POST /v1/chat/completions %s: stream cut at shutdown", j.id)
+			out.event(errorBody{Error: shutdownError()})
+			out.event("[DONE]")
+			return
+		}
 		if ctx.Err() != nil || out.err != nil {
 			s.cancelled.Add(1)
 			s.logf("POST /v1/chat/completions %s: stream cancelled by the client", j.id)
