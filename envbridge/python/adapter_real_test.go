@@ -11,8 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"smtrain/data"
 	"smtrain/envbridge"
 	"smtrain/envbridge/httpenv"
+	"smtrain/envbridge/rollout"
 )
 
 // TestAdapterAnswersWhileStepping: a step running a long code run (2 s)
@@ -169,5 +171,65 @@ func TestClientUsesAnnouncedStepTimeout(t *testing.T) {
 	}
 	if got := c.StepTimeout(); got != 61*time.Second {
 		t.Fatalf("step timeout %v, want the announced 61s", got)
+	}
+}
+
+// scripted replies with fixed texts in turn.
+type scripted struct{ texts []string }
+
+func (p *scripted) Act(ctx context.Context, msgs []data.Message, seed uint64) (rollout.Reply, error) {
+	n := 0
+	for _, m := range msgs {
+		if m.Role == data.RoleAssistant {
+			n++
+		}
+	}
+	return rollout.Reply{Text: p.texts[n%len(p.texts)]}, nil
+}
+
+type adapterSpec struct{ url string }
+
+func (s adapterSpec) Task(int) string { return "toy-comp" }
+func (s adapterSpec) Open(ctx context.Context, i int, runDir string) (envbridge.Env, error) {
+	return httpenv.NewClient(s.url, "toy-comp", httpenv.Options{MaxSteps: 4, TimeBudget: 300 * time.Second}, httpenv.ClientOptions{})
+}
+
+// TestRolloutRewardsWithRaisingSteps is issue 22's first defect end to
+// end: a submission, then a request_info MLE-Dojo raises on (no history
+// entry), then a valid request_info, through rollout and the loader. The
+// raising turn must not take the submission's score (it did: [0 1 1]-like
+// rewards), and the prompts state the budget.
+func TestRolloutRewardsWithRaisingSteps(t *testing.T) {
+	a := startAdapter(t)
+	act := func(name string, params map[string]any) string {
+		return envbridge.FormatAction("Next.", envbridge.Action{Name: name, Params: params})
+	}
+	pol := &scripted{texts: []string{
+		act("execute_code", map[string]any{"code": "SUBMIT = 1"}),
+		act("request_info", map[string]any{"info_type": "secrets"}),
+		act("request_info", map[string]any{"info_type": "overview"}),
+		"no action at all",
+	}}
+	out := t.TempDir()
+	s, err := rollout.Run(context.Background(), pol, adapterSpec{a.url}, rollout.Options{Episodes: 1, Parallel: 1, MaxSteps: 4, Out: out}, nil)
+	if err != nil || s.Failed != 0 {
+		t.Fatalf("rollout: %v %+v", err, s)
+	}
+	if r := s.Results[0]; r.Steps != 4 || r.InvalidAction != 2 || r.Reward != 0.75 {
+		t.Fatalf("episode: %+v", r)
+	}
+	res, err := data.Load([]string{out}, false)
+	if err != nil || len(res.Episodes) != 1 {
+		t.Fatalf("load: %v", err)
+	}
+	ep := res.Episodes[0]
+	want := []float64{0.75, 0, 0, 0}
+	for k, w := range want {
+		if ep.StepRewards[k] != w {
+			t.Fatalf("step rewards %v, want %v (meta %v)", ep.StepRewards, want, ep.Meta)
+		}
+	}
+	if !strings.Contains(ep.Messages[0].Content, "a total of 4 actions") || !strings.Contains(ep.Messages[0].Content, "a total of 300 seconds") {
+		t.Fatalf("initial prompt does not state the budget:\n%s", ep.Messages[0].Content)
 	}
 }
