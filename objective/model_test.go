@@ -46,7 +46,9 @@ func benchStep(bm *testing.B, name string) {
 			bm.Fatal(e)
 		}
 		h := NewHandle(model.Small.BkspcTokenID)
-		h.Set(b, 0.5)
+		if err := h.Set(g, b, 0.5); err != nil {
+			bm.Fatal(err)
+		}
 		loss, err = NewLossNode(g.Logits, obj, h)
 	}
 	if err != nil {
@@ -88,15 +90,14 @@ func stepMachine(t testing.TB, name string) func() error {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := g.SetBatch(b.Inputs, b.Positions, b.Parents); err != nil {
-		t.Fatal(err)
-	}
 	obj, err := New(name, DefaultConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
 	h := NewHandle(model.Small.BkspcTokenID)
-	h.Set(b, 0.5)
+	if err := h.Set(g, b, 0.5); err != nil {
+		t.Fatal(err)
+	}
 	loss, err := NewLossNode(g.Logits, obj, h)
 	if err != nil {
 		t.Fatal(err)
@@ -164,12 +165,11 @@ func TestWithModelGraph(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := g.SetBatch(b.Inputs, b.Positions, b.Parents); err != nil {
-		t.Fatal(err)
-	}
 	obj := mustNew(t, "chi2mix", DefaultConfig())
 	h := NewHandle(model.Tiny.BkspcTokenID)
-	h.Set(b, 0.5)
+	if err := h.Set(g, b, 0.5); err != nil {
+		t.Fatal(err)
+	}
 	loss, err := NewLossNode(g.Logits, obj, h)
 	if err != nil {
 		t.Fatal(err)

@@ -8,13 +8,13 @@
 //
 // Use from a trainer:
 //
-//	obj, err := objective.New("chi2mix", cfg)        // cfg: objective.Config
+//	obj, err := objective.New("chi2mix", cfg)          // cfg: objective.Config
 //	h := objective.NewHandle(bkspcID)
-//	loss, err := objective.NewLossNode(logits, obj, h) // logits (B*T, V)
+//	loss, err := objective.NewLossNode(g.Logits, obj, h) // g: the model graph; logits (B*T, V)
 //	grads, err := G.Grad(loss, params...)
 //	for step := ... {
-//		h.Set(batch, cfg.LambdaAt(step)) // λ = 0 during the warm start
-//		machine.RunAll()                 // then h.Result() for metrics
+//		err := h.Set(g, batch, cfg.LambdaAt(step)) // the graph's and the loss's batch; λ = 0 during the warm start
+//		machine.RunAll()                           // then h.Result() for metrics
 //	}
 //
 // obj.Augmented() says whether to feed noise+backspace augmented expert

@@ -16,8 +16,9 @@ import (
 
 // Handle carries the per-step inputs of a loss node built by NewLossNode
 // (the batch, λ, the <bkspc> id) and its last Result. Set them before each
-// run of the graph; the graph is never rebuilt. A Handle belongs to one
-// graph and is not safe for concurrent use.
+// run of the graph (Set gives the batch to the model graph as well); the
+// graph is never rebuilt. A Handle belongs to one graph and is not safe for
+// concurrent use.
 type Handle struct {
 	batch   *data.Batch
 	lambda  float64
@@ -31,9 +32,28 @@ type Handle struct {
 // bkspcID (-1: none).
 func NewHandle(bkspcID int) *Handle { return &Handle{bkspcID: bkspcID} }
 
-// Set installs the batch and λ used by the next forward pass.
-func (h *Handle) Set(b *data.Batch, lambda float64) {
+// BatchGraph is the model graph whose logits the loss node reads
+// (*model.Graph): it takes a batch's inputs, positions and tree parents.
+type BatchGraph interface {
+	SetBatch(inputs, positions, parents []int32) error
+}
+
+// Set installs batch b and λ for the next forward pass, in one call on
+// both sides: the model graph g gets the batch's inputs, the loss node its
+// targets and masks, so neither can run on a stale batch. g is nil only
+// when the logits do not come from a model graph (tests that feed logits
+// directly).
+func (h *Handle) Set(g BatchGraph, b *data.Batch, lambda float64) error {
+	if b == nil {
+		return errors.New("objective: nil batch")
+	}
+	if g != nil {
+		if err := g.SetBatch(b.Inputs, b.Positions, b.Parents); err != nil {
+			return err
+		}
+	}
 	h.batch, h.lambda = b, lambda
+	return nil
 }
 
 // SetGradient turns the gradient computation of the forward pass on (the

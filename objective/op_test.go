@@ -1,6 +1,7 @@
 package objective
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -88,7 +89,9 @@ func TestLossNode(t *testing.T) {
 						t.Fatal(err)
 					}
 					lam := []float64{0.5, 0, 1}[step]
-					h.Set(b, lam)
+					if err := h.Set(nil, b, lam); err != nil {
+						t.Fatal(err)
+					}
 					if err := m.RunAll(); err != nil {
 						t.Fatal(err)
 					}
@@ -131,7 +134,9 @@ func TestLossNodeDirect(t *testing.T) {
 	x := G.NewMatrix(g, tensor.Float64, G.WithShape(B*T, V), G.WithName("logits"),
 		G.WithValue(tensor.New(tensor.WithShape(B*T, V), tensor.WithBacking(L))))
 	h := NewHandle(tBk)
-	h.Set(b, 0.5)
+	if err := h.Set(nil, b, 0.5); err != nil {
+		t.Fatal(err)
+	}
 	loss, err := NewLossNode(x, obj, h)
 	if err != nil {
 		t.Fatal(err)
@@ -161,7 +166,9 @@ func TestLossNodeDirect(t *testing.T) {
 	x2 := G.NewMatrix(g2, tensor.Float64, G.WithShape(B*T, V), G.WithName("logits2"),
 		G.WithValue(tensor.New(tensor.WithShape(B*T, V), tensor.WithBacking(L))))
 	h2 := NewHandle(tBk)
-	h2.Set(b, 0.5)
+	if err := h2.Set(nil, b, 0.5); err != nil {
+		t.Fatal(err)
+	}
 	h2.SetGradient(false)
 	l2, err := NewLossNode(x2, obj, h2)
 	if err != nil {
@@ -190,5 +197,45 @@ func TestLossNodeDirect(t *testing.T) {
 	defer m3.Close()
 	if err := m3.RunAll(); err == nil {
 		t.Error("running without a batch on the handle did not fail")
+	}
+}
+
+// recGraph records the batch a Handle gives it.
+type recGraph struct {
+	inputs []int32
+	err    error
+}
+
+func (r *recGraph) SetBatch(inputs, positions, parents []int32) error {
+	if r.err != nil {
+		return r.err
+	}
+	r.inputs = inputs
+	return nil
+}
+
+// TestHandleSetGivesGraphTheBatch: Set hands the batch to the model graph
+// and the loss node in one call (the graph cannot keep a stale batch), and
+// a graph that refuses it leaves the handle's batch as it was.
+func TestHandleSetGivesGraphTheBatch(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	b1, b2 := randomBatch(rng, 2, 5, 9), randomBatch(rng, 2, 5, 9)
+	h := NewHandle(tBk)
+	g := &recGraph{}
+	if err := h.Set(g, b1, 0.5); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Set(g, b2, 0.5); err != nil {
+		t.Fatal(err)
+	}
+	if &g.inputs[0] != &b2.Inputs[0] || h.batch != b2 {
+		t.Fatal("Set did not give the graph and the loss node the same, latest batch")
+	}
+	g.err = errors.New("refused")
+	if err := h.Set(g, b1, 0.5); err == nil || h.batch != b2 {
+		t.Fatalf("a refused batch: error %v, handle batch changed: %v", err, h.batch != b2)
+	}
+	if err := h.Set(g, nil, 0.5); err == nil {
+		t.Fatal("nil batch accepted")
 	}
 }

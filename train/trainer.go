@@ -471,10 +471,9 @@ func (t *Trainer) trainStep() (*StepInfo, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := sg.g.SetBatch(b.Inputs, b.Positions, b.Parents); err != nil {
+		if err := sg.h.Set(sg.g, b, lambda); err != nil {
 			return nil, err
 		}
-		sg.h.Set(b, lambda)
 		if err := sg.m.Step(); err != nil {
 			return nil, err
 		}

@@ -93,10 +93,9 @@ func newStepper(bc benchConfig, name string, b *data.Batch, seed uint64) (*stepp
 // step is one full training step on b, as train.Trainer does it for one
 // micro-batch: set the batch, forward + loss + backward, clip, AdamW.
 func (s *stepper) step(b *data.Batch, lambda float64) error {
-	if err := s.g.SetBatch(b.Inputs, b.Positions, b.Parents); err != nil {
+	if err := s.h.Set(s.g, b, lambda); err != nil {
 		return err
 	}
-	s.h.Set(b, lambda)
 	if err := s.m.Step(); err != nil {
 		return err
 	}
