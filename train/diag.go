@@ -268,3 +268,115 @@ func (t *Trainer) replayDiag(res []decode.Result) map[string]any {
 	}
 	return out
 }
+
+// ProbBinEdges are the upper edges of the probability bins of
+// BkspcByProb: p < 0.01, 0.01 <= p < 0.1, 0.1 <= p < 0.5, p >= 0.5.
+var ProbBinEdges = []float64{0.01, 0.1, 0.5}
+
+// ProbBins counts, per bin of the model's probability of a pushed token,
+// the pushed tokens and those followed by <bkspc>: P(⌫ | the previous
+// token had probability in the bin), the diagnostic for data without a
+// checker.
+type ProbBins struct {
+	Pushed []int `json:"pushed"`
+	Bk     []int `json:"bkspc_after"`
+}
+
+// BinKeys are the metric key suffixes of the bins.
+func BinKeys() []string {
+	return []string{"p_lt_0.01", "p_0.01_0.1", "p_0.1_0.5", "p_ge_0.5"}
+}
+
+// Metrics are bk_after_<bin> (P(⌫ | bin), absent when the bin is empty)
+// and pushed_<bin> (the bin's share of pushed tokens).
+func (pb ProbBins) Metrics() map[string]float64 {
+	m := map[string]float64{}
+	total := 0
+	for _, n := range pb.Pushed {
+		total += n
+	}
+	for i, k := range BinKeys() {
+		if pb.Pushed[i] > 0 {
+			m["bk_after_"+k] = ratio(pb.Bk[i], pb.Pushed[i])
+		}
+		if total > 0 {
+			m["pushed_"+k] = ratio(pb.Pushed[i], total)
+		}
+	}
+	return m
+}
+
+// BkspcByProb scores decoded results with the evaluator's model: for
+// every pushed token (not <bkspc>, not the stop action) its probability
+// under the model at the state where it was chosen (temperature 1, full
+// vocabulary), binned by ProbBinEdges, and whether the next action is
+// <bkspc>. Results whose prompt and actions do not fit n_positions are
+// left out.
+func (e *Evaluator) BkspcByProb(rs []decode.Result) (ProbBins, error) {
+	nb := len(ProbBinEdges) + 1
+	pb := ProbBins{Pushed: make([]int, nb), Bk: make([]int, nb)}
+	sp := e.tok.Specials()
+	V := e.params.Cfg.VocabSize
+	var rows []*data.ActionSeq
+	flush := func() error {
+		if len(rows) == 0 {
+			return nil
+		}
+		b, logits, err := e.forwardRows(rows)
+		if err != nil {
+			return err
+		}
+		k := 0 // transitions of row r are its actions in order
+		for r := range rows {
+			acts := rows[r].Items
+			for i, it := range acts {
+				tr := b.Trans[k]
+				k++
+				if it.Tok == sp.Bkspc || i == len(acts)-1 && rows[r].Done {
+					continue
+				}
+				row := logits[int(tr.State)*V : (int(tr.State)+1)*V]
+				mx := float32(math.Inf(-1))
+				for _, l := range row {
+					mx = max(mx, l)
+				}
+				z := 0.0
+				for _, l := range row {
+					z += math.Exp(float64(l - mx))
+				}
+				p := math.Exp(float64(row[it.Tok]-mx)) / z
+				bin := len(ProbBinEdges)
+				for j, edge := range ProbBinEdges {
+					if p < edge {
+						bin = j
+						break
+					}
+				}
+				pb.Pushed[bin]++
+				if i+1 < len(acts) && acts[i+1].Tok == sp.Bkspc {
+					pb.Bk[bin]++
+				}
+			}
+		}
+		rows = rows[:0]
+		return nil
+	}
+	for _, r := range rs {
+		if len(r.Actions) == 0 {
+			continue
+		}
+		done := r.Stop == decode.StopToken
+		s := data.GenSeq(r.Prompt, r.Actions, done, sp)
+		s.Set = data.SetD
+		if s.Validate() != nil || s.NumInputs() > e.cfg.NPositions {
+			continue
+		}
+		rows = append(rows, s)
+		if len(rows) == policyRows*4 {
+			if err := flush(); err != nil {
+				return pb, err
+			}
+		}
+	}
+	return pb, flush()
+}

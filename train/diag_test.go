@@ -2,9 +2,12 @@ package train
 
 import (
 	"math"
+	"math/rand/v2"
 	"testing"
 
 	"smtrain/data"
+	"smtrain/decode"
+	"smtrain/model"
 )
 
 // TestBkspcDiagHandBuilt checks the diagnostics on decodes whose answers
@@ -61,5 +64,48 @@ func TestRefIndexFromSeqs(t *testing.T) {
 	refs := idx[promptKey(s.Prompt)]
 	if len(refs) != 1 || len(refs[0]) != 1 || refs[0][0] != tok.EncodeOrdinary("3")[0] {
 		t.Fatalf("refs = %v, want the answer without its end-of-turn, once", refs)
+	}
+}
+
+// TestBkspcByProbCounts: every pushed token (not <bkspc>, not the stop
+// action) is binned once, and the tokens followed by <bkspc> are counted;
+// the bin of a token follows its probability under the model.
+func TestBkspcByProbCounts(t *testing.T) {
+	tok := data.ByteTokenizer()
+	cfg := DefaultConfig()
+	cfg.NLayer, cfg.NHead, cfg.NEmbd, cfg.NPositions, cfg.Out = 1, 2, 16, 32, t.TempDir()
+	p, err := model.NewParams(model.Config{NLayer: 1, NHead: 2, NEmbd: 16, NPositions: 32, VocabSize: tok.VocabSize(),
+		LayerNormEpsilon: 1e-5, BkspcTokenID: int(tok.BkspcID()), EOSTokenID: int(tok.EOSID())}, model.F32, rand.New(rand.NewPCG(1, 2)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err := NewEvaluator(cfg, p, tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ev.Close()
+	sp := tok.Specials()
+	a, b := tok.EncodeOrdinary("a")[0], tok.EncodeOrdinary("b")[0]
+	prompt := []int32{sp.User, a, sp.Assistant}
+	rs := []decode.Result{
+		{Prompt: prompt, Actions: []int32{a, b, sp.Bkspc, a, sp.End}, Stop: decode.StopToken}, // 3 pushed, 1 followed by ⌫
+		{Prompt: prompt, Actions: []int32{b, sp.Bkspc, sp.Bkspc}, Stop: decode.StopToken},     // invalid (⌫ below the floor): left out
+		{Prompt: prompt, Actions: []int32{b, b}, Stop: decode.StopMaxNewTokens},               // cut: 2 pushed
+	}
+	pb, err := ev.BkspcByProb(rs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pushed, bk := 0, 0
+	for i := range pb.Pushed {
+		pushed += pb.Pushed[i]
+		bk += pb.Bk[i]
+	}
+	if pushed != 5 || bk != 1 {
+		t.Fatalf("pushed %d, followed by ⌫ %d; want 5 and 1 (%+v)", pushed, bk, pb)
+	}
+	// a random 16-wide model over 263 tokens gives every token p < 0.1
+	if pb.Pushed[0]+pb.Pushed[1] != 5 {
+		t.Fatalf("bins %v: a near-uniform model put a token at p >= 0.1", pb.Pushed)
 	}
 }

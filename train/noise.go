@@ -56,24 +56,10 @@ func (e *Evaluator) PolicyLogits(seqs []*data.ActionSeq, qs []data.NoiseQuery) (
 	if len(rows) == 0 {
 		return out, nil
 	}
-	for len(rows)%policyRows != 0 {
-		rows = append(rows, rows[0])
-	}
-	b, err := compileSeqs(rows, e.cfg.NPositions)
+	b, logits, err := e.forwardRows(rows)
 	if err != nil {
 		return nil, fmt.Errorf("policy logits: %w", err)
 	}
-	fg, err := e.fwdGraphFor(b.B, b.T)
-	if err != nil {
-		return nil, err
-	}
-	if err := fg.g.SetBatch(b.Inputs, b.Positions, b.Parents); err != nil {
-		return nil, err
-	}
-	if err := fg.m.Step(); err != nil {
-		return nil, err
-	}
-	logits := fg.g.Logits32()
 	V := e.params.Cfg.VocabSize
 	// first transition of each row: the clean sequences' transitions are
 	// their actions in order
@@ -110,4 +96,30 @@ func (e *Evaluator) PolicyLogits(seqs []*data.ActionSeq, qs []data.NoiseQuery) (
 		out[k] = logits[st*V : (st+1)*V]
 	}
 	return out, nil
+}
+
+// forwardRows runs the model forward (no gradient) on rows, padded with
+// copies of rows[0] to a multiple of policyRows so few graph shapes are
+// compiled, and returns the batch and its logits [B*T*V] (valid until the
+// next forward of that shape). Every row must fit n_positions.
+func (e *Evaluator) forwardRows(rows []*data.ActionSeq) (*data.Batch, []float32, error) {
+	rows = append([]*data.ActionSeq(nil), rows...)
+	for len(rows)%policyRows != 0 {
+		rows = append(rows, rows[0])
+	}
+	b, err := compileSeqs(rows, e.cfg.NPositions)
+	if err != nil {
+		return nil, nil, err
+	}
+	fg, err := e.fwdGraphFor(b.B, b.T)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := fg.g.SetBatch(b.Inputs, b.Positions, b.Parents); err != nil {
+		return nil, nil, err
+	}
+	if err := fg.m.Step(); err != nil {
+		return nil, nil, err
+	}
+	return b, fg.g.Logits32(), nil
 }

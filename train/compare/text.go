@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
+	"strings"
 
 	"smtrain/data"
 	"smtrain/decode"
@@ -44,7 +46,7 @@ func (x *TextTask) Describe() string {
 
 // EvalKey implements Task.
 func (x *TextTask) EvalKey() string {
-	return fmt.Sprintf("text/v1 samples=%d maxnew=%d seed=%d val=%d", x.Samples, x.MaxNew, x.Seed, len(x.in.Val))
+	return fmt.Sprintf("text/v2 samples=%d maxnew=%d seed=%d val=%d", x.Samples, x.MaxNew, x.Seed, len(x.in.Val))
 }
 
 // Inputs implements Task.
@@ -61,6 +63,15 @@ func (x *TextTask) Metrics() []Metric {
 		{Key: "rep_4", Label: "rep-4", Plot: true, Table: true},
 		{Key: "mean_len", Label: "reply tokens", Table: true},
 		{Key: "bkspc_rate", Label: "bkspc per action", Table: true},
+		{Key: "exact_match", Label: "exact match (reply = reference answer)", Table: true},
+		{Key: "bk_recall", Label: "⌫ recall", Table: true},
+		{Key: "false_bk_rate", Label: "false-⌫ rate", Table: true},
+		{Key: "bk_precision", Label: "⌫ precision"},
+		{Key: "corrections", Label: "corrected replies"},
+		{Key: "bk_after_p_lt_0.01", Label: "P(⌫ | previous token p < 0.01)", Table: true},
+		{Key: "bk_after_p_0.01_0.1", Label: "P(⌫ | previous token p in [0.01, 0.1))", Table: true},
+		{Key: "bk_after_p_0.1_0.5", Label: "P(⌫ | previous token p in [0.1, 0.5))"},
+		{Key: "bk_after_p_ge_0.5", Label: "P(⌫ | previous token p >= 0.5)", Table: true},
 	}
 }
 
@@ -123,6 +134,8 @@ func (x *TextTask) Evaluate(ctx context.Context, t *train.Trainer, dir string) (
 	ctxLen := t.Params().Cfg.NPositions
 	maxNew := min(x.MaxNew, ctxLen/2)
 	var prompts [][]int32
+	var refs [][][]int32 // reference answers of each prompt
+	refIdx := x.references(tok)
 	for i := 0; len(prompts) < x.Samples && i < 4*x.Samples; i++ {
 		e := x.in.Val[i%len(x.in.Val)]
 		last := -1
@@ -139,6 +152,7 @@ func (x *TextTask) Evaluate(ctx context.Context, t *train.Trainer, dir string) (
 			continue
 		}
 		prompts = append(prompts, p)
+		refs = append(refs, refIdx[messagesKey(e.Messages[:last])])
 	}
 	if len(prompts) == 0 {
 		return nil, fmt.Errorf("no validation episode gives a prompt that fits in %d tokens", ctxLen-maxNew)
@@ -153,13 +167,32 @@ func (x *TextTask) Evaluate(ctx context.Context, t *train.Trainer, dir string) (
 	}
 	samples := make([][]int32, len(rs))
 	var toks, acts, bk int
+	var d train.BkspcDiag
 	for i, r := range rs {
 		samples[i] = r.Tokens
 		toks += len(r.Tokens)
 		acts += r.NumActions
 		bk += r.NumBkspc
+		d.Add(r.Actions, refs[i], tok.BkspcID(), o.StopTokens)
 	}
-	return map[string]float64{
+	pb, err := t.Evaluator().BkspcByProb(rs)
+	if err != nil {
+		return nil, err
+	}
+	m := map[string]float64{
+		// the reply equals the last assistant message of a validation
+		// episode with the same conversation before it
+		"exact_match": float64(d.Correct) / float64(len(rs)),
+	}
+	for k, v := range d.Metrics("") {
+		if !math.IsNaN(v) {
+			m[k] = v
+		}
+	}
+	for k, v := range pb.Metrics() {
+		m[k] = v
+	}
+	for k, v := range map[string]float64{
 		"val_nll":    ev.NLL,
 		"val_ppl":    ev.Perplexity,
 		"distinct_1": Distinct(samples, 1),
@@ -168,5 +201,45 @@ func (x *TextTask) Evaluate(ctx context.Context, t *train.Trainer, dir string) (
 		"rep_4":      Repetition(samples, 4),
 		"mean_len":   float64(toks) / float64(len(rs)),
 		"bkspc_rate": float64(bk) / math.Max(1, float64(acts)),
-	}, nil
+	} {
+		m[k] = v
+	}
+	return m, nil
+}
+
+// messagesKey identifies a conversation prefix.
+func messagesKey(ms []data.Message) string {
+	var b strings.Builder
+	for _, m := range ms {
+		fmt.Fprintf(&b, "%s\x00%s\x00", m.Role, m.Content)
+	}
+	return b.String()
+}
+
+// references maps each conversation before a validation episode's last
+// assistant message to the token sequences of every such last message
+// (the reference answers an exact-match checker accepts).
+func (x *TextTask) references(tok *data.Tokenizer) map[string][][]int32 {
+	out := map[string][][]int32{}
+	for _, e := range x.in.Val {
+		last := -1
+		for j, m := range e.Messages {
+			if m.Role == data.RoleAssistant {
+				last = j
+			}
+		}
+		if last < 0 {
+			continue
+		}
+		k := messagesKey(e.Messages[:last])
+		ref := tok.EncodeOrdinary(e.Messages[last].Content)
+		dup := false
+		for _, r := range out[k] {
+			dup = dup || slices.Equal(r, ref)
+		}
+		if !dup {
+			out[k] = append(out[k], ref)
+		}
+	}
+	return out
 }
