@@ -86,12 +86,14 @@ type Config struct {
 	Seed         int64   `json:"seed" help:"random seed (init, data order, noise, sampling)"`
 
 	// Replay buffer (SequenceMatch objectives).
-	ReplaySize    int     `json:"replay_size" help:"replay buffer capacity (generations)"`
-	ReplayEvery   int     `json:"replay_every" help:"refresh the replay buffer every this many steps (0 = never)"`
-	ReplaySamples int     `json:"replay_samples" help:"generations sampled per refresh"`
-	ReplayBatch   int     `json:"replay_batch" help:"generations per micro-batch (G set)"`
-	ReplayMaxNew  int     `json:"replay_max_new" help:"max new tokens per generation"`
-	ReplayTemp    float64 `json:"replay_temperature" help:"sampling temperature of generations"`
+	ReplaySize    int      `json:"replay_size" help:"replay buffer capacity (generations)"`
+	ReplayEvery   int      `json:"replay_every" help:"refresh the replay buffer every this many steps (0 = never)"`
+	ReplaySamples int      `json:"replay_samples" help:"generations sampled per refresh"`
+	ReplayBatch   int      `json:"replay_batch" help:"generations per micro-batch (G set)"`
+	ReplayMaxNew  int      `json:"replay_max_new" help:"max new tokens per generation"`
+	ReplayTemp    float64  `json:"replay_temperature" help:"sampling temperature of generations"`
+	ReplayEnv     []string `json:"replay_env" help:"fill the replay buffer with the policy's own multi-turn episodes in these environments (as rollout -env: builtin:TASK|builtin:all|dir:PATH/COMP|http://HOST:PORT[,...]#TASK; several are taken in turn), replay_samples episodes per refresh"`
+	ReplayData    []string `json:"replay_data" help:"earlier rollout folders whose episodes go into the replay buffer at the start (offline policy episodes)"`
 
 	// Evaluation, logging, checkpoints.
 	EvalEvery    int    `json:"eval_every" help:"evaluate on the validation split every this many steps (0 = only at the end)"`
@@ -526,7 +528,7 @@ var trainingOnlyKeys = map[string]bool{
 	"steps": true, "grad_accum": true, "lr": true, "min_lr": true, "warmup_steps": true,
 	"weight_decay": true, "beta1": true, "beta2": true, "eps": true, "grad_clip": true,
 	"max_nonfinite": true, "replay_size": true, "replay_every": true, "replay_samples": true,
-	"replay_batch": true, "replay_max_new": true, "replay_temperature": true, "eval_every": true,
+	"replay_batch": true, "replay_max_new": true, "replay_temperature": true, "replay_env": true, "replay_data": true, "eval_every": true,
 	"eval_samples": true, "log_every": true, "ckpt_every": true, "keep_last": true,
 	"early_stop": true, "out": true, "progress": true, "init": true,
 }
