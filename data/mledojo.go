@@ -312,7 +312,9 @@ func alignTurns(msgs []Message, acts []mdAction) (entryOf []int, hidden []bool, 
 	if nH > nA {
 		return nil, nil, fmt.Errorf("%d assistant messages but %d environment actions", nA, nH)
 	}
-	if (nA+1)*(nH+1) > maxAlignCells {
+	// Only cells with j <= k (reachable from the start) and nH-j <= nA-k
+	// (enough turns left) are computed: a band of nA-nH+1 per entry.
+	if (nA-nH+1)*(nH+1) > maxAlignCells {
 		return nil, nil, fmt.Errorf("%d assistant messages × %d environment actions: too many to align", nA, nH)
 	}
 	fbs, errs, names := make([]string, nH), make([]string, nH), make([]string, nH)
@@ -344,6 +346,10 @@ func alignTurns(msgs []Message, acts []mdAction) (entryOf []int, hidden []bool, 
 	}
 	for k := nA - 1; k >= 0; k-- {
 		for j := nH; j >= 0; j-- {
+			if j > k || nH-j > nA-k {
+				f[k*w+j] = score{none, 0}
+				continue
+			}
 			best := f[(k+1)*w+j] // turn k unrecorded
 			tk := false
 			if j < nH && f[(k+1)*w+j+1].ev != none {
