@@ -64,7 +64,7 @@ type Trainer struct {
 	prompts [][]int32
 	// envReplay, when set, fills the replay buffer from live environments.
 	envReplay *EnvReplay
-	refs    refIndex // expert answers per prompt (replay diagnostics)
+	refs      refIndex // expert answers per prompt (replay diagnostics)
 
 	graphs map[[2]int]*stepGraph
 	ev     *Evaluator
@@ -244,7 +244,7 @@ func New(cfg Config, in Inputs, resume bool, console io.Writer) (*Trainer, error
 		}
 	}
 
-	if err := t.initEnvReplay(in); err != nil {
+	if err := t.initEnvReplay(in, ck != ""); err != nil {
 		return nil, err
 	}
 
