@@ -34,8 +34,9 @@
 //     row-count message lacks "Please ensure both have the same number of
 //     rows.", which most others have).
 //   - Scores are computed by Go metrics (envbridge/metrics), and leaderboard
-//     rows with an empty or NaN score are skipped (the real env keeps them
-//     in the total).
+//     rows with an empty or NaN score are skipped. The real env keeps them
+//     in the total and sorts them with Python's sorted(), whose order with
+//     NaN is not defined, so no rule reproduces its positions.
 //   - The reset action also empties output/ (the real one keeps the files).
 package local
 
