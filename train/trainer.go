@@ -80,8 +80,10 @@ type Trainer struct {
 	resumed bool
 }
 
-// Hook runs after each optimizer step (log lines, evaluation, checkpoints
-// and the progress bar are hooks too).
+// Hook is a caller's code run after each optimizer step, once the
+// trainer's own end-of-step work is done (afterStep: log line, evaluation,
+// replay refresh, checkpoint; these are not hooks). An error ends Run. The
+// tests use hooks to observe steps and to cancel runs mid-way.
 type Hook interface {
 	AfterStep(ctx context.Context, t *Trainer, s *StepInfo) error
 }
@@ -335,7 +337,8 @@ func (t *Trainer) Config() Config { return t.cfg }
 // Step returns the number of optimizer steps completed.
 func (t *Trainer) Step() int { return t.st.Step }
 
-// AddHook appends a hook run after every step.
+// AddHook appends a hook run after every step, after the trainer's own
+// end-of-step work.
 func (t *Trainer) AddHook(h Hook) { t.hooks = append(t.hooks, h) }
 
 // rngFor derives the random stream for (step, purpose): resuming at a step
