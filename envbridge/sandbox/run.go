@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -92,20 +93,42 @@ var (
 	slotMu    sync.Mutex
 	slotsUsed = map[int]bool{}
 	slotNext  int
+	// slotOf remembers the slot of the last bwrap run on each work
+	// directory (at most maxSlotMemory directories).
+	slotOf = map[string]int{}
+	// cutWalk holds the work directories whose last chown walk stopped at
+	// its bound.
+	cutWalk = map[string]bool{}
 )
 
-// acquireUID reserves a uid for one run; release it with releaseUID.
-// Slots are handed out round-robin so that a uid is reused only after
-// 1023 other runs: zombies of a killed run (reaped by the host's init in
-// the fallback mode) still count against RLIMIT_NPROC of their uid.
-func acquireUID() (int, error) {
+const maxSlotMemory = 4096
+
+// acquireUID reserves a uid for one run on workDir; release it with
+// releaseUID. Slots are handed out round-robin so that a uid is reused
+// only after 1023 other runs: zombies of a killed run (reaped by the
+// host's init in the fallback mode) still count against RLIMIT_NPROC of
+// their uid. With bwrap (reuse set) the PID namespace leaves no zombie,
+// and a work directory gets the uid of its previous run when that is free,
+// so its files are already the sandbox uid's and the chown walk can be
+// skipped (see prepare).
+func acquireUID(workDir string, reuse bool) (int, error) {
 	slotMu.Lock()
 	defer slotMu.Unlock()
+	if s, ok := slotOf[workDir]; ok && reuse && !slotsUsed[s] {
+		slotsUsed[s] = true
+		return uidBlock + s, nil
+	}
 	for i := 0; i < 1024; i++ {
 		s := (slotNext + i) % 1024
 		if !slotsUsed[s] {
 			slotsUsed[s] = true
 			slotNext = s + 1
+			if reuse {
+				if len(slotOf) >= maxSlotMemory {
+					clear(slotOf)
+				}
+				slotOf[workDir] = s
+			}
 			return uidBlock + s, nil
 		}
 	}
@@ -143,7 +166,7 @@ func (r *runner) run(ctx context.Context) (res Result, err error) {
 	r.uid, r.gid = -1, -1
 	root := os.Geteuid() == 0
 	if root {
-		uid, err := acquireUID()
+		uid, err := acquireUID(r.job.WorkDir, r.bwrap)
 		if err != nil {
 			return res, err
 		}
@@ -450,8 +473,16 @@ func (r *runner) prepare() error {
 			}
 		}
 	}
-	if r.uid >= 0 {
+	if r.uid >= 0 && !r.ownedAlready() {
+		chownWalks.Add(1)
 		err := chownTree(r.job.WorkDir, r.uid, r.gid, r.walkLimits())
+		slotMu.Lock()
+		if errors.Is(err, safefs.ErrLimit) {
+			cutWalk[r.job.WorkDir] = true
+		} else {
+			delete(cutWalk, r.job.WorkDir)
+		}
+		slotMu.Unlock()
 		switch {
 		case errors.Is(err, safefs.ErrLimit):
 			// Agent code made more entries than a walk visits: the rest
@@ -462,6 +493,28 @@ func (r *runner) prepare() error {
 		}
 	}
 	return nil
+}
+
+// chownWalks counts the chown walks (for tests).
+var chownWalks atomic.Int64
+
+// ownedAlready reports a bwrap run whose work directory already belongs to
+// the run's uid: the previous run on it had the same uid (acquireUID), so
+// everything agent code made is the uid's, and what the host made since
+// (output/, mode 0777) is usable as it is. A walk that stopped at its
+// bound last time is redone.
+func (r *runner) ownedAlready() bool {
+	if !r.bwrap {
+		return false
+	}
+	var st unix.Stat_t
+	if err := unix.Lstat(r.job.WorkDir, &st); err != nil {
+		return false
+	}
+	slotMu.Lock()
+	cut := cutWalk[r.job.WorkDir]
+	slotMu.Unlock()
+	return int(st.Uid) == r.uid && int(st.Gid) == r.gid && !cut
 }
 
 // chownTree hands dir and everything in it to uid:gid through safefs (no

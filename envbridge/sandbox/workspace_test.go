@@ -134,3 +134,41 @@ func TestWalkBoundNotFatal(t *testing.T) {
 		t.Logf("run %d: %s", i, res.WorkspaceError)
 	}
 }
+
+// TestUIDReusedPerWorkDir: consecutive bwrap runs on one work directory
+// get the same uid, so the second needs no chown walk (a walk over 50,000
+// files took about 0.55 s per run) and the files of the first are still
+// the code's own. (Not parallel: it counts the package's chown walks.)
+func TestUIDReusedPerWorkDir(t *testing.T) {
+	needBwrap(t)
+	if os.Geteuid() != 0 {
+		t.Skip("SKIP: the uid drop happens only as root")
+	}
+	f := newFixture(t)
+	before := chownWalks.Load()
+	code := "import os\nopen('mine', 'a').write('x')\nos.chmod('mine', 0o600)\nprint(os.getuid(), len(open('mine').read()))\n"
+	var uids []string
+	for i := range 3 {
+		res := mustRun(t, quick(IsolationBwrap), f.job(code))
+		if res.ExitCode != 0 {
+			t.Fatalf("run %d: %+v", i, res)
+		}
+		fields := strings.Fields(res.Stdout)
+		if len(fields) != 2 || fields[1] != fmt.Sprint(i+1) {
+			t.Fatalf("run %d: %q", i, res.Stdout)
+		}
+		uids = append(uids, fields[0])
+	}
+	if uids[0] != uids[1] || uids[1] != uids[2] {
+		t.Fatalf("uids %v", uids)
+	}
+	if n := chownWalks.Load() - before; n != 1 {
+		t.Fatalf("%d chown walks for three runs on one directory, want 1", n)
+	}
+	// Another directory gets its own uid and walk.
+	g := newFixture(t)
+	res := mustRun(t, quick(IsolationBwrap), g.job(code))
+	if strings.Fields(res.Stdout)[0] == uids[0] || chownWalks.Load()-before != 2 {
+		t.Fatalf("second directory: %q, %d walks", res.Stdout, chownWalks.Load()-before)
+	}
+}
