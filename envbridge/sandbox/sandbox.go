@@ -19,7 +19,9 @@
 //   - processes: the kernel ignores RLIMIT_NPROC for root, so when smtrain
 //     runs as root the launcher also drops to an unprivileged uid/gid
 //     (one per concurrent run, from a random private block of 1024 uids
-//     above 10^9) before exec. The kernel
+//     above 10^9; with bwrap a work directory keeps the uid of its
+//     previous run when it is free, which spares the chown walk) before
+//     exec. The kernel
 //     then enforces RLIMIT_NPROC on that uid, which contains fork bombs
 //     (verified by TestForkBomb). The work directory is chowned to that uid.
 //     As a non-root user, bwrap runs in a user namespace and RLIMIT_NPROC
