@@ -1,7 +1,3 @@
-// Package model holds the GPT-2 style policy: its configuration, named
-// parameters (HF GPT-2 names and layouts), the training graph on gorgonia
-// built from fused custom ops, the incremental KV-cache decoder step, and
-// checkpoint reading and writing (safetensors + config.json).
 package model
 
 import (
