@@ -140,7 +140,7 @@ func New(task *Task, opts Options) (*Env, error) {
 	}
 	e := &Env{task: task, opts: opts}
 	if e.opts.RunDir == "" {
-		d, err := os.MkdirTemp(opts.WorkRoot, task.Name+"-run-")
+		d, err := sandbox.NewOwnedDir(opts.WorkRoot, task.Name+"-run-")
 		if err != nil {
 			return nil, fmt.Errorf("local env: %w", err)
 		}
@@ -739,7 +739,7 @@ func (e *Env) Close() error {
 		sandbox.RemoveWorkspace(e.workspace)
 	}
 	if e.tmpRun {
-		os.RemoveAll(e.opts.RunDir)
+		sandbox.RemoveWorkspace(e.opts.RunDir)
 	}
 	return nil
 }

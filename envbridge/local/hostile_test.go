@@ -347,10 +347,18 @@ func TestServerCleansStaleWorkspaces(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(live.Workspace(), "output")); err != nil {
 		t.Fatalf("a live workspace was removed: %v", err)
 	}
-	if len(logs) != 1 || !strings.Contains(logs[0], "removed 1 stale workspace(s)") {
+	if len(logs) != 1 || !strings.Contains(logs[0], "removed 2 stale workspace(s)") {
 		t.Fatalf("server log: %q", logs)
 	}
 	t.Log(logs[0])
+	// Left: the live env's workspace and run folder with their locks.
+	if ents, _ := os.ReadDir(root); len(ents) != 4 {
+		var names []string
+		for _, e := range ents {
+			names = append(names, e.Name())
+		}
+		t.Fatalf("work root after the clean-up: %v", names)
+	}
 }
 
 // TestHelperEnvOwner is the process killed by TestServerCleansStaleWorkspaces.

@@ -47,17 +47,9 @@ func (c Config) NewWorkspace(root, prefix string) (path, quota string, err error
 		_ = RemoveWorkspace(ws)
 		return "", "", fmt.Errorf("sandbox: workspace: %w", err)
 	}
-	lock, err := os.OpenFile(ws+wsLockSuffix, os.O_RDWR|os.O_CREATE|os.O_EXCL|unix.O_CLOEXEC, 0o600)
-	if err != nil {
+	if err := lockDir(ws); err != nil {
 		return fail(err)
 	}
-	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		lock.Close()
-		return fail(err)
-	}
-	wsMu.Lock()
-	wsLocks[ws] = lock
-	wsMu.Unlock()
 	quota = "none (" + mountUnavailable() + "; only the per-file size limit applies)"
 	if mountErr == nil {
 		opts := fmt.Sprintf("size=%d,nr_inodes=%d,mode=0777", c.WorkspaceBytes, c.WorkspaceFiles)
@@ -70,6 +62,39 @@ func (c Config) NewWorkspace(root, prefix string) (path, quota string, err error
 		return fail(err)
 	}
 	return ws, quota, nil
+}
+
+// NewOwnedDir creates an empty folder under root, named prefix plus a
+// random suffix, with the same owner lock as a workspace (no quota mount):
+// CleanStaleWorkspaces removes it once this process is gone. Remove it
+// with RemoveWorkspace.
+func NewOwnedDir(root, prefix string) (string, error) {
+	d, err := os.MkdirTemp(root, prefix)
+	if err != nil {
+		return "", err
+	}
+	if err := lockDir(d); err != nil {
+		_ = RemoveWorkspace(d)
+		return "", err
+	}
+	return d, nil
+}
+
+// lockDir creates dir's lock file and holds an exclusive flock on it
+// until RemoveWorkspace(dir) or the process's end.
+func lockDir(dir string) error {
+	lock, err := os.OpenFile(dir+wsLockSuffix, os.O_RDWR|os.O_CREATE|os.O_EXCL|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return err
+	}
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		lock.Close()
+		return err
+	}
+	wsMu.Lock()
+	wsLocks[dir] = lock
+	wsMu.Unlock()
+	return nil
 }
 
 // mountUnavailable tests once whether this process can mount a tmpfs and
@@ -95,7 +120,8 @@ func mountUnavailable() string {
 }
 
 // RemoveWorkspace unmounts (when it is a quota mount) and deletes a
-// workspace made by NewWorkspace, and drops its lock.
+// workspace made by NewWorkspace (or a folder made by NewOwnedDir), and
+// drops its lock.
 func RemoveWorkspace(ws string) error {
 	var errs []error
 	if isMountPoint(ws) {
@@ -132,10 +158,10 @@ func isMountPoint(dir string) bool {
 	return a.Dev != b.Dev
 }
 
-// CleanStaleWorkspaces removes the workspaces under root whose owning
-// process is gone (their lock file is not held): a killed environment
-// server leaves its quota mounts and files behind, and the next server on
-// the same root removes them at start. Workspaces of live processes are
+// CleanStaleWorkspaces removes the workspaces (and NewOwnedDir folders)
+// under root whose owning process is gone (their lock file is not held):
+// a killed environment server leaves its quota mounts and files behind,
+// and the next server on the same root removes them at start. Workspaces of live processes are
 // left alone. It returns the names removed.
 func CleanStaleWorkspaces(root string) ([]string, error) {
 	ents, err := os.ReadDir(root)
