@@ -73,8 +73,13 @@
 //     nodev) when the process may mount one (root with CAP_SYS_ADMIN), so a
 //     disk or inode flood ends in ENOSPC inside the sandbox, and every
 //     host-side walk has at most WorkspaceFiles entries to visit. The
-//     tmpfs is memory: a full workspace holds its quota in RAM. Without
-//     mount permission only RLIMIT_FSIZE bounds what is written;
+//     tmpfs is memory: a full workspace holds its quota in RAM, and the
+//     pages a run writes are charged to its cgroup, so a run cannot write
+//     much more than MemoryBytes (512 MiB written under a 256 MiB limit
+//     was killed as "memory"). A disk-backed quota (a loop-mounted ext4
+//     image per workspace, about 0.12 s to make here) would avoid both;
+//     it is not implemented. Without mount permission only RLIMIT_FSIZE
+//     bounds what is written;
 //   - each workspace has a lock file held (flock) by its owner;
 //     CleanStaleWorkspaces removes those of dead owners, and an environment
 //     server calls it at start;
