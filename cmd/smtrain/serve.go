@@ -64,8 +64,14 @@ At most -max_concurrency requests decode at once; up to -max_queue more
 wait (until their client hangs up) and the rest get 429. A client that
 disconnects cancels its generation. Bad requests get OpenAI-style error
 JSON with status 400; features the policy cannot honour (tools, logprobs,
-JSON mode, penalties) are refused, not ignored. The model field of a
-request is accepted and ignored (one model is served, named by -name).
+JSON mode, penalties) are refused, not ignored. One model is served,
+named by -name (default: the checkpoint folder's name): a request for
+another model id is a 404 model_not_found, as GET /v1/models/{id} is,
+unless -any_model (then every id is answered by this model). A
+max_tokens beyond the context is lowered to fit (-clamp_max_tokens, the
+default; the response's smtrain.max_tokens_clamped and the header
+X-Smtrain-Max-Tokens say so) or, without it, a 400 that states the real
+limit.
 Authentication: with -api_key_file FILE (one key per line, # comments) or
 $SMTRAIN_SERVE_API_KEY (comma-separated keys) every route but /healthz needs
 'Authorization: Bearer KEY' (an OpenAI client's apiKey); a missing or wrong
@@ -102,6 +108,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	progress := fs.Bool("stream_progress", true, "send the actions taken and the current text in each stream chunk's extension while a stream decodes")
 	window := fs.Int("stream_window", 16, "tokens a backspace may reach back in a streamed reply; older text streams as it becomes final (0: unbounded, content at the end)")
 	quiet := fs.Bool("quiet", false, "no per-request log lines on stderr")
+	anyModel := fs.Bool("any_model", false, "answer requests for any model id with this model (default: another id is a 404 model_not_found, as OpenAI does)")
 	constrain := addConstrainFlag(fs, "constrain every reply")
 	auth := addServerAuthFlags(fs, apikey.ServeKey)
 	if err := cmdServe.Parse(fs, args, stderr, false); err != nil {
@@ -150,6 +157,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	cfg.RejectLong, cfg.MaxBodyBytes, cfg.ClampMaxTokens = *rejectLong, *maxBody, *clamp
 	cfg.Seed = *seed
 	cfg.NoProgress = !*progress
+	cfg.AnyModel = *anyModel
 	if *window < 0 {
 		return usagef("-stream_window must be >= 0, got %d", *window)
 	}

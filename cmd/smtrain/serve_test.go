@@ -107,7 +107,7 @@ func TestServeCommand(t *testing.T) {
 	if err != nil || len(models.Data) != 1 || models.Data[0].ID != filepath.Base(out) {
 		t.Fatalf("models: %v %+v", err, models)
 	}
-	body := `{"model":"m","messages":[{"role":"user","content":"hello"}],"max_tokens":8,"seed":3}`
+	body := `{"messages":[{"role":"user","content":"hello"}],"max_tokens":8,"seed":3}`
 	resp, err = http.Post(base+"/chat/completions", "application/json", strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
@@ -191,7 +191,7 @@ func TestServeCurl(t *testing.T) {
 const openaiClientJS = `
 const OpenAI = require('openai');
 const client = new OpenAI({ baseURL: process.argv[2], apiKey: 'unused', maxRetries: 0, timeout: 60000 });
-const req = { model: 'anything', messages: [{ role: 'system', content: 'be brief' }, { role: 'user', content: 'hello' }], max_tokens: 12, n: 2, seed: 5, temperature: 1 };
+const req = { model: process.argv[3], messages: [{ role: 'system', content: 'be brief' }, { role: 'user', content: 'hello' }], max_tokens: 12, n: 2, seed: 5, temperature: 1 };
 (async () => {
   const out = { version: require('openai/version').VERSION };
   out.models = (await client.models.list()).data.map(m => m.id);
@@ -209,7 +209,7 @@ const req = { model: 'anything', messages: [{ role: 'system', content: 'be brief
   const runner = client.chat.completions.stream(req);
   out.helper = await runner.finalChatCompletion();
   try {
-    await client.chat.completions.create({ model: 'x', messages: [] });
+    await client.chat.completions.create({ model: process.argv[3], messages: [] });
     out.err = null;
   } catch (e) {
     out.err = { status: e.status, name: e.constructor.name, message: e.message, param: e.param, type: e.type };
@@ -259,7 +259,7 @@ func TestServeOpenAINodeClient(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, node, script, base)
+	cmd := exec.CommandContext(ctx, node, script, base, filepath.Base(out)) // the served model id
 	cmd.Env = append(os.Environ(), "NODE_PATH="+nodePath)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr

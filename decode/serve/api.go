@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"reflect"
 	"strconv"
@@ -117,8 +118,8 @@ type responseFormat struct {
 type chatRequest struct {
 	Model               string          `json:"model"`
 	Messages            []chatMessage   `json:"messages"`
-	MaxTokens           *int            `json:"max_tokens"`
-	MaxCompletionTokens *int            `json:"max_completion_tokens"`
+	MaxTokens           *countField     `json:"max_tokens"`
+	MaxCompletionTokens *countField     `json:"max_completion_tokens"`
 	Temperature         *float64        `json:"temperature"`
 	TopP                *float64        `json:"top_p"`
 	Stop                stopField       `json:"stop"`
@@ -156,6 +157,33 @@ type params struct {
 type limits struct {
 	MaxTokens int // largest max_tokens accepted
 	MaxN      int // largest n accepted
+	Context   int // the model's context window
+	// Model is the served model's id; other ids are a 404 unless AnyModel.
+	Model    string
+	AnyModel bool
+}
+
+// countField is a token count: any JSON integer, also in exponent form
+// (1e12) and beyond the int range (saturated), so that a huge max_tokens
+// meets the server's real limit instead of a number-format error.
+type countField int
+
+func (c *countField) UnmarshalJSON(b []byte) error {
+	t := string(bytes.TrimSpace(b))
+	if n, err := strconv.ParseInt(t, 10, 64); err == nil {
+		*c = countField(n)
+		return nil
+	}
+	x, err := strconv.ParseFloat(t, 64)
+	if err != nil || x != math.Trunc(x) {
+		kind := jsonKind(b)
+		if kind == "number" {
+			kind = "number " + t
+		}
+		return &json.UnmarshalTypeError{Value: kind, Type: reflect.TypeOf(0)}
+	}
+	*c = countField(max(min(x, math.MaxInt64/2), math.MinInt64/2))
+	return nil
 }
 
 // parseRequest decodes and validates a chat-completions body.
@@ -282,15 +310,20 @@ func (r *chatRequest) validate(lim limits) (*params, *apiError) {
 	case r.MaxTokens != nil && r.MaxCompletionTokens != nil && *r.MaxTokens != *r.MaxCompletionTokens:
 		return nil, badRequest("max_tokens", "", "max_tokens (%d) and max_completion_tokens (%d) disagree", *r.MaxTokens, *r.MaxCompletionTokens)
 	case r.MaxCompletionTokens != nil:
-		p.MaxTokens, p.MaxTokensSet = *r.MaxCompletionTokens, true
+		p.MaxTokens, p.MaxTokensSet = int(*r.MaxCompletionTokens), true
 	case r.MaxTokens != nil:
-		p.MaxTokens, p.MaxTokensSet = *r.MaxTokens, true
+		p.MaxTokens, p.MaxTokensSet = int(*r.MaxTokens), true
+	}
+	if r.Model != "" && r.Model != lim.Model && !lim.AnyModel {
+		e := badRequest("model", "model_not_found", "the model %q does not exist: this server serves %q (omit model, or run serve with -any_model to answer every model name)", r.Model, lim.Model)
+		e.Status = 404
+		return nil, e
 	}
 	if p.MaxTokensSet && p.MaxTokens < 1 {
 		return nil, badRequest("max_tokens", "invalid_value", "max_tokens must be at least 1, got %d", p.MaxTokens)
 	}
 	if p.MaxTokensSet && p.MaxTokens > lim.MaxTokens {
-		return nil, badRequest("max_tokens", "invalid_value", "max_tokens is %d but this server allows at most %d (the model's context window less room for a prompt)", p.MaxTokens, lim.MaxTokens)
+		return nil, badRequest("max_tokens", "invalid_value", "max_tokens is %d but this model's context window is %d tokens, so a reply has at most %d (fewer with a longer prompt); lower max_tokens, or run serve with -clamp_max_tokens to lower it to fit", p.MaxTokens, lim.Context, lim.MaxTokens)
 	}
 	if r.Temperature != nil {
 		t := *r.Temperature

@@ -209,6 +209,10 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 		writeError(w, aerr)
 		return
 	}
+	if j.clamped {
+		// Clients that ignore the smtrain extension see it here.
+		w.Header().Set("X-Smtrain-Max-Tokens", fmt.Sprintf("%d (max_tokens %d lowered to fit the context of %d tokens)", j.maxTokens, p.MaxTokens, s.cfg.ContextLen))
+	}
 	ctx, done := s.requestContext(r.Context())
 	defer done()
 	if err := s.acquire(ctx); err != nil {

@@ -14,7 +14,7 @@ import (
 // and negative ones (both used to fail or be reported out of int64 range).
 func TestSeedsRoundTrip(t *testing.T) {
 	_, ts := tinyServer(t, nil)
-	body := `{"model":"m","messages":[{"role":"user","content":"hi"}],"max_tokens":8,"n":2,"temperature":1%s}`
+	body := `{"model":"tiny-test","messages":[{"role":"user","content":"hi"}],"max_tokens":8,"n":2,"temperature":1%s}`
 	for i := range 20 {
 		st, b := post(t, context.Background(), ts.URL, fmt.Sprintf(body, ""))
 		if st != 200 {

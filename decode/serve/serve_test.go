@@ -136,7 +136,7 @@ func viaJSON(s string) string {
 func TestChatCompletionSchemaAndSeed(t *testing.T) {
 	s, ts := tinyServer(t, nil)
 	tok := s.cfg.Tok
-	body := `{"model":"whatever","messages":[{"role":"system","content":"be brief"},{"role":"user","content":"hello"}],"max_tokens":12,"n":4,"seed":7,"temperature":1}`
+	body := `{"model":"tiny-test","messages":[{"role":"system","content":"be brief"},{"role":"user","content":"hello"}],"max_tokens":12,"n":4,"seed":7,"temperature":1}`
 	st, b := post(t, context.Background(), ts.URL, body)
 	if st != 200 {
 		t.Fatalf("status %d: %s", st, b)
@@ -412,7 +412,7 @@ func TestBadRequests(t *testing.T) {
 		t.Errorf("oversize body: %d %s", st, b)
 	}
 	// Ignored fields with default values and a foreign model name are fine.
-	st, b = post(t, context.Background(), ts.URL, `{`+ok+`,"model":"gpt-4o","user":"u","presence_penalty":0,"tools":[],"logprobs":false,"response_format":{"type":"text"},"max_tokens":4}`)
+	st, b = post(t, context.Background(), ts.URL, `{`+ok+`,"model":"tiny-test","user":"u","presence_penalty":0,"tools":[],"logprobs":false,"response_format":{"type":"text"},"max_tokens":4}`)
 	if st != 200 {
 		t.Errorf("benign extras: %d %s", st, b)
 	}

@@ -110,6 +110,10 @@ type Config struct {
 	// content then arrives when the reply is done. Non-streamed replies
 	// are never bounded.
 	StreamWindow int
+	// AnyModel answers requests for any model id (and GET
+	// /v1/models/{id} for any id) with the served model; by default an id
+	// other than ModelName is a 404 model_not_found, as OpenAI does.
+	AnyModel bool
 	// RejectLong rejects prompts that do not fit instead of truncating.
 	RejectLong bool
 	// MaxBodyBytes bounds a request body (413 beyond); 0: 8 MiB.
@@ -254,10 +258,13 @@ func New(cfg Config) (*Server, error) {
 		lim: limits{
 			MaxTokens: cfg.ContextLen - 2,
 			MaxN:      cfg.MaxN,
+			Context:   cfg.ContextLen,
+			Model:     cfg.ModelName,
+			AnyModel:  cfg.AnyModel,
 		},
 	}
 	if cfg.ClampMaxTokens {
-		s.lim.MaxTokens = math.MaxInt32
+		s.lim.MaxTokens = math.MaxInt
 	}
 	s.stopping, s.stopCancel = context.WithCancel(context.Background())
 	return s, nil
@@ -348,6 +355,12 @@ func (s *Server) handleModels(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) handleModel(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
+	if s.cfg.AnyModel {
+		m := s.modelObject()
+		m["id"] = id
+		writeJSON(w, 200, m)
+		return
+	}
 	if id != s.cfg.ModelName {
 		code := "model_not_found"
 		writeError(w, &apiError{Status: 404, Type: "invalid_request_error", Message: fmt.Sprintf("the model %q does not exist (this server serves %q)", id, s.cfg.ModelName), Code: &code})
