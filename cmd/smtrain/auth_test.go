@@ -181,7 +181,7 @@ const OpenAI = require('openai');
   const out = {};
   const good = new OpenAI({ baseURL: process.argv[2], apiKey: process.argv[3], maxRetries: 0, timeout: 60000 });
   out.models = (await good.models.list()).data.map(m => m.id);
-  const c = await good.chat.completions.create({ model: 'm', messages: [{ role: 'user', content: 'hi' }], max_tokens: 4, seed: 1 });
+  const c = await good.chat.completions.create({ model: (await good.models.list()).data[0].id, messages: [{ role: 'user', content: 'hi' }], max_tokens: 4, seed: 1 });
   out.object = c.object;
   const bad = new OpenAI({ baseURL: process.argv[2], apiKey: 'sk-wrong-0000000000000000', maxRetries: 0, timeout: 60000 });
   try {
