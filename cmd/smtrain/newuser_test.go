@@ -1,10 +1,14 @@
 package main
 
 import (
+	"flag"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"smtrain/train"
 )
 
 // countLines returns the number of lines of a file.
@@ -148,5 +152,38 @@ func TestConfigErrorsSameShape(t *testing.T) {
 	code, _, errb = runCLI("eval", "-ckpt", dir, "-beta2", "0.9")
 	if code != 2 || !strings.Contains(errb, "beta2") {
 		t.Errorf("eval -beta2: exit %d stderr %q, want a usage error", code, errb)
+	}
+}
+
+// TestDemoFlags: the demo's fit command overrides only what differs from
+// fit's defaults (no redundant flags) and does not force the progress bar
+// (make demo > log wrote hundreds of carriage returns).
+func TestDemoFlags(t *testing.T) {
+	b, err := os.ReadFile("../../scripts/demo.sh")
+	if err != nil {
+		t.Skip("no scripts/demo.sh")
+	}
+	text := strings.ReplaceAll(string(b), "\\\n", " ")
+	var fit []string
+	for _, line := range strings.Split(text, "\n") {
+		if f := strings.Fields(line); len(f) > 1 && f[0] == "$BIN" && f[1] == "fit" {
+			fit = f[2:]
+		}
+	}
+	if len(fit) == 0 {
+		t.Fatal("no fit command in demo.sh")
+	}
+	def := map[string]string{}
+	fs := cmdFit.NewFlagSet(io.Discard)
+	train.BindFlags(fs)
+	fs.VisitAll(func(f *flag.Flag) { def[f.Name] = f.DefValue })
+	for i := 0; i+1 < len(fit); i += 2 {
+		name, val := strings.TrimPrefix(fit[i], "-"), fit[i+1]
+		if name == "progress" {
+			t.Errorf("demo.sh forces -progress %s", val)
+		}
+		if d, ok := def[name]; ok && d == val {
+			t.Errorf("demo.sh sets -%s %s, fit's default", name, val)
+		}
 	}
 }
