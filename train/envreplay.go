@@ -34,6 +34,9 @@ type EnvReplay struct {
 	Episodes, Parallel, MaxSteps int
 	// MaxNew caps the tokens of one reply (default n_positions/2).
 	MaxNew int
+	// Grammar, when set, constrains the replies (envbridge.ActionGrammar:
+	// every reply a valid action).
+	Grammar decode.Grammar
 }
 
 // EnvReplayDir is the folder of the refreshes' rollouts inside OUT.
@@ -68,7 +71,7 @@ func (t *Trainer) refreshReplayEnv(ctx context.Context) error {
 		maxNew = t.cfg.NPositions / 2
 	}
 	o := decode.DefaultOptions()
-	o.Temperature, o.MaxNewTokens, o.Workers = t.cfg.ReplayTemp, maxNew, 1
+	o.Temperature, o.MaxNewTokens, o.Workers, o.Grammar = t.cfg.ReplayTemp, maxNew, 1, er.Grammar
 	pol := &rollout.ChatPolicy{CP: decode.NewChatPolicy(t.params, t.tok, o)}
 	dir := filepath.Join(t.out, EnvReplayDir, fmt.Sprintf("step-%08d", t.st.Step))
 	seed := int64(t.rngFor(t.st.Step, 2).Uint64() >> 1)

@@ -9,8 +9,11 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/pprof"
+	"strings"
+	"time"
 
 	"smtrain/data"
+	"smtrain/envbridge/httpenv"
 	"smtrain/train"
 )
 
@@ -49,6 +52,18 @@ and otherwise trains one sequence per assistant turn (with the earlier
 history as its prompt), so long multi-turn episodes (MLE-Dojo runs) keep
 every action; 'episode' always keeps whole episodes (left-truncated, a long
 one keeps only its last turns), 'turn' always splits.
+
+Online imitation: -replay_env SPEC (as rollout -env; several, comma-separated,
+are taken in turn) fills SequenceMatch's G side with the policy's own
+multi-turn episodes: at every replay refresh (replay_every steps) the current
+policy plays replay_samples episodes (at most 10 actions, replies up to
+n_positions/2 tokens, replay_temperature) and each episode, with the
+observations the environment returned, is split like the expert data and put
+into the replay buffer; OUT/replay_env/step-N keeps the rollouts and
+metrics.jsonl a "replay" event per refresh (episodes, mean reward, scoring
+rate, valid-action rate, code error rate, backspaces per episode).
+-replay_data DIR puts the episodes of earlier rollout folders into the buffer
+at the start. builtin: environments draw the tasks with -seed.
 
 Configuration: defaults < -config file (YAML or JSON) < flags. Every config
 key is also a flag of the same name (-lr, -batch_size, -eta, ...). Unknown
@@ -89,6 +104,9 @@ func runFit(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
+	if err := replayInputs(cfg, &in); err != nil {
+		return err
+	}
 	t, err := train.New(cfg, in, *resume, stdout)
 	if err != nil {
 		return err
@@ -107,6 +125,54 @@ func runFit(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	return nil
+}
+
+// replayInputs adds the environments of cfg.ReplayEnv and the episodes of
+// cfg.ReplayData to in.
+func replayInputs(cfg train.Config, in *train.Inputs) error {
+	if len(cfg.ReplayData) > 0 {
+		res, err := data.Load(cfg.ReplayData, cfg.SkipBad)
+		if err != nil {
+			return fmt.Errorf("replay_data: %w", err)
+		}
+		in.ReplayData = res.Episodes
+	}
+	specs := joinEnvSpecs(cfg.ReplayEnv)
+	if len(specs) == 0 {
+		return nil
+	}
+	var multi train.MultiEnvSpec
+	for _, sp := range specs {
+		es, err := parseEnvSpec(sp, filepath.Join(cfg.Out, train.EnvReplayDir), uint64(cfg.Seed), httpenv.Options{MaxSteps: 10, TimeBudget: 10 * time.Minute})
+		if err != nil {
+			return fmt.Errorf("replay_env: %w", err)
+		}
+		multi = append(multi, es)
+	}
+	in.EnvReplay = &train.EnvReplay{Spec: multi, Describe: strings.Join(specs, " + "), Parallel: 1, MaxSteps: 10, MaxNew: cfg.NPositions / 2}
+	return nil
+}
+
+// joinEnvSpecs undoes the comma split of a list config key for env specs:
+// http:// addresses without a '#TASK' belong to the next one that has it
+// (http://a,http://b#task is one spec: a pool of two servers).
+func joinEnvSpecs(parts []string) []string {
+	var out, pending []string
+	for _, p := range parts {
+		if strings.HasPrefix(p, "http://") || strings.HasPrefix(p, "https://") {
+			pending = append(pending, p)
+			if strings.Contains(p, "#") {
+				out = append(out, strings.Join(pending, ","))
+				pending = nil
+			}
+			continue
+		}
+		out = append(out, p)
+	}
+	if len(pending) > 0 {
+		out = append(out, strings.Join(pending, ","))
+	}
+	return out
 }
 
 // startCPUProfile starts a Go CPU profile written to path; the returned
@@ -190,7 +256,7 @@ func fitInputs(ctx context.Context, cfg *train.Config, stderr io.Writer) (train.
 
 func arithInputs(cfg train.Config) (train.Inputs, error) {
 	ac := data.ArithConfig{Digits: cfg.ArithDigits, Base: cfg.ArithBase, Op: cfg.ArithOps,
-		NTrain: cfg.ArithTrain, NTest: cfg.ArithTest, Seed: uint64(cfg.Seed)}
+		Reversed: cfg.ArithRev, NTrain: cfg.ArithTrain, NTest: cfg.ArithTest, Seed: uint64(cfg.Seed)}
 	tr, te, err := data.ArithSplits(ac)
 	if err != nil {
 		return train.Inputs{}, err
