@@ -350,8 +350,8 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// keys returns the config keys (json tag names) in declaration order with
-// their struct field index.
+// configFields returns Config's fields (each key's json tag is its name)
+// in declaration order.
 func configFields() []reflect.StructField {
 	t := reflect.TypeOf(Config{})
 	out := make([]reflect.StructField, 0, t.NumField())
