@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"smtrain/data"
+	"smtrain/model"
 )
 
 // noiseOptions are the augmentation options of cfg for an evaluator: the
@@ -123,3 +124,9 @@ func (e *Evaluator) forwardRows(rows []*data.ActionSeq) (*data.Batch, []float32,
 	}
 	return b, fg.g.Logits32(), nil
 }
+
+// Tokenizer is the evaluator's tokenizer.
+func (e *Evaluator) Tokenizer() *data.Tokenizer { return e.tok }
+
+// Params are the evaluator's model parameters.
+func (e *Evaluator) Params() *model.Params { return e.params }

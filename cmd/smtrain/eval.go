@@ -15,6 +15,7 @@ import (
 	"smtrain/data"
 	"smtrain/internal/atomicfile"
 	"smtrain/train"
+	"smtrain/train/compare"
 )
 
 var cmdEval = &Command{
@@ -73,7 +74,11 @@ type evalReport struct {
 	VocabGrown int            `json:"vocab_grown,omitempty"`
 	// ByObjective holds the loss of each objective named by -objectives.
 	ByObjective map[string]objectiveReport `json:"by_objective,omitempty"`
-	ElapsedS    float64                    `json:"elapsed_s"`
+	// Backspace holds the diagnostics of -decode: exact match against the
+	// episodes' own last assistant messages, ⌫ recall, false-⌫ rate, ⌫
+	// precision, corrections, P(⌫ | previous token probability) bins.
+	Backspace map[string]any `json:"backspace,omitempty"`
+	ElapsedS  float64        `json:"elapsed_s"`
 }
 
 // objectiveReport is one objective's loss on the held-out sequences.
@@ -126,12 +131,17 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	split := fs.String("split", "auto", "episodes to score: auto, all, val or train")
 	jsonOut := fs.String("json", "", "also write the JSON report to this file")
 	objectives := fs.String("objectives", "", "comma-separated objectives whose losses are reported too (by_objective)")
+	decodeN := fs.Int("decode", 0, "also sample replies to this many of the scored episodes' prompts (temperature 1, <bkspc> allowed) and report the backspace diagnostics (0 = off)")
+	decodeMax := fs.Int("decode_max_new", 64, "with -decode: most tokens per reply")
 	bind := train.BindEvalFlags(fs)
 	if err := cmdEval.Parse(fs, args, stderr, false); err != nil {
 		return err
 	}
 	if *ckArg == "" {
 		return usagef("-ckpt is required")
+	}
+	if *decodeN < 0 || *decodeMax < 1 {
+		return usagef("-decode must be >= 0 and -decode_max_new >= 1")
 	}
 	switch *split {
 	case "auto", "all", "val", "train":
@@ -284,6 +294,18 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			rep.ByObjective = map[string]objectiveReport{}
 		}
 		rep.ByObjective[name] = objectiveReport{Loss: jsonNum(or.Loss), Components: componentsJSON(or.Components), Tokens: or.Tokens}
+	}
+	if *decodeN > 0 {
+		dd, err := compare.DecodeDiagnostics(ctx, ev, eps, *decodeN, *decodeMax, uint64(cfg.Seed))
+		if err != nil {
+			return fmt.Errorf("eval -decode: %w", err)
+		}
+		m := map[string]any{"replies": len(dd.Results), "counts": dd.Diag, "bins": dd.Bins}
+		for k, v := range dd.Metrics() {
+			m[k] = jsonNum(v)
+		}
+		rep.Backspace = m
+		fmt.Fprintf(stderr, "eval: %d replies at T=1 | exact match %.3f | %s\n", len(dd.Results), dd.Metrics()["exact_match"], dd.Diag)
 	}
 	rep.ElapsedS = math.Round(time.Since(start).Seconds()*1000) / 1000
 	b, err := json.MarshalIndent(rep, "", "  ")

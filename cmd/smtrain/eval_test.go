@@ -190,3 +190,35 @@ func TestEvalErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestEvalDecodeBackspace: -decode N samples N replies to the scored
+// prompts and reports the backspace diagnostics in the JSON and on stderr.
+func TestEvalDecodeBackspace(t *testing.T) {
+	run := filepath.Join(t.TempDir(), "run")
+	if code, _, errb := runCLI(tinyFit(run, "6", "-objective", "bc", "-eta", "0.3", "-noise_kind", "policy", "-arith_reversed")...); code != 0 {
+		t.Fatalf("fit: %s", errb)
+	}
+	code, out, errb := runCLI("eval", "-ckpt", run, "-decode", "7")
+	if code != 0 {
+		t.Fatalf("eval -decode: %d %s", code, errb)
+	}
+	var rep struct {
+		Backspace map[string]any `json:"backspace"`
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Backspace["replies"] != float64(7) {
+		t.Fatalf("backspace.replies = %v, want 7 (%v)", rep.Backspace["replies"], rep.Backspace)
+	}
+	em, ok := rep.Backspace["exact_match"].(float64)
+	if !ok || em < 0 || em > 1 {
+		t.Fatalf("exact_match %v", rep.Backspace["exact_match"])
+	}
+	if !strings.Contains(errb, "7 replies at T=1") || !strings.Contains(errb, "⌫ recall") {
+		t.Fatalf("no diagnostics line on stderr: %q", errb)
+	}
+	if code, _, errb := runCLI("eval", "-ckpt", run, "-decode", "-1"); code != 2 || !strings.Contains(errb, "-decode") {
+		t.Fatalf("-decode -1: %d %s", code, errb)
+	}
+}

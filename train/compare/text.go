@@ -130,68 +130,20 @@ func (x *TextTask) Evaluate(ctx context.Context, t *train.Trainer, dir string) (
 	if err != nil {
 		return nil, err
 	}
-	tok := t.Tokenizer()
-	ctxLen := t.Params().Cfg.NPositions
-	maxNew := min(x.MaxNew, ctxLen/2)
-	var prompts [][]int32
-	var refs [][][]int32 // reference answers of each prompt
-	refIdx := x.references(tok)
-	for i := 0; len(prompts) < x.Samples && i < 4*x.Samples; i++ {
-		e := x.in.Val[i%len(x.in.Val)]
-		last := -1
-		for j, m := range e.Messages {
-			if m.Role == data.RoleAssistant {
-				last = j
-			}
-		}
-		if last < 0 {
-			continue
-		}
-		p, err := decode.ChatPrompt(tok, e.Messages[:last], ctxLen-maxNew)
-		if err != nil {
-			continue
-		}
-		prompts = append(prompts, p)
-		refs = append(refs, refIdx[messagesKey(e.Messages[:last])])
-	}
-	if len(prompts) == 0 {
-		return nil, fmt.Errorf("no validation episode gives a prompt that fits in %d tokens", ctxLen-maxNew)
-	}
-	o := decode.DefaultOptions()
-	o.MaxNewTokens = maxNew
-	o.Seed, o.Workers, o.BatchSize = x.Seed, 1, 8
-	o = decode.OptionsFor(tok, decode.Settings{Base: o, ModelVocab: t.Params().Cfg.VocabSize, ContextLen: ctxLen, RoleMarkers: true})
-	rs, _, err := decode.Generate(ctx, decode.ModelFactory(t.Params()), prompts, o)
+	dd, err := DecodeDiagnostics(ctx, t.Evaluator(), x.in.Val, x.Samples, x.MaxNew, x.Seed)
 	if err != nil {
 		return nil, err
 	}
-	samples := make([][]int32, len(rs))
+	m := dd.Metrics()
+	samples := make([][]int32, len(dd.Results))
 	var toks, acts, bk int
-	var d train.BkspcDiag
-	for i, r := range rs {
+	for i, r := range dd.Results {
 		samples[i] = r.Tokens
 		toks += len(r.Tokens)
 		acts += r.NumActions
 		bk += r.NumBkspc
-		d.Add(r.Actions, refs[i], tok.BkspcID(), o.StopTokens)
 	}
-	pb, err := t.Evaluator().BkspcByProb(rs)
-	if err != nil {
-		return nil, err
-	}
-	m := map[string]float64{
-		// the reply equals the last assistant message of a validation
-		// episode with the same conversation before it
-		"exact_match": float64(d.Correct) / float64(len(rs)),
-	}
-	for k, v := range d.Metrics("") {
-		if !math.IsNaN(v) {
-			m[k] = v
-		}
-	}
-	for k, v := range pb.Metrics() {
-		m[k] = v
-	}
+	rs := dd.Results
 	for k, v := range map[string]float64{
 		"val_nll":    ev.NLL,
 		"val_ppl":    ev.Perplexity,
@@ -216,18 +168,13 @@ func messagesKey(ms []data.Message) string {
 	return b.String()
 }
 
-// references maps each conversation before a validation episode's last
-// assistant message to the token sequences of every such last message
-// (the reference answers an exact-match checker accepts).
-func (x *TextTask) references(tok *data.Tokenizer) map[string][][]int32 {
+// references maps each conversation before an episode's last assistant
+// message to the token sequences of every such last message (the
+// reference answers an exact-match checker accepts).
+func references(eps []data.Episode, tok *data.Tokenizer) map[string][][]int32 {
 	out := map[string][][]int32{}
-	for _, e := range x.in.Val {
-		last := -1
-		for j, m := range e.Messages {
-			if m.Role == data.RoleAssistant {
-				last = j
-			}
-		}
+	for _, e := range eps {
+		last := lastAssistant(e.Messages)
 		if last < 0 {
 			continue
 		}
@@ -242,4 +189,91 @@ func (x *TextTask) references(tok *data.Tokenizer) map[string][][]int32 {
 		}
 	}
 	return out
+}
+
+// DecodeResult is what DecodeDiagnostics measured.
+type DecodeResult struct {
+	Results []decode.Result
+	// Diag checks each reply against the reference answers of its prompt.
+	Diag train.BkspcDiag
+	// Bins is P(⌫ | probability of the previous token).
+	Bins train.ProbBins
+}
+
+// Metrics are exact_match, the diagnostics (train.BkspcDiag.Metrics, NaN
+// ratios left out) and the probability bins (train.ProbBins.Metrics).
+func (d DecodeResult) Metrics() map[string]float64 {
+	m := map[string]float64{}
+	if n := len(d.Results); n > 0 {
+		// the reply equals the last assistant message of an episode with
+		// the same conversation before it
+		m["exact_match"] = float64(d.Diag.Correct) / float64(n)
+	}
+	for k, v := range d.Diag.Metrics("") {
+		if !math.IsNaN(v) {
+			m[k] = v
+		}
+	}
+	for k, v := range d.Bins.Metrics() {
+		m[k] = v
+	}
+	return m
+}
+
+// DecodeDiagnostics samples replies (temperature 1, <bkspc> allowed, at
+// most maxNew tokens, seed) of ev's model to the conversations before the
+// last assistant message of eps (n prompts, cycling through eps), checks
+// each against the reference answers (the last assistant messages of the
+// episodes with the same conversation before them) and bins P(⌫ | the
+// previous token's probability).
+func DecodeDiagnostics(ctx context.Context, ev *train.Evaluator, eps []data.Episode, n, maxNew int, seed uint64) (DecodeResult, error) {
+	var out DecodeResult
+	tok, params := ev.Tokenizer(), ev.Params()
+	ctxLen := ev.Config().NPositions
+	maxNew = min(maxNew, ctxLen/2)
+	var prompts [][]int32
+	var refs [][][]int32 // reference answers of each prompt
+	refIdx := references(eps, tok)
+	for i := 0; len(prompts) < n && i < 4*n && len(eps) > 0; i++ {
+		e := eps[i%len(eps)]
+		last := lastAssistant(e.Messages)
+		if last < 0 {
+			continue
+		}
+		p, err := decode.ChatPrompt(tok, e.Messages[:last], ctxLen-maxNew)
+		if err != nil {
+			continue
+		}
+		prompts = append(prompts, p)
+		refs = append(refs, refIdx[messagesKey(e.Messages[:last])])
+	}
+	if len(prompts) == 0 {
+		return out, fmt.Errorf("no episode gives a prompt that fits in %d tokens", ctxLen-maxNew)
+	}
+	o := decode.DefaultOptions()
+	o.MaxNewTokens = maxNew
+	o.Seed, o.Workers, o.BatchSize = seed, 1, 8
+	o = decode.OptionsFor(tok, decode.Settings{Base: o, ModelVocab: params.Cfg.VocabSize, ContextLen: ctxLen, RoleMarkers: true})
+	rs, _, err := decode.Generate(ctx, decode.ModelFactory(params), prompts, o)
+	if err != nil {
+		return out, err
+	}
+	out.Results = rs
+	for i, r := range rs {
+		out.Diag.Add(r.Actions, refs[i], tok.BkspcID(), o.StopTokens)
+	}
+	if out.Bins, err = ev.BkspcByProb(rs); err != nil {
+		return out, err
+	}
+	return out, nil
+}
+
+func lastAssistant(ms []data.Message) int {
+	last := -1
+	for j, m := range ms {
+		if m.Role == data.RoleAssistant {
+			last = j
+		}
+	}
+	return last
 }
