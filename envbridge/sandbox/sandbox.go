@@ -137,10 +137,13 @@ type Config struct {
 	// a loud warning), "bwrap" (fail if unusable) or "none".
 	Isolation string
 	// WorkspaceBytes and WorkspaceFiles are the quota of a workspace made
-	// by NewWorkspace (defaults 1 GiB and 50,000 files): its size-limited
-	// tmpfs, when this process may mount one.
+	// by NewWorkspace (defaults 1 GiB and 50,000 files): the size of its
+	// ext4 image or tmpfs, when this process may mount one.
 	WorkspaceBytes int64
 	WorkspaceFiles int64
+	// WorkspaceFS is the workspace's file system: WorkspaceFSAuto (""),
+	// WorkspaceFSExt4 or WorkspaceFSTmpfs.
+	WorkspaceFS string
 	// MaxWalkEntries bounds each host-side walk of the work directory
 	// (default safefs.DefaultMaxEntries); past it Result.WorkspaceError
 	// says so and the run goes on.

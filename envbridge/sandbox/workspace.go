@@ -1,12 +1,16 @@
 package sandbox
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -30,15 +34,34 @@ var (
 	mountErr  error // why workspaces cannot be quota mounts here
 )
 
+// Workspace file systems (Config.WorkspaceFS).
+const (
+	// WorkspaceFSAuto uses an ext4 image when this process can make and
+	// mount one, else a tmpfs, else no quota.
+	WorkspaceFSAuto = "auto"
+	// WorkspaceFSExt4 is a sparse ext4 image of WorkspaceBytes with
+	// WorkspaceFiles inodes, loop-mounted on the workspace: on disk, and
+	// its page cache can be reclaimed, so it does not count against the
+	// run's memory limit the way tmpfs pages do.
+	WorkspaceFSExt4 = "ext4"
+	// WorkspaceFSTmpfs is a tmpfs: no image or tools needed, but memory.
+	WorkspaceFSTmpfs = "tmpfs"
+)
+
+// wsImageSuffix names the ext4 image next to a workspace.
+const wsImageSuffix = ".img"
+
 // NewWorkspace creates an empty workspace folder (mode 0777, for the
 // sandbox uid) under root, named prefix plus a random suffix. Where this
 // process may mount file systems (root with CAP_SYS_ADMIN), the folder is
-// a tmpfs of c.WorkspaceBytes bytes and c.WorkspaceFiles inodes (nosuid,
-// nodev), so agent code that fills it gets ENOSPC ("No space left on
-// device") instead of filling the host's disk or inode table; quota tells
-// which applies. Remove it with RemoveWorkspace.
+// its own file system of c.WorkspaceBytes bytes and c.WorkspaceFiles
+// inodes (nosuid, nodev; see Config.WorkspaceFS), so agent code that
+// fills it gets ENOSPC ("No space left on device") instead of filling the
+// host's disk or inode table; quota tells which applies. Remove it with
+// RemoveWorkspace.
 func (c Config) NewWorkspace(root, prefix string) (path, quota string, err error) {
 	c = c.withDefaults()
+	fsType, why := c.workspaceFS()
 	ws, err := os.MkdirTemp(root, prefix)
 	if err != nil {
 		return "", "", fmt.Errorf("sandbox: workspace: %w", err)
@@ -50,18 +73,116 @@ func (c Config) NewWorkspace(root, prefix string) (path, quota string, err error
 	if err := lockDir(ws); err != nil {
 		return fail(err)
 	}
-	quota = "none (" + mountUnavailable() + "; only the per-file size limit applies)"
-	if mountErr == nil {
+	switch fsType {
+	case WorkspaceFSExt4:
+		if err := mountExt4(ws, c.WorkspaceBytes, c.WorkspaceFiles); err != nil {
+			return fail(err)
+		}
+		quota = fmt.Sprintf("ext4 image of %d bytes and %d files", c.WorkspaceBytes, c.WorkspaceFiles)
+	case WorkspaceFSTmpfs:
 		opts := fmt.Sprintf("size=%d,nr_inodes=%d,mode=0777", c.WorkspaceBytes, c.WorkspaceFiles)
 		if err := unix.Mount("smtrain-workspace", ws, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, opts); err != nil {
 			return fail(fmt.Errorf("tmpfs quota mount: %w", err))
 		}
 		quota = fmt.Sprintf("tmpfs of %d bytes and %d files", c.WorkspaceBytes, c.WorkspaceFiles)
+	default:
+		quota = "none (" + why + "; only the per-file size limit applies)"
 	}
 	if err := os.Chmod(ws, 0o777); err != nil {
 		return fail(err)
 	}
 	return ws, quota, nil
+}
+
+// workspaceFS picks the workspace file system, or "" with the reason
+// there is none.
+func (c Config) workspaceFS() (string, string) {
+	want := c.WorkspaceFS
+	if want == "" {
+		want = WorkspaceFSAuto
+	}
+	if why := mountUnavailable(); why != "" {
+		return "", why
+	}
+	if want == WorkspaceFSTmpfs {
+		return WorkspaceFSTmpfs, ""
+	}
+	if why := ext4Unavailable(); why != "" {
+		if want == WorkspaceFSExt4 {
+			return "", why
+		}
+		return WorkspaceFSTmpfs, ""
+	}
+	return WorkspaceFSExt4, ""
+}
+
+var (
+	ext4Once sync.Once
+	ext4Err  error
+)
+
+// ext4Unavailable tests once whether this process can make and mount an
+// ext4 image (mkfs.ext4 and mount -o loop) and returns why not.
+func ext4Unavailable() string {
+	ext4Once.Do(func() {
+		d, err := os.MkdirTemp("", "smtrain-ext4-probe-")
+		if err != nil {
+			ext4Err = err
+			return
+		}
+		defer os.Remove(d)
+		if err := mountExt4(d, 4<<20, 64); err != nil {
+			ext4Err = err
+			os.Remove(d + wsImageSuffix)
+			return
+		}
+		ext4Err = unix.Unmount(d, unix.MNT_DETACH)
+		os.Remove(d + wsImageSuffix)
+	})
+	if ext4Err != nil {
+		return "no ext4 workspace image: " + ext4Err.Error()
+	}
+	return ""
+}
+
+// mountExt4 makes a sparse ext4 image of size bytes with files inodes next
+// to dir (dir + ".img") and loop-mounts it on dir (nosuid, nodev, discard:
+// deleted files give their blocks back to the host's disk; the loop device
+// is freed when the mount goes).
+func mountExt4(dir string, size, files int64) error {
+	img := dir + wsImageSuffix
+	f, err := os.OpenFile(img, os.O_RDWR|os.O_CREATE|os.O_EXCL|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return err
+	}
+	err = f.Truncate(size)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for _, argv := range [][]string{
+		{"mkfs.ext4", "-q", "-F", "-m", "0", "-N", strconv.FormatInt(files, 10), "-O", "^has_journal",
+			"-E", "lazy_itable_init=0,root_owner=0:0", img},
+		{"mount", "-t", "ext4", "-o", "loop,nosuid,nodev,discard", img, dir},
+	} {
+		bin, err := lookPath(argv[0])
+		if err != nil {
+			return fmt.Errorf("%s not found (e2fsprogs, mount): %w", argv[0], err)
+		}
+		cmd := exec.CommandContext(ctx, bin, argv[1:]...)
+		cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("%s: %v: %s", argv[0], err, oneLine(string(out)))
+		}
+	}
+	if err := os.Remove(filepath.Join(dir, "lost+found")); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
 }
 
 // NewOwnedDir creates an empty folder under root, named prefix plus a
@@ -130,6 +251,9 @@ func RemoveWorkspace(ws string) error {
 		}
 	}
 	if err := os.RemoveAll(ws); err != nil {
+		errs = append(errs, err)
+	}
+	if err := os.Remove(ws + wsImageSuffix); err != nil && !errors.Is(err, os.ErrNotExist) {
 		errs = append(errs, err)
 	}
 	wsMu.Lock()

@@ -1,12 +1,15 @@
 package sandbox
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -170,5 +173,86 @@ func TestUIDReusedPerWorkDir(t *testing.T) {
 	res := mustRun(t, quick(IsolationBwrap), g.job(code))
 	if strings.Fields(res.Stdout)[0] == uids[0] || chownWalks.Load()-before != 2 {
 		t.Fatalf("second directory: %q, %d walks", res.Stdout, chownWalks.Load()-before)
+	}
+}
+
+// TestWorkspaceFS: both quota file systems refuse bytes and files past
+// the quota with ENOSPC (root included), and RemoveWorkspace leaves no
+// mount, image or loop device. Long mode also checks that an ext4
+// workspace does not count against the run's memory limit (600 MiB
+// written under a 256 MiB limit; in a tmpfs one, 512 MiB was killed).
+func TestWorkspaceFS(t *testing.T) {
+	if why := mountUnavailable(); why != "" {
+		t.Skip("SKIP: " + why)
+	}
+	for _, fsType := range []string{WorkspaceFSExt4, WorkspaceFSTmpfs} {
+		t.Run(fsType, func(t *testing.T) {
+			if fsType == WorkspaceFSExt4 {
+				if why := ext4Unavailable(); why != "" {
+					t.Skip("SKIP: " + why)
+				}
+			}
+			root := t.TempDir()
+			cfg := Config{WorkspaceBytes: 8 << 20, WorkspaceFiles: 100, WorkspaceFS: fsType}
+			t0 := time.Now()
+			ws, q, err := cfg.NewWorkspace(root, "w-")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { RemoveWorkspace(ws) }) // after a failure
+			t.Logf("%s in %v", q, time.Since(t0).Round(time.Millisecond))
+			if !strings.HasPrefix(q, fsType) {
+				t.Fatalf("quota %q", q)
+			}
+			if ents, _ := os.ReadDir(ws); len(ents) != 0 {
+				t.Fatalf("new workspace not empty: %v", ents)
+			}
+			err = os.WriteFile(filepath.Join(ws, "big"), make([]byte, 16<<20), 0o644)
+			if !errors.Is(err, unix.ENOSPC) {
+				t.Fatalf("16 MiB into 8 MiB: %v", err)
+			}
+			os.Remove(filepath.Join(ws, "big"))
+			n := 0
+			for ; n < 1000; n++ {
+				if err = os.WriteFile(filepath.Join(ws, fmt.Sprint(n)), nil, 0o644); err != nil {
+					break
+				}
+			}
+			if !errors.Is(err, unix.ENOSPC) || n > 200 {
+				t.Fatalf("files: %d made, then %v", n, err)
+			}
+			t.Logf("files: %d made, then ENOSPC", n)
+			if !testing.Short() && fsType == WorkspaceFSExt4 {
+				needBwrap(t)
+				big := cfg
+				big.WorkspaceBytes, big.MemoryBytes, big.Isolation = 1<<30, 256<<20, IsolationBwrap
+				ws2, _, err := big.NewWorkspace(root, "big-")
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { RemoveWorkspace(ws2) })
+				res, err := big.Run(context.Background(), Job{WorkDir: ws2,
+					Code: "for n in range(3):\n    with open('big%d' % n, 'wb') as f:\n        for i in range(200):\n            f.write(b'x' * (1 << 20))\nprint('ok')\n"})
+				if err != nil || res.ExitCode != 0 || res.Stdout != "ok\n" {
+					t.Fatalf("600 MiB into an ext4 workspace under a 256 MiB memory limit: %v %+v", err, res)
+				}
+				must(t, RemoveWorkspace(ws2))
+			}
+			must(t, RemoveWorkspace(ws))
+			if ents, _ := os.ReadDir(root); len(ents) != 0 {
+				t.Fatalf("left: %v", ents)
+			}
+			b, _ := os.ReadFile("/proc/self/mountinfo")
+			if strings.Contains(string(b), root) {
+				t.Fatal("still mounted")
+			}
+		})
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
 	}
 }
