@@ -32,9 +32,9 @@ folder (env_history/history.json, agent_history/trajectory.json).
 SIGINT/SIGTERM shut it down gracefully.
 
 Limits on agent files: when the server may mount file systems (root), each
-workspace is a tmpfs of -workspace_bytes (default 1 GiB) and
--workspace_files (default 50000); writes past them fail inside the sandbox
-with "No space left on device". The server reads a submission.csv of at
+workspace is its own file system (an ext4 image, else a tmpfs) of
+-workspace_bytes (default 1 GiB) and -workspace_files (default 50000);
+writes past them fail inside the sandbox with "No space left on device". The server reads a submission.csv of at
 most -max_submission_bytes, and never through a symbolic link. At start it
 removes the workspaces that dead servers left in its work root.
 
@@ -106,7 +106,7 @@ func runEnvServe(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	maxEnvs := fs.Int("max_envs", 16, "maximum live environments")
 	timeout := fs.Duration("timeout", 60*time.Second, "wall-clock limit per code run")
 	isolation := fs.String("isolation", "auto", "sandbox isolation: auto, bwrap or none")
-	wsBytes := fs.Int64("workspace_bytes", sandbox.DefaultWorkspaceBytes, "byte quota of each workspace (a tmpfs, when the server may mount one)")
+	wsBytes := fs.Int64("workspace_bytes", sandbox.DefaultWorkspaceBytes, "byte quota of each workspace (its own file system, when the server may mount one)")
 	wsFiles := fs.Int64("workspace_files", sandbox.DefaultWorkspaceFiles, "file-count quota of each workspace (same condition)")
 	maxSub := fs.Int64("max_submission_bytes", 0, "largest submission.csv the server reads (0: the larger of 64 MiB and 1 KiB per expected row)")
 	auth := addServerAuthFlags(fs, apikey.EnvKey)

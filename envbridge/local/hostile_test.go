@@ -249,7 +249,7 @@ func TestWorkspaceQuota(t *testing.T) {
 	ws := env.Workspace()
 	if !isMount(ws) {
 		env.Close()
-		t.Skip("SKIP: this process cannot mount a tmpfs (not root or no CAP_SYS_ADMIN): workspaces have no quota here")
+		t.Skip("SKIP: this process cannot mount (not root or no CAP_SYS_ADMIN): workspaces have no quota here")
 	}
 	code := "import os, errno\nos.chdir(" + pyStr(env.outputPath()) + ")\n" +
 		"def fill(name, n):\n    try:\n        with open(name, 'wb') as f:\n            for _ in range(n):\n                f.write(b'x' * (1 << 20))\n" +
@@ -395,7 +395,7 @@ func TestMountinfoHidesWorkspace(t *testing.T) {
 		t.Skip("SKIP: without bwrap agent code runs on the host and sees its paths")
 	}
 	if !isMount(env.Workspace()) {
-		t.Skip("SKIP: this process cannot mount a tmpfs: the workspace is a bind of a host folder whose path mountinfo shows")
+		t.Skip("SKIP: this process cannot mount: the workspace is a bind of a host folder whose path mountinfo shows")
 	}
 	res := step(t, env, envbridge.Action{Name: envbridge.ActValidateCode, Params: map[string]any{"code": "print(open('/proc/self/mountinfo').read())"}})
 	fb := envbridge.FeedbackText(res.Obs)
@@ -549,7 +549,7 @@ func TestFallbackKeepsPublicFilesRootOwned(t *testing.T) {
 		t.Fatalf("the task's public file was handed to agent code (owner %d):\n%s", st.Uid, fb)
 	}
 	if !strings.Contains(fb, "nlink 2") {
-		t.Log("data/ is a copy here (the workspace is its own tmpfs), not hard links; TestChownSkipsHardLinks covers the linked case")
+		t.Log("data/ is a copy here (the workspace is its own file system), not hard links; TestChownSkipsHardLinks covers the linked case")
 	}
 }
 

@@ -68,24 +68,26 @@
 //     Agent code cannot make hard links to files outside: link(2) across
 //     mount points is EXDEV, and in bwrap every path it can name outside
 //     the workspace is on another mount;
-//   - quotas: NewWorkspace makes the work directory a tmpfs of
+//   - quotas: NewWorkspace makes the work directory its own file system of
 //     Config.WorkspaceBytes bytes and Config.WorkspaceFiles inodes (nosuid,
-//     nodev) when the process may mount one (root with CAP_SYS_ADMIN), so a
-//     disk or inode flood ends in ENOSPC inside the sandbox, and every
-//     host-side walk has at most WorkspaceFiles entries to visit. The
-//     tmpfs is memory: a full workspace holds its quota in RAM, and the
-//     pages a run writes are charged to its cgroup, so a run cannot write
-//     much more than MemoryBytes (512 MiB written under a 256 MiB limit
-//     was killed as "memory"). A disk-backed quota (a loop-mounted ext4
-//     image per workspace, about 0.12 s to make here) would avoid both;
-//     it is not implemented. Without mount permission only RLIMIT_FSIZE
-//     bounds what is written;
+//     nodev) when the process may mount (root with CAP_SYS_ADMIN): a
+//     sparse ext4 image next to it, loop-mounted with discard (mkfs.ext4
+//     and mount(8); tens of milliseconds), else a tmpfs. A disk or inode
+//     flood ends in ENOSPC inside the sandbox, and every host-side walk has
+//     at most WorkspaceFiles entries to visit. The ext4 image is on disk and
+//     its page cache is reclaimable, so a run can write more than its memory
+//     limit (600 MiB under 256 MiB, TestWorkspaceFS); tmpfs pages are
+//     charged to the writing run's cgroup and cannot be reclaimed (512 MiB
+//     under 256 MiB was killed as "memory"), which is why ext4 is
+//     preferred. Without mount permission only RLIMIT_FSIZE bounds what is
+//     written;
 //   - each workspace has a lock file held (flock) by its owner;
 //     CleanStaleWorkspaces removes those of dead owners, and an environment
 //     server calls it at start;
 //   - host paths: /proc/self/mountinfo inside bwrap lists each mount's
 //     source path within its file system. With a quota mount the workspace
-//     shows "/" of a tmpfs named smtrain-workspace, and the run's code.py,
+//     shows "/" of its own file system (a /dev/loopN whose backing file is
+//     named only in /sys, which is not mounted), and the run's code.py,
 //     /etc/passwd and /etc/group are copied into the sandbox's root tmpfs
 //     (bwrap --file) instead of bound from the host's temp folder. The
 //     read-only binds (system folders, the task's public data) still show
