@@ -9,6 +9,10 @@ import (
 	"strings"
 )
 
+// SkippedFile lists, one per line, the inputs a run left out as malformed
+// (skip_bad).
+const SkippedFile = "skipped.txt"
+
 // ErrRunExists is returned by New when its output folder already holds a
 // run and neither resume nor ClearRun was asked for.
 var ErrRunExists = errors.New("holds a run")
@@ -69,7 +73,7 @@ func ClearRun(out string) error {
 	}
 	for _, e := range ents {
 		name := e.Name()
-		ours := name == MetricsFile || name == LatestFile || name == ConfigOutFile ||
+		ours := name == MetricsFile || name == LatestFile || name == ConfigOutFile || name == SkippedFile ||
 			(e.IsDir() && strings.HasPrefix(name, ckptPrefix)) ||
 			(e.IsDir() && strings.HasPrefix(name, "."+ckptPrefix) && strings.Contains(name, ".tmp-"))
 		if !ours {

@@ -38,6 +38,9 @@ type Inputs struct {
 	// Tokenizer, when set and no checkpoint provides one, is used instead
 	// of training a BPE (e.g. the byte tokenizer of the arithmetic task).
 	Tokenizer *data.Tokenizer
+	// Skipped lists the inputs left out as malformed (skip_bad), one
+	// "SOURCE: reason" line each; New writes them to OUT/skipped.txt.
+	Skipped []string
 	// EnvReplay, when set, refreshes the replay buffer with the policy's
 	// own episodes in live environments (see EnvReplay).
 	EnvReplay *EnvReplay
@@ -268,6 +271,11 @@ func New(cfg Config, in Inputs, resume bool, console io.Writer) (*Trainer, error
 	}
 	if err := atomicfile.WriteFile(filepath.Join(t.out, ConfigOutFile), cb); err != nil {
 		return nil, err
+	}
+	if len(in.Skipped) > 0 {
+		if err := atomicfile.WriteFile(filepath.Join(t.out, SkippedFile), []byte(strings.Join(in.Skipped, "\n")+"\n")); err != nil {
+			return nil, err
+		}
 	}
 	fmt.Fprintf(t.console, "data: %s | %d train / %d val episodes -> %d / %d sequences (seq_mode %s) | vocab %d | model L%d D%d H%d T%d (%.2fM params) | objective %s\n",
 		orDefault(in.Describe, "episodes"), len(trainEps), len(valEps), len(t.trainSq), len(t.val), cfg.SeqMode, t.tok.VocabSize(),

@@ -76,10 +76,43 @@ func loadForCommand(paths []string, skipBad bool, stderr io.Writer) (*data.LoadR
 	if err != nil {
 		return nil, err
 	}
-	for _, s := range res.Skipped {
-		fmt.Fprintf(stderr, "skipped: %v\n", s.Err)
-	}
+	reportSkipped(stderr, res, "")
 	return res, nil
+}
+
+// maxSkipLines is how many skipped inputs are named on the console.
+const maxSkipLines = 5
+
+// reportSkipped names the first skipped inputs of res on w (source and
+// reason), says how many more there are and where all of them are listed
+// (all, when non-empty), and returns every one as a "SOURCE: reason" line.
+func reportSkipped(w io.Writer, res *data.LoadResult, all string) []string {
+	var lines []string
+	for _, s := range res.Skipped {
+		line := s.Err.Error()
+		if !strings.HasPrefix(line, s.Source) {
+			line = s.Source + ": " + line
+		}
+		lines = append(lines, line)
+	}
+	for i, l := range lines {
+		if i == maxSkipLines {
+			where := ""
+			if all != "" {
+				where = "; all in " + all
+			}
+			fmt.Fprintf(w, "skipped: ... and %d more (%d in all%s)\n", len(lines)-maxSkipLines, len(lines), where)
+			break
+		}
+		fmt.Fprintf(w, "skipped: %s\n", l)
+	}
+	return lines
+}
+
+// skippedInput is one input data stats left out (-skip_bad).
+type skippedInput struct {
+	Source string `json:"source"`
+	Error  string `json:"error"`
 }
 
 // dataStats is what data stats reports (also its -json output).
@@ -88,6 +121,7 @@ type dataStats struct {
 	Episodes       int            `json:"episodes"`
 	Skipped        int            `json:"skipped"`
 	SkipReasons    []string       `json:"skip_reasons,omitempty"`
+	SkippedInputs  []skippedInput `json:"skipped_inputs,omitempty"`
 	Formats        map[string]int `json:"formats"`
 	Messages       int            `json:"messages"`
 	AssistantTurns int            `json:"assistant_turns"`
@@ -174,6 +208,9 @@ func runDataStats(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return err
 	}
 	st := dataStats{Files: res.Files, Episodes: len(res.Episodes), Skipped: len(res.Skipped), SkipReasons: res.SkipSummary(), Formats: map[string]int{}}
+	for _, s := range res.Skipped {
+		st.SkippedInputs = append(st.SkippedInputs, skippedInput{Source: s.Source, Error: s.Err.Error()})
+	}
 	var texts []string
 	var rewards []float64
 	for _, e := range res.Episodes {

@@ -231,14 +231,12 @@ func fitInputs(ctx context.Context, cfg *train.Config, stderr io.Writer) (train.
 		if err != nil {
 			return train.Inputs{}, err
 		}
-		for _, s := range res.SkipSummary() {
-			fmt.Fprintf(stderr, "skipped: %s\n", s)
-		}
+		skipped := reportSkipped(stderr, res, filepath.Join(cfg.Out, train.SkippedFile))
 		eps := filterReward(res.Episodes, cfg.MinReward)
 		if len(eps) == 0 {
 			return train.Inputs{}, fmt.Errorf("no episodes in %v (after min_reward %s: %d of %d kept)", cfg.Data, cfg.MinReward, len(eps), len(res.Episodes))
 		}
-		return train.Inputs{Train: eps, Describe: fmt.Sprintf("%d files", res.Files)}, nil
+		return train.Inputs{Train: eps, Describe: fmt.Sprintf("%d files", res.Files), Skipped: skipped}, nil
 	}
 	task := cfg.Task
 	if task == "" {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"flag"
 	"io"
 	"os"
@@ -185,5 +186,46 @@ func TestDemoFlags(t *testing.T) {
 		if d, ok := def[name]; ok && d == val {
 			t.Errorf("demo.sh sets -%s %s, fit's default", name, val)
 		}
+	}
+}
+
+// TestSkippedInputsNamed: fit -skip_bad names the first skipped inputs
+// with file and line on the console and lists all of them in
+// OUT/skipped.txt; data stats -json lists them with their sources (it had
+// only grouped reasons without file names).
+func TestSkippedInputsNamed(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "mixed.jsonl")
+	var b strings.Builder
+	for i := range 16 {
+		if i%2 == 1 {
+			b.WriteString(`{"messages":[{"role":"robot","content":"x"}]}` + "\n")
+			continue
+		}
+		b.WriteString(`{"messages":[{"role":"user","content":"q"},{"role":"assistant","content":"an answer"}],"reward":1}` + "\n")
+	}
+	os.WriteFile(p, []byte(b.String()), 0o644)
+	run := filepath.Join(dir, "run")
+	code, _, errb := runCLI("fit", "-data", p, "-skip_bad", "-out", run, "-steps", "1", "-batch_size", "2", "-n_positions", "32",
+		"-n_layer", "1", "-n_embd", "16", "-n_head", "1", "-objective", "mle", "-eval_every", "0", "-eval_samples", "0", "-progress", "off")
+	if code != 0 {
+		t.Fatalf("fit: exit %d: %s", code, errb)
+	}
+	if n := strings.Count(errb, "skipped: "+p+":"); n != 5 || !strings.Contains(errb, "and 3 more (8 in all; all in "+filepath.Join(run, "skipped.txt")) {
+		t.Fatalf("console names %d skipped inputs:\n%s", n, errb)
+	}
+	all, err := os.ReadFile(filepath.Join(run, "skipped.txt"))
+	if err != nil || strings.Count(string(all), p+":") != 8 {
+		t.Fatalf("skipped.txt: %v\n%s", err, all)
+	}
+	code, out, errb := runCLI("data", "stats", "-data", p, "-skip_bad", "-json")
+	if code != 0 {
+		t.Fatalf("data stats: exit %d: %s", code, errb)
+	}
+	var st struct {
+		Skipped []struct{ Source, Error string } `json:"skipped_inputs"`
+	}
+	if err := json.Unmarshal([]byte(out), &st); err != nil || len(st.Skipped) != 8 || !strings.HasPrefix(st.Skipped[0].Source, p) {
+		t.Fatalf("data stats -json skipped_inputs %+v (%v)", st.Skipped, err)
 	}
 }
