@@ -368,3 +368,42 @@ func TestTextTaskEndToEnd(t *testing.T) {
 		}
 	}
 }
+
+func TestPairedDiffAndLabels(t *testing.T) {
+	rows := []Row{
+		{Objective: "mle", Seed: 1, Metrics: map[string]float64{"acc": 0.5}},
+		{Objective: "mle", Seed: 2, Metrics: map[string]float64{"acc": 0.6}},
+		{Objective: "mle", Seed: 3, Metrics: map[string]float64{"acc": 0.7}},
+		{Objective: "bc:policy", Seed: 1, Metrics: map[string]float64{"acc": 0.6}},
+		{Objective: "bc:policy", Seed: 2, Metrics: map[string]float64{"acc": 0.9}},
+		{Objective: "bc:policy", Seed: 3, Metrics: map[string]float64{"acc": math.NaN()}}, // left out
+		{Objective: "chi2mix:policy", Seed: 1, Metrics: map[string]float64{"acc": 0.4}},
+		{Objective: "chi2mix:policy", Seed: 2, Metrics: map[string]float64{"acc": 0.9}},
+	}
+	p := PairedDiff(rows, "acc", "bc:policy", "mle", 0)
+	// differences 0.1 and 0.3: mean 0.2, s.d. 0.1414, s.e. 0.1
+	if p.Stat.N != 2 || math.Abs(p.Stat.Mean-0.2) > 1e-12 || p.Stat.SE == nil || math.Abs(*p.Stat.SE-0.1) > 1e-12 || p.Higher != 2 {
+		t.Fatalf("paired bc:policy − mle = %+v (se %v)", p, p.Stat.SE)
+	}
+	ps := PairedDiffs(rows, "acc", []string{"mle", "bc:policy", "chi2mix:policy"}, []float64{0})
+	var pairs []string
+	for _, x := range ps {
+		pairs = append(pairs, x.A+"-"+x.B)
+	}
+	if strings.Join(pairs, ",") != "bc:policy-mle,chi2mix:policy-mle,chi2mix:policy-bc:policy" {
+		t.Fatalf("pairs %v", pairs)
+	}
+	if n, k, err := SplitLabel("chi2mix:unigram"); err != nil || n != "chi2mix" || k != "unigram" {
+		t.Fatalf("SplitLabel = %q %q %v", n, k, err)
+	}
+	if _, _, err := SplitLabel("bc:digits"); err == nil {
+		t.Fatal("an unknown noise kind was accepted")
+	}
+	if got := RunName("bc:policy", 3, 0.1, true); got != "bc-policy-s3-eta0.1" {
+		t.Fatalf("RunName = %q", got)
+	}
+	s := Spec{Objectives: []string{"mle:policy"}, Seeds: []int64{1}, Noise: []float64{0.1}, Out: "x", Parallel: 1, Base: train.DefaultConfig()}
+	if err := s.Validate(); err == nil || !strings.Contains(err.Error(), "does not train on noise") {
+		t.Fatalf("mle:policy: %v", err)
+	}
+}
