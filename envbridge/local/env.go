@@ -270,7 +270,13 @@ func (e *Env) newWorkspace() error {
 	}
 	// Mode 0777 (the sandbox may run agent code under another uid), with
 	// the byte and file quota of e.opts.Sandbox where it can be mounted.
-	ws, _, err := e.opts.Sandbox.NewWorkspace(e.opts.WorkRoot, e.task.Name+"-ws-")
+	cfg := e.opts.Sandbox
+	if !e.bwrap() {
+		// The public data is hard-linked into the workspace below; on a
+		// quota file system it would be copied, at every Reset.
+		cfg.WorkspaceFS = sandbox.WorkspaceFSNone
+	}
+	ws, _, err := cfg.NewWorkspace(e.opts.WorkRoot, e.task.Name+"-ws-")
 	if err != nil {
 		return fmt.Errorf("local env: %w", err)
 	}

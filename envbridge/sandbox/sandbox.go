@@ -144,7 +144,7 @@ type Config struct {
 	WorkspaceBytes int64
 	WorkspaceFiles int64
 	// WorkspaceFS is the workspace's file system: WorkspaceFSAuto (""),
-	// WorkspaceFSExt4 or WorkspaceFSTmpfs.
+	// WorkspaceFSExt4, WorkspaceFSTmpfs or WorkspaceFSNone.
 	WorkspaceFS string
 	// MaxWalkEntries bounds each host-side walk of the work directory
 	// (default safefs.DefaultMaxEntries); past it Result.WorkspaceError

@@ -46,6 +46,8 @@ const (
 	WorkspaceFSExt4 = "ext4"
 	// WorkspaceFSTmpfs is a tmpfs: no image or tools needed, but memory.
 	WorkspaceFSTmpfs = "tmpfs"
+	// WorkspaceFSNone is a plain folder: no quota.
+	WorkspaceFSNone = "none"
 )
 
 // wsImageSuffix names the ext4 image next to a workspace.
@@ -98,8 +100,11 @@ func (c Config) NewWorkspace(root, prefix string) (path, quota string, err error
 // there is none.
 func (c Config) workspaceFS() (string, string) {
 	want := c.WorkspaceFS
-	if want == "" {
+	switch want {
+	case "":
 		want = WorkspaceFSAuto
+	case WorkspaceFSNone:
+		return "", "quota off (WorkspaceFS none)"
 	}
 	if why := mountUnavailable(); why != "" {
 		return "", why
