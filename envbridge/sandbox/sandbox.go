@@ -79,7 +79,8 @@
 //     limit (600 MiB under 256 MiB, TestWorkspaceFS); tmpfs pages are
 //     charged to the writing run's cgroup and cannot be reclaimed (512 MiB
 //     under 256 MiB was killed as "memory"), which is why ext4 is
-//     preferred. Without mount permission only RLIMIT_FSIZE bounds what is
+//     preferred. Without mount permission (or with WorkspaceFS none, which
+//     the local env uses without bwrap) only RLIMIT_FSIZE bounds what is
 //     written;
 //   - each workspace has a lock file held (flock) by its owner;
 //     CleanStaleWorkspaces removes those of dead owners, and an environment
