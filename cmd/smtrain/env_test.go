@@ -43,7 +43,7 @@ func TestEnvServeAndList(t *testing.T) {
 	if url == "" {
 		t.Fatalf("banner %q", line)
 	}
-	c, err := httpenv.Dial(ctx, url, "house-prices-lite", httpenv.Options{MaxSteps: 3, TimeBudget: time.Minute})
+	c, err := httpenv.Dial(ctx, url, "house-prices-lite", envbridge.Options{MaxSteps: 3, TimeBudget: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}

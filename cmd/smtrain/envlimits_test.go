@@ -45,7 +45,7 @@ func TestEnvServeLimits(t *testing.T) {
 	}
 	go io.Copy(io.Discard, pr)
 	url := regexp.MustCompile(`http://[0-9.:]+`).FindString(line)
-	c, err := httpenv.Dial(ctx, url, "loan-default", httpenv.Options{MaxSteps: 3, TimeBudget: time.Minute})
+	c, err := httpenv.Dial(ctx, url, "loan-default", envbridge.Options{MaxSteps: 3, TimeBudget: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"smtrain/data"
-	"smtrain/envbridge/httpenv"
+	"smtrain/envbridge"
 	"smtrain/train"
 )
 
@@ -143,7 +143,7 @@ func replayInputs(cfg train.Config, in *train.Inputs) error {
 	}
 	var multi train.MultiEnvSpec
 	for _, sp := range specs {
-		es, err := parseEnvSpec(sp, filepath.Join(cfg.Out, train.EnvReplayDir), uint64(cfg.Seed), httpenv.Options{MaxSteps: 10, TimeBudget: 10 * time.Minute})
+		es, err := parseEnvSpec(sp, filepath.Join(cfg.Out, train.EnvReplayDir), uint64(cfg.Seed), envbridge.Options{MaxSteps: 10, TimeBudget: 10 * time.Minute})
 		if err != nil {
 			return fmt.Errorf("replay_env: %w", err)
 		}
@@ -227,11 +227,12 @@ func configError(err error) error {
 // fitInputs loads the episodes named by cfg (files, or a built-in task).
 func fitInputs(ctx context.Context, cfg *train.Config, stderr io.Writer) (train.Inputs, error) {
 	if len(cfg.Data) > 0 {
-		res, err := data.Load(cfg.Data, cfg.SkipBad)
+		res, err := data.LoadWith(cfg.Data, data.LoadOptions{SkipBad: cfg.SkipBad, StrictUTF8: cfg.StrictUTF8, Progress: loadProgress(stderr)})
 		if err != nil {
 			return train.Inputs{}, err
 		}
 		skipped := reportSkipped(stderr, res, filepath.Join(cfg.Out, train.SkippedFile))
+		reportInvalidUTF8(stderr, res)
 		eps := filterReward(res.Episodes, cfg.MinReward)
 		if len(eps) == 0 {
 			return train.Inputs{}, fmt.Errorf("no episodes in %v (after min_reward %s: %d of %d kept)", cfg.Data, cfg.MinReward, len(eps), len(res.Episodes))

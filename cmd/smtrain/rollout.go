@@ -95,7 +95,7 @@ func runRollout(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	spec, err := parseEnvSpecKeys(*envSpec, *out, uint64(*seed), httpenv.Options{MaxSteps: *maxSteps, TimeBudget: *budget}, keys)
+	spec, err := parseEnvSpecKeys(*envSpec, *out, uint64(*seed), envbridge.Options{MaxSteps: *maxSteps, TimeBudget: *budget}, keys)
 	if err != nil {
 		return err
 	}
@@ -136,7 +136,7 @@ func runRollout(ctx context.Context, args []string, stdout, stderr io.Writer) er
 type poolSpec struct {
 	pool *httpenv.Pool
 	task string
-	opts httpenv.Options
+	opts envbridge.Options
 }
 
 func (p *poolSpec) Task(int) string { return p.task }
@@ -147,13 +147,13 @@ func (p *poolSpec) Open(ctx context.Context, i int, runDir string) (envbridge.En
 
 // parseEnvSpec is parseEnvSpecKeys with the env servers' keys from the
 // environment ($SMTRAIN_ENV_KEYS_FILE, $SMTRAIN_ENV_API_KEY).
-func parseEnvSpec(spec, out string, seed uint64, opts httpenv.Options) (rollout.EnvSpec, error) {
+func parseEnvSpec(spec, out string, seed uint64, opts envbridge.Options) (rollout.EnvSpec, error) {
 	return parseEnvSpecKeys(spec, out, seed, opts, nil)
 }
 
 // parseEnvSpecKeys parses an -env spec; keys are sent to http:// servers
 // (nil: apikey.LoadClient's environment defaults).
-func parseEnvSpecKeys(spec, out string, seed uint64, opts httpenv.Options, keys *apikey.ClientKeys) (rollout.EnvSpec, error) {
+func parseEnvSpecKeys(spec, out string, seed uint64, opts envbridge.Options, keys *apikey.ClientKeys) (rollout.EnvSpec, error) {
 	switch {
 	case strings.HasPrefix(spec, "builtin:"):
 		reg, err := local.NewBuiltinRegistry(filepath.Join(os.TempDir(), "smtrain-builtin-tasks"), seed)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 
+	"smtrain/envbridge"
 	"smtrain/internal/apikey"
 )
 
@@ -132,7 +133,7 @@ func (p *Pool) CheckKeys(ctx context.Context) error {
 	co.Retries, co.RetryFor = -1, -1
 	var errs []error
 	for _, u := range p.urls {
-		c, err := NewClient(u, "", Options{}, co)
+		c, err := NewClient(u, "", envbridge.Options{}, co)
 		if err != nil {
 			return err
 		}

@@ -191,7 +191,7 @@ func TestAuthPoolKeysPerEndpoint(t *testing.T) {
 	ctx := context.Background()
 	used := map[string]int{}
 	for i := 0; i < 4; i++ {
-		e := p.Env("alpha", Options{})
+		e := p.Env("alpha", envbridge.Options{})
 		if _, _, err := e.Reset(ctx, int64(i)); err != nil {
 			t.Fatal(err)
 		}
@@ -212,7 +212,7 @@ func TestAuthPoolKeysPerEndpoint(t *testing.T) {
 
 	// Swapped keys: 401, with a hint and no key in the error.
 	swapped, _ := apikey.LoadClientFile(writeKeysFile(t, tsA.URL+" "+testKeyB+"\n"+tsB.URL+" "+testKeyA+"\n"))
-	c, err := NewClient(tsA.URL, "alpha", Options{}, ClientOptions{Keys: swapped, Retries: -1})
+	c, err := NewClient(tsA.URL, "alpha", envbridge.Options{}, ClientOptions{Keys: swapped, Retries: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,7 +225,7 @@ func TestAuthPoolKeysPerEndpoint(t *testing.T) {
 		t.Fatalf("error shows a key: %v", err)
 	}
 	// No key at all: the hint says none was sent.
-	c, _ = NewClient(tsA.URL, "alpha", Options{}, ClientOptions{Retries: -1})
+	c, _ = NewClient(tsA.URL, "alpha", envbridge.Options{}, ClientOptions{Retries: -1})
 	if _, err := c.Tasks(ctx); err == nil || !strings.Contains(err.Error(), "no key was sent") {
 		t.Fatalf("no key: %v", err)
 	}
@@ -241,7 +241,7 @@ func TestAuthClientKeyFromEnv(t *testing.T) {
 	t.Setenv(apikey.EnvKeysFile, "")
 	t.Setenv(apikey.EnvKey, testKeyB)
 	_, ts, _ := newTestServer(t, ServerOptions{Keys: mustKeys(t, testKeyB)})
-	c, err := NewClient(ts.URL, "alpha", Options{}, ClientOptions{})
+	c, err := NewClient(ts.URL, "alpha", envbridge.Options{}, ClientOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -260,7 +260,7 @@ type slowRegistry struct {
 	release chan struct{}
 }
 
-func (r *slowRegistry) New(ctx context.Context, task string, opts Options) (envbridge.Env, error) {
+func (r *slowRegistry) New(ctx context.Context, task string, opts envbridge.Options) (envbridge.Env, error) {
 	<-r.release
 	return r.fakeRegistry.New(ctx, task, opts)
 }
@@ -356,7 +356,7 @@ func TestAuthBehindTLSProxy(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	c, err := Dial(ctx, proxy.URL, "alpha", Options{}, ClientOptions{HTTPClient: proxy.Client(), Keys: keys})
+	c, err := Dial(ctx, proxy.URL, "alpha", envbridge.Options{}, ClientOptions{HTTPClient: proxy.Client(), Keys: keys})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -370,7 +370,7 @@ func TestAuthBehindTLSProxy(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Without the key, the 401 comes back through the proxy.
-	c, _ = NewClient(proxy.URL, "alpha", Options{}, ClientOptions{HTTPClient: proxy.Client(), Keys: &apikey.ClientKeys{}, Retries: -1})
+	c, _ = NewClient(proxy.URL, "alpha", envbridge.Options{}, ClientOptions{HTTPClient: proxy.Client(), Keys: &apikey.ClientKeys{}, Retries: -1})
 	var ae *APIError
 	if _, err := c.Tasks(ctx); !errors.As(err, &ae) || ae.Status != 401 {
 		t.Fatalf("no key through the proxy: %v", err)

@@ -89,7 +89,7 @@ func (o ClientOptions) withDefaults() ClientOptions {
 type Client struct {
 	base string
 	task string
-	opts Options
+	opts envbridge.Options
 	co   ClientOptions
 
 	mu          sync.Mutex
@@ -101,12 +101,12 @@ type Client struct {
 }
 
 var (
-	_ envbridge.Env   = (*Client)(nil)
-	_ HistoryProvider = (*Client)(nil)
+	_ envbridge.Env             = (*Client)(nil)
+	_ envbridge.HistoryProvider = (*Client)(nil)
 )
 
 // NewClient returns a client for one server without contacting it.
-func NewClient(baseURL, task string, opts Options, co ClientOptions) (*Client, error) {
+func NewClient(baseURL, task string, opts envbridge.Options, co ClientOptions) (*Client, error) {
 	base, err := normalizeURL(baseURL)
 	if err != nil {
 		return nil, err
@@ -125,7 +125,7 @@ func NewClient(baseURL, task string, opts Options, co ClientOptions) (*Client, e
 // Dial returns a client for task on the server at baseURL after checking
 // that the server answers /v1/healthz (with retries). The environment is
 // created by the first Reset. For several servers use NewPool.
-func Dial(ctx context.Context, baseURL, task string, opts Options, co ...ClientOptions) (*Client, error) {
+func Dial(ctx context.Context, baseURL, task string, opts envbridge.Options, co ...ClientOptions) (*Client, error) {
 	var o ClientOptions
 	if len(co) > 0 {
 		o = co[0]

@@ -28,7 +28,7 @@ import (
 //	action "panic"  -> Step panics
 type fakeEnv struct {
 	task    string
-	opts    Options
+	opts    envbridge.Options
 	seed    int64
 	n       int
 	actions []string
@@ -108,7 +108,7 @@ type fakeRegistry struct {
 
 func (r *fakeRegistry) Tasks() []string { return []string{"beta", "alpha", "wrapped", "nohist"} }
 
-func (r *fakeRegistry) New(ctx context.Context, task string, opts Options) (envbridge.Env, error) {
+func (r *fakeRegistry) New(ctx context.Context, task string, opts envbridge.Options) (envbridge.Env, error) {
 	e := &fakeEnv{task: task, opts: opts, overlap: &r.overlap}
 	r.mu.Lock()
 	r.made = append(r.made, e)
@@ -321,14 +321,14 @@ func TestHandlerPanicIsJSON(t *testing.T) {
 type panicRegistry struct{}
 
 func (panicRegistry) Tasks() []string { panic("registry exploded") }
-func (panicRegistry) New(context.Context, string, Options) (envbridge.Env, error) {
+func (panicRegistry) New(context.Context, string, envbridge.Options) (envbridge.Env, error) {
 	panic("registry exploded")
 }
 
 func TestClientEpisode(t *testing.T) {
 	srv, ts, reg := newTestServer(t, ServerOptions{})
 	ctx := context.Background()
-	c, err := Dial(ctx, ts.URL+"/", "alpha", Options{MaxSteps: 3})
+	c, err := Dial(ctx, ts.URL+"/", "alpha", envbridge.Options{MaxSteps: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -390,7 +390,7 @@ func TestClientEpisode(t *testing.T) {
 		t.Fatal("step after close succeeded")
 	}
 	// Unknown task is an API error, not "server gone".
-	c2, _ := NewClient(ts.URL, "gamma", Options{}, ClientOptions{})
+	c2, _ := NewClient(ts.URL, "gamma", envbridge.Options{}, ClientOptions{})
 	if _, _, err := c2.Reset(ctx, 1); !errors.As(err, &ae) || ae.Code != CodeUnknownTask || errors.Is(err, ErrServerGone) {
 		t.Fatalf("unknown task: %v", err)
 	}
@@ -398,7 +398,7 @@ func TestClientEpisode(t *testing.T) {
 
 func TestTimeBudgetTruncates(t *testing.T) {
 	_, ts, _ := newTestServer(t, ServerOptions{})
-	c, _ := NewClient(ts.URL, "alpha", Options{TimeBudget: 100 * time.Millisecond}, ClientOptions{})
+	c, _ := NewClient(ts.URL, "alpha", envbridge.Options{TimeBudget: 100 * time.Millisecond}, ClientOptions{})
 	defer c.Close()
 	ctx := context.Background()
 	if _, _, err := c.Reset(ctx, 1); err != nil {
@@ -421,7 +421,7 @@ func TestServerKilledMidEpisode(t *testing.T) {
 	defer srv.Close()
 	ts := httptest.NewServer(srv.Handler())
 	ctx := context.Background()
-	c, err := Dial(ctx, ts.URL, "alpha", Options{}, ClientOptions{Retries: 1, Backoff: 10 * time.Millisecond, RetryFor: -1})
+	c, err := Dial(ctx, ts.URL, "alpha", envbridge.Options{}, ClientOptions{Retries: 1, Backoff: 10 * time.Millisecond, RetryFor: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -468,7 +468,7 @@ func TestServerKilledMidEpisode(t *testing.T) {
 
 func TestEnvForgottenIsServerGone(t *testing.T) {
 	srv, ts, _ := newTestServer(t, ServerOptions{IdleTimeout: 100 * time.Millisecond})
-	c, _ := NewClient(ts.URL, "alpha", Options{}, ClientOptions{})
+	c, _ := NewClient(ts.URL, "alpha", envbridge.Options{}, ClientOptions{})
 	ctx := context.Background()
 	if _, _, err := c.Reset(ctx, 1); err != nil {
 		t.Fatal(err)
@@ -498,7 +498,7 @@ func TestConcurrentEnvs(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c, _ := NewClient(ts.URL, "alpha", Options{}, ClientOptions{})
+			c, _ := NewClient(ts.URL, "alpha", envbridge.Options{}, ClientOptions{})
 			defer c.Close()
 			if _, _, err := c.Reset(ctx, int64(g)); err != nil {
 				errs <- err
@@ -526,7 +526,7 @@ func TestConcurrentEnvs(t *testing.T) {
 		t.Fatalf("%d envs left", srv.NumEnvs())
 	}
 	// Steps of one env are serialized even when a client misbehaves.
-	c, _ := NewClient(ts.URL, "alpha", Options{}, ClientOptions{})
+	c, _ := NewClient(ts.URL, "alpha", envbridge.Options{}, ClientOptions{})
 	defer c.Close()
 	if _, _, err := c.Reset(ctx, 1); err != nil {
 		t.Fatal(err)
@@ -579,7 +579,7 @@ func TestRetriesOnlyForIdempotentCalls(t *testing.T) {
 	})
 	ts := httptest.NewServer(flaky)
 	defer ts.Close()
-	c, _ := NewClient(ts.URL, "a", Options{}, ClientOptions{Retries: 3, Backoff: 5 * time.Millisecond})
+	c, _ := NewClient(ts.URL, "a", envbridge.Options{}, ClientOptions{Retries: 3, Backoff: 5 * time.Millisecond})
 	ctx := context.Background()
 	tasks, err := c.Tasks(ctx)
 	if err != nil || len(tasks) != 1 || tasksCalls.Load() != 3 {
@@ -594,7 +594,7 @@ func TestRetriesOnlyForIdempotentCalls(t *testing.T) {
 		t.Fatalf("step: %v after %d calls (want exactly 1)", err, stepCalls.Load())
 	}
 	// Retries give up.
-	c2, _ := NewClient("http://127.0.0.1:1", "a", Options{}, ClientOptions{Retries: 2, Backoff: 5 * time.Millisecond, RetryFor: -1})
+	c2, _ := NewClient("http://127.0.0.1:1", "a", envbridge.Options{}, ClientOptions{Retries: 2, Backoff: 5 * time.Millisecond, RetryFor: -1})
 	if err := c2.Healthz(ctx); !errors.Is(err, ErrServerGone) {
 		t.Fatalf("healthz to closed port: %v", err)
 	}
@@ -602,7 +602,7 @@ func TestRetriesOnlyForIdempotentCalls(t *testing.T) {
 
 func TestClientTimeout(t *testing.T) {
 	_, ts, _ := newTestServer(t, ServerOptions{})
-	c, _ := NewClient(ts.URL, "alpha", Options{}, ClientOptions{StepTimeout: 200 * time.Millisecond})
+	c, _ := NewClient(ts.URL, "alpha", envbridge.Options{}, ClientOptions{StepTimeout: 200 * time.Millisecond})
 	ctx := context.Background()
 	if _, _, err := c.Reset(ctx, 1); err != nil {
 		t.Fatal(err)
@@ -630,7 +630,7 @@ func TestPool(t *testing.T) {
 	ctx := context.Background()
 	used := map[string]int{}
 	for i := 0; i < 4; i++ {
-		e := p.Env("alpha", Options{})
+		e := p.Env("alpha", envbridge.Options{})
 		if _, _, err := e.Reset(ctx, int64(i)); err != nil {
 			t.Fatal(err)
 		}
@@ -647,7 +647,7 @@ func TestPool(t *testing.T) {
 	}
 	// One server dies mid-episode: that episode fails with ErrServerGone,
 	// the next ones go to the survivor.
-	e := p.Env("alpha", Options{})
+	e := p.Env("alpha", envbridge.Options{})
 	if _, _, err := e.Reset(ctx, 1); err != nil {
 		t.Fatal(err)
 	}
@@ -663,7 +663,7 @@ func TestPool(t *testing.T) {
 		t.Fatalf("step on dead server: %v", err)
 	}
 	for i := 0; i < 3; i++ {
-		e2 := p.Env("alpha", Options{})
+		e2 := p.Env("alpha", envbridge.Options{})
 		if _, _, err := e2.Reset(ctx, int64(i)); err != nil {
 			t.Fatalf("reset after one server died: %v", err)
 		}
@@ -676,7 +676,7 @@ func TestPool(t *testing.T) {
 		e2.Close()
 	}
 	// Unknown task fails at once, not after trying every server.
-	if _, _, err := p.Env("gamma", Options{}).Reset(ctx, 1); err == nil || errors.Is(err, ErrServerGone) {
+	if _, _, err := p.Env("gamma", envbridge.Options{}).Reset(ctx, 1); err == nil || errors.Is(err, ErrServerGone) {
 		t.Fatalf("unknown task: %v", err)
 	}
 }
@@ -726,7 +726,7 @@ func TestServeListenerShutdownClosesEnvs(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.ServeListener(ctx, ln) }()
-	c, err := Dial(context.Background(), "http://"+ln.Addr().String(), "alpha", Options{})
+	c, err := Dial(context.Background(), "http://"+ln.Addr().String(), "alpha", envbridge.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -105,7 +105,7 @@ func (p *Pool) markAlive(u string) {
 // next server of the pool (failing over to the others if creation fails
 // because a server is gone or full). Steps are not failed over: an error
 // wrapping ErrServerGone ends the episode.
-func (p *Pool) Env(task string, opts Options) *PoolEnv {
+func (p *Pool) Env(task string, opts envbridge.Options) *PoolEnv {
 	return &PoolEnv{p: p, task: task, opts: opts}
 }
 
@@ -113,15 +113,15 @@ func (p *Pool) Env(task string, opts Options) *PoolEnv {
 type PoolEnv struct {
 	p    *Pool
 	task string
-	opts Options
+	opts envbridge.Options
 
 	mu  sync.Mutex
 	cur *Client
 }
 
 var (
-	_ envbridge.Env   = (*PoolEnv)(nil)
-	_ HistoryProvider = (*PoolEnv)(nil)
+	_ envbridge.Env             = (*PoolEnv)(nil)
+	_ envbridge.HistoryProvider = (*PoolEnv)(nil)
 )
 
 // Server returns the base URL of the current episode's server.

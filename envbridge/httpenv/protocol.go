@@ -15,56 +15,19 @@
 // above is refused (400, naming the field); a known path asked with
 // another method is 405 with an Allow header.
 //
-// Server serves any Registry of envbridge.Env; Client is an envbridge.Env
+// Server serves any envbridge.Registry; Client is an envbridge.Env
 // talking to such a server (or to the Python adapter for a real MLE-Dojo,
 // which speaks the same protocol); Pool spreads episodes over several
 // servers.
 package httpenv
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"math"
 	"reflect"
 	"time"
-
-	"smtrain/envbridge"
 )
-
-// Registry creates environments by task name.
-type Registry interface {
-	// Tasks lists the task names New accepts.
-	Tasks() []string
-	// New creates an environment for task. The returned Env is Reset by
-	// the caller. The Registry should apply opts.MaxSteps and
-	// opts.TimeBudget (the server also enforces them as a safety net).
-	New(ctx context.Context, task string, opts Options) (envbridge.Env, error)
-}
-
-// StaleCleaner is implemented by registries whose environments keep
-// state on the host (workspaces); NewServer calls CleanStale once at start
-// to remove what environment processes that died left behind, and logs
-// the names it returns.
-type StaleCleaner interface {
-	CleanStale() ([]string, error)
-}
-
-// Options are the per-episode settings of POST /v1/envs.
-type Options struct {
-	Seed       int64
-	MaxSteps   int           // 0: unlimited
-	TimeBudget time.Duration // 0: unlimited
-}
-
-// HistoryProvider is implemented by environments that can return their
-// MLE-Dojo history.json; the server serves it on GET /v1/envs/{id}/history.
-// The server also finds it through wrappers: an Env with an
-// Unwrap() envbridge.Env method, or a struct embedding an exported Env
-// field (as the envbridge wrappers do).
-type HistoryProvider interface {
-	History() ([]byte, error)
-}
 
 // Wire types.
 

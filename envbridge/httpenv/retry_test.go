@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"smtrain/envbridge"
 	"testing"
 	"time"
 )
@@ -20,7 +21,7 @@ func TestClientWaitsForRestartingServer(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close() // the server is down
-	c, _ := NewClient("http://"+addr, "alpha", Options{}, ClientOptions{RetryFor: 5 * time.Second, Backoff: 20 * time.Millisecond})
+	c, _ := NewClient("http://"+addr, "alpha", envbridge.Options{}, ClientOptions{RetryFor: 5 * time.Second, Backoff: 20 * time.Millisecond})
 	go func() {
 		time.Sleep(300 * time.Millisecond)
 		ln2, err := net.Listen("tcp", addr)
@@ -45,7 +46,7 @@ func TestClientWaitsForRestartingServer(t *testing.T) {
 	ln, _ = net.Listen("tcp", "127.0.0.1:0")
 	dead := ln.Addr().String()
 	ln.Close()
-	c2, _ := NewClient("http://"+dead, "alpha", Options{}, ClientOptions{RetryFor: 400 * time.Millisecond, Backoff: 20 * time.Millisecond})
+	c2, _ := NewClient("http://"+dead, "alpha", envbridge.Options{}, ClientOptions{RetryFor: 400 * time.Millisecond, Backoff: 20 * time.Millisecond})
 	start = time.Now()
 	_, _, err = c2.Reset(context.Background(), 1)
 	if d := time.Since(start); !errors.Is(err, ErrServerGone) || d < 300*time.Millisecond || d > 3*time.Second {

@@ -55,9 +55,9 @@ func (o ServerOptions) withDefaults() ServerOptions {
 	return o
 }
 
-// Server serves the protocol for the environments of a Registry.
+// Server serves the protocol for the environments of a envbridge.Registry.
 type Server struct {
-	reg  Registry
+	reg  envbridge.Registry
 	opts ServerOptions
 	mux  *http.ServeMux
 
@@ -77,11 +77,11 @@ type entry struct {
 	mu       sync.Mutex
 	env      envbridge.Env
 	task     string
-	opts     Options
+	opts     envbridge.Options
 	key      int // number of the API key that created it (0: none)
 	created  time.Time
-	lastUsed time.Time // guarded by Server.mu
-	busy     int       // requests using it, guarded by Server.mu
+	lastUsed time.Time            // guarded by Server.mu
+	busy     int                  // requests using it, guarded by Server.mu
 	budget   envbridge.StepBudget // steps used, against opts.MaxSteps
 	done     bool
 	closed   bool
@@ -89,7 +89,7 @@ type entry struct {
 
 // NewServer returns a server for reg. Call Close to release the
 // environments and the idle reaper.
-func NewServer(reg Registry, opts ServerOptions) *Server {
+func NewServer(reg envbridge.Registry, opts ServerOptions) *Server {
 	s := &Server{
 		reg:        reg,
 		opts:       opts.withDefaults(),
@@ -112,7 +112,7 @@ func NewServer(reg Registry, opts ServerOptions) *Server {
 	}
 	mux.HandleFunc("/", s.notFound)
 	s.mux = mux
-	if c, ok := reg.(StaleCleaner); ok {
+	if c, ok := reg.(envbridge.StaleCleaner); ok {
 		removed, err := c.CleanStale()
 		if len(removed) > 0 {
 			s.logf("removed %d stale workspace(s) left by dead environment processes: %v", len(removed), removed)
@@ -382,7 +382,7 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 	unpend := func() { s.mu.Lock(); s.addPending(key, -1); s.mu.Unlock() }
 
-	opts := Options{Seed: req.Seed, MaxSteps: req.MaxSteps, TimeBudget: time.Duration(req.TimeBudgetS * float64(time.Second))}
+	opts := envbridge.Options{Seed: req.Seed, MaxSteps: req.MaxSteps, TimeBudget: time.Duration(req.TimeBudgetS * float64(time.Second))}
 	var env envbridge.Env
 	err := safeCall(func() error {
 		var err error
@@ -583,13 +583,13 @@ func (s *Server) decodeStrict(w http.ResponseWriter, r *http.Request, v any, kno
 	return true
 }
 
-// findHistory finds a HistoryProvider in env or the envs it wraps.
-func findHistory(env envbridge.Env) HistoryProvider {
+// findHistory finds a envbridge.HistoryProvider in env or the envs it wraps.
+func findHistory(env envbridge.Env) envbridge.HistoryProvider {
 	for range 32 {
 		if env == nil {
 			return nil
 		}
-		if hp, ok := env.(HistoryProvider); ok {
+		if hp, ok := env.(envbridge.HistoryProvider); ok {
 			return hp
 		}
 		if u, ok := env.(interface{ Unwrap() envbridge.Env }); ok {

@@ -94,7 +94,7 @@ type Message struct {
 }
 
 // Env is the local environment. It implements envbridge.Env and
-// httpenv.HistoryProvider. Methods are safe for concurrent use (calls are
+// envbridge.HistoryProvider. Methods are safe for concurrent use (calls are
 // serialised).
 type Env struct {
 	task *Task

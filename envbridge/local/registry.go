@@ -11,13 +11,12 @@ import (
 	"sync/atomic"
 
 	"smtrain/envbridge"
-	"smtrain/envbridge/httpenv"
 	"smtrain/envbridge/sandbox"
 	"smtrain/envbridge/tasks"
 )
 
 // Registry creates local environments by task name, over a folder of
-// competitions or over the built-in tasks. It implements httpenv.Registry.
+// competitions or over the built-in tasks. It implements envbridge.Registry.
 type Registry struct {
 	// Sandbox, WorkRoot: see Options.
 	Sandbox  sandbox.Config
@@ -35,8 +34,8 @@ type Registry struct {
 }
 
 var (
-	_ httpenv.Registry        = (*Registry)(nil)
-	_ httpenv.HistoryProvider = (*Env)(nil)
+	_ envbridge.Registry        = (*Registry)(nil)
+	_ envbridge.HistoryProvider = (*Env)(nil)
 )
 
 // NewDirRegistry serves the competitions under root: every subfolder
@@ -124,13 +123,13 @@ func (r *Registry) Task(name string) (*Task, error) {
 }
 
 // New creates an environment for task with the budget of opts.
-func (r *Registry) New(ctx context.Context, task string, opts httpenv.Options) (envbridge.Env, error) {
+func (r *Registry) New(ctx context.Context, task string, opts envbridge.Options) (envbridge.Env, error) {
 	return r.NewIn(ctx, task, opts, "")
 }
 
 // NewIn is New with the environment's run folder (where it writes
 // env_history/history.json) set to runDir; "" chooses one as New does.
-func (r *Registry) NewIn(ctx context.Context, task string, opts httpenv.Options, runDir string) (envbridge.Env, error) {
+func (r *Registry) NewIn(ctx context.Context, task string, opts envbridge.Options, runDir string) (envbridge.Env, error) {
 	t, err := r.Task(task)
 	if err != nil {
 		return nil, err

@@ -33,7 +33,7 @@ func TestServedOverHTTP(t *testing.T) {
 	defer ts.Close()
 	defer srv.Close()
 	ctx := context.Background()
-	c, err := httpenv.Dial(ctx, ts.URL, "flower-species", httpenv.Options{Seed: 1, MaxSteps: 5, TimeBudget: time.Minute})
+	c, err := httpenv.Dial(ctx, ts.URL, "flower-species", envbridge.Options{Seed: 1, MaxSteps: 5, TimeBudget: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +65,7 @@ func TestServedOverHTTP(t *testing.T) {
 	if len(m) != 1 {
 		t.Fatalf("run folders: %v", m)
 	}
-	if _, err := reg.New(ctx, "nope", httpenv.Options{}); err == nil {
+	if _, err := reg.New(ctx, "nope", envbridge.Options{}); err == nil {
 		t.Fatal("unknown task accepted")
 	}
 }

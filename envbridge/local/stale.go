@@ -4,11 +4,11 @@ import (
 	"os"
 	"path/filepath"
 
-	"smtrain/envbridge/httpenv"
+	"smtrain/envbridge"
 	"smtrain/envbridge/sandbox"
 )
 
-var _ httpenv.StaleCleaner = (*Registry)(nil)
+var _ envbridge.StaleCleaner = (*Registry)(nil)
 
 // defaultWorkRoot is the work root when Options.WorkRoot is empty.
 func defaultWorkRoot() string { return filepath.Join(os.TempDir(), "smtrain-work") }

@@ -23,12 +23,12 @@ import (
 func TestAdapterAnswersWhileStepping(t *testing.T) {
 	a := startAdapter(t)
 	ctx := context.Background()
-	slow, err := httpenv.Dial(ctx, a.url, "toy-comp", httpenv.Options{})
+	slow, err := httpenv.Dial(ctx, a.url, "toy-comp", envbridge.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer slow.Close()
-	fast, _ := httpenv.NewClient(a.url, "other-comp", httpenv.Options{}, httpenv.ClientOptions{})
+	fast, _ := httpenv.NewClient(a.url, "other-comp", envbridge.Options{}, httpenv.ClientOptions{})
 	defer fast.Close()
 	if _, _, err := slow.Reset(ctx, 1); err != nil {
 		t.Fatal(err)
@@ -76,7 +76,7 @@ func TestAdapterSignalHandlersDoNotPileUp(t *testing.T) {
 	ctx := context.Background()
 	start := time.Now()
 	for i := 0; i < 1200; i++ {
-		c, _ := httpenv.NewClient(a.url, "toy-comp", httpenv.Options{}, httpenv.ClientOptions{})
+		c, _ := httpenv.NewClient(a.url, "toy-comp", envbridge.Options{}, httpenv.ClientOptions{})
 		if _, _, err := c.Reset(ctx, int64(i)); err != nil {
 			t.Fatalf("env %d: %v", i, err)
 		}
@@ -117,7 +117,7 @@ func TestAdapterLogsSeparate(t *testing.T) {
 	var dirs []string
 	var cs []*httpenv.Client
 	for i := 0; i < 2; i++ {
-		c, _ := httpenv.NewClient(a.url, "toy-comp", httpenv.Options{}, httpenv.ClientOptions{})
+		c, _ := httpenv.NewClient(a.url, "toy-comp", envbridge.Options{}, httpenv.ClientOptions{})
 		defer c.Close()
 		_, info, err := c.Reset(ctx, 1)
 		if err != nil {
@@ -164,7 +164,7 @@ func TestAdapterRefusesRawScoreMode(t *testing.T) {
 func TestClientUsesAnnouncedStepTimeout(t *testing.T) {
 	a := startAdapter(t, "--execution-timeout", "1")
 	ctx := context.Background()
-	c, _ := httpenv.NewClient(a.url, "toy-comp", httpenv.Options{}, httpenv.ClientOptions{})
+	c, _ := httpenv.NewClient(a.url, "toy-comp", envbridge.Options{}, httpenv.ClientOptions{})
 	defer c.Close()
 	if _, _, err := c.Reset(ctx, 1); err != nil {
 		t.Fatal(err)
@@ -191,7 +191,7 @@ type adapterSpec struct{ url string }
 
 func (s adapterSpec) Task(int) string { return "toy-comp" }
 func (s adapterSpec) Open(ctx context.Context, i int, runDir string) (envbridge.Env, error) {
-	return httpenv.NewClient(s.url, "toy-comp", httpenv.Options{MaxSteps: 4, TimeBudget: 300 * time.Second}, httpenv.ClientOptions{})
+	return httpenv.NewClient(s.url, "toy-comp", envbridge.Options{MaxSteps: 4, TimeBudget: 300 * time.Second}, httpenv.ClientOptions{})
 }
 
 // TestRolloutRewardsWithRaisingSteps is issue 22's first defect end to

@@ -163,7 +163,7 @@ func wantErr(t *testing.T, st int, m map[string]any, status int, code string) {
 func TestAdapterProtocol(t *testing.T) {
 	a := startAdapter(t)
 	ctx := context.Background()
-	c, err := httpenv.Dial(ctx, a.url, "toy-comp", httpenv.Options{MaxSteps: 5})
+	c, err := httpenv.Dial(ctx, a.url, "toy-comp", envbridge.Options{MaxSteps: 5})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -287,7 +287,7 @@ func TestAdapterProtocol(t *testing.T) {
 func TestAdapterTimeBudgetAndLimits(t *testing.T) {
 	a := startAdapter(t, "--max-envs", "2")
 	ctx := context.Background()
-	c, err := httpenv.Dial(ctx, a.url, "other-comp", httpenv.Options{TimeBudget: 300 * time.Millisecond})
+	c, err := httpenv.Dial(ctx, a.url, "other-comp", envbridge.Options{TimeBudget: 300 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -311,7 +311,7 @@ func TestAdapterTimeBudgetAndLimits(t *testing.T) {
 		t.Fatalf("step past the budget: %+v %v", res, err)
 	}
 	// max_envs: one live (c), one more allowed, the third refused.
-	c2, _ := httpenv.NewClient(a.url, "toy-comp", httpenv.Options{}, httpenv.ClientOptions{})
+	c2, _ := httpenv.NewClient(a.url, "toy-comp", envbridge.Options{}, httpenv.ClientOptions{})
 	defer c2.Close()
 	if _, _, err := c2.Reset(ctx, 1); err != nil {
 		t.Fatal(err)
@@ -323,7 +323,7 @@ func TestAdapterTimeBudgetAndLimits(t *testing.T) {
 func TestAdapterKilledMidEpisode(t *testing.T) {
 	a := startAdapter(t)
 	ctx := context.Background()
-	c, err := httpenv.Dial(ctx, a.url, "toy-comp", httpenv.Options{}, httpenv.ClientOptions{Retries: 1, Backoff: 10 * time.Millisecond, RetryFor: -1})
+	c, err := httpenv.Dial(ctx, a.url, "toy-comp", envbridge.Options{}, httpenv.ClientOptions{Retries: 1, Backoff: 10 * time.Millisecond, RetryFor: -1})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -97,7 +97,7 @@ func TestAdapterAuth(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	c, err := httpenv.Dial(ctx, a.url, "toy-comp", httpenv.Options{MaxSteps: 3}, httpenv.ClientOptions{Keys: ck})
+	c, err := httpenv.Dial(ctx, a.url, "toy-comp", envbridge.Options{MaxSteps: 3}, httpenv.ClientOptions{Keys: ck})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +127,7 @@ func TestAdapterKeyFromEnv(t *testing.T) {
 	a := startAdapter(t)
 	st, m, _ := rawAuth(t, "GET", a.url+"/v1/tasks", "", "")
 	wantErr(t, st, m, 401, "unauthorized")
-	c, err := httpenv.NewClient(a.url, "toy-comp", httpenv.Options{}, httpenv.ClientOptions{})
+	c, err := httpenv.NewClient(a.url, "toy-comp", envbridge.Options{}, httpenv.ClientOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

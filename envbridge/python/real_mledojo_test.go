@@ -112,7 +112,7 @@ func TestAdapterWithRealMLEDojo(t *testing.T) {
 		t.Fatal("adapter did not start")
 	}
 	ctx := context.Background()
-	c, _ := httpenv.NewClient(url, "titanic", httpenv.Options{MaxSteps: 5, TimeBudget: 300 * time.Second}, httpenv.ClientOptions{})
+	c, _ := httpenv.NewClient(url, "titanic", envbridge.Options{MaxSteps: 5, TimeBudget: 300 * time.Second}, httpenv.ClientOptions{})
 	obs, info, err := c.Reset(ctx, 1)
 	if err != nil || obs[envbridge.KeyRemainingSteps] != 5.0 || info["step_timeout_s"] != 120.0 {
 		t.Fatalf("reset: %v %v %v", obs, info, err)
@@ -126,7 +126,7 @@ func TestAdapterWithRealMLEDojo(t *testing.T) {
 	// A scored submission; the real env keeps running it while healthz is
 	// answered.
 	go func() {
-		c2, _ := httpenv.NewClient(url, "titanic", httpenv.Options{}, httpenv.ClientOptions{})
+		c2, _ := httpenv.NewClient(url, "titanic", envbridge.Options{}, httpenv.ClientOptions{})
 		defer c2.Close()
 		if _, _, err := c2.Reset(ctx, 2); err == nil {
 			c2.Step(ctx, envbridge.Action{Name: "execute_code", Params: map[string]any{"code": "import time\ntime.sleep(3)"}})
@@ -155,7 +155,7 @@ func TestAdapterWithRealMLEDojo(t *testing.T) {
 	// Signal handlers do not pile up: 1200 real environments, then SIGTERM.
 	start = time.Now()
 	for i := 0; i < 1200; i++ {
-		cc, _ := httpenv.NewClient(url, "titanic", httpenv.Options{}, httpenv.ClientOptions{})
+		cc, _ := httpenv.NewClient(url, "titanic", envbridge.Options{}, httpenv.ClientOptions{})
 		if _, _, err := cc.Reset(ctx, int64(i)); err != nil {
 			t.Fatalf("env %d: %v", i, err)
 		}

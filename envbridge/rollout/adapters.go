@@ -6,7 +6,6 @@ import (
 	"smtrain/data"
 	"smtrain/decode"
 	"smtrain/envbridge"
-	"smtrain/envbridge/httpenv"
 )
 
 // ChatPolicy is the Policy of a decode.ChatPolicy: one completion per turn.
@@ -29,9 +28,9 @@ func (c *ChatPolicy) Act(ctx context.Context, msgs []data.Message, seed uint64) 
 // with a NewIn method (local.Registry) gets the episode folder as the
 // environment's run folder, so the environment writes its history there.
 type RegistrySpec struct {
-	Reg   httpenv.Registry
+	Reg   envbridge.Registry
 	Tasks []string
-	Opts  httpenv.Options
+	Opts  envbridge.Options
 }
 
 var _ EnvSpec = (*RegistrySpec)(nil)
@@ -39,7 +38,7 @@ var _ EnvSpec = (*RegistrySpec)(nil)
 // RunDirRegistry is a registry whose environments write their history
 // into a given run folder.
 type RunDirRegistry interface {
-	NewIn(ctx context.Context, task string, opts httpenv.Options, runDir string) (envbridge.Env, error)
+	NewIn(ctx context.Context, task string, opts envbridge.Options, runDir string) (envbridge.Env, error)
 }
 
 // Task implements EnvSpec.

@@ -6,14 +6,13 @@ import (
 	"testing"
 
 	"smtrain/envbridge"
-	"smtrain/envbridge/httpenv"
 )
 
 type recordReg struct{ opened []string }
 
 func (r *recordReg) Tasks() []string { return []string{"a", "b", "c"} }
 
-func (r *recordReg) New(ctx context.Context, task string, opts httpenv.Options) (envbridge.Env, error) {
+func (r *recordReg) New(ctx context.Context, task string, opts envbridge.Options) (envbridge.Env, error) {
 	r.opened = append(r.opened, task)
 	if opts.MaxSteps != 7 {
 		return nil, errors.New("options not passed on")
@@ -25,7 +24,7 @@ func (r *recordReg) New(ctx context.Context, task string, opts httpenv.Options) 
 // spec's options.
 func TestRegistrySpecRoundRobin(t *testing.T) {
 	reg := &recordReg{}
-	spec := &RegistrySpec{Reg: reg, Tasks: []string{"a", "c"}, Opts: httpenv.Options{MaxSteps: 7}}
+	spec := &RegistrySpec{Reg: reg, Tasks: []string{"a", "c"}, Opts: envbridge.Options{MaxSteps: 7}}
 	var got []string
 	for i := 0; i < 5; i++ {
 		if _, err := spec.Open(context.Background(), i, ""); err != nil {

@@ -376,7 +376,7 @@ func runEpisode(ctx context.Context, pol Policy, spec EnvSpec, o Options, i int)
 // a minimal history (one entry per recorded step) for one without any.
 type recorder struct {
 	path   string
-	served httpenv.HistoryProvider
+	served envbridge.HistoryProvider
 	own    *historyLog // nil when the env writes or serves its history
 }
 
@@ -385,7 +385,7 @@ func newRecorder(env envbridge.Env, dir, task string) *recorder {
 	if rd, ok := env.(interface{ RunDir() string }); ok && filepath.Clean(rd.RunDir()) == filepath.Clean(dir) {
 		return rc // writes it there itself
 	}
-	if hp, ok := env.(httpenv.HistoryProvider); ok {
+	if hp, ok := env.(envbridge.HistoryProvider); ok {
 		rc.served = hp
 		return rc
 	}

@@ -12,7 +12,6 @@ import (
 
 	"smtrain/data"
 	"smtrain/envbridge"
-	"smtrain/envbridge/httpenv"
 	"smtrain/envbridge/local"
 )
 
@@ -40,7 +39,7 @@ type builtinSpec struct {
 func (b builtinSpec) Task(i int) string { return b.reg.Tasks()[i%len(b.reg.Tasks())] }
 
 func (b builtinSpec) Open(ctx context.Context, i int, runDir string) (envbridge.Env, error) {
-	return b.reg.NewIn(ctx, b.Task(i), httpenv.Options{MaxSteps: 10}, runDir)
+	return b.reg.NewIn(ctx, b.Task(i), envbridge.Options{MaxSteps: 10}, runDir)
 }
 
 func TestRolloutWritesLoadableEpisodesAndResumes(t *testing.T) {

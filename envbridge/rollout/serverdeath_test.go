@@ -20,7 +20,7 @@ import (
 // and restart.
 type liveServer struct {
 	addr   string
-	reg    httpenv.Registry
+	reg    envbridge.Registry
 	cancel context.CancelFunc
 	done   chan struct{}
 }
@@ -53,7 +53,7 @@ type httpSpec struct {
 func (h httpSpec) Task(int) string { return h.task }
 
 func (h httpSpec) Open(ctx context.Context, i int, runDir string) (envbridge.Env, error) {
-	return httpenv.NewClient(h.url, h.task, httpenv.Options{MaxSteps: 3}, h.co)
+	return httpenv.NewClient(h.url, h.task, envbridge.Options{MaxSteps: 3}, h.co)
 }
 
 // killingPolicy kills the server at its n-th call.

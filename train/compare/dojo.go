@@ -11,7 +11,6 @@ import (
 	"smtrain/data"
 	"smtrain/decode"
 	"smtrain/envbridge"
-	"smtrain/envbridge/httpenv"
 	"smtrain/envbridge/local"
 	"smtrain/envbridge/rollout"
 	"smtrain/train"
@@ -143,7 +142,7 @@ func (d *DojoTask) Evaluate(ctx context.Context, t *train.Trainer, dir string) (
 	if err := os.RemoveAll(out); err != nil { // a re-evaluation starts afresh
 		return nil, err
 	}
-	s, err := rollout.Run(ctx, pol, &rollout.RegistrySpec{Reg: reg, Tasks: reg.Tasks(), Opts: httpenv.Options{Seed: int64(d.Seed), MaxSteps: d.MaxSteps, TimeBudget: d.Budget}},
+	s, err := rollout.Run(ctx, pol, &rollout.RegistrySpec{Reg: reg, Tasks: reg.Tasks(), Opts: envbridge.Options{Seed: int64(d.Seed), MaxSteps: d.MaxSteps, TimeBudget: d.Budget}},
 		rollout.Options{Episodes: d.Episodes, Parallel: 1, MaxSteps: d.MaxSteps, Seed: int64(d.Seed), Out: out}, nil)
 	if err != nil {
 		return nil, err
