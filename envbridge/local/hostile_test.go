@@ -499,6 +499,9 @@ func TestAttacksOverHTTP(t *testing.T) {
 	if kids := children(os.Getpid()); len(kids) > 0 {
 		t.Errorf("processes left: %v", kids)
 	}
+	if mi, _ := os.ReadFile("/proc/self/mountinfo"); strings.Contains(string(mi), root) {
+		t.Errorf("a workspace mount is left under %s", root)
+	}
 }
 
 // rss is this process's resident set size, from /proc/self/status.
