@@ -15,7 +15,8 @@
 # Knobs (environment): STEPS, N_LAYER, N_EMBD, N_HEAD, N_POSITIONS, VOCAB,
 # BATCH, LR, OBJECTIVE, EPISODES (expert episodes per training seed),
 # TRAIN_SEEDS, HELDOUT_SEEDS, CKPT_EVERY, TEMP, WORK (scratch, removed
-# first), RESULTS.
+# first), RESULTS; FROM=rollout reuses WORK's episodes and checkpoints and
+# redoes only the rollouts and the report.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-./bin/smtrain}
@@ -39,16 +40,19 @@ MAX_STEPS=${MAX_STEPS:-10}
 MAX_NEW=${MAX_NEW:-1024}
 CURVE_SEEDS=${CURVE_SEEDS:-"$(echo $HELDOUT_SEEDS | cut -d' ' -f1-2)"}
 
+FROM=${FROM:-collect}   # collect | rollout (reuse WORK's episodes and fit, redo rollouts and report)
 start=$(date +%s)
-rm -rf "$WORK"
+if [ "$FROM" = collect ]; then rm -rf "$WORK"; else rm -rf "$WORK/rollout"; fi
 mkdir -p "$WORK" "$RESULTS"
 # Private task caches: the built-in tasks are materialised per data seed
 # into one folder per task, so runs with other seeds must not share it.
-export XDG_CACHE_HOME="$PWD/$WORK/cache" TMPDIR="$PWD/$WORK/tmp"
+case $WORK in /*) abswork=$WORK ;; *) abswork=$PWD/$WORK ;; esac
+export XDG_CACHE_HOME="$abswork/cache" TMPDIR="$abswork/tmp"
 mkdir -p "$TMPDIR"
 stage() { printf '\n== [%s +%ss] %s\n' "$(date -u +%H:%M:%S)" "$(( $(date +%s) - start ))" "$*"; }
 run() { echo "+ $*"; "$@"; }
 
+if [ "$FROM" = collect ]; then
 stage "1/4 expert episodes: $EPISODES per training seed ($TRAIN_SEEDS), 3 per held-out seed ($HELDOUT_SEEDS)"
 for s in $TRAIN_SEEDS; do
   run $BIN collect -task all -episodes "$EPISODES" -seed "$s" -task_seed "$s" -out "$WORK/expert/seed-$s" -quiet | tail -1
@@ -62,6 +66,8 @@ run $BIN fit -data "$WORK/expert" -out "$WORK/fit" -objective "$OBJECTIVE" -step
   -n_layer "$N_LAYER" -n_embd "$N_EMBD" -n_head "$N_HEAD" -n_positions "$N_POSITIONS" -vocab_size "$VOCAB" \
   -batch_size "$BATCH" -lr "$LR" -min_lr "$(awk "BEGIN{print $LR/10}")" -warmup_steps 30 -val_fraction 0.05 \
   -eval_every "$CKPT_EVERY" -eval_samples 0 -log_every 50 -ckpt_every "$CKPT_EVERY" -keep_last 1000 -progress on
+
+fi
 
 rollout() { # ckpt out seeds [flags]
   local ck=$1 out=$2 seeds=$3; shift 3
@@ -105,8 +111,9 @@ def episodes(root):
         for a in hist.get("actions", []):
             if a.get("action") in ("validate_code", "execute_code"):
                 code += 1
-                r = str(a.get("result", ""))
-                if "'status': 'FAILED'" in r or '"status": "FAILED"' in r:
+                r = a.get("result") if isinstance(a.get("result"), dict) else {}
+                ex = r.get("execution") if isinstance(r.get("execution"), dict) else None
+                if (ex or r).get("status") == "FAILED":  # the code raised
                     err += 1
         task = re.sub(r"-\d+$", "", os.path.basename(d))
         rew = float(hist.get("best_position_score") or 0)

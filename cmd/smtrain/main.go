@@ -30,6 +30,7 @@ func init() {
 		cmdSample, cmdExport,
 		cmdServe,
 		cmdRollout,
+		cmdIterate,
 		cmdCompare,
 		cmdDataStats, cmdDataConvert, cmdTokenizerTrain,
 		cmdVersion,
