@@ -249,7 +249,7 @@ func TestWorkspaceQuota(t *testing.T) {
 	ws := env.Workspace()
 	if !isMount(ws) {
 		env.Close()
-		t.Skip("SKIP: this process cannot mount (not root or no CAP_SYS_ADMIN): workspaces have no quota here")
+		t.Skip("SKIP: workspaces have no quota here (no bwrap, or this process cannot mount: not root or no CAP_SYS_ADMIN)")
 	}
 	code := "import os, errno\nos.chdir(" + pyStr(env.outputPath()) + ")\n" +
 		"def fill(name, n):\n    try:\n        with open(name, 'wb') as f:\n            for _ in range(n):\n                f.write(b'x' * (1 << 20))\n" +
