@@ -102,36 +102,48 @@ type embedKernel[T Float] struct {
 	tok, pos         []int32
 	wte, wpe, out    []T
 	dout, dwte, dwpe []T
-	bwd, acc         bool
+	acc              bool
 }
+
+// The embedding's loops, each the kernel viewed as the parallel.Task of
+// that loop: rows of the forward; columns of the backward's scatter.
+type (
+	embedForwardTask[T Float]  embedKernel[T]
+	embedBackwardTask[T Float] embedKernel[T]
+)
 
 // forward: tok, pos (n); wte (V, D); wpe (P, D); out (n, D).
 func (k *embedKernel[T]) forward(tok, pos []int32, wte, wpe, out []T) {
-	k.tok, k.pos, k.wte, k.wpe, k.out, k.bwd = tok, pos, wte, wpe, out, false
-	parallel.For(len(tok), tuned(k.tune).grainRows(k.d), k)
+	k.tok, k.pos, k.wte, k.wpe, k.out = tok, pos, wte, wpe, out
+	parallel.For(len(tok), tuned(k.tune).grainRows(k.d), (*embedForwardTask[T])(k))
 }
 
 // backward: dwte (V, D) += scatter of dout, dwpe (P, D) likewise.
 func (k *embedKernel[T]) backward(tok, pos []int32, dout, dwte, dwpe []T, acc bool) {
-	k.tok, k.pos, k.dout, k.dwte, k.dwpe, k.bwd, k.acc = tok, pos, dout, dwte, dwpe, true, acc
+	k.tok, k.pos, k.dout, k.dwte, k.dwpe, k.acc = tok, pos, dout, dwte, dwpe, acc
 	// Split over columns: rows sharing a token never race, and the order
 	// of additions is fixed.
-	parallel.For(k.d, 1+tuned(k.tune).grainElems/(len(tok)+1), k)
+	parallel.For(k.d, 1+tuned(k.tune).grainElems/(len(tok)+1), (*embedBackwardTask[T])(k))
 }
 
-func (k *embedKernel[T]) RunRange(_, lo, hi int) {
+// RunRange embeds rows [lo, hi).
+func (t *embedForwardTask[T]) RunRange(_, lo, hi int) {
+	k := (*embedKernel[T])(t)
 	d := k.d
-	if !k.bwd {
-		for r := lo; r < hi; r++ {
-			o := k.out[r*d : r*d+d]
-			te := k.wte[int(k.tok[r])*d:]
-			pe := k.wpe[int(k.pos[r])*d:]
-			for j := range o {
-				o[j] = te[j] + pe[j]
-			}
+	for r := lo; r < hi; r++ {
+		o := k.out[r*d : r*d+d]
+		te := k.wte[int(k.tok[r])*d:]
+		pe := k.wpe[int(k.pos[r])*d:]
+		for j := range o {
+			o[j] = te[j] + pe[j]
 		}
-		return
 	}
+}
+
+// RunRange scatters columns [lo, hi) of every row's gradient.
+func (t *embedBackwardTask[T]) RunRange(_, lo, hi int) {
+	k := (*embedKernel[T])(t)
+	d := k.d
 	if !k.acc {
 		for i := 0; i < len(k.dwte); i += d {
 			zero(k.dwte[i+lo : i+hi])
@@ -494,42 +506,52 @@ type geluKernel[T Float] struct {
 	tune *tuning // nil: defaultTuning
 	// per call
 	x, y, dy, dx []T
-	bwd, acc     bool
+	acc          bool
 }
+
+// The GELU's loops, each the kernel viewed as the parallel.Task of that
+// loop: elements of the forward, elements of the backward.
+type (
+	geluForwardTask[T Float]  geluKernel[T]
+	geluBackwardTask[T Float] geluKernel[T]
+)
 
 func newGELUKernel[T Float](n int) *geluKernel[T] { return &geluKernel[T]{th: make([]T, n)} }
 
 // forward: y = gelu(x), elementwise over len(x).
 func (k *geluKernel[T]) forward(x, y []T) {
-	k.x, k.y, k.bwd = x, y, false
-	parallel.For(len(x), tuned(k.tune).grainElems/8, k)
+	k.x, k.y = x, y
+	parallel.For(len(x), tuned(k.tune).grainElems/8, (*geluForwardTask[T])(k))
 }
 
 // backward: dx += gelu'(x)·dy, using the tanh saved by the last forward.
 func (k *geluKernel[T]) backward(x, dy, dx []T, acc bool) {
-	k.x, k.dy, k.dx, k.bwd, k.acc = x, dy, dx, true, acc
-	parallel.For(len(x), tuned(k.tune).grainElems/4, k)
+	k.x, k.dy, k.dx, k.acc = x, dy, dx, acc
+	parallel.For(len(x), tuned(k.tune).grainElems/4, (*geluBackwardTask[T])(k))
 }
 
-func (k *geluKernel[T]) RunRange(_, lo, hi int) {
-	x := k.x[lo:hi]
-	th := k.th[lo:hi]
-	if !k.bwd {
-		y := k.y[lo:hi]
-		if isF32[T]() {
-			x32, y32, th32 := as32(x), as32(y), as32(th)
-			v := vec.GELUForward(x32, y32, th32)
-			geluForward32(x32[v:], y32[v:], th32[v:])
-			return
-		}
-		for i, v := range x {
-			u := geluS * (float64(v) + 0.044715*float64(v)*float64(v)*float64(v))
-			t := T(math.Tanh(u))
-			th[i] = t
-			y[i] = 0.5 * v * (1 + t)
-		}
+// RunRange computes y and the saved tanh for elements [lo, hi).
+func (t *geluForwardTask[T]) RunRange(_, lo, hi int) {
+	k := (*geluKernel[T])(t)
+	x, y, th := k.x[lo:hi], k.y[lo:hi], k.th[lo:hi]
+	if isF32[T]() {
+		x32, y32, th32 := as32(x), as32(y), as32(th)
+		v := vec.GELUForward(x32, y32, th32)
+		geluForward32(x32[v:], y32[v:], th32[v:])
 		return
 	}
+	for i, v := range x {
+		u := geluS * (float64(v) + 0.044715*float64(v)*float64(v)*float64(v))
+		t := T(math.Tanh(u))
+		th[i] = t
+		y[i] = 0.5 * v * (1 + t)
+	}
+}
+
+// RunRange computes dx for elements [lo, hi).
+func (t *geluBackwardTask[T]) RunRange(_, lo, hi int) {
+	k := (*geluKernel[T])(t)
+	x, th := k.x[lo:hi], k.th[lo:hi]
 	dy, dx := k.dy[lo:hi], k.dx[lo:hi]
 	dy, dx, th = dy[:len(x)], dx[:len(x)], th[:len(x)]
 	if isF32[T]() {
@@ -709,8 +731,16 @@ type crossEntropyKernel[T Float] struct {
 	logits, dlogits []T
 	targets         []int32
 	scale           float64
-	bwd, acc        bool
+	acc             bool
 }
+
+// The cross entropy's loops, each the kernel viewed as the parallel.Task
+// of that loop: rows of the forward (loss, saved softmax), rows of the
+// backward.
+type (
+	ceForwardTask[T Float]  crossEntropyKernel[T]
+	ceBackwardTask[T Float] crossEntropyKernel[T]
+)
 
 func newCrossEntropyKernel[T Float](n, v int) *crossEntropyKernel[T] {
 	return &crossEntropyKernel[T]{v: v, lse: make([]float64, n), inv: make([]T, n), prob: make([]T, n*v), partial: make([]float64, parallel.MaxChunks())}
@@ -719,14 +749,14 @@ func newCrossEntropyKernel[T Float](n, v int) *crossEntropyKernel[T] {
 // forward returns the mean loss and the number of counted rows (0 rows
 // gives loss 0).
 func (k *crossEntropyKernel[T]) forward(logits []T, targets []int32) (float64, int) {
-	k.logits, k.targets, k.bwd = logits, targets, false
+	k.logits, k.targets = logits, targets
 	n := len(targets)
 	grain := tuned(k.tune).grainRows(k.v)
 	c := parallel.NumChunks(n, grain)
 	for i := 0; i < c; i++ {
 		k.partial[i] = 0
 	}
-	parallel.For(n, grain, k)
+	parallel.For(n, grain, (*ceForwardTask[T])(k))
 	var s float64
 	for i := 0; i < c; i++ {
 		s += k.partial[i]
@@ -758,46 +788,60 @@ func (k *crossEntropyKernel[T]) backward(logits []T, targets []int32, dloss floa
 		}
 		return
 	}
-	k.logits, k.targets, k.dlogits, k.scale, k.bwd, k.acc = logits, targets, dlogits, dloss/float64(cnt), true, acc
-	parallel.For(len(targets), tuned(k.tune).grainRows(k.v), k)
+	k.logits, k.targets, k.dlogits, k.scale, k.acc = logits, targets, dlogits, dloss/float64(cnt), acc
+	parallel.For(len(targets), tuned(k.tune).grainRows(k.v), (*ceBackwardTask[T])(k))
 }
 
-func (k *crossEntropyKernel[T]) RunRange(chunk, lo, hi int) {
+// RunRange computes rows [lo, hi)'s logsumexp and unnormalised softmax
+// (saved for the backward) and adds their losses to chunk's partial sum;
+// rows with a negative target are skipped.
+func (tk *ceForwardTask[T]) RunRange(chunk, lo, hi int) {
+	k := (*crossEntropyKernel[T])(tk)
 	V := k.v
 	for r := lo; r < hi; r++ {
 		t := k.targets[r]
 		if t < 0 {
-			if k.bwd && !k.acc {
-				zero(k.dlogits[r*V : r*V+V])
-			}
 			continue
 		}
 		l := k.logits[r*V : r*V+V]
-		if !k.bwd {
-			mx, rest := l[0], l
-			if isF32[T]() {
-				if m, n := vec.Max(as32(l)); n > 0 {
-					mx, rest = T(m), l[n:]
-				}
+		mx, rest := l[0], l
+		if isF32[T]() {
+			if m, n := vec.Max(as32(l)); n > 0 {
+				mx, rest = T(m), l[n:]
 			}
-			for _, x := range rest {
-				if x > mx {
-					mx = x
-				}
+		}
+		for _, x := range rest {
+			if x > mx {
+				mx = x
 			}
-			e := k.prob[r*V : r*V+V]
-			var s float64
-			if isF32[T]() {
-				s = expShift32(as32(e), as32(l), float32(mx))
-			} else {
-				for j, x := range l {
-					e[j] = T(math.Exp(float64(x - mx)))
-					s += float64(e[j])
-				}
+		}
+		e := k.prob[r*V : r*V+V]
+		var s float64
+		if isF32[T]() {
+			s = expShift32(as32(e), as32(l), float32(mx))
+		} else {
+			for j, x := range l {
+				e[j] = T(math.Exp(float64(x - mx)))
+				s += float64(e[j])
 			}
-			lse := float64(mx) + math.Log(s)
-			k.lse[r], k.inv[r] = lse, T(1/s)
-			k.partial[chunk] += lse - float64(l[t])
+		}
+		lse := float64(mx) + math.Log(s)
+		k.lse[r], k.inv[r] = lse, T(1/s)
+		k.partial[chunk] += lse - float64(l[t])
+	}
+}
+
+// RunRange writes (or adds) rows [lo, hi)'s gradient; rows with a negative
+// target get 0 (or nothing added).
+func (tk *ceBackwardTask[T]) RunRange(_, lo, hi int) {
+	k := (*crossEntropyKernel[T])(tk)
+	V := k.v
+	for r := lo; r < hi; r++ {
+		t := k.targets[r]
+		if t < 0 {
+			if !k.acc {
+				zero(k.dlogits[r*V : r*V+V])
+			}
 			continue
 		}
 		d := k.dlogits[r*V : r*V+V]
