@@ -21,8 +21,8 @@
 //     batch sizes and on every linear path (TestDecoderPaths).
 //   - kernels.go: the forward/backward kernels (llm.c style: embedding,
 //     layer norm, linear, GELU, attention, cross entropy) and their loops
-//     (parallel.Task; the linear and layer-norm loops are named task types,
-//     linRowsTask … lnBackwardTask); tuning.go: the one struct of their
+//     (named parallel.Task types: linRowsTask, lnForwardTask, geluForwardTask
+//     …; attention keeps a forward/backward flag); tuning.go: the one struct of their
 //     dispatch thresholds (when to split across cores, which product loop),
 //     passed explicitly.
 //   - fastmath.go: the float32 exp and tanh loops (their reference versions
