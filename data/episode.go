@@ -97,6 +97,9 @@ type LoadResult struct {
 	Episodes []Episode
 	Skipped  []Skipped
 	Files    int // data files read
+	// InvalidUTF8 lists the files holding bytes that are not UTF-8 (read
+	// as U+FFFD), with their counts.
+	InvalidUTF8 []InvalidUTF8
 }
 
 // SkipSummary groups skipped inputs by reason (the error text after the
@@ -139,6 +142,13 @@ func (r *LoadResult) SkipSummary() []string {
 // line is recorded in Skipped and loading goes on; otherwise the first
 // error is returned (naming the file and place).
 func Load(paths []string, skipBad bool) (*LoadResult, error) {
+	return LoadWith(paths, LoadOptions{SkipBad: skipBad})
+}
+
+// LoadWith is Load with options: invalid UTF-8 counted per file or an
+// error, and progress reports for long loads.
+func LoadWith(paths []string, o LoadOptions) (*LoadResult, error) {
+	skipBad := o.SkipBad
 	res := &LoadResult{}
 	var files []string
 	for _, p := range paths {
@@ -176,8 +186,26 @@ func Load(paths []string, skipBad bool) (*LoadResult, error) {
 		sort.Strings(found)
 		files = append(files, found...)
 	}
-	for _, f := range files {
+	var read int64
+	for i, f := range files {
+		if o.Progress != nil {
+			o.Progress(i, len(files), read)
+		}
+		if st, err := os.Stat(f); err == nil {
+			read += st.Size()
+		}
 		res.Files++
+		if u, err := countInvalidUTF8(f); err == nil && u.Count > 0 {
+			if o.StrictUTF8 {
+				err := fmt.Errorf("%s: byte %d: not UTF-8 (%d invalid sequences in the file; without -strict_utf8 they are read as U+FFFD)", f, u.First, u.Count)
+				if !skipBad {
+					return nil, err
+				}
+				res.Skipped = append(res.Skipped, Skipped{Source: f, Err: err})
+				continue
+			}
+			res.InvalidUTF8 = append(res.InvalidUTF8, u)
+		}
 		if m := partialMarker(f); m != "" {
 			// an interrupted rollout episode: never training data, no
 			// flag needed; the rollout redoes it when rerun
@@ -194,6 +222,9 @@ func Load(paths []string, skipBad bool) (*LoadResult, error) {
 		}
 		res.Episodes = append(res.Episodes, eps...)
 		res.Skipped = append(res.Skipped, skipped...)
+	}
+	if o.Progress != nil {
+		o.Progress(len(files), len(files), read)
 	}
 	return res, nil
 }

@@ -31,6 +31,7 @@ type Config struct {
 	ValFraction   float64  `json:"val_fraction" help:"fraction of episodes held out for validation"`
 	MinReward     OptFloat `json:"min_reward" help:"keep only episodes whose final score is at least this; episodes without a score are then dropped (unset: keep every episode)"`
 	SkipBad       bool     `json:"skip_bad" help:"report and skip malformed episodes instead of failing"`
+	StrictUTF8    bool     `json:"strict_utf8" help:"make bytes that are not UTF-8 in data files an error (default: read as U+FFFD and counted per file)"`
 	Eta           float64  `json:"eta" help:"noise+backspace augmentation rate (objectives other than mle)"`
 	NoiseKind     string   `json:"noise_kind" help:"noise kind: random (uniform over ordinary tokens), ground-truth (a token from elsewhere in the sequence), unigram (frequencies of the expert's action tokens) or policy (the current policy's next-token distribution)"`
 	NoiseTemp     float64  `json:"noise_temperature" help:"temperature of policy noise"`

@@ -6,9 +6,12 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"os"
 	"sort"
 	"strings"
 	"time"
+
+	"golang.org/x/term"
 
 	"smtrain/data"
 )
@@ -68,16 +71,53 @@ func init() {
 	cmdDataConvert.Run = runDataConvert
 }
 
-func loadForCommand(paths []string, skipBad bool, stderr io.Writer) (*data.LoadResult, error) {
+func loadForCommand(paths []string, o data.LoadOptions, stderr io.Writer) (*data.LoadResult, error) {
 	if len(paths) == 0 {
 		return nil, usagef("no data paths (use -data PATH)")
 	}
-	res, err := data.Load(paths, skipBad)
+	o.Progress = loadProgress(stderr)
+	res, err := data.LoadWith(paths, o)
 	if err != nil {
 		return nil, err
 	}
 	reportSkipped(stderr, res, "")
+	reportInvalidUTF8(stderr, res)
 	return res, nil
+}
+
+// strictUTF8Usage is the help of -strict_utf8 (a config key of fit too).
+const strictUTF8Usage = "make bytes that are not UTF-8 in data files an error (default: read as U+FFFD and counted per file)"
+
+// reportInvalidUTF8 names each file holding bytes that are not UTF-8.
+func reportInvalidUTF8(w io.Writer, res *data.LoadResult) {
+	for _, u := range res.InvalidUTF8 {
+		fmt.Fprintf(w, "warning: %s (-strict_utf8 makes this an error)\n", u)
+	}
+}
+
+// loadProgress returns a progress callback for data.LoadWith that shows
+// files and megabytes read on stderr when it is a terminal and the load
+// takes more than a second; nil otherwise.
+func loadProgress(stderr io.Writer) func(done, total int, bytes int64) {
+	f, ok := stderr.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return nil
+	}
+	start, last, shown := time.Now(), time.Time{}, false
+	return func(done, total int, bytes int64) {
+		now := time.Now()
+		if done == total {
+			if shown {
+				fmt.Fprintf(f, "\rloading data: %d/%d files, %.1f MB, %.1fs\n", done, total, float64(bytes)/1e6, now.Sub(start).Seconds())
+			}
+			return
+		}
+		if now.Sub(start) < time.Second || now.Sub(last) < 200*time.Millisecond {
+			return
+		}
+		last, shown = now, true
+		fmt.Fprintf(f, "\rloading data: %d/%d files, %.1f MB", done, total, float64(bytes)/1e6)
+	}
 }
 
 // maxSkipLines is how many skipped inputs are named on the console.
@@ -117,23 +157,24 @@ type skippedInput struct {
 
 // dataStats is what data stats reports (also its -json output).
 type dataStats struct {
-	Files          int            `json:"files"`
-	Episodes       int            `json:"episodes"`
-	Skipped        int            `json:"skipped"`
-	SkipReasons    []string       `json:"skip_reasons,omitempty"`
-	SkippedInputs  []skippedInput `json:"skipped_inputs,omitempty"`
-	Formats        map[string]int `json:"formats"`
-	Messages       int            `json:"messages"`
-	AssistantTurns int            `json:"assistant_turns"`
-	NoAssistant    int            `json:"episodes_without_assistant"`
-	Tokenizer      string         `json:"tokenizer"`
-	Tokens         int            `json:"tokens"`
-	ActionTokens   int            `json:"assistant_tokens"`
-	AssistantShare float64        `json:"assistant_share"`
-	TokensPerEp    quantiles      `json:"tokens_per_episode"`
-	Rewards        quantiles      `json:"rewards"`
-	RewardsNaN     int            `json:"rewards_unknown"`
-	Context        *contextStats  `json:"context,omitempty"`
+	Files          int                `json:"files"`
+	Episodes       int                `json:"episodes"`
+	Skipped        int                `json:"skipped"`
+	SkipReasons    []string           `json:"skip_reasons,omitempty"`
+	SkippedInputs  []skippedInput     `json:"skipped_inputs,omitempty"`
+	InvalidUTF8    []data.InvalidUTF8 `json:"invalid_utf8,omitempty"`
+	Formats        map[string]int     `json:"formats"`
+	Messages       int                `json:"messages"`
+	AssistantTurns int                `json:"assistant_turns"`
+	NoAssistant    int                `json:"episodes_without_assistant"`
+	Tokenizer      string             `json:"tokenizer"`
+	Tokens         int                `json:"tokens"`
+	ActionTokens   int                `json:"assistant_tokens"`
+	AssistantShare float64            `json:"assistant_share"`
+	TokensPerEp    quantiles          `json:"tokens_per_episode"`
+	Rewards        quantiles          `json:"rewards"`
+	RewardsNaN     int                `json:"rewards_unknown"`
+	Context        *contextStats      `json:"context,omitempty"`
 }
 
 // contextStats says what left truncation to a context keeps.
@@ -189,6 +230,7 @@ func runDataStats(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	var paths dataPaths
 	fs.Var(&paths, "data", "trajectory file or folder (repeatable, comma-separated)")
 	skipBad := fs.Bool("skip_bad", false, "report and skip malformed files/lines instead of failing")
+	strictUTF8 := fs.Bool("strict_utf8", false, strictUTF8Usage)
 	tokPath := fs.String("tokenizer", "", "tokenizer.json (or GPT-2 vocab.json with merges.txt beside it) to count tokens with (default: build one from the data)")
 	vocab := fs.Int("vocab", 1024, "vocabulary size of the tokenizer built when -tokenizer is not given")
 	asJSON := fs.Bool("json", false, "print the statistics as one JSON object")
@@ -203,7 +245,7 @@ func runDataStats(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if *tokPath == "" && *vocab < data.MinVocab {
 		return usagef("-vocab %d is below the minimum %d", *vocab, data.MinVocab)
 	}
-	res, err := loadForCommand(paths, *skipBad, stderr)
+	res, err := loadForCommand(paths, data.LoadOptions{SkipBad: *skipBad, StrictUTF8: *strictUTF8}, stderr)
 	if err != nil {
 		return err
 	}
@@ -211,6 +253,7 @@ func runDataStats(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	for _, s := range res.Skipped {
 		st.SkippedInputs = append(st.SkippedInputs, skippedInput{Source: s.Source, Error: s.Err.Error()})
 	}
+	st.InvalidUTF8 = res.InvalidUTF8
 	var texts []string
 	var rewards []float64
 	for _, e := range res.Episodes {
@@ -345,6 +388,7 @@ func runDataConvert(ctx context.Context, args []string, stdout, stderr io.Writer
 	fs.Var(&paths, "data", "trajectory file or folder (repeatable, comma-separated)")
 	out := fs.String("out", "", "output JSONL file")
 	skipBad := fs.Bool("skip_bad", false, "report and skip malformed files/lines instead of failing")
+	strictUTF8 := fs.Bool("strict_utf8", false, strictUTF8Usage)
 	if err := cmdDataConvert.Parse(fs, args, stderr, true); err != nil {
 		return err
 	}
@@ -352,7 +396,7 @@ func runDataConvert(ctx context.Context, args []string, stdout, stderr io.Writer
 	if *out == "" {
 		return usagef("-out is required")
 	}
-	res, err := loadForCommand(paths, *skipBad, stderr)
+	res, err := loadForCommand(paths, data.LoadOptions{SkipBad: *skipBad, StrictUTF8: *strictUTF8}, stderr)
 	if err != nil {
 		return err
 	}

@@ -227,11 +227,12 @@ func configError(err error) error {
 // fitInputs loads the episodes named by cfg (files, or a built-in task).
 func fitInputs(ctx context.Context, cfg *train.Config, stderr io.Writer) (train.Inputs, error) {
 	if len(cfg.Data) > 0 {
-		res, err := data.Load(cfg.Data, cfg.SkipBad)
+		res, err := data.LoadWith(cfg.Data, data.LoadOptions{SkipBad: cfg.SkipBad, StrictUTF8: cfg.StrictUTF8, Progress: loadProgress(stderr)})
 		if err != nil {
 			return train.Inputs{}, err
 		}
 		skipped := reportSkipped(stderr, res, filepath.Join(cfg.Out, train.SkippedFile))
+		reportInvalidUTF8(stderr, res)
 		eps := filterReward(res.Episodes, cfg.MinReward)
 		if len(eps) == 0 {
 			return train.Inputs{}, fmt.Errorf("no episodes in %v (after min_reward %s: %d of %d kept)", cfg.Data, cfg.MinReward, len(eps), len(res.Episodes))

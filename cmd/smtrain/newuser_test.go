@@ -229,3 +229,34 @@ func TestSkippedInputsNamed(t *testing.T) {
 		t.Fatalf("data stats -json skipped_inputs %+v (%v)", st.Skipped, err)
 	}
 }
+
+// TestInvalidUTF8Reported: bytes that are not UTF-8 are counted and named
+// per file by fit and data convert (they were silently read as U+FFFD),
+// and -strict_utf8 makes them an error naming the file and offset.
+func TestInvalidUTF8Reported(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "latin1.jsonl")
+	var b strings.Builder
+	for range 4 {
+		b.WriteString("{\"messages\":[{\"role\":\"user\",\"content\":\"caf\xe9\"},{\"role\":\"assistant\",\"content\":\"ok \xff\xfe\"}]}\n")
+	}
+	os.WriteFile(p, []byte(b.String()), 0o644)
+	code, _, errb := runCLI("data", "convert", "-data", p, "-out", filepath.Join(dir, "out.jsonl"))
+	if code != 0 || !strings.Contains(errb, p+": 12 invalid UTF-8 sequences (first at byte 42)") {
+		t.Fatalf("data convert: exit %d stderr %q", code, errb)
+	}
+	code, _, errb = runCLI("data", "convert", "-strict_utf8", "-data", p, "-out", filepath.Join(dir, "out2.jsonl"))
+	if code != 1 || !strings.Contains(errb, p+": byte 42: not UTF-8") {
+		t.Fatalf("data convert -strict_utf8: exit %d stderr %q", code, errb)
+	}
+	small := []string{"-n_positions", "32", "-n_layer", "1", "-n_embd", "16", "-n_head", "1", "-eval_every", "0",
+		"-eval_samples", "0", "-progress", "off", "-steps", "1", "-objective", "mle", "-batch_size", "2"}
+	code, _, errb = runCLI(append([]string{"fit", "-data", p, "-out", filepath.Join(dir, "run")}, small...)...)
+	if code != 0 || !strings.Contains(errb, "12 invalid UTF-8 sequences") {
+		t.Fatalf("fit: exit %d stderr %q", code, errb)
+	}
+	code, _, errb = runCLI(append([]string{"fit", "-strict_utf8", "-data", p, "-out", filepath.Join(dir, "run2")}, small...)...)
+	if code != 1 || !strings.Contains(errb, "not UTF-8") {
+		t.Fatalf("fit -strict_utf8: exit %d stderr %q", code, errb)
+	}
+}

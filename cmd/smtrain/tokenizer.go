@@ -43,6 +43,7 @@ func runTokenizerTrain(ctx context.Context, args []string, stdout, stderr io.Wri
 	out := fs.String("out", "", "output tokenizer.json")
 	trainer := fs.String("trainer", "native", "native (deterministic) or sugarme")
 	skipBad := fs.Bool("skip_bad", false, "report and skip malformed files/lines instead of failing")
+	strictUTF8 := fs.Bool("strict_utf8", false, strictUTF8Usage)
 	if err := cmdTokenizerTrain.Parse(fs, args, stderr, false); err != nil {
 		return err
 	}
@@ -59,7 +60,7 @@ func runTokenizerTrain(ctx context.Context, args []string, stdout, stderr io.Wri
 	var texts []string
 	nEp := 0
 	if len(paths) > 0 {
-		res, err := loadForCommand(paths, *skipBad, stderr)
+		res, err := loadForCommand(paths, data.LoadOptions{SkipBad: *skipBad, StrictUTF8: *strictUTF8}, stderr)
 		if err != nil {
 			return err
 		}
