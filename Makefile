@@ -43,8 +43,8 @@ test-run:
 	@echo '# the portable loops behind the AVX2 kernels, on the same tests:'
 	SMTRAIN_NOSIMD=1 $(GO) test $(TAGS) -short -count=1 -timeout 5m ./model/... ./decode/ ./objective/
 ifeq ($(HAVE_RACE),yes)
-	@echo '# the model'"'"'s parallel kernels (the worker pool) under the race detector:'
-	$(GO) test $(TAGS) -race -short -count=1 -timeout 10m ./model/
+	@echo '# the model'"'"'s parallel kernels (internal/parallel'"'"'s worker pool) under the race detector:'
+	$(GO) test $(TAGS) -race -short -count=1 -timeout 10m ./model/ ./internal/parallel/
 endif
 
 test-long:
