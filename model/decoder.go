@@ -208,12 +208,12 @@ func headRows(h, wte []float32, y []float32) {
 	}
 }
 
-// cacheKV writes heads [h0, h1) of row qkv (its q, k, v: 3D) into slot
+// cacheKV writes row qkv's keys and values (its q, k, v: 3D) into slot
 // s's key/value cache at layer l and position p.
-func (d *Decoder) cacheKV(qkv []float32, s, l, p, h0, h1 int) {
+func (d *Decoder) cacheKV(qkv []float32, s, l, p int) {
 	D, H, C := d.cfg.NEmbd, d.cfg.NHead, d.cap_
 	hs := D / H
-	for h := h0; h < h1; h++ {
+	for h := 0; h < H; h++ {
 		off := ((l*H+h)*C + p) * hs
 		copy(d.kc[s][off:off+hs], qkv[D+h*hs:])
 		copy(d.vc[s][off:off+hs], qkv[2*D+h*hs:])
@@ -246,7 +246,7 @@ func (d *Decoder) forward(n int) {
 		return
 	}
 	cfg, P := d.cfg, d.p.List
-	D, V, H := cfg.NEmbd, cfg.VocabSize, cfg.NHead
+	D, V := cfg.NEmbd, cfg.VocabSize
 	x, x2, h := d.x[:n*D], d.x2[:n*D], d.h[:n*D]
 	qkv, att, f := d.qkv[:n*3*D], d.att[:n*D], d.f[:n*4*D]
 	d.emb.forward(d.tok[:n], d.pos[:n], P[0].F32, P[1].F32, x) // (n, D)
@@ -255,7 +255,7 @@ func (d *Decoder) forward(n int) {
 		d.ln.forward(x, w[pLn1W].F32, w[pLn1B].F32, h)             // (n, D)
 		d.cAttn.forward(h, w[pAttnW].F32, w[pAttnB].F32, nil, qkv) // (n, 3D)
 		for i := 0; i < n; i++ {
-			d.cacheKV(qkv[i*3*D:(i+1)*3*D], d.rowSeq[i], l, int(d.pos[i]), 0, H)
+			d.cacheKV(qkv[i*3*D:(i+1)*3*D], d.rowSeq[i], l, int(d.pos[i]))
 		}
 		d.attn.run(n, l)                                            // att (n, D)
 		d.cProj.forward(att, w[pProjW].F32, w[pProjB].F32, x, x2)   // (n, D)
