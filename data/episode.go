@@ -286,6 +286,9 @@ func loadFile(path string, skipBad bool) ([]Episode, []Skipped, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", path, err)
 	}
+	if err := notEpisodeFile(path, raw); err != nil {
+		return nil, nil, err
+	}
 	t := bytes.TrimLeft(raw, " \t\r\n")
 	switch {
 	case bytes.HasPrefix(t, []byte("[")):
