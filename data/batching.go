@@ -234,27 +234,43 @@ type SeqStats struct {
 	Reasons                            map[string]int
 }
 
-// BuildSeqs applies the chat template to episodes and truncates each to T
-// inputs (T <= 0 disables truncation). Episodes that cannot be templated
-// (no assistant turn) are skipped and counted in the stats.
-func BuildSeqs(tok *Tokenizer, eps []Episode, T int) ([]*ActionSeq, SeqStats, error) {
-	return buildSeqs(tok, eps, T, splitNever)
-}
+// SeqMode says how BuildSeqs turns episodes into sequences (the seq_mode
+// config key).
+type SeqMode string
 
-// BuildSeqsPerTurn is BuildSeqs with every multi-turn episode split into
-// one sequence per assistant turn (SplitTurns) before truncation, so long
-// episodes contribute all their turns.
-func BuildSeqsPerTurn(tok *Tokenizer, eps []Episode, T int) ([]*ActionSeq, SeqStats, error) {
-	return buildSeqs(tok, eps, T, splitAlways)
-}
+// Values of SeqMode.
+const (
+	// SeqEpisode makes one sequence per episode, left-truncated to T
+	// inputs by whole turns (Truncate).
+	SeqEpisode SeqMode = "episode"
+	// SeqTurn splits every multi-turn episode into one sequence per
+	// assistant turn (SplitTurns) before truncation: the earlier history
+	// is its non-deletable prompt, so long episodes contribute all their
+	// turns.
+	SeqTurn SeqMode = "turn"
+	// SeqAuto keeps an episode whole when it fits in T inputs (so the
+	// value term links its turns) and splits it per assistant turn when
+	// it does not (so truncation loses no actions), with its first turns
+	// kept together in one sequence as far as they fit
+	// (mergeLeadingTurns). T <= 0 never splits.
+	SeqAuto SeqMode = "auto"
+)
 
-// BuildSeqsAuto keeps an episode whole when it fits in T inputs (so the
-// value term links its turns) and splits it per assistant turn when it does
-// not (so truncation loses no actions), with its first turns kept together
-// in one sequence as far as they fit (mergeLeadingTurns). T <= 0 never
-// splits.
-func BuildSeqsAuto(tok *Tokenizer, eps []Episode, T int) ([]*ActionSeq, SeqStats, error) {
-	return buildSeqs(tok, eps, T, splitWhenLong)
+// BuildSeqs applies the chat template to episodes, splits them as mode
+// says and truncates each sequence to T inputs (T <= 0 disables
+// truncation). Episodes that cannot be templated (no assistant turn) are
+// skipped and counted in the stats. It is the one place sequences are
+// built from episodes (training, validation, evaluation, replay).
+func BuildSeqs(tok *Tokenizer, eps []Episode, T int, mode SeqMode) ([]*ActionSeq, SeqStats, error) {
+	switch mode {
+	case SeqEpisode:
+		return buildSeqs(tok, eps, T, splitNever)
+	case SeqTurn:
+		return buildSeqs(tok, eps, T, splitAlways)
+	case SeqAuto:
+		return buildSeqs(tok, eps, T, splitWhenLong)
+	}
+	return nil, SeqStats{}, fmt.Errorf("sequence mode %q: must be %s, %s or %s", mode, SeqAuto, SeqEpisode, SeqTurn)
 }
 
 type splitMode int

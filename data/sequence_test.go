@@ -490,7 +490,7 @@ func TestSplitTurnsSameTransitions(t *testing.T) {
 	}
 	tok := ByteTokenizer()
 	eps := []Episode{{Messages: []Message{{RoleUser, "q"}, {RoleAssistant, "a1"}, {RoleUser, "o"}, {RoleAssistant, "a2"}}}}
-	seqs, st, err := BuildSeqsPerTurn(tok, eps, 64)
+	seqs, st, err := BuildSeqs(tok, eps, 64, SeqTurn)
 	if err != nil || len(seqs) != 2 || st.Actions != 6 {
 		t.Fatalf("per turn: %v %d %+v", err, len(seqs), st)
 	}
@@ -562,16 +562,16 @@ func TestBuildSeqsAuto(t *testing.T) {
 	long := Episode{Messages: []Message{{RoleUser, strings.Repeat("q", 30)}, {RoleAssistant, "b1"},
 		{RoleUser, strings.Repeat("o", 30)}, {RoleAssistant, "b2"}, {RoleUser, strings.Repeat("p", 30)}, {RoleAssistant, "b3"}}}
 	const T = 48
-	whole, _, err := BuildSeqs(tok, []Episode{short}, 0)
+	whole, _, err := BuildSeqs(tok, []Episode{short}, 0, SeqEpisode)
 	if err != nil || whole[0].NumInputs() > T {
 		t.Fatalf("short episode must fit T: %v", err)
 	}
-	seqs, st, err := BuildSeqsAuto(tok, []Episode{short, long}, T)
+	seqs, st, err := BuildSeqs(tok, []Episode{short, long}, T, SeqAuto)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, turn, _ := BuildSeqsPerTurn(tok, []Episode{long}, T)
-	_, epi, _ := BuildSeqs(tok, []Episode{long}, T)
+	_, turn, _ := BuildSeqs(tok, []Episode{long}, T, SeqTurn)
+	_, epi, _ := BuildSeqs(tok, []Episode{long}, T, SeqEpisode)
 	if len(seqs) != 1+3 || st.Actions != whole[0].NumActions()+turn.Actions {
 		t.Fatalf("auto: %d seqs, %d actions; want 4 seqs, %d actions", len(seqs), st.Actions, whole[0].NumActions()+turn.Actions)
 	}
@@ -589,16 +589,16 @@ func TestBuildSeqsAutoMergesLeadingTurns(t *testing.T) {
 	ep := Episode{Messages: []Message{{RoleUser, strings.Repeat("q", 20)}, {RoleAssistant, "b1"},
 		{RoleUser, "o1"}, {RoleAssistant, "b2"}, {RoleUser, "o2"}, {RoleAssistant, "b3"},
 		{RoleUser, strings.Repeat("p", 40)}, {RoleAssistant, "b4"}}}
-	whole, _, err := BuildSeqs(tok, []Episode{ep}, 0)
+	whole, _, err := BuildSeqs(tok, []Episode{ep}, 0, SeqEpisode)
 	if err != nil {
 		t.Fatal(err)
 	}
 	T := whole[0].NumInputs() - 1 // all but the last turn fit
-	auto, sa, err := BuildSeqsAuto(tok, []Episode{ep}, T)
+	auto, sa, err := BuildSeqs(tok, []Episode{ep}, T, SeqAuto)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, st, err := BuildSeqsPerTurn(tok, []Episode{ep}, T)
+	_, st, err := BuildSeqs(tok, []Episode{ep}, T, SeqTurn)
 	if err != nil {
 		t.Fatal(err)
 	}

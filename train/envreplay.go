@@ -129,7 +129,7 @@ func (t *Trainer) addReplayEpisodes(eps []data.Episode) (int, error) {
 	if len(eps) == 0 {
 		return 0, nil
 	}
-	seqs, _, err := buildSeqs(t.cfg, t.tok, eps)
+	seqs, _, err := data.BuildSeqs(t.tok, eps, t.cfg.NPositions, data.SeqMode(t.cfg.SeqMode))
 	if err != nil {
 		return 0, err
 	}

@@ -65,7 +65,7 @@ func (e *Evaluator) Config() Config { return e.cfg }
 // Seqs turns episodes into the action sequences training would build from
 // them (chat template, seq_mode, truncation to n_positions).
 func (e *Evaluator) Seqs(eps []data.Episode) ([]*data.ActionSeq, data.SeqStats, error) {
-	return buildSeqs(e.cfg, e.tok, eps)
+	return data.BuildSeqs(e.tok, eps, e.cfg.NPositions, data.SeqMode(e.cfg.SeqMode))
 }
 
 // Close releases the compiled graphs (a later Evaluate compiles new ones).
@@ -74,17 +74,6 @@ func (e *Evaluator) Close() {
 		g.m.Close()
 	}
 	clear(e.graphs)
-}
-
-// buildSeqs builds the sequences of eps under cfg.SeqMode.
-func buildSeqs(cfg Config, tok *data.Tokenizer, eps []data.Episode) ([]*data.ActionSeq, data.SeqStats, error) {
-	switch cfg.SeqMode {
-	case SeqTurn:
-		return data.BuildSeqsPerTurn(tok, eps, cfg.NPositions)
-	case SeqAuto:
-		return data.BuildSeqsAuto(tok, eps, cfg.NPositions)
-	}
-	return data.BuildSeqs(tok, eps, cfg.NPositions)
 }
 
 // SplitEpisodes returns the training and validation episodes of a run:

@@ -52,7 +52,7 @@ func measureSeqModes(t *testing.T, name string, eps []data.Episode) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	full, _, err := data.BuildSeqs(tok, eps, 0)
+	full, _, err := data.BuildSeqs(tok, eps, 0, data.SeqEpisode)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,17 +70,17 @@ func measureSeqModes(t *testing.T, name string, eps []data.Episode) {
 		cfg := DefaultConfig()
 		cfg.NPositions = T
 		cfg.SeqMode = SeqEpisode
-		_, se, err := buildSeqs(cfg, tok, eps)
+		_, se, err := data.BuildSeqs(tok, eps, cfg.NPositions, data.SeqMode(cfg.SeqMode))
 		if err != nil {
 			t.Fatal(err)
 		}
 		cfg.SeqMode = SeqTurn
-		_, st, err := buildSeqs(cfg, tok, eps)
+		_, st, err := data.BuildSeqs(tok, eps, cfg.NPositions, data.SeqMode(cfg.SeqMode))
 		if err != nil {
 			t.Fatal(err)
 		}
 		cfg.SeqMode = SeqAuto
-		_, sa, err := buildSeqs(cfg, tok, eps)
+		_, sa, err := data.BuildSeqs(tok, eps, cfg.NPositions, data.SeqMode(cfg.SeqMode))
 		if err != nil {
 			t.Fatal(err)
 		}

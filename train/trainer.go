@@ -184,11 +184,11 @@ func New(cfg Config, in Inputs, resume bool, console io.Writer) (*Trainer, error
 
 	// Sequences.
 	T := cfg.NPositions
-	if t.trainSq, _, err = buildSeqs(cfg, t.tok, trainEps); err != nil {
+	if t.trainSq, _, err = data.BuildSeqs(t.tok, trainEps, cfg.NPositions, data.SeqMode(cfg.SeqMode)); err != nil {
 		return nil, fmt.Errorf("training data: %w", err)
 	}
 	if len(valEps) > 0 {
-		if t.val, _, err = buildSeqs(cfg, t.tok, valEps); err != nil {
+		if t.val, _, err = data.BuildSeqs(t.tok, valEps, cfg.NPositions, data.SeqMode(cfg.SeqMode)); err != nil {
 			return nil, fmt.Errorf("validation data: %w", err)
 		}
 	}

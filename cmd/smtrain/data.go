@@ -48,7 +48,7 @@ deterministically from the loaded texts (-vocab tokens, default 1024); the
 output says which. The assistant share is the fraction of template tokens
 that are trained actions (assistant content and <|end|>). With -context N it
 also reports how many actions survive left truncation to N inputs, for whole
-episodes and for one sequence per assistant turn (data.BuildSeqsPerTurn).
+episodes and for one sequence per assistant turn (seq_mode turn).
 
 A malformed file stops the command with an error naming the file and the
 byte offset or JSON path; with -skip_bad it is reported and skipped, and a

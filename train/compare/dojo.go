@@ -45,7 +45,7 @@ func splitInputs(in train.Inputs, valFrac float64) (train.Inputs, error) {
 
 // valNLL is the token-mean NLL of the clean validation episodes.
 func valNLL(t *train.Trainer, eps []data.Episode) (train.EvalResult, error) {
-	seqs, _, err := data.BuildSeqs(t.Tokenizer(), eps, t.Config().NPositions)
+	seqs, _, err := data.BuildSeqs(t.Tokenizer(), eps, t.Config().NPositions, data.SeqEpisode)
 	if err != nil {
 		return train.EvalResult{}, err
 	}
