@@ -76,29 +76,6 @@ func (e *Evaluator) Close() {
 	clear(e.graphs)
 }
 
-// SplitEpisodes returns the training and validation episodes of a run:
-// in.Val when given, else a by-episode split of in.Train by
-// cfg.ValFraction and cfg.Seed (the split New makes, so `smtrain eval` can
-// score the same held-out episodes).
-func SplitEpisodes(cfg Config, in Inputs) (trainEps, valEps []data.Episode, err error) {
-	trainEps, valEps = in.Train, in.Val
-	if len(valEps) == 0 && cfg.ValFraction > 0 && len(trainEps) >= 2 {
-		tr, va, err := data.Split(len(trainEps), cfg.ValFraction, uint64(cfg.Seed))
-		if err != nil {
-			return nil, nil, err
-		}
-		all := trainEps
-		trainEps, valEps = nil, nil
-		for _, i := range tr {
-			trainEps = append(trainEps, all[i])
-		}
-		for _, i := range va {
-			valEps = append(valEps, all[i])
-		}
-	}
-	return trainEps, valEps, nil
-}
-
 // bucketLen rounds a row length up to the graph shape used for it.
 func bucketLen(n, T int) int {
 	b := 16

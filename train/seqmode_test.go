@@ -48,7 +48,7 @@ func TestSeqModeKeepsMoreActions(t *testing.T) {
 }
 
 func measureSeqModes(t *testing.T, name string, eps []data.Episode) {
-	tok, err := data.BuildTokenizer(episodeTexts(eps), 512)
+	tok, err := data.BuildTokenizer(data.EpisodeTexts(eps), 512)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -151,47 +151,20 @@ func New(cfg Config, in Inputs, resume bool, console io.Writer) (*Trainer, error
 			return nil, err
 		}
 	}
-	// Split the data by episode.
-	if len(in.Train) == 0 {
-		return nil, errors.New("no training episodes")
-	}
-	trainEps, valEps, err := SplitEpisodes(cfg, in)
+	// Tokenizer (see resolveTokenizer), then the episodes split, tokenized
+	// and turned into sequences (data.Prepare).
+	tok, initFrom, err := resolveTokenizer(cfg, in, ck)
 	if err != nil {
 		return nil, err
 	}
-
-	// Tokenizer: from the checkpoint being resumed, from -init (with the
-	// vocabulary grown by smtrain's special tokens, see LoadInit), from a
-	// file, or trained on the training split.
-	var initFrom *InitModel
-	switch {
-	case ck != "":
-		t.tok, err = data.LoadTokenizer(filepath.Join(ck, TokenizerFile))
-	case cfg.Init != "":
-		if initFrom, err = LoadInit(cfg.Init, cfg.Tokenizer, cfg.Seed); err == nil {
-			t.tok = initFrom.Tokenizer
-		}
-	case cfg.Tokenizer != "":
-		t.tok, err = data.LoadTokenizerFile(cfg.Tokenizer)
-	case in.Tokenizer != nil:
-		t.tok = in.Tokenizer
-	default:
-		t.tok, err = data.BuildTokenizer(episodeTexts(trainEps), cfg.VocabSize)
-	}
+	prep, err := data.Prepare(in.Train, in.Val, data.PrepareOptions{ValFraction: cfg.ValFraction, Seed: uint64(cfg.Seed),
+		Tokenizer: tok, VocabSize: cfg.VocabSize, T: cfg.NPositions, Mode: data.SeqMode(cfg.SeqMode)})
 	if err != nil {
-		return nil, fmt.Errorf("tokenizer: %w", err)
+		return nil, err
 	}
-
-	// Sequences.
+	t.tok, t.trainSq, t.val = prep.Tokenizer, prep.Train, prep.Val
+	trainEps, valEps := prep.TrainEps, prep.ValEps
 	T := cfg.NPositions
-	if t.trainSq, _, err = data.BuildSeqs(t.tok, trainEps, cfg.NPositions, data.SeqMode(cfg.SeqMode)); err != nil {
-		return nil, fmt.Errorf("training data: %w", err)
-	}
-	if len(valEps) > 0 {
-		if t.val, _, err = data.BuildSeqs(t.tok, valEps, cfg.NPositions, data.SeqMode(cfg.SeqMode)); err != nil {
-			return nil, fmt.Errorf("validation data: %w", err)
-		}
-	}
 	if len(t.trainSq) < cfg.BatchSize {
 		return nil, fmt.Errorf("%d training sequences (from %d episodes), fewer than batch_size %d: lower -batch_size to at most %d, or give more episodes", len(t.trainSq), len(trainEps), cfg.BatchSize, len(t.trainSq))
 	}
@@ -297,16 +270,6 @@ func orDefault(s, d string) string {
 }
 
 func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
-
-func episodeTexts(eps []data.Episode) []string {
-	var out []string
-	for _, e := range eps {
-		for _, m := range e.Messages {
-			out = append(out, m.Content)
-		}
-	}
-	return out
-}
 
 // restore loads optimizer, state and replay buffer from a checkpoint.
 func (t *Trainer) restore(ck string) error {

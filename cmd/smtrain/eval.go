@@ -224,7 +224,7 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	case "all":
 		eps = append(append(eps, in.Train...), in.Val...)
 	case "val", "train":
-		tr, va, err := train.SplitEpisodes(cfg, in)
+		tr, va, err := data.SplitEpisodes(in.Train, in.Val, cfg.ValFraction, uint64(cfg.Seed))
 		if err != nil {
 			return err
 		}
