@@ -174,35 +174,11 @@ func New(cfg Config, in Inputs, resume bool, console io.Writer) (*Trainer, error
 		t.prompts = append(t.prompts, s.Prompt)
 	}
 
-	// Model.
-	mcfg := model.Config{NLayer: cfg.NLayer, NHead: cfg.NHead, NEmbd: cfg.NEmbd, NPositions: cfg.NPositions,
-		VocabSize: t.tok.VocabSize(), LayerNormEpsilon: 1e-5,
-		BkspcTokenID: int(t.tok.BkspcID()), EOSTokenID: int(t.tok.EOSID())}
-	switch {
-	case ck != "":
-		t.params, err = model.Load(ck, model.F32)
-	case initFrom != nil:
-		t.params = initFrom.Params
-		// The checkpoint's shape wins; the written config says so.
-		cfg.NLayer, cfg.NHead, cfg.NEmbd = t.params.Cfg.NLayer, t.params.Cfg.NHead, t.params.Cfg.NEmbd
-		t.cfg = cfg
-		if initFrom.Padding > 0 {
-			fmt.Fprintf(t.console, "init: %s, %d padding rows of the vocabulary dropped (%d -> %d: rows past the tokenizer's tokens)\n", initFrom.Dir, initFrom.Padding, initFrom.OldVocab+initFrom.Padding, initFrom.OldVocab)
-		}
-		if g := initFrom.Grown(); g > 0 {
-			fmt.Fprintf(t.console, "init: %s, vocabulary grown %d -> %d (new rows: mean of the old ones + noise)\n", initFrom.Dir, initFrom.OldVocab, t.params.Cfg.VocabSize)
-		} else {
-			fmt.Fprintf(t.console, "init: %s\n", initFrom.Dir)
-		}
-	default:
-		t.params, err = model.NewParams(mcfg, model.F32, rand.New(rand.NewPCG(uint64(cfg.Seed), 0x1417)))
+	// Model (see resolveModel; with -init its shape wins over cfg's).
+	if t.params, err = resolveModel(&cfg, t.tok, ck, initFrom, t.console); err != nil {
+		return nil, err
 	}
-	if err != nil {
-		return nil, fmt.Errorf("model: %w", err)
-	}
-	if t.params.Cfg.NPositions < T {
-		return nil, fmt.Errorf("model context %d is shorter than n_positions %d", t.params.Cfg.NPositions, T)
-	}
+	t.cfg = cfg
 	t.ev = newEvaluator(t.cfg, t.params, t.tok, t.obj, t.mle)
 	if t.obj.Augmented() && cfg.Eta > 0 {
 		t.ev.unigram = data.ActionUnigram(t.trainSq, t.tok.Specials())
