@@ -184,18 +184,8 @@ func New(cfg Config, in Inputs, resume bool, console io.Writer) (*Trainer, error
 		t.ev.unigram = data.ActionUnigram(t.trainSq, t.tok.Specials())
 		t.train.Augment = t.ev.noiseOptions(t.trainSq)
 	}
-	t.opt, err = NewAdamWFor32(AdamWConfig{LR: cfg.LR, Beta1: cfg.Beta1, Beta2: cfg.Beta2, Eps: cfg.Eps, WeightDecay: cfg.WeightDecay}, t.params)
-	if err != nil {
+	if err := t.initOptimizer(); err != nil {
 		return nil, err
-	}
-	t.accum = make([][]float32, len(t.params.List))
-	for i, p := range t.params.List {
-		t.accum[i] = make([]float32, len(p.F32))
-	}
-	if t.obj.UsesReplay() && cfg.ReplaySize > 0 {
-		if t.replay, err = data.NewReplayBuffer(cfg.ReplaySize); err != nil {
-			return nil, err
-		}
 	}
 
 	if err := t.initEnvReplay(in, ck != ""); err != nil {
@@ -214,17 +204,8 @@ func New(cfg Config, in Inputs, resume bool, console io.Writer) (*Trainer, error
 	if t.metrics, err = openMetrics(filepath.Join(t.out, MetricsFile), keep); err != nil {
 		return nil, err
 	}
-	cb, err := MarshalConfig(cfg)
-	if err != nil {
+	if err := writeRunFiles(t.out, cfg, in.Skipped); err != nil {
 		return nil, err
-	}
-	if err := atomicfile.WriteFile(filepath.Join(t.out, ConfigOutFile), cb); err != nil {
-		return nil, err
-	}
-	if len(in.Skipped) > 0 {
-		if err := atomicfile.WriteFile(filepath.Join(t.out, SkippedFile), []byte(strings.Join(in.Skipped, "\n")+"\n")); err != nil {
-			return nil, err
-		}
 	}
 	fmt.Fprintf(t.console, "data: %s | %d train / %d val episodes -> %d / %d sequences (seq_mode %s) | vocab %d | model L%d D%d H%d T%d (%.2fM params) | objective %s\n",
 		orDefault(in.Describe, "episodes"), len(trainEps), len(valEps), len(t.trainSq), len(t.val), cfg.SeqMode, t.tok.VocabSize(),
@@ -236,6 +217,43 @@ func New(cfg Config, in Inputs, resume bool, console io.Writer) (*Trainer, error
 		fmt.Fprintln(t.console, w)
 	}
 	return t, nil
+}
+
+// initOptimizer makes the run's AdamW, the gradient accumulators and the
+// replay buffer (objectives that use one, replay_size > 0).
+func (t *Trainer) initOptimizer() error {
+	cfg := t.cfg
+	var err error
+	t.opt, err = NewAdamWFor32(AdamWConfig{LR: cfg.LR, Beta1: cfg.Beta1, Beta2: cfg.Beta2, Eps: cfg.Eps, WeightDecay: cfg.WeightDecay}, t.params)
+	if err != nil {
+		return err
+	}
+	t.accum = make([][]float32, len(t.params.List))
+	for i, p := range t.params.List {
+		t.accum[i] = make([]float32, len(p.F32))
+	}
+	if t.obj.UsesReplay() && cfg.ReplaySize > 0 {
+		if t.replay, err = data.NewReplayBuffer(cfg.ReplaySize); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeRunFiles writes the run's config (ConfigOutFile) and, when inputs
+// were skipped as malformed, their list (SkippedFile) into out.
+func writeRunFiles(out string, cfg Config, skipped []string) error {
+	cb, err := MarshalConfig(cfg)
+	if err != nil {
+		return err
+	}
+	if err := atomicfile.WriteFile(filepath.Join(out, ConfigOutFile), cb); err != nil {
+		return err
+	}
+	if len(skipped) > 0 {
+		return atomicfile.WriteFile(filepath.Join(out, SkippedFile), []byte(strings.Join(skipped, "\n")+"\n"))
+	}
+	return nil
 }
 
 func orDefault(s, d string) string {
