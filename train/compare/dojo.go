@@ -28,18 +28,12 @@ func splitInputs(in train.Inputs, valFrac float64) (train.Inputs, error) {
 	if len(in.Train) < 2 || !(valFrac > 0) {
 		return in, fmt.Errorf("%d episodes with val_fraction %g leave no validation split", len(in.Train), valFrac)
 	}
-	tr, va, err := data.Split(len(in.Train), valFrac, 1)
+	tr, va, err := data.SplitEpisodes(in.Train, nil, valFrac, 1)
 	if err != nil {
 		return in, err
 	}
 	out := in
-	out.Train, out.Val = nil, nil
-	for _, i := range tr {
-		out.Train = append(out.Train, in.Train[i])
-	}
-	for _, i := range va {
-		out.Val = append(out.Val, in.Train[i])
-	}
+	out.Train, out.Val = tr, va
 	return out, nil
 }
 
