@@ -3,7 +3,11 @@
 // (action.go, action_grammar.go) and the observation template (template.go).
 // Subpackages hold the local MLE-Dojo-compatible environment (local), its
 // sandbox, the HTTP protocol (httpenv), the Python adapter for a real
-// MLE-Dojo (python) and the rollout loop (rollout).
+// MLE-Dojo (python) and the rollout loop (rollout). Environments are made
+// by task name through a Registry (registry.go, with the per-episode
+// Options and the HistoryProvider and StaleCleaner interfaces): the local
+// environment implements it, the HTTP server serves any Registry and
+// rollout plays over one, so none of them imports another for the types.
 //
 // Each episode rule is written once, in wrappers.go: the step budget
 // (StepBudget, applied by TimeLimit, by the local environment to itself and
