@@ -603,6 +603,11 @@ func geluForward32(x, y, th []float32) {
 // each) inside every block. mask (B, T, T) is 1 where input j is i itself
 // or an ancestor of i in its row (a subset of the causal mask).
 
+// attnBlock is the row-block size of the attention products: only blocks
+// on or left of the diagonal are computed, about half of the T×T work
+// for long rows (DESIGN 3.1's mask never reaches right of the diagonal).
+const attnBlock = 64
+
 type attentionKernel[T Float] struct {
 	b, t, h, d int
 	att        []T // (B, H, T, T) softmax probabilities saved by forward
@@ -648,8 +653,12 @@ func (k *attentionKernel[T]) RunRange(chunk, lo, hi int) {
 		P := k.att[bh*T_*T_ : (bh+1)*T_*T_]
 		mask := k.mask[b*T_*T_ : (b+1)*T_*T_]
 		if !k.bwd {
-			// S = scale · Q Kᵀ  (T, T)
-			gemm(false, true, T_, T_, hs, scale, q, D3, kk, D3, 0, P, T_)
+			// S = scale · Q Kᵀ  (T, T), lower triangle by row blocks:
+			// rows r0..r1 need keys 0..r1 only (the mask is causal).
+			for r0 := 0; r0 < T_; r0 += attnBlock {
+				r1 := min(T_, r0+attnBlock)
+				gemm(false, true, r1-r0, r1, hs, scale, q[r0*D3:], D3, kk, D3, 0, P[r0*T_:], T_)
+			}
 			for i := 0; i < T_; i++ {
 				row := P[i*T_ : i*T_+T_]
 				mrow := mask[i*T_ : i*T_+T_]
@@ -685,8 +694,12 @@ func (k *attentionKernel[T]) RunRange(chunk, lo, hi int) {
 				}
 				zero(row[i+1:])
 			}
-			// out_h (T, hs) = P V
-			gemm(false, false, T_, hs, T_, 1, P, T_, v, D3, 0, k.out[b*T_*D+h*hs:], D)
+			// out_h (T, hs) = P V (P is 0 right of the diagonal)
+			out := k.out[b*T_*D+h*hs:]
+			for r0 := 0; r0 < T_; r0 += attnBlock {
+				r1 := min(T_, r0+attnBlock)
+				gemm(false, false, r1-r0, hs, r1, 1, P[r0*T_:], T_, v, D3, 0, out[r0*D:], D)
+			}
 			continue
 		}
 		dout := k.dout[b*T_*D+h*hs:]
@@ -694,9 +707,13 @@ func (k *attentionKernel[T]) RunRange(chunk, lo, hi int) {
 		dk := k.dqkv[base+D+h*hs:]
 		dv := k.dqkv[base+2*D+h*hs:]
 		dP := k.scratch[chunk*T_*T_ : (chunk+1)*T_*T_]
-		// dP = dOut Vᵀ (T, T); dV += Pᵀ dOut
-		gemm(false, true, T_, T_, hs, 1, dout, D, v, D3, 0, dP, T_)
-		gemm(true, false, T_, hs, T_, 1, P, T_, dout, D, k.beta, dv, D3)
+		// dP = dOut Vᵀ (T, T) on the lower triangle by row blocks; dV += Pᵀ
+		// dOut by key blocks c0..c1, which only rows c0.. reach.
+		for r0 := 0; r0 < T_; r0 += attnBlock {
+			r1 := min(T_, r0+attnBlock)
+			gemm(false, true, r1-r0, r1, hs, 1, dout[r0*D:], D, v, D3, 0, dP[r0*T_:], T_)
+			gemm(true, false, r1-r0, hs, T_-r0, 1, P[r0*T_+r0:], T_, dout[r0*D:], D, k.beta, dv[r0*D3:], D3)
+		}
 		// dS = P ⊙ (dP − rowsum(P ⊙ dP))
 		for i := 0; i < T_; i++ {
 			pr := P[i*T_ : i*T_+i+1]
@@ -710,9 +727,14 @@ func (k *attentionKernel[T]) RunRange(chunk, lo, hi int) {
 			}
 			zero(dr[i+1:])
 		}
-		// dQ += scale · dS K ; dK += scale · dSᵀ Q
-		gemm(false, false, T_, hs, T_, scale, dP, T_, kk, D3, k.beta, dq, D3)
-		gemm(true, false, T_, hs, T_, scale, dP, T_, q, D3, k.beta, dk, D3)
+		// dQ += scale · dS K ; dK += scale · dSᵀ Q (dS is 0 right of the
+		// diagonal: row block r0..r1 needs keys 0..r1, key block r0..r1
+		// rows r0..)
+		for r0 := 0; r0 < T_; r0 += attnBlock {
+			r1 := min(T_, r0+attnBlock)
+			gemm(false, false, r1-r0, hs, r1, scale, dP[r0*T_:], T_, kk, D3, k.beta, dq[r0*D3:], D3)
+			gemm(true, false, r1-r0, hs, T_-r0, scale, dP[r0*T_+r0:], T_, q[r0*D3:], D3, k.beta, dk[r0*D3:], D3)
+		}
 	}
 }
 

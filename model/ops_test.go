@@ -452,3 +452,36 @@ func TestSetTuningReachesKernels(t *testing.T) {
 		}
 	}
 }
+
+// TestAttentionGradLongRows checks the attention op by finite differences
+// on rows longer than a row block (attnBlock), where the forward and
+// backward products skip the blocks right of the diagonal.
+func TestAttentionGradLongRows(t *testing.T) {
+	rng := rand.New(rand.NewPCG(19, 20))
+	b, tt, h, d := 2, attnBlock+24, 2, 4
+	inp, pos, par := make([]int32, b*tt), make([]int32, b*tt), make([]int32, b*tt)
+	for r := 0; r < b; r++ {
+		tr := randomTree(rng, 30, 60, 0.1, 5, tt)
+		if len(tr.inputs) != tt {
+			t.Fatalf("tree of %d inputs, want %d", len(tr.inputs), tt)
+		}
+		copy(inp[r*tt:], tr.inputs)
+		copy(pos[r*tt:], tr.positions)
+		copy(par[r*tt:], tr.parents)
+	}
+	long := 0
+	for i := tt - 1; i >= 0; i-- {
+		if par[i] >= 0 {
+			long = i + 1
+			break
+		}
+	}
+	if long <= attnBlock+8 {
+		t.Fatalf("row 0 has %d inputs, want more than %d", long, attnBlock+8)
+	}
+	bs := newBatchState(b, tt)
+	if err := bs.set(inp, pos, par, 5, 256); err != nil {
+		t.Fatal(err)
+	}
+	checkOp(t, "attention", rng, newAttentionOp[float64](bs, h, d), [][]float64{randSlice(rng, b*tt*3*d, 1)})
+}
