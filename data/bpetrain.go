@@ -201,16 +201,7 @@ func TrainSugarme(texts []string, vocabSize int) (tok *Tokenizer, err error) {
 	}
 	wc := wordCounts(texts)
 	if len(wc) > sugarmeMaxWords {
-		keys := make([]string, 0, len(wc))
-		for k := range wc {
-			keys = append(keys, k)
-		}
-		sort.Slice(keys, func(i, j int) bool {
-			if wc[keys[i]] != wc[keys[j]] {
-				return wc[keys[i]] > wc[keys[j]]
-			}
-			return keys[i] < keys[j]
-		})
+		keys := KeysByCount(wc)
 		kept := make(map[string]int, sugarmeMaxWords)
 		for _, k := range keys[:sugarmeMaxWords] {
 			kept[k] = wc[k]

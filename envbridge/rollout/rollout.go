@@ -490,16 +490,7 @@ func (s Summary) FailureLine() string {
 			reasons[msg]++
 		}
 	}
-	keys := make([]string, 0, len(reasons))
-	for k := range reasons {
-		keys = append(keys, k)
-	}
-	sort.Slice(keys, func(i, j int) bool {
-		if reasons[keys[i]] != reasons[keys[j]] {
-			return reasons[keys[i]] > reasons[keys[j]]
-		}
-		return keys[i] < keys[j]
-	})
+	keys := data.KeysByCount(reasons)
 	line := fmt.Sprintf("%d of %d episodes failed", s.Failed, s.Episodes)
 	if s.Unreachable > 0 {
 		line += fmt.Sprintf("; %d because the environment server was unreachable (not recorded: rerun the same command to play them)", s.Unreachable)
