@@ -100,7 +100,7 @@ type Config struct {
 	EvalEvery    int    `json:"eval_every" help:"evaluate on the validation split every this many steps (0 = only at the end)"`
 	EvalBatches  int    `json:"eval_batches" help:"validation micro-batches per evaluation (0 = all)"`
 	EvalSamples  int    `json:"eval_samples" help:"sample generations written to the log at each evaluation"`
-	LogEvery     int    `json:"log_every" help:"console line and metrics every this many steps"`
+	LogEvery     int    `json:"log_every" help:"console line every this many steps (metrics.jsonl records every step)"`
 	CkptEvery    int    `json:"ckpt_every" help:"checkpoint every this many steps (0 = only at the end)"`
 	KeepLast     int    `json:"keep_last" help:"keep this many recent checkpoints (plus the best)"`
 	EarlyStop    int    `json:"early_stop" help:"stop after this many evaluations without improvement (0 = off)"`

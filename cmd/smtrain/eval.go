@@ -72,6 +72,8 @@ type evalReport struct {
 	Components map[string]any `json:"components"`
 	Tokens     int            `json:"tokens"`
 	VocabGrown int            `json:"vocab_grown,omitempty"`
+	// Note explains figures that look odd (λ 0 during the warm start).
+	Note string `json:"note,omitempty"`
 	// ByObjective holds the loss of each objective named by -objectives.
 	ByObjective map[string]objectiveReport `json:"by_objective,omitempty"`
 	// Backspace holds the diagnostics of -decode: exact match against the
@@ -260,6 +262,9 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		step := s.Step
 		rep.Step = &step
 		rep.Lambda = oc.LambdaAt(max(step-1, 0))
+		if rep.Lambda == 0 && oc.Lambda != 0 {
+			rep.Note = fmt.Sprintf("step %d is within warm_start %d: λ is 0, so the loss is the BC term alone and a SequenceMatch objective's components equal bc's", step, oc.WarmStart)
+		}
 	}
 	maxBatches := 0
 	if bind.IsSet("eval_batches") {

@@ -84,6 +84,7 @@ func runFit(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	resume := fs.Bool("resume", false, "continue from OUT/latest")
 	overwrite := fs.Bool("overwrite", false, "delete the run already in OUT (config.json, metrics.jsonl, latest, checkpoints) and start over")
 	cpuProfile := fs.String("cpuprofile", "", "write a Go CPU profile of the run to this file (go tool pprof)")
+	reschedule := fs.Bool("reschedule", false, "with -resume: accept new steps/lr/min_lr/warmup_steps, which change the learning-rate schedule from the checkpoint's step on")
 	bind := train.BindFlags(fs)
 	if err := cmdFit.Parse(fs, args, stderr, false); err != nil {
 		return err
@@ -94,6 +95,11 @@ func runFit(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	cfg, err := resolveConfig(*configPath, bind, *resume)
 	if err != nil {
 		return err
+	}
+	if *resume && !*reschedule {
+		if err := checkResumeSchedule(cfg); err != nil {
+			return err
+		}
 	}
 	if *overwrite {
 		if err := train.ClearRun(cfg.Out); err != nil {

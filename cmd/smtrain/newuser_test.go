@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"flag"
 	"io"
@@ -258,5 +260,41 @@ func TestInvalidUTF8Reported(t *testing.T) {
 	code, _, errb = runCLI(append([]string{"fit", "-strict_utf8", "-data", p, "-out", filepath.Join(dir, "run2")}, small...)...)
 	if code != 1 || !strings.Contains(errb, "not UTF-8") {
 		t.Fatalf("fit -strict_utf8: exit %d stderr %q", code, errb)
+	}
+}
+
+// TestCosmetics16: -log_every's help matches what metrics.jsonl holds (a
+// line per step), sample -json always has actions_text, eval notes that λ
+// is 0 during the warm start, and -resume with more steps must say
+// -reschedule (it silently restarted the learning-rate schedule).
+func TestCosmetics16(t *testing.T) {
+	dir := t.TempDir()
+	run := filepath.Join(dir, "run")
+	if code, _, errb := runCLI(tinyFit(run, "6", "-log_every", "3", "-warm_start", "100")...); code != 0 {
+		t.Fatalf("fit: %d %s", code, errb)
+	}
+	b, _ := os.ReadFile(filepath.Join(run, "metrics.jsonl"))
+	if n := strings.Count(string(b), `"split":"train"`); n != 6 {
+		t.Fatalf("%d train lines in metrics.jsonl for 6 steps", n)
+	}
+	var help bytes.Buffer
+	_ = cmdFit.Run(context.Background(), []string{"-h"}, &help, &help)
+	if !strings.Contains(help.String(), "metrics.jsonl records every step") {
+		t.Fatal("-log_every help does not say metrics.jsonl has every step")
+	}
+	code, out, errb := runCLI("sample", "-ckpt", run, "-prompt", "1+1=", "-max_new", "4", "-json")
+	if code != 0 || !strings.Contains(out, `"actions_text":"`) || strings.Contains(out, `"actions_text":""`) {
+		t.Fatalf("sample -json: %d %s %s", code, out, errb)
+	}
+	code, out, errb = runCLI("eval", "-ckpt", run)
+	if code != 0 || !strings.Contains(out, `"note": "step 6 is within warm_start 100`) {
+		t.Fatalf("eval: %d %s %s", code, out, errb)
+	}
+	code, _, errb = runCLI(tinyFit(run, "9", "-resume")...)
+	if code != 2 || !strings.Contains(errb, "-reschedule") || !strings.Contains(errb, "at step 6 the lr goes from") {
+		t.Fatalf("resume with more steps: %d %s", code, errb)
+	}
+	if code, _, errb = runCLI(tinyFit(run, "9", "-resume", "-reschedule")...); code != 0 {
+		t.Fatalf("resume -reschedule: %d %s", code, errb)
 	}
 }

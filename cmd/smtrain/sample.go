@@ -52,7 +52,8 @@ stream derived from (seed, i), so output is reproducible.
 Text output prints each sample's final text; -show_actions also prints the
 action sequence with deleted tokens struck through as ~~deleted~~. -json
 prints one JSON object per sample: index, text, tokens, actions (with
-<bkspc>), num_bkspc, num_actions, hit_cap, stop_reason, tokens_per_sec, ...
+<bkspc>), actions_text (the actions with deletions as ~~x~~, always),
+num_bkspc, num_actions, hit_cap, stop_reason, tokens_per_sec, ...
 A summary goes to stderr.`,
 }
 
@@ -189,10 +190,7 @@ func runSample(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		for i := range res {
-			out := sampleJSON{Result: res[i], PromptText: text, BkspcID: o.BkspcID}
-			if *showActions {
-				out.ActionsText = render(&res[i])
-			}
+			out := sampleJSON{Result: res[i], PromptText: text, BkspcID: o.BkspcID, ActionsText: render(&res[i])}
 			if err := enc.Encode(out); err != nil {
 				return err
 			}
