@@ -1,8 +1,3 @@
-// Package data turns trajectory files into compiled training batches:
-// loaders (MLE-Dojo run folders, AIDE journals, JSONL chats), the tokenizer,
-// the chat template, action sequences with noise+backspace augmentation,
-// compilation into tree-attention batches with a transition table, batching,
-// the replay buffer and the arithmetic task.
 package data
 
 // Set says which distribution a transition belongs to (DESIGN.md 4).

@@ -1,7 +1,3 @@
-// Package train is the training loop: configuration, AdamW, the learning-
-// rate schedule, gradient clipping and accumulation, the SequenceMatch
-// schedule with its replay buffer, evaluation, metrics, and checkpoints with
-// bit-exact resume.
 package train
 
 import (
