@@ -16,6 +16,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"smtrain/data"
 	"smtrain/objective"
 )
 
@@ -109,18 +110,12 @@ type Config struct {
 	ConfigSchema int    `json:"config_schema" help:"config schema version (do not set)"`
 }
 
-// Values of Config.SeqMode.
+// Values of Config.SeqMode: the modes of data.BuildSeqs, documented there
+// (data.SeqEpisode, data.SeqTurn, data.SeqAuto).
 const (
-	// SeqEpisode makes one sequence per episode, left-truncated to
-	// n_positions by whole turns (data.Truncate).
-	SeqEpisode = "episode"
-	// SeqTurn makes one sequence per assistant turn (data.SplitTurns):
-	// the earlier history is its non-deletable prompt (left-truncated),
-	// so every action of a long episode is trained once.
-	SeqTurn = "turn"
-	// SeqAuto (the default) keeps an episode whole when it fits in
-	// n_positions and splits it per assistant turn when it does not.
-	SeqAuto = "auto"
+	SeqEpisode = string(data.SeqEpisode)
+	SeqTurn    = string(data.SeqTurn)
+	SeqAuto    = string(data.SeqAuto) // the default
 )
 
 // ConfigSchema is the current config schema version.
