@@ -6,6 +6,7 @@ import (
 	"os"
 	"sort"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/sugarme/tokenizer/model/bpe"
 )
@@ -56,11 +57,30 @@ func ByteTokenizer() *Tokenizer {
 	return t
 }
 
+// maxTrainWord bounds the bytes of a pre-tokenized word the BPE trainer
+// sees: longer ones (a base64 blob, a long run of digits or symbols) are
+// cut into pieces of at most this size. The trainer touches every pair of
+// a word at each merge that occurs in it, so one 50 MB "word" made
+// training take minutes and gigabytes; merges longer than this are not
+// worth learning anyway.
+const maxTrainWord = 64
+
 // wordCounts pre-tokenizes texts and counts the byte-level words.
 func wordCounts(texts []string) map[string]int {
 	wc := map[string]int{}
 	for _, text := range texts {
 		for _, p := range preTokenize(text) {
+			for len(p) > maxTrainWord {
+				cut := maxTrainWord
+				for cut > 0 && !utf8.RuneStart(p[cut]) {
+					cut--
+				}
+				if cut == 0 {
+					cut = maxTrainWord
+				}
+				wc[byteLevel(p[:cut])]++
+				p = p[cut:]
+			}
 			wc[byteLevel(p)]++
 		}
 	}
@@ -77,8 +97,27 @@ func BuildTokenizer(texts []string, vocabSize int) (*Tokenizer, error) {
 	if vocabSize < MinVocab {
 		return nil, fmt.Errorf("vocab size %d is below the minimum %d (specials + 256 bytes)", vocabSize, MinVocab)
 	}
-	merges := nativeMerges(wordCounts(texts), vocabSize-MinVocab)
+	merges := nativeMerges(mostFrequent(wordCounts(texts), maxTrainWords), vocabSize-MinVocab)
 	return fromMerges(merges)
+}
+
+// maxTrainWords bounds the distinct words the native trainer learns from:
+// the most frequent ones (ties by the words' order). Beyond it, words are
+// too rare to decide a merge of a small vocabulary, and each costs memory
+// in every pair set it belongs to.
+const maxTrainWords = 100000
+
+// mostFrequent keeps the k most frequent words of wc (all when fewer;
+// ties in KeysByCount's order).
+func mostFrequent(wc map[string]int, k int) map[string]int {
+	if len(wc) <= k {
+		return wc
+	}
+	out := make(map[string]int, k)
+	for _, w := range KeysByCount(wc)[:k] {
+		out[w] = wc[w]
+	}
+	return out
 }
 
 // nativeMerges learns up to n merges from byte-level word counts.
@@ -114,12 +153,17 @@ func nativeMerges(wc map[string]int, n int) [][2]string {
 	type pair [2]int32
 	pairCount := map[pair]int{}
 	where := map[pair]map[int]struct{}{}
-	addWord := func(w int, sign int) {
+	// addWord adds (sign +1) or removes (-1) the pairs of word w. Adding
+	// records w under each pair that holds only (a symbol of id >= 0 given
+	// as only) so that re-adding a word after a merge does not re-insert
+	// it under every pair it already was (sets may hold stale words, which
+	// the merge loop handles).
+	addWord := func(w int, sign int, only int32) {
 		s := words[w]
 		for i := 0; i+1 < len(s); i++ {
 			p := pair{s[i], s[i+1]}
 			pairCount[p] += sign * counts[w]
-			if sign > 0 {
+			if sign > 0 && (only < 0 || p[0] == only || p[1] == only) {
 				if where[p] == nil {
 					where[p] = map[int]struct{}{}
 				}
@@ -128,7 +172,7 @@ func nativeMerges(wc map[string]int, n int) [][2]string {
 		}
 	}
 	for w := range words {
-		addWord(w, +1)
+		addWord(w, +1, -1)
 	}
 	var merges [][2]string
 	produced := map[string]bool{}
@@ -154,7 +198,7 @@ func nativeMerges(wc map[string]int, n int) [][2]string {
 		}
 		sort.Ints(ws)
 		for _, w := range ws {
-			addWord(w, -1)
+			addWord(w, -1, -1)
 			s := words[w]
 			out := s[:0:0]
 			for i := 0; i < len(s); i++ {
@@ -166,7 +210,7 @@ func nativeMerges(wc map[string]int, n int) [][2]string {
 				}
 			}
 			words[w] = out
-			addWord(w, +1)
+			addWord(w, +1, newID)
 		}
 		for p, c := range pairCount {
 			if c <= 0 {
