@@ -171,6 +171,8 @@ fi
 [ "$SCALING" != 0 ] || SRAW=
 LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 WALL=$(( $(date +%s) - T_START ))
+# Re-aggregating measures nothing: the wall time is WALL_S if given.
+[ "${AGG_ONLY:-0}" = 1 ] && WALL=${WALL_S:--}
 DATE=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 if [ "${AGG_ONLY:-0}" = 1 ] && [ -f "$OUT" ]; then
   # Re-aggregating: keep the load and date of the measurement itself.
