@@ -85,6 +85,10 @@ func loadForCommand(paths []string, o data.LoadOptions, stderr io.Writer) (*data
 	return res, nil
 }
 
+// bigText is the text size above which data stats says it is training a
+// tokenizer (seconds per 10 MB on 2 cores).
+const bigText = 8 << 20
+
 // strictUTF8Usage is the help of -strict_utf8 (a config key of fit too).
 const strictUTF8Usage = "make bytes that are not UTF-8 in data files an error (default: read as U+FFFD and counted per file)"
 
@@ -281,6 +285,14 @@ func runDataStats(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		st.Tokenizer = fmt.Sprintf("%s (vocab %d)", *tokPath, tok.VocabSize())
 	} else {
 		start := time.Now()
+		size := 0
+		for _, t := range texts {
+			size += len(t)
+		}
+		if size > bigText {
+			// This takes a while: say what is happening and how to avoid it.
+			fmt.Fprintf(stderr, "data stats: training a %d-token BPE on %.0f MB of text (pass -tokenizer FILE to count with an existing one)\n", *vocab, float64(size)/1e6)
+		}
 		if tok, err = data.BuildTokenizer(texts, *vocab); err != nil {
 			return err
 		}

@@ -298,3 +298,16 @@ func TestCosmetics16(t *testing.T) {
 		t.Fatalf("resume -reschedule: %d %s", code, errb)
 	}
 }
+
+// TestDataStatsSaysWhenSlow: data stats on a large text says it is
+// training a tokenizer and how to skip that (a 50 MB line gave no sign of
+// life for 98 s).
+func TestDataStatsSaysWhenSlow(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "big.jsonl")
+	text := strings.Repeat("train the model and score it ", (9<<20)/29)
+	os.WriteFile(p, []byte(`{"messages":[{"role":"user","content":"`+text+`"},{"role":"assistant","content":"ok"}]}`+"\n"), 0o644)
+	code, _, errb := runCLI("data", "stats", "-data", p, "-vocab", "300")
+	if code != 0 || !strings.Contains(errb, "training a 300-token BPE on 9 MB of text (pass -tokenizer FILE") {
+		t.Fatalf("exit %d stderr %q", code, errb)
+	}
+}
