@@ -52,7 +52,7 @@ def task_table(work, task):
     rows = res["rows"]
     out = [f"#### {task}: {res['regime']}", "",
            f"Command: `{res['command']}`  ",
-           f"Wall time of the final (aggregating) invocation: {res['wall_s']:.0f} s; seeds {','.join(map(str, res['seeds']))}.", ""]
+           f"Wall time of the invocation that wrote results.json: {res['wall_s']:.0f} s (earlier invocations: walltimes.txt); seeds {','.join(map(str, res['seeds']))}.", ""]
     out.append("| objective:noise | n | " + " | ".join(c[1] for c in COLS) + " | gain / s.e. |")
     out.append("|---|---|" + "---|" * len(COLS) + "---|")
     for o in objs:
