@@ -28,7 +28,7 @@ import (
 func nodeLlamaCpp() (pkg, node, why string) {
 	node, err := exec.LookPath("node")
 	if err != nil {
-		return "", "", "node not on PATH"
+		return "", "", "node not on PATH (node-llama-cpp@3.21.1 needs Node.js; see scripts/deps.sh)"
 	}
 	var cands []string
 	if d := os.Getenv("SMTRAIN_NODE_LLAMA_CPP"); d != "" {
