@@ -166,7 +166,7 @@ func LoadWith(paths []string, o LoadOptions) (*LoadResult, error) {
 			if d.IsDir() {
 				return nil
 			}
-			if kindOf(path) != "" {
+			if k := kindOf(path); k != "" && k != "metrics" { // a run's training log is no data
 				found = append(found, path)
 			}
 			return nil
@@ -246,6 +246,8 @@ func partialMarker(f string) string {
 func kindOf(path string) string {
 	base := filepath.Base(path)
 	switch {
+	case base == "metrics.jsonl":
+		return "metrics"
 	case strings.HasSuffix(base, ".jsonl"):
 		return "jsonl"
 	case base == "journal.json":
@@ -260,6 +262,8 @@ func kindOf(path string) string {
 
 func loadFile(path string, skipBad bool) ([]Episode, []Skipped, error) {
 	switch kindOf(path) {
+	case "metrics":
+		return nil, nil, fmt.Errorf("%s is a training log (metrics.jsonl of a run folder), not trajectories: pass episode files or folders (a folder's metrics.jsonl is skipped)", path)
 	case "jsonl":
 		return LoadJSONL(path, skipBad)
 	case "aide":

@@ -43,3 +43,22 @@ func TestNotEpisodeFiles(t *testing.T) {
 		t.Fatalf("one-line chat: %v", err)
 	}
 }
+
+// TestRunFoldersAsData: a folder holding training runs (README's 'fit
+// -data runs/') loads its episodes and skips the runs' metrics.jsonl
+// (which failed with 'unknown field "step"'); metrics.jsonl given by name
+// says what it is.
+func TestRunFoldersAsData(t *testing.T) {
+	dir := t.TempDir()
+	run := filepath.Join(dir, "fit1")
+	os.MkdirAll(run, 0o755)
+	os.WriteFile(filepath.Join(run, "metrics.jsonl"), []byte(`{"step":1,"split":"train","loss":2.5}`+"\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "eps.jsonl"), []byte(`{"messages":[{"role":"user","content":"q"},{"role":"assistant","content":"a"}]}`+"\n"), 0o644)
+	res, err := Load([]string{dir}, false)
+	if err != nil || len(res.Episodes) != 1 {
+		t.Fatalf("load a folder with a run: %v", err)
+	}
+	if _, err := Load([]string{filepath.Join(run, "metrics.jsonl")}, false); err == nil || !strings.Contains(err.Error(), "training log") {
+		t.Fatalf("metrics.jsonl by name: %v", err)
+	}
+}
