@@ -18,7 +18,7 @@ import (
 
 var cmdCompare = &Command{
 	Name:      "compare",
-	UsageLine: "smtrain compare [-task arith|dojo|data:PATH] [-objectives mle,bc,chi2mix] [-seeds N|S1,S2,...] [-steps N] [-noise 0,0.05,0.1] [-quick] [-parallel P] [-constrain action|none] [-config FILE] [flags for every config key] -out DIR",
+	UsageLine: "smtrain compare [-task arith|copy|sort|reverse|dojo|data:PATH] [-objectives mle,bc,chi2mix:policy,...] [-seeds N|S1,S2,...] [-steps N] [-noise 0,0.05,0.1] [-quick] [-parallel P] [-constrain action|none] [-config FILE] [flags for every config key] -out DIR",
 	Short:     "train several objectives on the same data and seeds and compare them",
 	Long: `Compare trains every objective at every noise level η with every seed, on
 the same data with the same compute budget (steps, batch, model), evaluates
@@ -44,17 +44,32 @@ Tasks and metrics:
              -val validation questions, -arith_test test questions, all
              disjoint). Exact-match accuracy on the test questions, greedy
              and at temperature 1, each with <bkspc> allowed and disallowed
-             at decode time; NLL and perplexity of the clean answers;
-             backspace usage. Validation accuracy is reported separately
-             (val_*) for tuning; the test set is only used for reporting.
+             at decode time (and their difference, bk_gain_*); NLL and
+             perplexity of the clean answers; backspace usage and its
+             diagnostics: ⌫ recall (first wrong tokens followed by ⌫),
+             false-⌫ rate (⌫ on a still-correct answer), ⌫ precision,
+             corrected answers. -arith_reversed writes answers least
+             significant digit first. Validation metrics are reported
+             separately (val_*) for tuning; the test set is only used for
+             reporting. report.md adds per-seed paired differences.
+  copy, sort, reverse
+             copy, sort or reverse a string of -str_min_len..-str_max_len
+             symbols over -str_alphabet; scored like arith.
   dojo       expert trajectories collected in the built-in MLE-Dojo-style
              environments; mean reward and valid-action rate of rollouts
              (-rollouts episodes of -rollout_steps actions), NLL. With
              -constrain action the replies are decoded under the action
              grammar (every action valid), so the rewards compare the
              policies' choices of action and code.
-  data:PATH  trajectory files (as fit -data); NLL on a held-out split and
-             n-gram repetition and diversity of sampled replies.
+  data:PATH  trajectory files (as fit -data); NLL on a held-out split,
+             n-gram repetition and diversity of sampled replies, exact
+             match against the held-out episodes' own last assistant
+             messages with the backspace diagnostics, and P(⌫ | the
+             previous token's probability) in bins.
+
+An objective may carry a noise kind, -objectives mle,bc:random,bc:policy,
+chi2mix:unigram: each label is its own row (the kind overrides
+-noise_kind for that objective's runs).
 
 -quick is a preset for a smoke comparison in under 10 minutes on 2 cores
 (1500 steps, 2 seeds, η 0 and 0.1 unless those flags are given).
