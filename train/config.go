@@ -26,7 +26,7 @@ import (
 type Config struct {
 	// Data.
 	Data          []string `json:"data" help:"trajectory files or folders (MLE-Dojo runs, AIDE journals, JSONL); empty = built-in data"`
-	Task          string   `json:"task" help:"built-in task: arith or dojo (used when data is empty)"`
+	Task          string   `json:"task" help:"built-in task: arith, copy, sort, reverse or dojo (used when data is empty)"`
 	Tokenizer     string   `json:"tokenizer" help:"tokenizer.json (or GPT-2 vocab.json with merges.txt beside it) to use; empty = train a byte-level BPE on the training split"`
 	VocabSize     int      `json:"vocab_size" help:"vocabulary size when training a tokenizer"`
 	ValFraction   float64  `json:"val_fraction" help:"fraction of episodes held out for validation"`

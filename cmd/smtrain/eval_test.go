@@ -222,3 +222,18 @@ func TestEvalDecodeBackspace(t *testing.T) {
 		t.Fatalf("-decode -1: %d %s", code, errb)
 	}
 }
+
+// TestFitAndEvalStringTask: fit and eval run the sort task (config task
+// sort builds its questions, eval -decode checks replies against them).
+func TestFitAndEvalStringTask(t *testing.T) {
+	run := filepath.Join(t.TempDir(), "run")
+	args := tinyFit(run, "4", "-objective", "bc", "-eta", "0.2", "-noise_kind", "unigram")
+	args[2] = "sort" // -task sort instead of arith
+	if code, _, errb := runCLI(args...); code != 0 {
+		t.Fatalf("fit -task sort: %s", errb)
+	}
+	code, out, errb := runCLI("eval", "-ckpt", run, "-decode", "5")
+	if code != 0 || !strings.Contains(out, `"sort 3-6 symbols over \"abcdefgh\""`) {
+		t.Fatalf("eval of a sort run: %d %s\n%s", code, errb, out)
+	}
+}

@@ -253,6 +253,8 @@ func fitInputs(ctx context.Context, cfg *train.Config, stderr io.Writer) (train.
 	switch task {
 	case "arith":
 		return arithInputs(*cfg)
+	case "copy", "sort", "reverse":
+		return stringInputs(*cfg)
 	case "dojo":
 		return dojoInputs(ctx, *cfg, stderr)
 	}
