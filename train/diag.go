@@ -224,15 +224,19 @@ func newRefIndex(seqs []*data.ActionSeq) refIndex {
 		}
 		ans = ans[:len(ans)-1] // the terminal action
 		k := promptKey(s.Prompt)
-		dup := false
-		for _, r := range idx[k] {
-			dup = dup || slices.Equal(r, ans)
-		}
-		if !dup {
-			idx[k] = append(idx[k], ans)
-		}
+		idx[k] = AddRef(idx[k], ans)
 	}
 	return idx
+}
+
+// AddRef appends the reference answer ref to refs unless refs holds it.
+func AddRef(refs [][]int32, ref []int32) [][]int32 {
+	for _, r := range refs {
+		if slices.Equal(r, ref) {
+			return refs
+		}
+	}
+	return append(refs, ref)
 }
 
 // replayDiag are the backspace metrics of one replay refresh: the share of

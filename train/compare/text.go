@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"slices"
 	"strings"
 
 	"smtrain/data"
@@ -179,14 +178,7 @@ func references(eps []data.Episode, tok *data.Tokenizer) map[string][][]int32 {
 			continue
 		}
 		k := messagesKey(e.Messages[:last])
-		ref := tok.EncodeOrdinary(e.Messages[last].Content)
-		dup := false
-		for _, r := range out[k] {
-			dup = dup || slices.Equal(r, ref)
-		}
-		if !dup {
-			out[k] = append(out[k], ref)
-		}
+		out[k] = train.AddRef(out[k], tok.EncodeOrdinary(e.Messages[last].Content))
 	}
 	return out
 }
