@@ -241,6 +241,12 @@ func (d *Decoder) Reset(seq int) {
 // slot's run in this step. One code path for every step: a batch-1 token,
 // a batch of slots and a prompt differ only in n (the kernels pick their
 // one-row or few-row loops and whether to split across cores from it).
+//
+// A small step runs on the caller's core: a helper core spin-waiting for
+// each step's work (removed in e44715b with the tuner that chose between
+// it and one core) made a batch-1 step of config small 2.7x slower than
+// one core at load average 2-4 on the 2-core VM (217 vs 80 us median),
+// 2-4x slower under heavier load, and won only when the machine was idle.
 func (d *Decoder) forward(n int) {
 	if n == 0 {
 		return
