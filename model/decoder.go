@@ -86,6 +86,7 @@ func NewDecoder(p *Params, nseq, maxLen int) (*Decoder, error) {
 		d.lazy[s] = make([]bool, maxLen)
 	}
 	d.attn = decAttention{d: d, scratch: make([]float32, parallel.MaxChunks()*maxLen)}
+	d.setTuning(&decodeTuning)
 	return d, nil
 }
 

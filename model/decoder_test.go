@@ -228,3 +228,23 @@ func TestDecoderSeesNewParamsAfterPrefill(t *testing.T) {
 		t.Fatal("after a Prefill the decoder does not give a new decoder's logits for the changed parameters")
 	}
 }
+
+// TestDecoderUsesDecodeTuning: a new decoder's kernels dispatch with
+// decodeTuning (small column-split products stay on the caller's core),
+// not the training default.
+func TestDecoderUsesDecodeTuning(t *testing.T) {
+	p := randomParams(t, cfgTest, F32, 7, 0.2)
+	d, err := NewDecoder(p, 2, 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, got := range map[string]*tuning{"emb": d.emb.tune, "ln": d.ln.tune, "gelu": d.gelu.tune, "attn": d.attn.tune,
+		"c_attn": d.cAttn.tune, "c_proj": d.cProj.tune, "c_fc": d.cFc.tune, "mlp c_proj": d.fProj.tune, "head": d.head.tune} {
+		if got != &decodeTuning {
+			t.Errorf("%s: tuning %p, want decodeTuning", name, got)
+		}
+	}
+	if decodeTuning.colGrainMACs <= defaultTuning.colGrainMACs {
+		t.Errorf("decodeTuning.colGrainMACs %d should exceed the training default %d", decodeTuning.colGrainMACs, defaultTuning.colGrainMACs)
+	}
+}

@@ -45,6 +45,21 @@ var defaultTuning = tuning{
 	vecGemm:           true,
 }
 
+// decodeTuning is what NewDecoder sets: defaultTuning with a column-split
+// linear forward kept on the caller's core below 2^20 multiply-adds (the
+// training default, 2^17, hands a batch-8 step of config small to the
+// worker pool for every product, whose futex hand-offs cost more than
+// they save). Measured with smbench on a quiet 2-core VM, three interleaved
+// rounds, decode small tok/s: batch 8 14.8-20.0k vs 9.6-16.8k with
+// defaultTuning (the removed two-core step: 16.2-21.1k), batch 1
+// 12.7-13.0k vs 8.9-13.6k; gpt2s batch 1 unchanged (24.8-26.1 vs
+// 23.0-28.2 tok/s: its larger products still split).
+var decodeTuning = func() tuning {
+	t := defaultTuning
+	t.colGrainMACs = 1 << 20
+	return t
+}()
+
 // tuned is t, or defaultTuning when t is nil.
 func tuned(t *tuning) *tuning {
 	if t == nil {
