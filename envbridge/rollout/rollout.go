@@ -206,15 +206,6 @@ func Run(ctx context.Context, pol Policy, spec EnvSpec, o Options, progress func
 
 func summarise(done map[int]EpisodeResult, lost []EpisodeResult, n int) (s Summary) {
 	s = Summary{BestReward: math.Inf(-1)}
-	defer func() {
-		for _, r := range lost {
-			s.Results = append(s.Results, r)
-			s.Episodes++
-			s.Failed++
-			s.Unreachable++
-		}
-		sort.Slice(s.Results, func(i, j int) bool { return s.Results[i].Index < s.Results[j].Index })
-	}()
 	valid, total := 0, 0
 	for i := 0; i < n; i++ {
 		r, ok := done[i]
@@ -242,6 +233,15 @@ func summarise(done map[int]EpisodeResult, lost []EpisodeResult, n int) (s Summa
 	if total > 0 {
 		s.ValidActionRate = float64(valid) / float64(total)
 	}
+	// Unreachable episodes are listed and counted as failed, but take no
+	// part in the means above.
+	for _, r := range lost {
+		s.Results = append(s.Results, r)
+		s.Episodes++
+		s.Failed++
+		s.Unreachable++
+	}
+	sort.Slice(s.Results, func(i, j int) bool { return s.Results[i].Index < s.Results[j].Index })
 	return s
 }
 
