@@ -147,6 +147,12 @@ func (e *Evaluator) Evaluate(seqs []*data.ActionSeq, maxBatches int, lambda floa
 	nll := 0
 	nb := 0
 	work := &objective.Workspace{}
+	// the noise options are the same for every batch (unigram noise
+	// without training data counts the tokens of all of seqs)
+	var noise *data.AugmentOptions
+	if e.obj.Augmented() && e.cfg.Eta > 0 {
+		noise = e.noiseOptions(seqs)
+	}
 	for s := 0; s < len(seqs); s += B {
 		if maxBatches > 0 && nb >= maxBatches {
 			break
@@ -162,9 +168,9 @@ func (e *Evaluator) Evaluate(seqs []*data.ActionSeq, maxBatches int, lambda floa
 					break
 				}
 				obj = e.obj
-				if e.obj.Augmented() && e.cfg.Eta > 0 {
+				if noise != nil {
 					rng := rand.New(rand.NewPCG(uint64(e.cfg.Seed), uint64(0xe7a1+s)))
-					a, err := data.AugmentBatch(cur, *e.noiseOptions(seqs), rng)
+					a, err := data.AugmentBatch(cur, *noise, rng)
 					if err != nil {
 						return res, err
 					}
