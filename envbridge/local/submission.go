@@ -287,10 +287,6 @@ func readCSV(r io.Reader, name string, maxRows int) (*table, error) {
 			break
 		}
 		if err != nil {
-			var le *safefs.LimitError
-			if errors.As(err, &le) || errors.Is(err, safefs.ErrLimit) {
-				return nil, err
-			}
 			return nil, fmt.Errorf("%s: %w", name, err)
 		}
 		if maxRows >= 0 && len(recs) > maxRows {
