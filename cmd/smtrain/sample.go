@@ -132,8 +132,9 @@ func runSample(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	// Check the flags before loading the model (the byte tokenizer stands
 	// in for the checkpoint's; only the flag values are checked).
-	if check := decode.OptionsFor(data.ByteTokenizer(), decode.Settings{Base: o}); check.Validate() != nil {
-		return usagef("%v", check.Validate())
+	check := decode.OptionsFor(data.ByteTokenizer(), decode.Settings{Base: o})
+	if err := check.Validate(); err != nil {
+		return usagef("%v", err)
 	}
 	text := *prompt
 	if set["prompt_file"] {
