@@ -133,6 +133,10 @@ func runFit(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	return nil
 }
 
+// replayMaxSteps is the most actions of a replay episode (the environments'
+// limit and the policy's).
+const replayMaxSteps = 10
+
 // replayInputs adds the environments of cfg.ReplayEnv and the episodes of
 // cfg.ReplayData to in.
 func replayInputs(cfg train.Config, in *train.Inputs) error {
@@ -149,13 +153,13 @@ func replayInputs(cfg train.Config, in *train.Inputs) error {
 	}
 	var multi train.MultiEnvSpec
 	for _, sp := range specs {
-		es, err := parseEnvSpec(sp, filepath.Join(cfg.Out, train.EnvReplayDir), uint64(cfg.Seed), envbridge.Options{MaxSteps: 10, TimeBudget: 10 * time.Minute})
+		es, err := parseEnvSpec(sp, filepath.Join(cfg.Out, train.EnvReplayDir), uint64(cfg.Seed), envbridge.Options{MaxSteps: replayMaxSteps, TimeBudget: 10 * time.Minute})
 		if err != nil {
 			return fmt.Errorf("replay_env: %w", err)
 		}
 		multi = append(multi, es)
 	}
-	in.EnvReplay = &train.EnvReplay{Spec: multi, Describe: strings.Join(specs, " + "), Parallel: 1, MaxSteps: 10, MaxNew: cfg.NPositions / 2}
+	in.EnvReplay = &train.EnvReplay{Spec: multi, Describe: strings.Join(specs, " + "), Parallel: 1, MaxSteps: replayMaxSteps, MaxNew: cfg.NPositions / 2}
 	return nil
 }
 
