@@ -243,19 +243,24 @@ func GradNorm[T Float](grads [][]T) float64 {
 // and the gradients are left unchanged (the caller should skip the step).
 func ClipGradNorm[T Float](grads [][]T, maxNorm float64) float64 {
 	norm := GradNorm(grads)
+	clipToNorm(grads, norm, maxNorm)
+	return norm
+}
+
+// clipToNorm is ClipGradNorm for grads whose norm (GradNorm) is known.
+func clipToNorm[T Float](grads [][]T, norm, maxNorm float64) {
 	if maxNorm <= 0 || math.IsNaN(norm) || math.IsInf(norm, 0) {
-		return norm
+		return
 	}
 	coef := maxNorm / (norm + 1e-6)
 	if coef >= 1 {
-		return norm
+		return
 	}
 	for _, g := range grads {
 		for j := range g {
 			g[j] = T(float64(g[j]) * coef)
 		}
 	}
-	return norm
 }
 
 // Optimizer-state file layout (optimizer.safetensors): tensors "m.<name>"

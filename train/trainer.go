@@ -489,9 +489,7 @@ func (t *Trainer) trainStep() (*StepInfo, error) {
 		return info, nil
 	}
 	t.st.NonFinite = 0
-	if t.cfg.GradClip > 0 {
-		ClipGradNorm(t.accum, t.cfg.GradClip)
-	}
+	clipToNorm(t.accum, norm, t.cfg.GradClip) // norm is GradNorm(t.accum)
 	t.opt.LR = lr
 	if err := t.opt.Update(data32(t.params), t.accum); err != nil {
 		return nil, err
