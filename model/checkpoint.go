@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -377,11 +378,13 @@ func Save(dir string, p *Params, extra map[string][]byte) (err error) {
 	if err = os.Chmod(tmp, 0o755); err != nil {
 		return err
 	}
-	var buf bytes.Buffer
-	if err = EncodeSafetensors(&buf, ParamsTensors(p), map[string]string{"format": "pt"}); err != nil {
+	// the weights are encoded straight into the file (no in-memory copy)
+	if err = atomicfile.Write(filepath.Join(tmp, ModelFile), func(w io.Writer) error {
+		return EncodeSafetensors(w, ParamsTensors(p), map[string]string{"format": "pt"})
+	}); err != nil {
 		return fmt.Errorf("checkpoint %s: %w", dir, err)
 	}
-	files := map[string][]byte{ModelFile: buf.Bytes(), ConfigFile: cfgJSON}
+	files := map[string][]byte{ConfigFile: cfgJSON}
 	for k, v := range extra {
 		files[k] = v
 	}
