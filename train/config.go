@@ -17,6 +17,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"smtrain/data"
+	"smtrain/envbridge/expert"
 	"smtrain/objective"
 )
 
@@ -40,7 +41,8 @@ type Config struct {
 	SeqMode       string   `json:"seq_mode" help:"training sequences: auto (episode when it fits n_positions, else turn), episode (one per episode; a long one keeps only its last turns that fit n_positions) or turn (one per assistant turn with the earlier history as its prompt; every action is trained)"`
 
 	// Built-in environments (task=dojo).
-	DojoEpisodes int `json:"dojo_episodes" help:"expert episodes collected on the built-in tasks (task=dojo)"`
+	DojoEpisodes int    `json:"dojo_episodes" help:"expert episodes collected on the built-in tasks (task=dojo)"`
+	DojoStyle    string `json:"dojo_style" help:"expert episodes of task=dojo: varied (random models, bugs and fixes) or canonical (all information, then one fixed short program per problem kind; see smtrain collect -style)"`
 
 	// Arithmetic task (task=arith).
 	ArithDigits int    `json:"arith_digits" help:"operand digits of the arithmetic task"`
@@ -133,8 +135,8 @@ func DefaultConfig() Config {
 		NoiseTemp:   1,
 		SeqMode:     SeqAuto,
 
-		DojoEpisodes: 24,
-		ArithDigits:  2, ArithBase: 10, ArithOps: "mixed", ArithTrain: 5000, ArithTest: 500,
+		DojoEpisodes: 24, DojoStyle: expert.StyleVaried,
+		ArithDigits: 2, ArithBase: 10, ArithOps: "mixed", ArithTrain: 5000, ArithTest: 500,
 		StrMinLen: 3, StrMaxLen: 6, StrAlphabet: "abcdefgh",
 
 		NLayer: 2, NHead: 2, NEmbd: 64, NPositions: 256,
@@ -335,6 +337,8 @@ func (c Config) Validate() error {
 		return bad("out", "must not be empty")
 	case c.DojoEpisodes <= 0:
 		return bad("dojo_episodes", "must be positive, got %d", c.DojoEpisodes)
+	case !slices.Contains(expert.Styles, c.DojoStyle):
+		return bad("dojo_style", "must be %s, got %q", strings.Join(expert.Styles, " or "), c.DojoStyle)
 	case c.Task != "" && c.Task != "arith" && c.Task != "dojo" && c.Task != "copy" && c.Task != "sort" && c.Task != "reverse":
 		return bad("task", "must be arith, dojo, copy, sort or reverse, got %q", c.Task)
 	case c.ConfigSchema != ConfigSchema:

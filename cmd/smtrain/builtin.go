@@ -19,7 +19,7 @@ import (
 // them) and loads them back with the MLE-Dojo run-folder loader.
 func dojoInputs(ctx context.Context, cfg train.Config, stderr io.Writer) (train.Inputs, error) {
 	dir := filepath.Join(cfg.Out, "builtin-data")
-	opts := expert.CollectOptions{Tasks: tasks.Names(), Episodes: cfg.DojoEpisodes, Seed: uint64(cfg.Seed), Out: dir,
+	opts := expert.CollectOptions{Tasks: tasks.Names(), Episodes: cfg.DojoEpisodes, Seed: uint64(cfg.Seed), Out: dir, Expert: expert.Options{Style: cfg.DojoStyle},
 		Parallel: 2, MaxSteps: 10, Sandbox: sandbox.Config{Timeout: 60 * time.Second}}
 	start := time.Now()
 	s, err := expert.Collect(ctx, opts)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -14,7 +15,7 @@ import (
 
 var cmdCollect = &Command{
 	Name:      "collect",
-	UsageLine: "smtrain collect [-task builtin:NAME|all] [-episodes N] [-seed S] [-task_seed S] [-parallel P] [-max_steps N] [-timeout D] -out DIR",
+	UsageLine: "smtrain collect [-task builtin:NAME|all] [-style varied|canonical] [-episodes N] [-seed S] [-task_seed S] [-parallel P] [-max_steps N] [-timeout D] -out DIR",
 	Short:     "write expert trajectories on the built-in tasks (MLE-Dojo run folders)",
 	Long: `Collect runs the scripted expert agent on the built-in MLE-Dojo-style tasks
 (` + strings.Join(tasks.Names(), ", ") + `) through the local environment
@@ -27,6 +28,10 @@ plus OUT/collect_summary.json. The expert writes standard-library Python
 (logistic regression by gradient descent, k-nearest neighbours, least
 squares, nearest centroids, naive Bayes, mean baseline) chosen by a seeded
 RNG, sometimes with a first attempt that fails and a fix in the next turn.
+With -style canonical every episode is the same two turns instead: request
+all the information, then one short program (logistic or linear regression, or k-NN) whose
+only episode-dependent parts are the paths, the column names and the
+prediction line for the metric's kind (the target of make dojo).
 Episodes are spread round-robin over the tasks; a finished episode folder
 is never rewritten, so an interrupted collection resumes where it stopped.
 'smtrain fit -data OUT' trains on the result.`,
@@ -45,6 +50,7 @@ func runCollect(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	timeout := fs.Duration("timeout", 60*time.Second, "wall-clock limit per code run")
 	out := fs.String("out", "", "output folder (required)")
 	quiet := fs.Bool("quiet", false, "no per-episode progress lines")
+	style := fs.String("style", expert.StyleVaried, "expert episodes: varied (models, bugs and fixes, explorations chosen at random) or canonical (all information, then one fixed short program per problem kind: the target make dojo trains on)")
 	if err := cmdCollect.Parse(fs, args, stderr, false); err != nil {
 		return err
 	}
@@ -60,6 +66,9 @@ func runCollect(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if *maxSteps < 4 {
 		return usagef("-max_steps must be at least 4, got %d", *maxSteps)
 	}
+	if !slices.Contains(expert.Styles, *style) {
+		return usagef("-style %q: want %s", *style, strings.Join(expert.Styles, " or "))
+	}
 	names, err := parseBuiltinTasks(*task)
 	if err != nil {
 		return err
@@ -71,7 +80,7 @@ func runCollect(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return usagef("-task_seed must be positive")
 	}
 	opts := expert.CollectOptions{Tasks: names, Episodes: *episodes, Seed: *seed, TaskSeed: *taskSeed, Out: *out, Parallel: *parallel,
-		MaxSteps: *maxSteps, Sandbox: sandbox.Config{Timeout: *timeout}}
+		MaxSteps: *maxSteps, Sandbox: sandbox.Config{Timeout: *timeout}, Expert: expert.Options{Style: *style}}
 	if !*quiet {
 		opts.Progress = func(done, total int, r expert.Result) {
 			fmt.Fprintf(stdout, "episode %d/%d | %s | steps %d | best raw %.4g | position %.3f | %s\n",

@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -35,6 +36,9 @@ type Options struct {
 	// ImproveRate is the probability of trying a second model after the
 	// first successful submission (default 0.6).
 	ImproveRate float64
+	// Style is StyleVaried (default, "" too) or StyleCanonical; the rates
+	// above apply to StyleVaried only.
+	Style string
 }
 
 func (o Options) withDefaults() Options {
@@ -82,6 +86,9 @@ type agent struct {
 // (6-10 recommended).
 func Run(ctx context.Context, env *local.Env, seed int64, r *rand.Rand, opts Options) (Result, error) {
 	opts = opts.withDefaults()
+	if opts.Style != "" && !slices.Contains(Styles, opts.Style) {
+		return Result{}, fmt.Errorf("expert: unknown style %q (want %s)", opts.Style, strings.Join(Styles, " or "))
+	}
 	start := time.Now()
 	task := env.Task()
 	res := Result{Task: task.Name}
@@ -93,7 +100,11 @@ func Run(ctx context.Context, env *local.Env, seed int64, r *rand.Rand, opts Opt
 		return res, err
 	}
 	a := &agent{env: env, r: r, opts: opts, res: &res, obs: obs}
-	err = a.play(ctx)
+	if opts.Style == StyleCanonical {
+		err = a.playCanonical(ctx)
+	} else {
+		err = a.play(ctx)
+	}
 	st := env.Stats()
 	res.Steps, res.TotalReward, res.Submissions = st.Steps, st.TotalReward, st.Submissions
 	if v, ok := st.BestRaw.(float64); ok {
