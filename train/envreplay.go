@@ -2,10 +2,8 @@ package train
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 
 	"smtrain/data"
@@ -89,7 +87,7 @@ func (t *Trainer) refreshReplayEnv(ctx context.Context) error {
 		if r.Reward > 0 {
 			st.Scored++
 		}
-		ce, cn, err := codeErrors(r.Dir)
+		ce, cn, err := rollout.CodeErrors(r.Dir)
 		if err != nil {
 			return fmt.Errorf("replay refresh: %w", err)
 		}
@@ -139,47 +137,6 @@ func (t *Trainer) addReplayEpisodes(eps []data.Episode) (int, error) {
 		}
 	}
 	return len(seqs), nil
-}
-
-// codeErrors counts the code actions (validate_code, execute_code) of an
-// episode folder's env_history/history.json and those whose execution
-// failed.
-func codeErrors(dir string) (failed, total int, err error) {
-	b, err := os.ReadFile(filepath.Join(dir, "env_history", "history.json"))
-	if errors.Is(err, os.ErrNotExist) {
-		return 0, 0, nil
-	}
-	if err != nil {
-		return 0, 0, err
-	}
-	var h struct {
-		Actions []struct {
-			Action string          `json:"action"`
-			Result json.RawMessage `json:"result"`
-		} `json:"actions"`
-	}
-	if err := json.Unmarshal(b, &h); err != nil {
-		return 0, 0, fmt.Errorf("%s: %w", filepath.Join(dir, "env_history", "history.json"), err)
-	}
-	for _, a := range h.Actions {
-		if a.Action != "validate_code" && a.Action != "execute_code" {
-			continue
-		}
-		total++
-		var r struct {
-			Status    string `json:"status"`
-			Execution *struct {
-				Status string `json:"status"`
-			} `json:"execution"`
-		}
-		if json.Unmarshal(a.Result, &r) != nil {
-			continue
-		}
-		if (r.Execution != nil && r.Execution.Status == "FAILED") || (r.Execution == nil && r.Status == "FAILED") {
-			failed++ // the code raised (a failed submission check after a clean run is not a code error)
-		}
-	}
-	return failed, total, nil
 }
 
 // initEnvReplay checks in's environment replay and offline policy episodes

@@ -2,6 +2,7 @@ package rollout
 
 import (
 	"context"
+	"strings"
 
 	"smtrain/data"
 	"smtrain/decode"
@@ -20,7 +21,58 @@ func (c *ChatPolicy) Act(ctx context.Context, msgs []data.Message, seed uint64) 
 		return Reply{}, err
 	}
 	r := rs[0]
-	return Reply{Text: r.Text, NumBkspc: r.NumBkspc, NumActions: r.NumActions, HitCap: r.HitCap}, nil
+	return Reply{Text: r.Text, NumBkspc: r.NumBkspc, NumActions: r.NumActions, HitCap: r.HitCap,
+		BkspcInCode: BkspcInCode(c.CP.Tok, r.Actions)}, nil
+}
+
+// BkspcInCode counts the <bkspc> actions of a reply's action sequence
+// taken while the text so far was inside the "code" string of an action
+// block (see InCode); the others were in prose or in the JSON around it.
+func BkspcInCode(tok *data.Tokenizer, actions []int32) int {
+	bk := tok.BkspcID()
+	var stack []int32
+	n := 0
+	for _, a := range actions {
+		if a != bk {
+			stack = append(stack, a)
+			continue
+		}
+		if InCode(tok.Decode(stack)) {
+			n++
+		}
+		if len(stack) > 0 {
+			stack = stack[:len(stack)-1]
+		}
+	}
+	return n
+}
+
+// InCode reports whether text ends inside the string value of a "code"
+// key: after the last `"code"`, a colon and an opening quote, with no
+// unescaped closing quote since.
+func InCode(text string) bool {
+	i := strings.LastIndex(text, `"code"`)
+	if i < 0 {
+		return false
+	}
+	rest := strings.TrimLeft(text[i+len(`"code"`):], " \t\r\n")
+	rest, ok := strings.CutPrefix(rest, ":")
+	if !ok {
+		return false
+	}
+	rest, ok = strings.CutPrefix(strings.TrimLeft(rest, " \t\r\n"), `"`)
+	if !ok {
+		return false
+	}
+	for j := 0; j < len(rest); j++ {
+		switch rest[j] {
+		case '\\':
+			j++
+		case '"':
+			return false
+		}
+	}
+	return true
 }
 
 // RegistrySpec opens episode i in Tasks[i mod len(Tasks)] of a registry

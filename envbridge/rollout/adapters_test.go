@@ -5,6 +5,7 @@ import (
 	"errors"
 	"testing"
 
+	"smtrain/data"
 	"smtrain/envbridge"
 )
 
@@ -37,5 +38,44 @@ func TestRegistrySpecRoundRobin(t *testing.T) {
 		if got[i] != want[i] || reg.opened[i] != want[i] {
 			t.Fatalf("opened %v (reported %v), want %v", reg.opened, got, want)
 		}
+	}
+}
+
+// TestInCode: the end of a reply is inside code only within the string
+// value of a "code" key, escaped quotes included.
+func TestInCode(t *testing.T) {
+	for _, c := range []struct {
+		text string
+		want bool
+	}{
+		{"I will run it.\n\n```json\n{\"action\": \"execute_code\", \"params\": {\"code\": \"import csv\\nx = ", true},
+		{"{\"code\":\"print(\\\"a", true},
+		{"{\"code\": \"print(1)\"", false},
+		{"{\"code\": \"print(1)\"}\n```\n", false},
+		{"Let me write the \"code\"", false},
+		{"no json here", false},
+		{"{\"code\": ", false},
+	} {
+		if got := InCode(c.text); got != c.want {
+			t.Errorf("InCode(%q) = %v, want %v", c.text, got, c.want)
+		}
+	}
+}
+
+// TestBkspcInCode replays an action sequence: a <bkspc> counts as in code
+// when the text it deletes from ends inside the code string.
+func TestBkspcInCode(t *testing.T) {
+	tok := data.ByteTokenizer()
+	enc := func(s string) []int32 { return tok.EncodeOrdinary(s) }
+	bk := tok.BkspcID()
+	var acts []int32
+	acts = append(acts, enc("Hi")...)
+	acts = append(acts, bk)                        // prose
+	acts = append(acts, enc(`i {"code": "pri`)...) // into code
+	acts = append(acts, bk, bk)                    // two in code
+	acts = append(acts, enc(`rint(1)"}`)...)       // out again
+	acts = append(acts, bk)                        // deletes the '}' after the string: prose
+	if got := BkspcInCode(tok, acts); got != 2 {
+		t.Fatalf("BkspcInCode = %d, want 2", got)
 	}
 }

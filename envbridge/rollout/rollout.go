@@ -47,6 +47,9 @@ type Reply struct {
 	NumBkspc   int
 	NumActions int
 	HitCap     bool
+	// BkspcInCode counts the <bkspc> actions taken inside an action's
+	// code string (BkspcInCode), where a deleted token is a code edit.
+	BkspcInCode int
 }
 
 // Policy writes the next assistant turn for a chat history.
@@ -84,9 +87,11 @@ type EpisodeResult struct {
 	ValidActions  int     `json:"valid_actions"`
 	InvalidAction int     `json:"invalid_actions"`
 	Backspaces    int     `json:"backspaces"`
-	PolicyActions int     `json:"policy_actions"`
-	HitCap        int     `json:"hit_cap"`
-	Failed        string  `json:"failed,omitempty"`
+	// BackspacesInCode counts the backspaces inside code strings.
+	BackspacesInCode int    `json:"backspaces_in_code"`
+	PolicyActions    int    `json:"policy_actions"`
+	HitCap           int    `json:"hit_cap"`
+	Failed           string `json:"failed,omitempty"`
 	// Unreachable marks a failure because the environment server could not
 	// be reached: the episode is not recorded as done and a rerun plays it.
 	Unreachable bool    `json:"unreachable,omitempty"`
@@ -98,15 +103,17 @@ type Summary struct {
 	Episodes int `json:"episodes"`
 	// Failed counts the failed episodes, Unreachable among them (not
 	// recorded as done: a rerun plays them again).
-	Failed          int             `json:"failed"`
-	Unreachable     int             `json:"unreachable"`
-	MeanReward      float64         `json:"mean_reward"`
-	BestReward      float64         `json:"best_reward"`
-	ValidActionRate float64         `json:"valid_action_rate"`
-	MeanSteps       float64         `json:"mean_steps"`
-	Backspaces      int             `json:"backspaces"`
-	WallS           float64         `json:"wall_s"`
-	Results         []EpisodeResult `json:"results"`
+	Failed          int     `json:"failed"`
+	Unreachable     int     `json:"unreachable"`
+	MeanReward      float64 `json:"mean_reward"`
+	BestReward      float64 `json:"best_reward"`
+	ValidActionRate float64 `json:"valid_action_rate"`
+	MeanSteps       float64 `json:"mean_steps"`
+	Backspaces      int     `json:"backspaces"`
+	// BackspacesInCode counts the backspaces inside code strings.
+	BackspacesInCode int             `json:"backspaces_in_code"`
+	WallS            float64         `json:"wall_s"`
+	Results          []EpisodeResult `json:"results"`
 }
 
 const stateFile = "rollout_state.json"
@@ -221,6 +228,7 @@ func summarise(done map[int]EpisodeResult, lost []EpisodeResult, n int) (s Summa
 		s.BestReward = math.Max(s.BestReward, r.Reward)
 		s.MeanSteps += float64(r.Steps)
 		s.Backspaces += r.Backspaces
+		s.BackspacesInCode += r.BackspacesInCode
 		valid += r.ValidActions
 		total += r.ValidActions + r.InvalidAction
 	}
@@ -330,6 +338,7 @@ func runEpisode(ctx context.Context, pol Policy, spec EnvSpec, o Options, i int)
 			break
 		}
 		r.Backspaces += rep.NumBkspc
+		r.BackspacesInCode += rep.BkspcInCode
 		r.PolicyActions += rep.NumActions
 		if rep.HitCap {
 			r.HitCap++
@@ -503,4 +512,45 @@ func (s Summary) FailureLine() string {
 		line += fmt.Sprintf("; %d × %s", reasons[k], k)
 	}
 	return line
+}
+
+// CodeErrors counts the code actions (validate_code, execute_code) of an
+// episode folder's env_history/history.json and those whose execution
+// failed.
+func CodeErrors(dir string) (failed, total int, err error) {
+	b, err := os.ReadFile(filepath.Join(dir, "env_history", "history.json"))
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, 0, nil
+	}
+	if err != nil {
+		return 0, 0, err
+	}
+	var h struct {
+		Actions []struct {
+			Action string          `json:"action"`
+			Result json.RawMessage `json:"result"`
+		} `json:"actions"`
+	}
+	if err := json.Unmarshal(b, &h); err != nil {
+		return 0, 0, fmt.Errorf("%s: %w", filepath.Join(dir, "env_history", "history.json"), err)
+	}
+	for _, a := range h.Actions {
+		if a.Action != "validate_code" && a.Action != "execute_code" {
+			continue
+		}
+		total++
+		var r struct {
+			Status    string `json:"status"`
+			Execution *struct {
+				Status string `json:"status"`
+			} `json:"execution"`
+		}
+		if json.Unmarshal(a.Result, &r) != nil {
+			continue
+		}
+		if (r.Execution != nil && r.Execution.Status == "FAILED") || (r.Execution == nil && r.Status == "FAILED") {
+			failed++ // the code raised (a failed submission check after a clean run is not a code error)
+		}
+	}
+	return failed, total, nil
 }
