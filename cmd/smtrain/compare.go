@@ -56,11 +56,15 @@ Tasks and metrics:
              copy, sort or reverse a string of -str_min_len..-str_max_len
              symbols over -str_alphabet; scored like arith.
   dojo       expert trajectories collected in the built-in MLE-Dojo-style
-             environments; mean reward and valid-action rate of rollouts
-             (-rollouts episodes of -rollout_steps actions), NLL. With
-             -constrain action the replies are decoded under the action
-             grammar (every action valid), so the rewards compare the
-             policies' choices of action and code.
+             environments (-dojo_episodes of -dojo_style); rollouts
+             (-rollouts episodes of -rollout_steps actions at
+             -rollout_temperature on the held-out task data seed
+             -rollout_task_seed): mean reward, scoring rate, valid-action
+             rate, share of code runs that raised, ⌫ per episode and ⌫
+             inside code strings; validation NLL. With -constrain action
+             the replies are decoded under the action grammar (every
+             action valid), so the rewards compare the policies' choices
+             of action and code.
   data:PATH  trajectory files (as fit -data); NLL on a held-out split,
              n-gram repetition and diversity of sampled replies, exact
              match against the held-out episodes' own last assistant
@@ -69,7 +73,10 @@ Tasks and metrics:
 
 An objective may carry a noise kind, -objectives mle,bc:random,bc:policy,
 chi2mix:unigram: each label is its own row (the kind overrides
--noise_kind for that objective's runs).
+-noise_kind for that objective's runs). A label ending in +env
+(chi2mix+env) fills the run's replay buffer with the policy's own
+episodes in the -env_replay environments (fit -replay_env); the report
+pairs it with the same label without +env.
 
 -quick is a preset for a smoke comparison in under 10 minutes on 2 cores
 (1500 steps, 2 seeds, η 0 and 0.1 unless those flags are given).
@@ -116,6 +123,10 @@ func runCompare(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	nval := fs.Int("val", 500, "arith: validation questions (disjoint from train and test)")
 	rollouts := fs.Int("rollouts", 6, "dojo: rollout episodes per run")
 	rolloutSteps := fs.Int("rollout_steps", 4, "dojo: actions per rollout episode")
+	rolloutTemp := fs.Float64("rollout_temperature", 0.8, "dojo: sampling temperature of the rollout replies (top-p 0.95)")
+	rolloutMaxNew := fs.Int("rollout_max_new", 0, "dojo: tokens per rollout reply (0: half the context); the prompt is cut to the context minus this, so leave the episodes' prompts whole")
+	rolloutSeed := fs.Uint64("rollout_task_seed", 1, "dojo: data seed of the built-in tasks the rollouts play (the expert data uses dojo_style episodes of task seed 2024: any other seed is held out)")
+	envReplay := fs.String("env_replay", "builtin:all", "environments (as rollout -env) of the objectives labelled NAME+env, whose replay buffer holds the policy's own episodes")
 	constrain := addConstrainFlag(fs, "dojo: constrain rollout replies")
 	samples := fs.Int("samples", 64, "data: sampled replies per run for repetition/diversity")
 	bind := train.BindFlags(fs)
@@ -124,6 +135,9 @@ func runCompare(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	if constrain.action && *taskF != "dojo" {
 		return usagef("-constrain applies to -task dojo only")
+	}
+	if !(*rolloutTemp > 0) || *rolloutMaxNew < 0 || *rolloutSeed == 0 {
+		return usagef("-rollout_temperature and -rollout_task_seed must be positive and -rollout_max_new non-negative")
 	}
 	for _, k := range []string{"eta", "seed", "objective"} {
 		if bind.IsSet(k) {
@@ -206,7 +220,7 @@ func runCompare(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		if err != nil {
 			return err
 		}
-		t.Constrain = constrain.action
+		t.Constrain, t.Temperature, t.MaxNew, t.Seed = constrain.action, *rolloutTemp, *rolloutMaxNew, *rolloutSeed
 		task = t
 	case strings.HasPrefix(*taskF, "data:"):
 		path := strings.TrimPrefix(*taskF, "data:")
@@ -226,7 +240,7 @@ func runCompare(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	default:
 		return usagef("-task %q: want arith, copy, sort, reverse, dojo or data:PATH", *taskF)
 	}
-	spec := compare.Spec{Objectives: objs, Seeds: seeds, Noise: noise, Base: cfg, Out: *out,
+	spec := compare.Spec{Objectives: objs, Seeds: seeds, Noise: noise, Base: cfg, Out: *out, EnvReplay: splitList(*envReplay),
 		Parallel: *parallel, Command: commandLine("smtrain compare", args), Log: stderr}
 	if err := spec.Validate(); err != nil {
 		return &UsageError{Err: err}

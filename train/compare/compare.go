@@ -59,7 +59,8 @@ type Metric struct {
 // Spec is one comparison.
 type Spec struct {
 	// Objectives are objective names, optionally with a noise kind
-	// ("bc:policy", see SplitLabel): each label is its own row group.
+	// ("bc:policy") and EnvSuffix ("chi2mix+env", see SplitLabel): each
+	// label is its own row group.
 	Objectives []string
 	Seeds      []int64
 	// Noise are the noise (η) levels. Objectives that do not train on
@@ -74,6 +75,9 @@ type Spec struct {
 	// Parallel is the number of runs trained at once (>= 1). Each run uses
 	// one kernel thread, so results do not depend on it.
 	Parallel int
+	// EnvReplay are the environments (as rollout -env) of the runs whose
+	// objective label ends in EnvSuffix.
+	EnvReplay []string
 	// Command is the exact command line, written to the report.
 	Command string
 	// Log receives one line per run event (nil: discard).
@@ -178,9 +182,12 @@ func (s *Spec) Validate() error {
 			return fmt.Errorf("objective %q listed twice", o)
 		}
 		seen[o] = true
-		name, kind, err := SplitLabel(o)
+		name, kind, env, err := SplitLabel(o)
 		if err != nil {
 			return err
+		}
+		if env && len(s.EnvReplay) == 0 {
+			return fmt.Errorf("objective %q: %s needs environments (Spec.EnvReplay)", o, EnvSuffix)
 		}
 		if _, err := objective.New(name, s.Base.ObjectiveConfig()); err != nil {
 			return err
@@ -207,7 +214,7 @@ func (s *Spec) plan() ([]plannedRun, []Row, error) {
 	for _, seed := range s.Seeds {
 		for _, eta := range s.Noise {
 			for _, o := range s.Objectives {
-				oname, kind, err := SplitLabel(o)
+				oname, kind, env, err := SplitLabel(o)
 				if err != nil {
 					return nil, nil, err
 				}
@@ -223,6 +230,9 @@ func (s *Spec) plan() ([]plannedRun, []Row, error) {
 					cfg.Objective, cfg.Seed, cfg.Out = oname, seed, filepath.Join(s.Out, "runs", name)
 					if kind != "" {
 						cfg.NoiseKind = kind
+					}
+					if env {
+						cfg.ReplayEnv = s.EnvReplay
 					}
 					cfg.Progress = "off"
 					cfg.Eta = eta
@@ -241,16 +251,22 @@ func (s *Spec) plan() ([]plannedRun, []Row, error) {
 	return runs, rows, nil
 }
 
+// EnvSuffix marks an objective label whose runs fill their replay buffer
+// with the policy's own episodes in live environments (Spec.EnvReplay).
+const EnvSuffix = "+env"
+
 // SplitLabel splits an objective label "name" or "name:kind" (kind a
-// noise kind: random, ground-truth, unigram or policy).
-func SplitLabel(label string) (name, kind string, err error) {
-	name, kind, _ = strings.Cut(label, ":")
+// noise kind: random, ground-truth, unigram or policy), either optionally
+// followed by EnvSuffix.
+func SplitLabel(label string) (name, kind string, env bool, err error) {
+	base, env := strings.CutSuffix(label, EnvSuffix)
+	name, kind, _ = strings.Cut(base, ":")
 	if kind != "" {
 		if _, err := data.ParseNoiseKind(kind); err != nil {
-			return "", "", fmt.Errorf("objective %q: %w", label, err)
+			return "", "", false, fmt.Errorf("objective %q: %w", label, err)
 		}
 	}
-	return name, kind, nil
+	return name, kind, env, nil
 }
 
 // configKey is the config as compared on resume (progress, threads and

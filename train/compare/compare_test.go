@@ -393,10 +393,13 @@ func TestPairedDiffAndLabels(t *testing.T) {
 	if strings.Join(pairs, ",") != "bc:policy-mle,chi2mix:policy-mle,chi2mix:policy-bc:policy" {
 		t.Fatalf("pairs %v", pairs)
 	}
-	if n, k, err := SplitLabel("chi2mix:unigram"); err != nil || n != "chi2mix" || k != "unigram" {
+	if n, k, e, err := SplitLabel("chi2mix:unigram+env"); err != nil || n != "chi2mix" || k != "unigram" || !e {
+		t.Fatalf("SplitLabel(chi2mix:unigram+env) = %q %q %v %v", n, k, e, err)
+	}
+	if n, k, e, err := SplitLabel("chi2mix:unigram"); err != nil || n != "chi2mix" || k != "unigram" || e {
 		t.Fatalf("SplitLabel = %q %q %v", n, k, err)
 	}
-	if _, _, err := SplitLabel("bc:digits"); err == nil {
+	if _, _, _, err := SplitLabel("bc:digits"); err == nil {
 		t.Fatal("an unknown noise kind was accepted")
 	}
 	if got := RunName("bc:policy", 3, 0.1, true); got != "bc-policy-s3-eta0.1" {

@@ -57,6 +57,12 @@ type DojoTask struct {
 	Budget time.Duration
 	// Constrain decodes rollout replies under envbridge's action grammar.
 	Constrain bool
+	// Temperature of the rollout replies (top-p 0.95; default 0.8) and
+	// MaxNew their token budget (default: half the context). The prompt is
+	// cut to the context minus MaxNew, so MaxNew must leave the episode's
+	// prompts whole for a policy to see what it was trained on.
+	Temperature float64
+	MaxNew      int
 }
 
 var _ Task = (*DojoTask)(nil)
@@ -68,7 +74,7 @@ func NewDojoTask(in train.Inputs, valFrac float64, episodes, maxSteps int) (*Doj
 	if err != nil {
 		return nil, fmt.Errorf("dojo: %w", err)
 	}
-	return &DojoTask{in: in, Episodes: episodes, MaxSteps: maxSteps, Seed: 1, Budget: 5 * time.Minute}, nil
+	return &DojoTask{in: in, Episodes: episodes, MaxSteps: maxSteps, Seed: 1, Budget: 5 * time.Minute, Temperature: 0.8}, nil
 }
 
 // Name implements Task.
@@ -80,8 +86,8 @@ func (d *DojoTask) Describe() string {
 	if d.Constrain {
 		c = ", replies decoded under the action grammar"
 	}
-	return fmt.Sprintf("built-in MLE-Dojo-style tasks: %d train / %d val expert episodes; %d rollout episodes of at most %d actions per run (temperature 0.8, top-p 0.95%s)",
-		len(d.in.Train), len(d.in.Val), d.Episodes, d.MaxSteps, c)
+	return fmt.Sprintf("built-in MLE-Dojo-style tasks: %d train / %d val expert episodes; %d rollout episodes of at most %d actions per run on task data seed %d (temperature %g, top-p 0.95%s)",
+		len(d.in.Train), len(d.in.Val), d.Episodes, d.MaxSteps, d.Seed, d.Temperature, c)
 }
 
 // EvalKey implements Task.
@@ -89,6 +95,12 @@ func (d *DojoTask) EvalKey() string {
 	k := fmt.Sprintf("dojo/v1 episodes=%d steps=%d seed=%d val=%d", d.Episodes, d.MaxSteps, d.Seed, len(d.in.Val))
 	if d.Constrain {
 		k += " constrain=action"
+	}
+	if d.Temperature != 0.8 {
+		k += fmt.Sprintf(" temperature=%g", d.Temperature)
+	}
+	if d.MaxNew != 0 {
+		k += fmt.Sprintf(" max_new=%d", d.MaxNew)
 	}
 	return k
 }
@@ -100,9 +112,12 @@ func (d *DojoTask) Inputs() train.Inputs { return d.in }
 func (d *DojoTask) Metrics() []Metric {
 	return []Metric{
 		{Key: "mean_reward", Label: "mean reward", Plot: true, Table: true},
+		{Key: "scoring_rate", Label: "scoring rate", Plot: true, Table: true},
 		{Key: "valid_action_rate", Label: "valid-action rate", Plot: true, Table: true},
+		{Key: "code_error_rate", Label: "code error rate", Table: true},
 		{Key: "failed_episodes", Label: "failed episodes", Table: true},
 		{Key: "bkspc_per_episode", Label: "bkspc per episode", Table: true},
+		{Key: "bkspc_in_code_per_episode", Label: "bkspc in code per episode", Table: true},
 		{Key: "val_nll", Label: "val NLL", Table: true},
 		{Key: "val_ppl", Label: "val ppl"},
 	}
@@ -121,8 +136,11 @@ func (d *DojoTask) Evaluate(ctx context.Context, t *train.Trainer, dir string) (
 		return nil, err
 	}
 	o := decode.DefaultOptions()
-	o.Temperature, o.TopP = 0.8, 0.95
+	o.Temperature, o.TopP = d.Temperature, 0.95
 	o.MaxNewTokens = max(16, t.Params().Cfg.NPositions/2)
+	if d.MaxNew > 0 {
+		o.MaxNewTokens = d.MaxNew
+	}
 	o.Workers, o.BatchSize = 1, 1
 	if d.Constrain {
 		g := envbridge.NewActionGrammar()
@@ -141,12 +159,40 @@ func (d *DojoTask) Evaluate(ctx context.Context, t *train.Trainer, dir string) (
 	if err != nil {
 		return nil, err
 	}
+	scored, code, codeErr, err := rolloutCode(s)
+	if err != nil {
+		return nil, err
+	}
+	eps := float64(max(1, s.Episodes))
 	return map[string]float64{
-		"mean_reward":       s.MeanReward,
-		"valid_action_rate": s.ValidActionRate,
-		"failed_episodes":   float64(s.Failed),
-		"bkspc_per_episode": float64(s.Backspaces) / float64(max(1, s.Episodes)),
-		"val_nll":           ev.NLL,
-		"val_ppl":           ev.Perplexity,
+		"mean_reward":               s.MeanReward,
+		"scoring_rate":              float64(scored) / eps,
+		"valid_action_rate":         s.ValidActionRate,
+		"code_error_rate":           float64(codeErr) / float64(max(1, code)),
+		"failed_episodes":           float64(s.Failed),
+		"bkspc_per_episode":         float64(s.Backspaces) / eps,
+		"bkspc_in_code_per_episode": float64(s.BackspacesInCode) / eps,
+		"val_nll":                   ev.NLL,
+		"val_ppl":                   ev.Perplexity,
 	}, nil
+}
+
+// rolloutCode counts a rollout's scoring episodes and, from the episodes'
+// MLE-Dojo history files, the code actions that ran and those that raised.
+func rolloutCode(s rollout.Summary) (scored, code, codeErr int, err error) {
+	for _, r := range s.Results {
+		if r.Reward > 0 {
+			scored++
+		}
+		if r.Dir == "" || r.Failed != "" {
+			continue
+		}
+		e, c, herr := rollout.CodeErrors(r.Dir)
+		if herr != nil {
+			return 0, 0, 0, herr
+		}
+		code += c
+		codeErr += e
+	}
+	return scored, code, codeErr, nil
 }

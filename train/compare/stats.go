@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"slices"
+	"strings"
 
 	"smtrain/train"
 )
@@ -210,8 +211,14 @@ func PairedDiffs(rows []Row, metric string, objectives []string, noise []float64
 			out = append(out, PairedDiff(rows, metric, o, objectives[0], eta))
 		}
 		for _, o := range objectives {
-			name, kind, err := SplitLabel(o)
-			if err != nil || name == "bc" {
+			name, kind, env, err := SplitLabel(o)
+			if err != nil {
+				continue
+			}
+			if base := strings.TrimSuffix(o, EnvSuffix); env && base != objectives[0] && slices.Contains(objectives, base) {
+				out = append(out, PairedDiff(rows, metric, o, base, eta))
+			}
+			if name == "bc" {
 				continue
 			}
 			bc := "bc"
