@@ -16,10 +16,12 @@ import (
 // logits, DESIGN 3.3). It reuses the training graph's kernels (embedding,
 // layer norm, linear, GELU) on float32 parameters shared with the Params
 // it was built from (after changing the parameters, Reset or Prefill the
-// slots: cached keys, values and logits are not recomputed). A Decoder is
-// not safe for concurrent use; use one per goroutine.
+// slots: cached keys, values and logits are not recomputed), its products
+// with those weights or a half-precision copy (DecoderWeights). A Decoder
+// is not safe for concurrent use; use one per goroutine.
 type Decoder struct {
 	p          *Params
+	half       [][]uint16 // the f16 weights (DecoderWeights.half); nil: float32
 	cfg        Config
 	nseq, cap_ int
 	lens       []int
@@ -41,32 +43,40 @@ type Decoder struct {
 	ln                       *layerNormKernel[float32]
 	cAttn, cProj, cFc, fProj linearKernel[float32]
 	head                     linearKernel[float32]
+	hl                       halfLinear // every product, with f16 weights
 	gelu                     *geluKernel[float32]
 	attn                     decAttention
 }
 
-// NewDecoder makes a decoder over float32 params p with nseq slots of at
-// most maxLen entries each (capped at n_positions).
+// NewDecoder makes a decoder over float32 params p (multiplying with them
+// as they are, WeightsF32) with nseq slots of at most maxLen entries each
+// (capped at n_positions). NewDecoderWith takes other weights.
 func NewDecoder(p *Params, nseq, maxLen int) (*Decoder, error) {
-	if p == nil {
-		return nil, errors.New("decoder: nil params")
+	w, err := NewDecoderWeights(p, WeightsF32)
+	if err != nil {
+		return nil, err
 	}
-	if err := p.Check(); err != nil {
-		return nil, fmt.Errorf("decoder: %w", err)
-	}
-	if p.DType != F32 {
-		return nil, fmt.Errorf("decoder: needs float32 params, got %v", p.DType)
+	return NewDecoderWith(w, nseq, maxLen)
+}
+
+// NewDecoderWith makes a decoder multiplying with weights w, with nseq
+// slots of at most maxLen entries each (capped at n_positions); several
+// decoders may share w.
+func NewDecoderWith(w *DecoderWeights, nseq, maxLen int) (*Decoder, error) {
+	if w == nil {
+		return nil, errors.New("decoder: nil weights")
 	}
 	if nseq <= 0 || maxLen <= 0 {
 		return nil, fmt.Errorf("decoder: nseq %d and maxLen %d must be positive", nseq, maxLen)
 	}
+	p := w.p
 	cfg := p.Cfg
 	if maxLen > cfg.NPositions {
 		maxLen = cfg.NPositions
 	}
 	D, V, L := cfg.NEmbd, cfg.VocabSize, cfg.NLayer
 	rows := max(nseq, maxLen)
-	d := &Decoder{p: p, cfg: cfg, nseq: nseq, cap_: maxLen, lens: make([]int, nseq), maxRows: rows,
+	d := &Decoder{p: p, half: w.half, cfg: cfg, nseq: nseq, cap_: maxLen, lens: make([]int, nseq), maxRows: rows,
 		tok: make([]int32, rows), pos: make([]int32, rows), rowSeq: make([]int, rows),
 		x: make([]float32, rows*D), x2: make([]float32, rows*D), h: make([]float32, rows*D),
 		qkv: make([]float32, rows*3*D), att: make([]float32, rows*D), f: make([]float32, rows*4*D),
@@ -192,21 +202,21 @@ func (d *Decoder) Logits(seq int) []float32 {
 	lg := d.logits[seq][(n-1)*V : n*V : n*V]
 	if d.lazy[seq][n-1] {
 		// the head on the entry's kept final layer norm
-		headRows(d.hid[seq][(n-1)*D:n*D], d.p.List[0].F32, lg)
+		d.mul(&d.head, 0, d.hid[seq][(n-1)*D:n*D], nil, nil, lg)
 		d.lazy[seq][n-1] = false
 	}
 	return lg
 }
 
-// headRows sets y[j] = wte[j]·h for the len(y) rows of wte (D = len(h)
-// wide) that y covers: the tied LM head on one row, as a lazily computed
-// prompt entry uses it.
-func headRows(h, wte []float32, y []float32) {
-	D := len(h)
-	zero(y)
-	if len(y) > 0 && !vec.DotAcc(h, wte, D, y) {
-		gemv(false, len(y), D, 1, wte, D, h, 0, y)
+// mul runs the product of k with parameter pi (a layer's weight matrix,
+// or wte for the LM head): y = x @ W + b (+ r), b and r may be nil, with
+// the float32 parameter or its half-precision copy.
+func (d *Decoder) mul(k *linearKernel[float32], pi int, x, b, r, y []float32) {
+	if d.half != nil {
+		d.hl.forward(k.c, k.oc, x, d.half[pi], b, r, y)
+		return
 	}
+	k.forward(x, d.p.List[pi].F32, b, r, y)
 }
 
 // cacheKV writes row qkv's keys and values (its q, k, v: 3D) into slot
@@ -258,18 +268,19 @@ func (d *Decoder) forward(n int) {
 	qkv, att, f := d.qkv[:n*3*D], d.att[:n*D], d.f[:n*4*D]
 	d.emb.forward(d.tok[:n], d.pos[:n], P[0].F32, P[1].F32, x) // (n, D)
 	for l := 0; l < cfg.NLayer; l++ {
-		w := P[2+l*perLayer:]
-		d.ln.forward(x, w[pLn1W].F32, w[pLn1B].F32, h)             // (n, D)
-		d.cAttn.forward(h, w[pAttnW].F32, w[pAttnB].F32, nil, qkv) // (n, 3D)
+		b := 2 + l*perLayer
+		w := P[b:]
+		d.ln.forward(x, w[pLn1W].F32, w[pLn1B].F32, h)        // (n, D)
+		d.mul(&d.cAttn, b+pAttnW, h, w[pAttnB].F32, nil, qkv) // (n, 3D)
 		for i := 0; i < n; i++ {
 			d.cacheKV(qkv[i*3*D:(i+1)*3*D], d.rowSeq[i], l, int(d.pos[i]))
 		}
-		d.attn.run(n, l)                                            // att (n, D)
-		d.cProj.forward(att, w[pProjW].F32, w[pProjB].F32, x, x2)   // (n, D)
-		d.ln.forward(x2, w[pLn2W].F32, w[pLn2B].F32, h)             // (n, D)
-		d.cFc.forward(h, w[pFcW].F32, w[pFcB].F32, nil, f)          // (n, 4D)
-		d.gelu.forward(f, f)                                        // (n, 4D) in place
-		d.fProj.forward(f, w[pFcProjW].F32, w[pFcProjB].F32, x2, x) // (n, D)
+		d.attn.run(n, l)                                       // att (n, D)
+		d.mul(&d.cProj, b+pProjW, att, w[pProjB].F32, x, x2)   // (n, D)
+		d.ln.forward(x2, w[pLn2W].F32, w[pLn2B].F32, h)        // (n, D)
+		d.mul(&d.cFc, b+pFcW, h, w[pFcB].F32, nil, f)          // (n, 4D)
+		d.gelu.forward(f, f)                                   // (n, 4D) in place
+		d.mul(&d.fProj, b+pFcProjW, f, w[pFcProjB].F32, x2, x) // (n, D)
 	}
 	nl := len(P)
 	d.ln.forward(x, P[nl-2].F32, P[nl-1].F32, h)
@@ -291,7 +302,7 @@ func (d *Decoder) forward(n int) {
 		k++
 	}
 	lg := d.lg[:k*V]
-	d.head.forward(h[:k*D], P[0].F32, nil, nil, lg) // (k, V)
+	d.mul(&d.head, 0, h[:k*D], nil, nil, lg) // (k, V)
 	for i := 0; i < k; i++ {
 		s, p := d.rowSeq[i], int(d.pos[i])
 		copy(d.logits[s][p*V:(p+1)*V], lg[i*V:(i+1)*V])

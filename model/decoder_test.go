@@ -34,10 +34,25 @@ func TestDecoderBatchSizes(t *testing.T) {
 // decoderMatchesFullForward runs it with nseq slots, the decoder's
 // kernels tuned by tune (nil: defaults).
 func decoderMatchesFullForward(t *testing.T, nseq int, tune *tuning) {
+	decoderMatchesFullForwardIn(t, nseq, tune, WeightsF32)
+}
+
+// decoderMatchesFullForwardIn runs it with the decoder's products in
+// weight format weights. For WeightsF16 the parameters' matrices are
+// rounded to half precision first, so that the full forward sees the
+// decoder's weights: only the float32 arithmetic differs.
+func decoderMatchesFullForwardIn(t *testing.T, nseq int, tune *tuning, weights string) {
 	rng := rand.New(rand.NewPCG(41, 42))
 	p := randomParams(t, cfgTest, F32, 8, 0.3)
+	if weights == WeightsF16 {
+		roundMatricesToHalf(p)
+	}
 	const maxLen = 14
-	d, err := NewDecoder(p, nseq, maxLen)
+	w, err := NewDecoderWeights(p, weights)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := NewDecoderWith(w, nseq, maxLen)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -239,7 +254,8 @@ func TestDecoderUsesDecodeTuning(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, got := range map[string]*tuning{"emb": d.emb.tune, "ln": d.ln.tune, "gelu": d.gelu.tune, "attn": d.attn.tune,
-		"c_attn": d.cAttn.tune, "c_proj": d.cProj.tune, "c_fc": d.cFc.tune, "mlp c_proj": d.fProj.tune, "head": d.head.tune} {
+		"c_attn": d.cAttn.tune, "c_proj": d.cProj.tune, "c_fc": d.cFc.tune, "mlp c_proj": d.fProj.tune, "head": d.head.tune,
+		"f16 products": d.hl.tune} {
 		if got != &decodeTuning {
 			t.Errorf("%s: tuning %p, want decodeTuning", name, got)
 		}

@@ -97,7 +97,7 @@ func (o *crossEntropyOp[T]) setTuning(t *tuning) { o.k.tune = t }
 
 // setTuning makes every kernel of d use t (nil: defaultTuning).
 func (d *Decoder) setTuning(t *tuning) {
-	d.emb.tune, d.ln.tune, d.gelu.tune, d.attn.tune = t, t, t, t
+	d.emb.tune, d.ln.tune, d.gelu.tune, d.attn.tune, d.hl.tune = t, t, t, t, t
 	for _, k := range []*linearKernel[float32]{&d.cAttn, &d.cProj, &d.cFc, &d.fProj, &d.head} {
 		k.tune = t
 	}

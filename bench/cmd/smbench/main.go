@@ -7,6 +7,8 @@
 //	                              cross-entropy, backward, global-norm clip
 //	                              1.0, AdamW (nanoGPT groups), float32
 //	smbench decode small -batch 8 greedy generation with the KV-cache Decoder
+//	                              (-weights f16: its products with a
+//	                              half-precision copy of the weights)
 //	smbench smmle small           full training steps (compiled batch with
 //	                              backspaces, loss, backward, clip, AdamW)
 //	                              under chi2mix and mle on the same batch,
@@ -65,6 +67,7 @@ type result struct {
 	StepsPerRep int       `json:"steps_per_rep,omitempty"`
 	LastLoss    float64   `json:"last_loss,omitempty"`
 	Batch       int       `json:"batch,omitempty"`
+	Weights     string    `json:"weights,omitempty"` // decode: the decoder's weight format
 	Prompt      int       `json:"prompt,omitempty"`
 	NewTokens   int       `json:"new_tokens,omitempty"`
 	PeakRSSMB   float64   `json:"peak_rss_mb"`
@@ -123,8 +126,9 @@ func run(args []string, stdout io.Writer) error {
 	memprofile := fs.String("memprofile", "", "write a heap profile (live and allocated bytes) at the end to this file")
 	out := fs.String("out", "", "export: output GGUF file")
 	typ := fs.String("type", "f32", "export: weight type f32 or f16")
+	weights := fs.String("weights", model.WeightsF32, "decode: the decoder's weight format, f32 or f16")
 	if len(args) < 2 {
-		return usageError{"usage: smbench train|decode|smmle|export tiny|small|gpt2s [-reps N] [-steps N] [-batch N] [-out F -type f32|f16]"}
+		return usageError{"usage: smbench train|decode|smmle|export tiny|small|gpt2s [-reps N] [-steps N] [-batch N] [-weights f32|f16] [-out F -type f32|f16]"}
 	}
 	task, name := args[0], args[1]
 	if err := fs.Parse(args[2:]); err != nil {
@@ -190,7 +194,10 @@ func run(args []string, stdout io.Writer) error {
 		}
 		err = benchSMOverMLE(&res, bc, rng, *reps, *steps, *warmup)
 	case "decode":
-		err = benchDecode(&res, bc, rng, *reps, *batch, *prompt, *newTok, max(1, *warmup/3))
+		if *weights != model.WeightsF32 && *weights != model.WeightsF16 {
+			return usageError{fmt.Sprintf("-weights %q: want %s or %s", *weights, model.WeightsF32, model.WeightsF16)}
+		}
+		err = benchDecode(&res, bc, rng, *reps, *batch, *prompt, *newTok, max(1, *warmup/3), *weights)
 	default:
 		return usageError{fmt.Sprintf("unknown task %q (train, decode, smmle)", task)}
 	}
@@ -313,8 +320,9 @@ func exportGGUF(bc benchConfig, rng *rand.Rand, path string, tt gguf.TensorType)
 
 // benchDecode times greedy generation of newTok tokens for batch sequences
 // after a random prompt (prefill time included, prompt tokens not counted),
-// as torch_peer.py does.
-func benchDecode(res *result, bc benchConfig, rng *rand.Rand, reps, batch, prompt, newTok, warmup int) error {
+// as torch_peer.py does, with the decoder's products in weight format
+// weights (the conversion to f16 is not timed).
+func benchDecode(res *result, bc benchConfig, rng *rand.Rand, reps, batch, prompt, newTok, warmup int, weights string) error {
 	cfg := bc.cfg
 	p, err := model.NewParams(cfg, model.F32, rng)
 	if err != nil {
@@ -323,7 +331,11 @@ func benchDecode(res *result, bc benchConfig, rng *rand.Rand, reps, batch, promp
 	if prompt+newTok > cfg.NPositions {
 		return fmt.Errorf("prompt %d + new %d exceeds n_positions %d", prompt, newTok, cfg.NPositions)
 	}
-	d, err := model.NewDecoder(p, batch, prompt+newTok)
+	w, err := model.NewDecoderWeights(p, weights)
+	if err != nil {
+		return err
+	}
+	d, err := model.NewDecoderWith(w, batch, prompt+newTok)
 	if err != nil {
 		return err
 	}
@@ -365,7 +377,7 @@ func benchDecode(res *result, bc benchConfig, rng *rand.Rand, reps, batch, promp
 		}
 		res.TokensPerS = append(res.TokensPerS, float64(batch*newTok)/time.Since(t0).Seconds())
 	}
-	res.Batch, res.Prompt, res.NewTokens = batch, prompt, newTok
+	res.Batch, res.Prompt, res.NewTokens, res.Weights = batch, prompt, newTok, weights
 	return nil
 }
 

@@ -16,6 +16,7 @@ func TestRunSmoke(t *testing.T) {
 	for _, args := range [][]string{
 		{"train", "tiny", "-reps", "2", "-steps", "1", "-warmup", "1"},
 		{"decode", "small", "-reps", "1", "-batch", "2", "-new", "3", "-prompt", "4", "-warmup", "0"},
+		{"decode", "small", "-reps", "1", "-new", "3", "-prompt", "4", "-warmup", "0", "-weights", "f16"},
 		{"smmle", "tiny", "-reps", "2", "-steps", "1", "-warmup", "0"},
 	} {
 		var out bytes.Buffer
@@ -31,6 +32,14 @@ func TestRunSmoke(t *testing.T) {
 		}
 		if args[0] == "smmle" && (len(r.MLEStepMS) != 2 || len(r.SMStepMS) != 2 || !(r.SMOverMLE > 0) || r.Transitions < 8*20) {
 			t.Errorf("smmle: %+v", r)
+		}
+		if want := model.WeightsF32; args[0] == "decode" {
+			if args[len(args)-2] == "-weights" {
+				want = args[len(args)-1]
+			}
+			if r.Weights != want {
+				t.Errorf("decode %v: weights %q, want %q", args, r.Weights, want)
+			}
 		}
 		if args[0] == "train" && !(r.LastLoss > 5 && r.LastLoss < 6.5) { // ~ln(300) at init
 			t.Errorf("train tiny loss %g, want about ln(300) = 5.70", r.LastLoss)
@@ -63,7 +72,7 @@ func TestExportMatchesDecodeWeights(t *testing.T) {
 }
 
 func TestRunUsage(t *testing.T) {
-	for _, args := range [][]string{nil, {"train"}, {"train", "huge"}, {"fly", "tiny"}, {"train", "tiny", "-reps", "0"}, {"train", "tiny", "-x"}} {
+	for _, args := range [][]string{nil, {"train"}, {"train", "huge"}, {"fly", "tiny"}, {"train", "tiny", "-reps", "0"}, {"train", "tiny", "-x"}, {"decode", "tiny", "-weights", "bf16"}} {
 		var ue usageError
 		if err := run(args, &bytes.Buffer{}); !errors.As(err, &ue) {
 			t.Errorf("%v: %v, want a usage error", args, err)

@@ -46,3 +46,14 @@ func DotAcc(x, w []float32, ldw int, y []float32) bool { return false }
 
 // Gemm8 does nothing off amd64.
 func Gemm8(k, n int, x []float32, ldx int, w []float32, ldw int, y []float32, ldy int) int { return 0 }
+
+// HaveHalf is false off amd64.
+const HaveHalf = false
+
+// GemmHalf does nothing off amd64.
+func GemmHalf(rows, k int, x []float32, ldx int, w []uint16, y []float32, ldy int, n int) int {
+	return 0
+}
+
+// HalfFromFloat32s does nothing off amd64.
+func HalfFromFloat32s(dst []uint16, src []float32) int { return 0 }
