@@ -44,7 +44,10 @@ func ChatPrompt(tok *data.Tokenizer, msgs []data.Message, maxLen int) ([]int32, 
 // use: each call builds its own decoders.
 type ChatPolicy struct {
 	Params *model.Params
-	Tok    *data.Tokenizer
+	// Weights, when set, are what the decoders multiply with (made from
+	// Params, e.g. in f16; model.DecoderWeights); nil: Params as they are.
+	Weights *model.DecoderWeights
+	Tok     *data.Tokenizer
 	// Opts are the base sampling options; Seed is set per call.
 	Opts Options
 }
@@ -57,9 +60,13 @@ func NewChatPolicy(p *model.Params, tok *data.Tokenizer, o Options) *ChatPolicy 
 	return &ChatPolicy{Params: p, Tok: tok, Opts: o}
 }
 
-// Factory returns a decoder factory over the policy's parameters.
+// Factory returns a decoder factory over the policy's parameters (its
+// Weights when set).
 func (c *ChatPolicy) Factory() Factory {
-	return func(nseq, maxLen int) (Stepper, error) { return model.NewDecoder(c.Params, nseq, maxLen) }
+	if c.Weights != nil {
+		return WeightsFactory(c.Weights)
+	}
+	return ModelFactory(c.Params)
 }
 
 // Complete samples n assistant turns for msgs with the given seed. The

@@ -12,6 +12,15 @@ func ModelFactory(p *model.Params) Factory {
 	}
 }
 
+// WeightsFactory returns a Factory building KV-cache decoders that
+// multiply with weights w (f32 or a half-precision copy,
+// model.DecoderWeights), shared read-only by every decoder it makes.
+func WeightsFactory(w *model.DecoderWeights) Factory {
+	return func(nseq, maxLen int) (Stepper, error) {
+		return model.NewDecoderWith(w, nseq, maxLen)
+	}
+}
+
 // ModelOptions returns DefaultOptions adapted to cfg: <bkspc> and <eos> ids
 // from the config (no <bkspc> when the vocabulary has none) and the context
 // window n_positions.

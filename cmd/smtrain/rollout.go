@@ -70,6 +70,7 @@ func runRollout(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	topP := fs.Float64("top_p", 0.95, "top-p filtering (0 or 1: off)")
 	maxNew := fs.Int("max_new", 256, "maximum tokens per reply")
 	constrain := addConstrainFlag(fs, "constrain replies")
+	weights := addWeightsFlag(fs)
 	envKeys := addEnvKeyFlag(fs)
 	out := fs.String("out", "", "output folder (required)")
 	if err := cmdRollout.Parse(fs, args, stderr, false); err != nil {
@@ -108,8 +109,14 @@ func runRollout(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	o.Temperature, o.TopP, o.MaxNewTokens = *temp, *topP, min(*maxNew, p.Cfg.NPositions/2)
 	o.Workers = 1
 	o.Grammar = constrain.grammar()
-	pol := &rollout.ChatPolicy{CP: decode.NewChatPolicy(p, tok, o)}
-	fmt.Fprintf(stderr, "rollout: %d episodes on %s with %s (%d parallel, %d steps each)\n", *episodes, *envSpec, dir, *parallel, *maxSteps)
+	w, err := weights.load(p)
+	if err != nil {
+		return err
+	}
+	cp := decode.NewChatPolicy(p, tok, o)
+	cp.Weights = w
+	pol := &rollout.ChatPolicy{CP: cp}
+	fmt.Fprintf(stderr, "rollout: %d episodes on %s with %s, %s weights (%d parallel, %d steps each)\n", *episodes, *envSpec, dir, w.Format(), *parallel, *maxSteps)
 	s, err := rollout.Run(ctx, pol, spec, rollout.Options{Episodes: *episodes, Parallel: *parallel, MaxSteps: *maxSteps, Seed: *seed, Out: *out},
 		func(r rollout.EpisodeResult) {
 			status := "ok"

@@ -94,6 +94,7 @@ func runSample(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return nil
 	})
 	constrain := addConstrainFlag(fs, "constrain completions")
+	weights := addWeightsFlag(fs)
 	showActions := fs.Bool("show_actions", false, "also print the action sequence with deletions")
 	asJSON := fs.Bool("json", false, "print one JSON object per sample")
 	if err := cmdSample.Parse(fs, args, stderr, false); err != nil {
@@ -181,7 +182,11 @@ func runSample(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	for i := range prompts {
 		prompts[i] = ptoks
 	}
-	res, st, err := decode.Generate(ctx, decode.ModelFactory(p), prompts, o)
+	w, err := weights.load(p)
+	if err != nil {
+		return err
+	}
+	res, st, err := decode.Generate(ctx, decode.WeightsFactory(w), prompts, o)
 	if err != nil {
 		return err
 	}
@@ -225,8 +230,8 @@ func runSample(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if capN == 0 {
 		capN = 4 * o.MaxNewTokens
 	}
-	fmt.Fprintf(stderr, "sample: %d samples | %s | retry block %s | %d hit the action cap (%d) | %d backspaces | %.0f tok/s (%s)\n",
-		st.Samples, mode, retryUsed, st.HitCap, capN, st.Pops, st.TokensPerSec, blasName())
+	fmt.Fprintf(stderr, "sample: %d samples | %s | retry block %s | %d hit the action cap (%d) | %d backspaces | %.0f tok/s (%s, %s weights)\n",
+		st.Samples, mode, retryUsed, st.HitCap, capN, st.Pops, st.TokensPerSec, blasName(), w.Format())
 	return nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"smtrain/decode"
 	"smtrain/decode/serve"
 	"smtrain/internal/apikey"
 	"smtrain/model"
@@ -110,6 +111,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	quiet := fs.Bool("quiet", false, "no per-request log lines on stderr")
 	anyModel := fs.Bool("any_model", false, "answer requests for any model id with this model (default: another id is a 404 model_not_found, as OpenAI does)")
 	constrain := addConstrainFlag(fs, "constrain every reply")
+	weights := addWeightsFlag(fs)
 	auth := addServerAuthFlags(fs, apikey.ServeKey)
 	if err := cmdServe.Parse(fs, args, stderr, false); err != nil {
 		return err
@@ -148,6 +150,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return fmt.Errorf("%s: %w", dir, err)
 	}
+	w, err := weights.load(p)
+	if err != nil {
+		return err
+	}
+	cfg.Factory = decode.WeightsFactory(w)
 	if fi, err := os.Stat(filepath.Join(dir, model.ModelFile)); err == nil {
 		cfg.Created = fi.ModTime()
 	}
@@ -182,8 +189,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	c := p.Cfg
-	fmt.Fprintf(stdout, "serve: listening on http://%s/v1 | model %q (%s) L%d D%d H%d context %d vocab %d | max concurrency %d, queue %d | seed %d | %s | %s\n",
-		ln.Addr(), id, dir, c.NLayer, c.NEmbd, c.NHead, c.NPositions, c.VocabSize, *maxConc, *maxQueue, cfg.Seed, blasName(), authNote(keys))
+	fmt.Fprintf(stdout, "serve: listening on http://%s/v1 | model %q (%s) L%d D%d H%d context %d vocab %d, %s weights | max concurrency %d, queue %d | seed %d | %s | %s\n",
+		ln.Addr(), id, dir, c.NLayer, c.NEmbd, c.NHead, c.NPositions, c.VocabSize, w.Format(), *maxConc, *maxQueue, cfg.Seed, blasName(), authNote(keys))
 	if err := srv.Serve(ctx, ln, *grace); err != nil {
 		return err
 	}
