@@ -8,10 +8,12 @@
 #
 # Configs tiny and small as before, plus gpt2s: GPT-2 small's shape (L12
 # D768 H12, vocabulary 50,304; training T 256 batch 4, one step per rep
-# after one warm-up step). llama.cpp runs at 1 and 2 threads
-# (LLAMA_THREADS) and is scored at its best, like the PyTorch peer's
-# layouts; it is skipped with a note when node-llama-cpp is absent
-# (scripts/deps.sh installs it; NODE_LLAMA_CPP names another folder).
+# after one warm-up step; batch-1 decoding with smtrain's f32 weights and,
+# beside llama.cpp's f16 file, with its f16 copy: smbench decode -weights
+# f16). llama.cpp runs at 1 and 2 threads (LLAMA_THREADS) and is scored
+# at its best, like the PyTorch peer's layouts; it is skipped with a note
+# when node-llama-cpp is absent (scripts/deps.sh installs it;
+# NODE_LLAMA_CPP names another folder).
 #
 # Each measurement is its own process (so peak RSS is that task's), and the
 # two implementations alternate round by round so that load from other
@@ -119,8 +121,10 @@ for r in $(seq 1 "$ROUNDS"); do
   gob smmle small
 done
 # GPT-2 small: training (one step per rep after one warm-up step), batch-1
-# decoding against PyTorch and llama.cpp (f32 and f16 weights), and the
-# machine's read bandwidth, GPT2S_ROUNDS rounds alternating the order.
+# decoding against PyTorch and llama.cpp (f32 and f16 weights; smtrain's
+# f16 weights beside llama.cpp's f16 file, the two alternating which goes
+# first), and the machine's read bandwidth, GPT2S_ROUNDS rounds
+# alternating the order.
 for r in $(seq 1 "$GPT2S_ROUNDS"); do
   echo "bench: gpt2s round $r/$GPT2S_ROUNDS" >&2
   if [ $((r % 2)) = 1 ]; then first=gob second=peer2; else first=peer2 second=gob; fi
@@ -130,7 +134,13 @@ for r in $(seq 1 "$GPT2S_ROUNDS"); do
   $first decode gpt2s --batch 1
   $second decode gpt2s --batch 1
   llama gpt2s f32
-  llama gpt2s f16
+  if [ $((r % 2)) = 1 ]; then
+    gob decode gpt2s --batch 1 --weights f16
+    llama gpt2s f16
+  else
+    llama gpt2s f16
+    gob decode gpt2s --batch 1 --weights f16
+  fi
   peer membw
 done
 mv "$RAW.tmp" "$RAW"
@@ -188,9 +198,11 @@ export PEER_LAYOUTS GO_OPENBLAS_THREADS GPT2S_ROUNDS LLAMA_THREADS
 import json, os, statistics, sys, time
 raw, out, cpu, cores, gov, rounds, reps, load0, load1, sraw, date, wall = sys.argv[1:]
 rows = [json.loads(l) for l in open(raw) if l.strip()]
-for r in rows:  # llama.cpp rows: one implementation per weight type
+for r in rows:  # llama.cpp rows, smtrain's f16 decodes: one implementation per weight type
     if r["impl"] == "llamacpp":
         r["impl"] = "llamacpp_" + r["weights"]
+    elif r["impl"] == "smtrain" and r.get("weights") == "f16":
+        r["impl"] = "smtrain_f16"
 
 def layout(r):
     if r["impl"].startswith("llamacpp"):
@@ -260,18 +272,19 @@ go_small, pt_small = med("smtrain", "train", "small"), med("pytorch", "train", "
 # GPT-2 small (gpt2s): training FLOPs as above; batch-1 decode bytes per
 # token = every weight matrix once (12 L D^2 + the V x D LM head), the
 # 1-D parameters, and the KV cache at the mean context (prompt 16 + 64/2);
-# llama.cpp's f16 file halves the matrices, its KV cache is f16 too.
+# llama.cpp's f16 file halves the matrices, its KV cache is f16 too;
+# smtrain's f16 weights halve the matrices and keep an f32 KV cache.
 GL, GD, GV, GB, GT = 12, 768, 50304, 4, 256
 N_g = 12 * GL * GD * GD + GV * GD
 flops_g = 6 * N_g * GB * GT + 12 * GL * GB * GT * GT * GD
 def bytes_per_token(L, D, V, wbytes, kvbytes, ctx=16 + 32):
     return wbytes * (12 * L * D * D + V * D) + 4 * (13 * L * D + 2 * D) + kvbytes * 2 * L * D * ctx
-bpt = {"smtrain": bytes_per_token(GL, GD, GV, 4, 4), "pytorch": bytes_per_token(GL, GD, GV, 4, 4),
+bpt = {"smtrain": bytes_per_token(GL, GD, GV, 4, 4), "smtrain_f16": bytes_per_token(GL, GD, GV, 2, 4), "pytorch": bytes_per_token(GL, GD, GV, 4, 4),
        "llamacpp_f32": bytes_per_token(GL, GD, GV, 4, 2), "llamacpp_f16": bytes_per_token(GL, GD, GV, 2, 2)}
 bpt_small = {"smtrain": bytes_per_token(4, 128, 1024, 4, 4), "llamacpp_f32": bytes_per_token(4, 128, 1024, 4, 2)}
 membw = best("pytorch", "membw")  # fastest torch.sum read of 1 GiB of the run (GB/s)
 go_g, pt_g = med("smtrain", "train", "gpt2s"), med("pytorch", "train", "gpt2s")
-dec_g = {i: med(i, "decode", "gpt2s", 1) for i in ("smtrain", "pytorch", "llamacpp_f32", "llamacpp_f16")}
+dec_g = {i: med(i, "decode", "gpt2s", 1) for i in ("smtrain", "smtrain_f16", "pytorch", "llamacpp_f32", "llamacpp_f16")}
 dec_s = {i: med(i, "decode", "small", 1) for i in ("smtrain", "llamacpp_f32")}
 def gbs(rate, b):
     return rate * b / 1e9 if rate else None
@@ -302,6 +315,7 @@ res = {
     "decode_gpt2s_ratio": ratio(dec_g["smtrain"], dec_g["pytorch"]),
     "decode_gpt2s_llamacpp_ratio": ratio(dec_g["smtrain"], dec_g["llamacpp_f32"]),
     "decode_gpt2s_llamacpp_f16_ratio": ratio(dec_g["smtrain"], dec_g["llamacpp_f16"]),
+    "decode_gpt2s_f16_llamacpp_f16_ratio": ratio(dec_g["smtrain_f16"], dec_g["llamacpp_f16"]),
     "decode_small_llamacpp_ratio": ratio(dec_s["smtrain"], dec_s["llamacpp_f32"]),
     "gpt2s_detail": {
         "train_tok_s": {"smtrain": go_g, "pytorch": pt_g},
@@ -339,8 +353,8 @@ res = {
         "step": "train step = new random batch, forward, cross-entropy, backward, global-norm clip 1.0, AdamW (weight decay on >=2-D params), float32",
         "decode": "greedy, prompt 16 then 64 new tokens per sequence, KV cache; tokens/s counts generated tokens, time includes the prefill",
         "gpt2s": "GPT-2 small's shape L12 D768 H12 V50304; train T256 B4, 1 step per rep after 1 warm-up step (FLOPs as mfu with these numbers), the peer at its best of GPT2S_LAYOUTS; decode batch 1 as 'decode'",
-        "llamacpp": "node-llama-cpp 3.21.1 (its bundled CPU build of llama.cpp), greedy (temperature 0) decode of the GGUF export (smbench export, the same weights and seed smbench decodes; f32, and f16 matrices) with prompt 16 byte tokens then 64 new tokens, context cleared each rep, time includes the prefill; threads 1 and 2 (LLAMA_THREADS), scored at the best; decode_gpt2s_llamacpp_ratio = smtrain f32 / llama.cpp f32, decode_gpt2s_llamacpp_f16_ratio = smtrain f32 / llama.cpp f16",
-        "membw": "read bandwidth = fastest rep of torch.sum over 1 GiB float32 (1 and 2 threads); decode bytes/token = weight matrices + LM head once, 1-D params, KV cache at mean context 48 (f32 for smtrain/PyTorch, f16 KV for llama.cpp); fraction = bytes/token x tok/s / bandwidth (above 1 for config small, whose 3.7 MB of weights stay in cache)",
+        "llamacpp": "node-llama-cpp 3.21.1 (its bundled CPU build of llama.cpp), greedy (temperature 0) decode of the GGUF export (smbench export, the same weights and seed smbench decodes; f32, and f16 matrices) with prompt 16 byte tokens then 64 new tokens, context cleared each rep, time includes the prefill; threads 1 and 2 (LLAMA_THREADS), scored at the best; decode_gpt2s_llamacpp_ratio = smtrain f32 / llama.cpp f32, decode_gpt2s_llamacpp_f16_ratio = smtrain f32 / llama.cpp f16, decode_gpt2s_f16_llamacpp_f16_ratio = smtrain f16 (smbench decode -weights f16: the f32 weights converted to IEEE half at load, matrices and LM head; same prompt, length and seed) / llama.cpp f16",
+        "membw": "read bandwidth = fastest rep of torch.sum over 1 GiB float32 (1 and 2 threads); decode bytes/token = weight matrices + LM head once, 1-D params, KV cache at mean context 48 (f32 for smtrain/PyTorch, f16 KV for llama.cpp; smtrain_f16: f16 matrices and LM head, f32 1-D params and KV cache); fraction = bytes/token x tok/s / bandwidth (above 1 for config small, whose 3.7 MB of weights stay in cache)",
     },
     "medians": {
         "sgemm_gflops": peak,
@@ -435,6 +449,7 @@ for label, a, b, r in [
     ("decode b1 tok/s (PyTorch)", dec_g["smtrain"], dec_g["pytorch"], res["decode_gpt2s_ratio"]),
     ("decode b1 (llama.cpp f32)", dec_g["smtrain"], dec_g["llamacpp_f32"], res["decode_gpt2s_llamacpp_ratio"]),
     ("decode b1 (llama.cpp f16)", dec_g["smtrain"], dec_g["llamacpp_f16"], res["decode_gpt2s_llamacpp_f16_ratio"]),
+    ("decode b1 f16 (llama.cpp f16)", dec_g["smtrain_f16"], dec_g["llamacpp_f16"], res["decode_gpt2s_f16_llamacpp_f16_ratio"]),
     ("small decode b1 (llama.cpp)", dec_s["smtrain"], dec_s["llamacpp_f32"], res["decode_small_llamacpp_ratio"]),
 ]:
     print(f"{label:<28}{fmt(a, '%.1f'):>12}{fmt(b, '%.1f'):>12}{fmt(r, '%.2fx'):>9}")
@@ -476,6 +491,7 @@ row("rss_gpt2s_ratio", "peak RSS (MB), train gpt2s", gd["train_peak_rss_mb"]["sm
 row("decode_gpt2s_ratio", "KV-cache decode tok/s, gpt2s, batch 1, vs PyTorch", dec_g["smtrain"], dec_g["pytorch"], res["decode_gpt2s_ratio"], "-", "%.1f")
 L.append(f"| decode_gpt2s_llamacpp_ratio | same, vs llama.cpp f32 weights (peer column: llama.cpp) | {fmt(dec_g['smtrain'], '%.1f')} | {fmt(dec_g['llamacpp_f32'], '%.1f')} | {fmt(res['decode_gpt2s_llamacpp_ratio'], '%.2f')} | ≥ 1.0 |")
 L.append(f"| decode_gpt2s_llamacpp_f16_ratio | same, smtrain f32 vs llama.cpp f16 weights | {fmt(dec_g['smtrain'], '%.1f')} | {fmt(dec_g['llamacpp_f16'], '%.1f')} | {fmt(res['decode_gpt2s_llamacpp_f16_ratio'], '%.2f')} | ≥ 1.0 |")
+L.append(f"| decode_gpt2s_f16_llamacpp_f16_ratio | same, smtrain f16 vs llama.cpp f16 weights | {fmt(dec_g['smtrain_f16'], '%.1f')} | {fmt(dec_g['llamacpp_f16'], '%.1f')} | {fmt(res['decode_gpt2s_f16_llamacpp_f16_ratio'], '%.2f')} | ≥ 1.0 |")
 L.append(f"| decode_small_llamacpp_ratio | KV-cache decode tok/s, small, batch 1, vs llama.cpp f32 | {fmt(dec_s['smtrain'])} | {fmt(dec_s['llamacpp_f32'])} | {fmt(res['decode_small_llamacpp_ratio'], '%.2f')} | ≥ 1.0 |")
 L += ["", f"Bench wall time: {wall} s on {cores} cores (target ≤ 1200 s).", "",
       "## GPT-2 small and llama.cpp: samples, bytes per token, bandwidth", "",
@@ -484,13 +500,18 @@ L += ["", f"Bench wall time: {wall} s on {cores} cores (target ≤ 1200 s).", ""
       "| what | side | median tok/s | samples | layout | bytes/token | GB/s | fraction of read bandwidth |", "|---|---|---|---|---|---|---|---|"]
 L.append(f"| train gpt2s | smtrain | {fmt(go_g, '%.1f')} | {spread(gd['train_samples']['smtrain'])} | go | - | - | - |")
 L.append(f"| train gpt2s | PyTorch | {fmt(pt_g, '%.1f')} | {spread(gd['train_samples']['pytorch'])} | {bl.get('train/gpt2s', '')} | - | - | - |")
-for i, label in (("smtrain", "smtrain f32"), ("pytorch", "PyTorch f32"), ("llamacpp_f32", "llama.cpp f32"), ("llamacpp_f16", "llama.cpp f16")):
+for i, label in (("smtrain", "smtrain f32"), ("smtrain_f16", "smtrain f16"), ("pytorch", "PyTorch f32"), ("llamacpp_f32", "llama.cpp f32"), ("llamacpp_f16", "llama.cpp f16")):
     L.append(f"| decode gpt2s b1 | {label} | {fmt(dec_g[i], '%.1f')} | {spread(gd['decode_b1_samples'][i])} | {gd['decode_b1_best_layout'][i] or ''} | "
              f"{bpt[i] / 1e6:.0f} MB | {fmt(gd['decode_gb_per_s'][i], '%.1f')} | {fmt(gd['decode_fraction_of_membw'][i], '%.2f')} |")
 for i, label in (("smtrain", "smtrain f32"), ("llamacpp_f32", "llama.cpp f32")):
     L.append(f"| decode small b1 | {label} | {fmt(dec_s[i])} | {spread(gd['small_decode_b1_samples'][i])} | "
              f"{(gd['small_decode_b1_llamacpp_threads'] or '') if i != 'smtrain' else 'go'} | {bpt_small[i] / 1e6:.1f} MB | "
              f"{fmt(gbs(dec_s[i], bpt_small[i]), '%.1f')} | {fmt(gd['small_decode_fraction_of_membw'][i], '%.2f')} |")
+L += ["", "smtrain f16 is `smbench decode -weights f16` (as `smtrain sample|serve|rollout -weights f16`): the decoder multiplies with an "
+      "IEEE-half copy of every weight matrix and of the LM head, made at load from the f32 weights (embeddings, biases, layer norms, "
+      "the KV cache and all sums stay f32; its RSS holds both copies). On random weights of a trained model's scale at GPT-2 small's "
+      "shape its logits differ from f32's by at most 0.006, 0.42 of the LM head's worst-case rounding bound "
+      "(TestDecoderF16Logits in model/decoder_f16_test.go)."]
 # Where training gpt2s's memory goes (smtrain, float32, MiB), from the
 # shapes: what the graph and the optimizer allocate once and keep.
 N_, D_, V_, L_, H_ = GB * GT, GD, GV, GL, 12
