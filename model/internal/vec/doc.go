@@ -11,7 +11,8 @@
 //     AxpyRows32 (the weighted sum of values);
 //   - products of a few rows with a weight matrix, without BLAS's packing:
 //     Gemv (one row; gemv1AVX512 where AVX-512 runs), DotAcc (one row
-//     against a transposed matrix: the tied LM head), Gemm4 (4 rows),
+//     against a transposed matrix: the tied LM head; dotAcc8AVX512 where
+//     AVX-512 runs), Gemm4 (4 rows),
 //     Gemm8 (8 rows, AVX-512);
 //   - the decoder's products with half-precision weights (IEEE binary16,
 //     converted once at load): PackHalf lays a matrix out in panels of 64

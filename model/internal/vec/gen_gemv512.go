@@ -1,8 +1,8 @@
 //go:build ignore
 
-// gen_gemv512 writes gemv512_amd64.s, the AVX-512 one-row kernel
-// gemv1AVX512, whose strips are too repetitive to write by hand. `go
-// generate` in this directory runs it (see doc.go):
+// gen_gemv512 writes gemv512_amd64.s, the AVX-512 one-row kernels
+// gemv1AVX512 and dotAcc8AVX512, whose strips and rows are too repetitive
+// to write by hand. `go generate` in this directory runs it (see doc.go):
 //
 //	go run gen_gemv512.go -o gemv512_amd64.s
 //
@@ -93,6 +93,7 @@ func main() {
 	p("zdone:")
 	p("\tVZEROUPPER")
 	p("\tRET")
+	dotAcc8(p)
 	if *out == "" {
 		os.Stdout.WriteString(b.String())
 		return
@@ -108,4 +109,77 @@ func off(o int) string {
 		return ""
 	}
 	return fmt.Sprint(o)
+}
+
+// dotAcc8 writes dotAcc8AVX512: dotAccAVX2 for 8 rows at a time and k a
+// multiple of 16. Row r's accumulator Zr takes 16 elements a step, so its
+// lanes 0-7 are dotAccAVX2's first accumulator (the even 8-lane blocks)
+// and lanes 8-15 its second (the odd ones); they are added and reduced in
+// dotAccAVX2's order, so the two kernels agree bit for bit. Eight rows
+// read at once keep more of the weights in flight than its four.
+func dotAcc8(p func(string, ...any)) {
+	p("")
+	p("// func dotAcc8AVX512(x *float32, w *float32, ldw int, n8 int, k16 int, y *float32)")
+	p("// y[j] += Σ_i w[j·ldw + i]·x[i] for j < 8·n8, i < 16·k16 (k16 ≥ 1, n8 ≥ 1),")
+	p("// with dotAccAVX2's arithmetic (see gen_gemv512.go).")
+	p("TEXT ·dotAcc8AVX512(SB), NOSPLIT, $0-48")
+	p("\tMOVQ x+0(FP), SI")
+	p("\tMOVQ w+8(FP), DI")
+	p("\tMOVQ ldw+16(FP), R11")
+	p("\tSHLQ $2, R11                    // ldw in bytes")
+	p("\tLEAQ (R11)(R11*2), R9           // 3·ldw")
+	p("\tMOVQ n8+24(FP), BX")
+	p("\tMOVQ k16+32(FP), CX")
+	p("\tMOVQ y+40(FP), DX")
+	p("")
+	p("drows:")
+	for r := 0; r < 8; r++ {
+		p("\tVPXORD Z%d, Z%d, Z%d", r, r, r)
+	}
+	p("\tLEAQ (DI)(R11*4), R10           // rows 4..7")
+	p("\tXORQ AX, AX                     // byte offset in the rows")
+	p("\tMOVQ CX, R14")
+	p("")
+	p("dk:")
+	p("\tVMOVUPS (SI)(AX*1), Z16")
+	for r := 0; r < 8; r++ {
+		base := "DI"
+		if r >= 4 {
+			base = "R10"
+		}
+		switch r % 4 {
+		case 0:
+			p("\tVFMADD231PS (%s)(AX*1), Z16, Z%d", base, r)
+			continue
+		case 1:
+			p("\tLEAQ (%s)(R11*1), R12", base)
+		case 2:
+			p("\tLEAQ (%s)(R11*2), R12", base)
+		case 3:
+			p("\tLEAQ (%s)(R9*1), R12", base)
+		}
+		p("\tVFMADD231PS (R12)(AX*1), Z16, Z%d", r)
+	}
+	p("\tADDQ $64, AX")
+	p("\tDECQ R14")
+	p("\tJNZ  dk")
+	p("")
+	for r := 0; r < 8; r++ {
+		p("\tVEXTRACTF32X8 $1, Z%d, Y15", r)
+		p("\tVADDPS Y15, Y%d, Y%d", r, r)
+		p("\tVEXTRACTF128 $1, Y%d, X15", r)
+		p("\tVADDPS X15, X%d, X%d", r, r)
+		p("\tVMOVHLPS X%d, X15, X15", r)
+		p("\tVADDPS X15, X%d, X%d", r, r)
+		p("\tVMOVSHDUP X%d, X15", r)
+		p("\tVADDSS X15, X%d, X%d", r, r)
+		p("\tVADDSS %s(DX), X%d, X%d", off(4*r), r, r)
+		p("\tVMOVSS X%d, %s(DX)", r, off(4*r))
+	}
+	p("\tADDQ $32, DX")
+	p("\tLEAQ (R10)(R11*4), DI")
+	p("\tDECQ BX")
+	p("\tJNZ  drows")
+	p("\tVZEROUPPER")
+	p("\tRET")
 }

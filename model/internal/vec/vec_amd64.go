@@ -268,6 +268,9 @@ func gemv1AVX512(k int, x *float32, w *float32, ldw int, y *float32, n16 int)
 //go:noescape
 func dotAccAVX2(x *float32, w *float32, ldw int, n int, k8 int, y *float32)
 
+//go:noescape
+func dotAcc8AVX512(x *float32, w *float32, ldw int, n8 int, k16 int, y *float32)
+
 // Gemv adds x @ w to y for one row over the first 8·⌊len(y)/8⌋ columns:
 // y[j] += Σ_i x[i]·w[i·ldw + j] for i < len(x) (row-major w, leading
 // dimension ldw in elements). It returns the number of columns done (0
@@ -299,14 +302,23 @@ func Gemv(x, w []float32, ldw int, y []float32) int {
 // i < len(x) (rows of w against x; w row-major with leading dimension
 // ldw). It reports whether it ran: it needs AVX2+FMA and len(x) a
 // multiple of 8. A row's result does not depend on how the rows are split
-// between calls.
+// between calls, nor on whether AVX-512 runs (dotAcc8AVX512, 8 rows at a
+// time when len(x) is a multiple of 16).
 func DotAcc(x, w []float32, ldw int, y []float32) bool {
 	n, k := len(y), len(x)
 	if !HaveAVX2 || n == 0 || k == 0 || k%8 != 0 {
 		return false
 	}
 	_ = w[(n-1)*ldw+k-1]
-	dotAccAVX2(&x[0], &w[0], ldw, n, k/8, &y[0])
+	d := 0
+	if HaveAVX512 && k%16 == 0 && n >= 8 {
+		// 8 rows at a time, the same arithmetic
+		d = n &^ 7
+		dotAcc8AVX512(&x[0], &w[0], ldw, d/8, k/16, &y[0])
+	}
+	if d < n {
+		dotAccAVX2(&x[0], &w[d*ldw], ldw, n-d, k/8, &y[d])
+	}
 	return true
 }
 
