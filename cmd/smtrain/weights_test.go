@@ -28,15 +28,12 @@ func TestWeightsFlag(t *testing.T) {
 	clearKeyEnv(t)
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
-		switch r.URL.Path {
-		case "/v1/healthz":
-			w.Write([]byte(`{"ok":true}`))
-		case "/v1/tasks":
-			w.Write([]byte(`{"tasks":["broken"]}`))
-		default:
+		body, ok := map[string]string{"/v1/healthz": `{"ok":true}`, "/v1/tasks": `{"tasks":["broken"]}`}[r.URL.Path]
+		if !ok {
 			w.WriteHeader(http.StatusInternalServerError)
-			w.Write([]byte(`{"error":{"code":"env_error","message":"no environments here"}}`))
+			body = `{"error":{"code":"env_error","message":"no environments here"}}`
 		}
+		w.Write([]byte(body))
 	}))
 	defer ts.Close()
 	rollout := []string{"rollout", "-ckpt", dir, "-env", ts.URL + "#broken", "-episodes", "1", "-max_steps", "1", "-max_new", "8", "-out", t.TempDir()}
