@@ -59,6 +59,9 @@ func resolveModel(cfg *Config, tok *data.Tokenizer, ck string, initFrom *InitMod
 		if initFrom.Padding > 0 {
 			fmt.Fprintf(console, "init: %s, %d padding rows of the vocabulary dropped (%d -> %d: rows past the tokenizer's tokens)\n", initFrom.Dir, initFrom.Padding, initFrom.OldVocab+initFrom.Padding, initFrom.OldVocab)
 		}
+		if n := params.Cfg.NPositions; cfg.NPositions < n {
+			fmt.Fprintf(console, "init: %s has a %d-token context; training sequences are cut to n_positions %d (set -n_positions %d to train on whole windows)\n", initFrom.Dir, n, cfg.NPositions, n)
+		}
 		if g := initFrom.Grown(); g > 0 {
 			fmt.Fprintf(console, "init: %s, vocabulary grown %d -> %d (new rows: mean of the old ones + noise)\n", initFrom.Dir, initFrom.OldVocab, params.Cfg.VocabSize)
 		} else {

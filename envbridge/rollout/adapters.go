@@ -2,6 +2,7 @@ package rollout
 
 import (
 	"context"
+	"math"
 	"strings"
 
 	"smtrain/data"
@@ -22,7 +23,17 @@ func (c *ChatPolicy) Act(ctx context.Context, msgs []data.Message, seed uint64) 
 	}
 	r := rs[0]
 	return Reply{Text: r.Text, NumBkspc: r.NumBkspc, NumActions: r.NumActions, HitCap: r.HitCap,
-		BkspcInCode: BkspcInCode(c.CP.Tok, r.Actions)}, nil
+		BkspcInCode: BkspcInCode(c.CP.Tok, r.Actions), PromptCut: len(r.Prompt) < c.fullPromptLen(msgs)}, nil
+}
+
+// fullPromptLen is the length of msgs' prompt without truncation (0 when
+// it cannot be built: Complete reported that already).
+func (c *ChatPolicy) fullPromptLen(msgs []data.Message) int {
+	p, err := decode.ChatPrompt(c.CP.Tok, msgs, math.MaxInt)
+	if err != nil {
+		return 0
+	}
+	return len(p)
 }
 
 // BkspcInCode counts the <bkspc> actions of a reply's action sequence

@@ -3,10 +3,14 @@ package rollout
 import (
 	"context"
 	"errors"
+	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"smtrain/data"
+	"smtrain/decode"
 	"smtrain/envbridge"
+	"smtrain/model"
 )
 
 type recordReg struct{ opened []string }
@@ -77,5 +81,33 @@ func TestBkspcInCode(t *testing.T) {
 	acts = append(acts, bk)                        // deletes the '}' after the string: prose
 	if got := BkspcInCode(tok, acts); got != 2 {
 		t.Fatalf("BkspcInCode = %d, want 2", got)
+	}
+}
+
+// TestChatPolicyPromptCut: a reply whose history does not fit the context
+// with the reply budget says so; one that fits does not.
+func TestChatPolicyPromptCut(t *testing.T) {
+	tok := data.ByteTokenizer()
+	cfg := model.Tiny
+	cfg.VocabSize, cfg.NPositions = tok.VocabSize(), 96
+	p, err := model.NewParams(cfg, model.F32, rand.New(rand.NewPCG(1, 2)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := decode.DefaultOptions()
+	o.MaxNewTokens = 16
+	pol := &ChatPolicy{CP: decode.NewChatPolicy(p, tok, o)}
+	for _, c := range []struct {
+		obs string
+		cut bool
+	}{{"short", false}, {strings.Repeat("a long observation ", 6), true}} {
+		msgs := []data.Message{{Role: data.RoleUser, Content: c.obs}}
+		rep, err := pol.Act(context.Background(), msgs, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.PromptCut != c.cut {
+			t.Fatalf("history of %d bytes: PromptCut %v, want %v", len(c.obs), rep.PromptCut, c.cut)
+		}
 	}
 }

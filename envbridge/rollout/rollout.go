@@ -50,6 +50,9 @@ type Reply struct {
 	// BkspcInCode counts the <bkspc> actions taken inside an action's
 	// code string (BkspcInCode), where a deleted token is a code edit.
 	BkspcInCode int
+	// PromptCut says the history was cut to fit the context with the
+	// reply budget: the policy saw less than the whole episode so far.
+	PromptCut bool
 }
 
 // Policy writes the next assistant turn for a chat history.
@@ -88,10 +91,13 @@ type EpisodeResult struct {
 	InvalidAction int     `json:"invalid_actions"`
 	Backspaces    int     `json:"backspaces"`
 	// BackspacesInCode counts the backspaces inside code strings.
-	BackspacesInCode int    `json:"backspaces_in_code"`
-	PolicyActions    int    `json:"policy_actions"`
-	HitCap           int    `json:"hit_cap"`
-	Failed           string `json:"failed,omitempty"`
+	BackspacesInCode int `json:"backspaces_in_code"`
+	PolicyActions    int `json:"policy_actions"`
+	// PromptCuts counts the replies whose history was cut to fit the
+	// context with the reply budget (Reply.PromptCut).
+	PromptCuts int    `json:"prompt_cuts"`
+	HitCap     int    `json:"hit_cap"`
+	Failed     string `json:"failed,omitempty"`
 	// Unreachable marks a failure because the environment server could not
 	// be reached: the episode is not recorded as done and a rerun plays it.
 	Unreachable bool    `json:"unreachable,omitempty"`
@@ -111,9 +117,11 @@ type Summary struct {
 	MeanSteps       float64 `json:"mean_steps"`
 	Backspaces      int     `json:"backspaces"`
 	// BackspacesInCode counts the backspaces inside code strings.
-	BackspacesInCode int             `json:"backspaces_in_code"`
-	WallS            float64         `json:"wall_s"`
-	Results          []EpisodeResult `json:"results"`
+	BackspacesInCode int `json:"backspaces_in_code"`
+	// PromptCuts counts the replies whose history was cut (Reply.PromptCut).
+	PromptCuts int             `json:"prompt_cuts"`
+	WallS      float64         `json:"wall_s"`
+	Results    []EpisodeResult `json:"results"`
 }
 
 const stateFile = "rollout_state.json"
@@ -229,6 +237,7 @@ func summarise(done map[int]EpisodeResult, lost []EpisodeResult, n int) (s Summa
 		s.MeanSteps += float64(r.Steps)
 		s.Backspaces += r.Backspaces
 		s.BackspacesInCode += r.BackspacesInCode
+		s.PromptCuts += r.PromptCuts
 		valid += r.ValidActions
 		total += r.ValidActions + r.InvalidAction
 	}
@@ -339,6 +348,9 @@ func runEpisode(ctx context.Context, pol Policy, spec EnvSpec, o Options, i int)
 		}
 		r.Backspaces += rep.NumBkspc
 		r.BackspacesInCode += rep.BkspcInCode
+		if rep.PromptCut {
+			r.PromptCuts++
+		}
 		r.PolicyActions += rep.NumActions
 		if rep.HitCap {
 			r.HitCap++
