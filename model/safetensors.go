@@ -13,6 +13,8 @@ package model
 // must cover the data section exactly, without holes or overlaps.
 
 import (
+	"smtrain/model/internal/vec"
+
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
@@ -89,7 +91,7 @@ func (t *Tensor) Float64s() ([]float64, error) {
 		}
 	case "F16":
 		for i := range out {
-			out[i] = float64(halfToFloat32(binary.LittleEndian.Uint16(d[2*i:])))
+			out[i] = float64(vec.HalfToFloat32(binary.LittleEndian.Uint16(d[2*i:])))
 		}
 	case "BF16":
 		for i := range out {
@@ -178,26 +180,6 @@ func (t *Tensor) checkLen(n int) error {
 		return fmt.Errorf("tensor %s: %d bytes of data for dtype %s and shape %v", t.Name, len(t.Data), t.DType, t.Shape)
 	}
 	return nil
-}
-
-// halfToFloat32 converts an IEEE 754 binary16 value to float32 exactly.
-func halfToFloat32(h uint16) float32 {
-	sign := uint32(h>>15) << 31
-	exp := uint32(h>>10) & 0x1f
-	man := uint32(h) & 0x3ff
-	switch {
-	case exp == 0x1f: // Inf or NaN
-		return math.Float32frombits(sign | 0x7f800000 | man<<13)
-	case exp == 0 && man == 0:
-		return math.Float32frombits(sign)
-	case exp == 0: // subnormal: man · 2^-24
-		v := float32(man) * (1.0 / (1 << 24))
-		if sign != 0 {
-			v = -v
-		}
-		return v
-	}
-	return math.Float32frombits(sign | (exp+112)<<23 | man<<13)
 }
 
 // F32Tensor makes an F32 tensor from float32 values.

@@ -1,6 +1,8 @@
 package model
 
 import (
+	"smtrain/model/internal/vec"
+
 	"bytes"
 	"encoding/binary"
 	"math"
@@ -104,11 +106,11 @@ func TestHalfConversion(t *testing.T) {
 		{0x7c00, float32(math.Inf(1))}, {0xfc00, float32(math.Inf(-1))},
 	}
 	for _, c := range cases {
-		if got := halfToFloat32(c.h); got != c.want || math.Signbit(float64(got)) != math.Signbit(float64(c.want)) {
+		if got := vec.HalfToFloat32(c.h); got != c.want || math.Signbit(float64(got)) != math.Signbit(float64(c.want)) {
 			t.Errorf("half %#04x = %g, want %g", c.h, got, c.want)
 		}
 	}
-	if !math.IsNaN(float64(halfToFloat32(0x7e00))) {
+	if !math.IsNaN(float64(vec.HalfToFloat32(0x7e00))) {
 		t.Error("half NaN")
 	}
 	// F16 and BF16 tensors read through a file.

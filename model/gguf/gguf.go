@@ -31,6 +31,8 @@
 package gguf
 
 import (
+	"smtrain/model/internal/vec"
+
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -443,7 +445,7 @@ func (e *enc) tensorData(t *tensor) {
 		b = b[:0]
 		for _, x := range t.data[i:min(i+chunk, len(t.data))] {
 			if t.typ == F16 {
-				b = binary.LittleEndian.AppendUint16(b, HalfFromFloat32(x))
+				b = binary.LittleEndian.AppendUint16(b, vec.HalfFromFloat32(x))
 			} else {
 				b = binary.LittleEndian.AppendUint32(b, math.Float32bits(x))
 			}

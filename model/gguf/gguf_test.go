@@ -1,6 +1,8 @@
 package gguf
 
 import (
+	"smtrain/model/internal/vec"
+
 	"encoding/binary"
 	"math"
 	"math/rand/v2"
@@ -48,7 +50,7 @@ func TestHalfFromFloat32(t *testing.T) {
 		if math.IsNaN(float64(x)) {
 			continue
 		}
-		if got := HalfFromFloat32(x); got != uint16(h) {
+		if got := vec.HalfFromFloat32(x); got != uint16(h) {
 			t.Fatalf("half %#04x -> %g -> %#04x", h, x, got)
 		}
 	}
@@ -68,8 +70,8 @@ func TestHalfFromFloat32(t *testing.T) {
 		{float32(math.Ldexp(1, -30)), 0},         // far below
 		{float32(math.Ldexp(1023, -24)), 0x03ff}, // largest subnormal
 	} {
-		if got := HalfFromFloat32(c.x); got != c.want {
-			t.Errorf("HalfFromFloat32(%g) = %#04x, want %#04x", c.x, got, c.want)
+		if got := vec.HalfFromFloat32(c.x); got != c.want {
+			t.Errorf("vec.HalfFromFloat32(%g) = %#04x, want %#04x", c.x, got, c.want)
 		}
 	}
 }
