@@ -13,7 +13,8 @@
 #     RESULTS/summary.json and RESULTS/curve.svg (reward, scoring rate and
 #     valid-code rate over training).
 # Knobs (environment): STEPS, N_LAYER, N_EMBD, N_HEAD, N_POSITIONS, VOCAB,
-# BATCH, LR, OBJECTIVE, EPISODES (expert episodes per training seed),
+# BATCH, LR, OBJECTIVE, STYLE (expert episodes: canonical or varied, see
+# smtrain collect -h), EPISODES (expert episodes per training seed),
 # TRAIN_SEEDS, HELDOUT_SEEDS, CKPT_EVERY, TEMP, WORK (scratch, removed
 # first), RESULTS; FROM=rollout reuses WORK's episodes and checkpoints and
 # redoes only the rollouts and the report.
@@ -22,7 +23,7 @@ cd "$(dirname "$0")/.."
 BIN=${BIN:-./bin/smtrain}
 WORK=${WORK:-runs/dojo}
 RESULTS=${RESULTS:-results/dojo}
-STEPS=${STEPS:-600}
+STEPS=${STEPS:-300}
 N_LAYER=${N_LAYER:-2}
 N_EMBD=${N_EMBD:-128}
 N_HEAD=${N_HEAD:-4}
@@ -31,13 +32,14 @@ VOCAB=${VOCAB:-4096}
 BATCH=${BATCH:-4}
 LR=${LR:-3e-3}
 OBJECTIVE=${OBJECTIVE:-mle}
+STYLE=${STYLE:-canonical}
 EPISODES=${EPISODES:-12}
 TRAIN_SEEDS=${TRAIN_SEEDS:-"2024 2025 2026 2027 2028"}
 HELDOUT_SEEDS=${HELDOUT_SEEDS:-"101 102 103 104"}
-CKPT_EVERY=${CKPT_EVERY:-150}
+CKPT_EVERY=${CKPT_EVERY:-100}
 TEMP=${TEMP:-0.3}
 MAX_STEPS=${MAX_STEPS:-10}
-MAX_NEW=${MAX_NEW:-1024}
+MAX_NEW=${MAX_NEW:-800}   # the prompt is cut to n_positions - MAX_NEW: 800 keeps the canonical episodes whole at 2048 (prompt <= 1228, code reply <= 711 tokens)
 CURVE_SEEDS=${CURVE_SEEDS:-"$(echo $HELDOUT_SEEDS | cut -d' ' -f1-2)"}
 
 FROM=${FROM:-collect}   # collect | rollout (reuse WORK's episodes and fit, redo rollouts and report)
@@ -55,10 +57,10 @@ run() { echo "+ $*"; "$@"; }
 if [ "$FROM" = collect ]; then
 stage "1/4 expert episodes: $EPISODES per training seed ($TRAIN_SEEDS), 3 per held-out seed ($HELDOUT_SEEDS)"
 for s in $TRAIN_SEEDS; do
-  run $BIN collect -task all -episodes "$EPISODES" -seed "$s" -task_seed "$s" -out "$WORK/expert/seed-$s" -quiet | tail -1
+  run $BIN collect -task all -episodes "$EPISODES" -seed "$s" -task_seed "$s" -style "$STYLE" -out "$WORK/expert/seed-$s" -quiet | tail -1
 done
 for s in $HELDOUT_SEEDS; do
-  run $BIN collect -task all -episodes 3 -seed "$s" -task_seed "$s" -out "$WORK/expert-heldout/seed-$s" -quiet | tail -1
+  run $BIN collect -task all -episodes 3 -seed "$s" -task_seed "$s" -style "$STYLE" -out "$WORK/expert-heldout/seed-$s" -quiet | tail -1
 done
 
 stage "2/4 fit: L$N_LAYER D$N_EMBD H$N_HEAD T$N_POSITIONS, $STEPS steps of batch $BATCH, objective $OBJECTIVE"
@@ -94,7 +96,7 @@ done
 
 stage "4/4 report"
 wall=$(( $(date +%s) - start ))
-CMD="STEPS=$STEPS N_LAYER=$N_LAYER N_EMBD=$N_EMBD N_HEAD=$N_HEAD N_POSITIONS=$N_POSITIONS VOCAB=$VOCAB BATCH=$BATCH LR=$LR OBJECTIVE=$OBJECTIVE EPISODES=$EPISODES TRAIN_SEEDS='$TRAIN_SEEDS' HELDOUT_SEEDS='$HELDOUT_SEEDS' CKPT_EVERY=$CKPT_EVERY TEMP=$TEMP make dojo"
+CMD="STEPS=$STEPS N_LAYER=$N_LAYER N_EMBD=$N_EMBD N_HEAD=$N_HEAD N_POSITIONS=$N_POSITIONS VOCAB=$VOCAB BATCH=$BATCH LR=$LR OBJECTIVE=$OBJECTIVE STYLE=$STYLE EPISODES=$EPISODES TRAIN_SEEDS='$TRAIN_SEEDS' HELDOUT_SEEDS='$HELDOUT_SEEDS' CKPT_EVERY=$CKPT_EVERY TEMP=$TEMP make dojo"
 python3 - "$WORK" "$RESULTS" "$wall" "$CMD" "$(nproc)" "$(cut -d' ' -f1-3 /proc/loadavg)" <<'PY'
 import glob, json, os, re, sys
 work, res, wall, cmd, ncpu, load = sys.argv[1:7]
