@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 
+	"smtrain/data"
 	"smtrain/envbridge/rollout"
 	"smtrain/internal/atomicfile"
 )
@@ -52,8 +53,13 @@ func KeepEpisodes(rs []rollout.EpisodeResult, minReward float64, topK int) []rol
 // CopyEpisodes copies the kept episodes' run folders (agent_history,
 // env_history) into dst/<prefix>-<folder name>, where the data loaders find
 // them; an existing destination folder is replaced. Only regular files and
-// folders are copied (an agent-made symlink is not followed).
-func CopyEpisodes(kept []rollout.EpisodeResult, dst, prefix string) ([]string, error) {
+// folders are copied (an agent-made symlink is not followed). With
+// cutAfterBest an episode that earned a reward keeps only its turns up to
+// the one that reached its best reward (EpisodeResult.BestStep) and the
+// observation after it (CutAfterBest): what follows is not what earned
+// the reward, and a policy that scored and went on acting would be trained
+// to repeat that too.
+func CopyEpisodes(kept []rollout.EpisodeResult, dst, prefix string, cutAfterBest bool) ([]string, error) {
 	var dirs []string
 	for _, r := range kept {
 		to := filepath.Join(dst, prefix+"-"+filepath.Base(r.Dir))
@@ -87,6 +93,9 @@ func CopyEpisodes(kept []rollout.EpisodeResult, dst, prefix string) ([]string, e
 			}
 			return nil
 		})
+		if err == nil && cutAfterBest && r.BestStep > 0 {
+			err = CutAfterBest(tmp, r.BestStep)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("copy episode %s: %w", r.Dir, err)
 		}
@@ -197,4 +206,55 @@ func relTo(dir, p string) string {
 		return r
 	}
 	return p
+}
+
+// CutAfterBest rewrites the MLE-Dojo run folder dir so that it ends with
+// its k-th assistant turn and the observation after it: trajectory.json
+// keeps its first 2k+1 messages, history.json the longest prefix of its
+// actions that the loader aligns with those turns (data.ParseMLEDojo: an
+// invalid action has no entry, so the count is not simply k).
+func CutAfterBest(dir string, k int) error {
+	trajPath := filepath.Join(dir, "agent_history", "trajectory.json")
+	histPath := filepath.Join(dir, "env_history", "history.json")
+	tb, err := os.ReadFile(trajPath)
+	if err != nil {
+		return err
+	}
+	hb, err := os.ReadFile(histPath)
+	if err != nil {
+		return err
+	}
+	var msgs []json.RawMessage
+	if err := json.Unmarshal(tb, &msgs); err != nil {
+		return fmt.Errorf("%s: %w", trajPath, err)
+	}
+	var hist map[string]json.RawMessage
+	if err := json.Unmarshal(hb, &hist); err != nil {
+		return fmt.Errorf("%s: %w", histPath, err)
+	}
+	var acts []json.RawMessage
+	if err := json.Unmarshal(hist["actions"], &acts); err != nil {
+		return fmt.Errorf("%s: actions: %w", histPath, err)
+	}
+	if n := 2*k + 1; n < len(msgs) {
+		msgs = msgs[:n]
+	}
+	if tb, err = json.MarshalIndent(msgs, "", "  "); err != nil {
+		return err
+	}
+	for n := len(acts); n >= 0; n-- {
+		if hist["actions"], err = json.Marshal(acts[:n]); err != nil {
+			return err
+		}
+		if hb, err = json.MarshalIndent(hist, "", "  "); err != nil {
+			return err
+		}
+		if _, perr := data.ParseMLEDojo(tb, hb, trajPath, histPath); perr == nil {
+			if err := atomicfile.WriteFile(trajPath, tb); err != nil {
+				return err
+			}
+			return atomicfile.WriteFile(histPath, hb)
+		}
+	}
+	return fmt.Errorf("%s: no prefix of the history aligns with the first %d turns", histPath, k)
 }

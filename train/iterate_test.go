@@ -1,12 +1,21 @@
 package train
 
 import (
+	"context"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"smtrain/data"
+	"smtrain/envbridge"
+	"smtrain/envbridge/expert"
+	"smtrain/envbridge/local"
 	"smtrain/envbridge/rollout"
+	"smtrain/envbridge/sandbox"
+	"smtrain/envbridge/tasks"
 )
 
 // TestKeepEpisodes: failed episodes and rewards below the minimum are
@@ -43,7 +52,7 @@ func TestCopyEpisodes(t *testing.T) {
 		}
 	}
 	dst := t.TempDir()
-	dirs, err := CopyEpisodes([]rollout.EpisodeResult{{Dir: src}}, dst, "iter-2")
+	dirs, err := CopyEpisodes([]rollout.EpisodeResult{{Dir: src}}, dst, "iter-2", true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,5 +72,74 @@ func TestCopyEpisodes(t *testing.T) {
 	md, err := os.ReadFile(filepath.Join(dst, "summary.md"))
 	if err != nil || !strings.Contains(string(md), "| 1 | iter-1/fit | 0 | 0.000 | 2 | 0 | 0 | 0.400 |") {
 		t.Fatalf("summary.md %v:\n%s", err, md)
+	}
+}
+
+// TestCutAfterBest: an episode that scored at its second turn and went on
+// acting (an information request, an unparseable reply, more code) is cut
+// to the scoring turn and the observation after it; the loader reads the
+// result with the same reward and no turn the environment did not see.
+func TestCutAfterBest(t *testing.T) {
+	if _, err := os.Stat("/usr/bin/python3"); err != nil {
+		t.Skip("no /usr/bin/python3")
+	}
+	dir, err := tasks.Materialize(t.TempDir(), "flower-species", tasks.DefaultSeed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	task, err := local.LoadTask(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := filepath.Join(t.TempDir(), "flower-species-0")
+	work := t.TempDir()
+	os.Chmod(work, 0o755)
+	env, err := local.New(task, local.Options{MaxSteps: 10, TimeBudget: time.Hour, RunDir: run, WorkRoot: work,
+		Sandbox: sandbox.Config{Timeout: 30 * time.Second}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer env.Close()
+	ctx := context.Background()
+	res, err := expert.Run(ctx, env, 1, rand.New(rand.NewPCG(1, 2)), expert.Options{Style: expert.StyleCanonical})
+	if err != nil || res.BestPosition <= 0 {
+		t.Fatalf("expert: %+v %v", res, err)
+	}
+	// Three more turns after the score: a valid request, a reply that is
+	// no action (the environment records nothing), failing code.
+	for _, text := range []string{
+		envbridge.FormatAction("Again.", envbridge.Action{Name: envbridge.ActRequestInfo, Params: map[string]any{"info_type": "overview"}}),
+		"no action here",
+		envbridge.FormatAction("More.", envbridge.Action{Name: envbridge.ActExecuteCode, Params: map[string]any{"code": "raise SystemExit(3)"}}),
+	} {
+		if err := env.AppendMessage("assistant", text); err != nil {
+			t.Fatal(err)
+		}
+		act, _ := envbridge.ActionFromText(text)
+		r, err := env.Step(ctx, act)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := env.AppendMessage("user", envbridge.FormatObservation(r.Obs)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	full, err := data.Load([]string{run}, false)
+	if err != nil || len(full.Episodes) != 1 || full.Episodes[0].NumAssistant() != 5 {
+		t.Fatalf("before the cut: %v", err)
+	}
+	if err := CutAfterBest(run, 2); err != nil {
+		t.Fatal(err)
+	}
+	cut, err := data.Load([]string{run}, false)
+	if err != nil || len(cut.Episodes) != 1 {
+		t.Fatalf("after the cut: %v", err)
+	}
+	ep := cut.Episodes[0]
+	if ep.NumAssistant() != 2 || len(ep.Messages) != 5 || ep.Reward != full.Episodes[0].Reward || ep.Meta["unrecorded_turns"] != nil {
+		t.Fatalf("cut episode: %d turns, %d messages, reward %v (was %v), meta %v", ep.NumAssistant(), len(ep.Messages), ep.Reward, full.Episodes[0].Reward, ep.Meta)
+	}
+	if ep.StepRewards[1] <= 0 {
+		t.Fatalf("the scoring turn lost its reward: %v", ep.StepRewards)
 	}
 }

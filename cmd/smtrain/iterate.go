@@ -26,7 +26,9 @@ or checkpoint). Iteration i (1..N):
      builtin: environments the data draw is -seed + i, so each iteration sees
      new data) into OUT/iter-i/rollout;
   2. keep: finished episodes with reward >= -min_reward, at most -top_k per
-     task (highest reward first), copied to OUT/data/iter-i-<episode>;
+     task (highest reward first), copied to OUT/data/iter-i-<episode>; with
+     -cut_after_best (default) each ends at the turn that reached its best
+     reward, so what the policy did after scoring is not trained on;
   3. fit: smtrain fit -data PATHS,OUT/data -init <previous checkpoint>
      -out OUT/iter-i/fit -steps N plus -fit_args (the model's n_positions is
      passed on), i.e. training continues from the previous policy on the
@@ -58,6 +60,7 @@ func runIterate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	heldoutEps := fs.Int("heldout_episodes", 3, "held-out episodes per held-out seed")
 	minReward := fs.Float64("min_reward", 0.001, "keep rollout episodes with at least this reward")
 	topK := fs.Int("top_k", 2, "keep at most this many episodes per task per iteration (0: all)")
+	cutAfterBest := fs.Bool("cut_after_best", true, "keep a kept episode only up to the turn that reached its best reward (and the observation after it)")
 	steps := fs.Int("steps", 200, "fit steps per iteration")
 	fitArgs := fs.String("fit_args", "", "extra fit flags, space-separated (e.g. \"-objective mle -lr 1e-3 -batch_size 4\")")
 	maxSteps := fs.Int("max_steps", 10, "actions per episode")
@@ -151,7 +154,7 @@ func runIterate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 				return err
 			}
 			kept := train.KeepEpisodes(s.Results, *minReward, *topK)
-			if _, err := train.CopyEpisodes(kept, filepath.Join(*out, "data"), fmt.Sprintf("iter-%d", it)); err != nil {
+			if _, err := train.CopyEpisodes(kept, filepath.Join(*out, "data"), fmt.Sprintf("iter-%d", it), *cutAfterBest); err != nil {
 				return err
 			}
 			row.RolloutEpisodes, row.RolloutReward, row.Kept = s.Episodes, s.MeanReward, len(kept)

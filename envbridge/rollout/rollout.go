@@ -95,9 +95,12 @@ type EpisodeResult struct {
 	PolicyActions    int `json:"policy_actions"`
 	// PromptCuts counts the replies whose history was cut to fit the
 	// context with the reply budget (Reply.PromptCut).
-	PromptCuts int    `json:"prompt_cuts"`
-	HitCap     int    `json:"hit_cap"`
-	Failed     string `json:"failed,omitempty"`
+	PromptCuts int `json:"prompt_cuts"`
+	// BestStep is the policy turn (1-based) whose action first reached the
+	// episode's best reward; 0 when no action earned a positive reward.
+	BestStep int    `json:"best_step,omitempty"`
+	HitCap   int    `json:"hit_cap"`
+	Failed   string `json:"failed,omitempty"`
 	// Unreachable marks a failure because the environment server could not
 	// be reached: the episode is not recorded as done and a rerun plays it.
 	Unreachable bool    `json:"unreachable,omitempty"`
@@ -339,7 +342,7 @@ func runEpisode(ctx context.Context, pol Policy, spec EnvSpec, o Options, i int)
 		fail("write: ", err)
 		return r
 	}
-	best := math.Inf(-1)
+	best, bestStep := math.Inf(-1), 0
 	for step := 0; step < o.MaxSteps; step++ {
 		rep, err := pol.Act(ctx, msgs, uint64(seed)<<8|uint64(step))
 		if err != nil {
@@ -366,7 +369,9 @@ func runEpisode(ctx context.Context, pol Policy, spec EnvSpec, o Options, i int)
 			break
 		}
 		r.TotalReward += res.Reward
-		best = math.Max(best, res.Reward)
+		if res.Reward > best {
+			best, bestStep = res.Reward, step+1
+		}
 		rec.add(act.Name, res)
 		msgs = append(msgs, data.Message{Role: data.RoleUser, Content: envbridge.FormatObservation(res.Obs)})
 		if err := write(); err != nil {
@@ -382,6 +387,9 @@ func runEpisode(ctx context.Context, pol Policy, spec EnvSpec, o Options, i int)
 	r.ValidActions = st.Length - st.InvalidActions
 	if !math.IsInf(best, -1) {
 		r.Reward = math.Max(best, 0)
+	}
+	if best > 0 {
+		r.BestStep = bestStep
 	}
 	if r.Failed == "" {
 		if err := os.Remove(filepath.Join(r.Dir, data.PartialMarker)); err != nil {
