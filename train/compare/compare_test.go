@@ -321,6 +321,24 @@ func TestSpecValidate(t *testing.T) {
 	if len(runs) != 4 || len(rows) != 6 {
 		t.Fatalf("%d runs %d rows, want 4 runs (mle + 3 chi2mix) and 6 rows", len(runs), len(rows))
 	}
+	// NAME+env runs get the spec's environments, and only they; without
+	// environments the label is refused.
+	spec.Noise = []float64{0.1}
+	spec.Objectives = []string{"chi2mix", "chi2mix+env"}
+	if err := spec.Validate(); err == nil {
+		t.Error("chi2mix+env without environments: accepted")
+	}
+	spec.EnvReplay = []string{"builtin:all"}
+	runs, _, err = spec.plan()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range runs {
+		env := strings.Contains(r.name, "+env")
+		if got := len(r.cfg.ReplayEnv) > 0; got != env || r.cfg.Objective != "chi2mix" {
+			t.Errorf("run %s: objective %s, replay_env %v", r.name, r.cfg.Objective, r.cfg.ReplayEnv)
+		}
+	}
 }
 
 func TestTextTaskEndToEnd(t *testing.T) {
