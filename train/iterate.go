@@ -258,3 +258,25 @@ func CutAfterBest(dir string, k int) error {
 	}
 	return fmt.Errorf("%s: no prefix of the history aligns with the first %d turns", histPath, k)
 }
+
+// DropFailedCode removes the episode folders (copies made by
+// CopyEpisodes) in which more than max code actions raised, and returns
+// the folders left. Expert iteration that imitates whole episodes would
+// otherwise train on the failed attempts before a success as well.
+func DropFailedCode(dirs []string, max int) ([]string, error) {
+	var left []string
+	for _, d := range dirs {
+		failed, _, err := rollout.CodeErrors(d)
+		if err != nil {
+			return nil, err
+		}
+		if failed > max {
+			if err := os.RemoveAll(d); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		left = append(left, d)
+	}
+	return left, nil
+}

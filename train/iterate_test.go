@@ -143,3 +143,33 @@ func TestCutAfterBest(t *testing.T) {
 		t.Fatalf("the scoring turn lost its reward: %v", ep.StepRewards)
 	}
 }
+
+// TestDropFailedCode removes the copies with more failed code actions than
+// allowed and keeps the others.
+func TestDropFailedCode(t *testing.T) {
+	mk := func(name string, statuses ...string) string {
+		d := filepath.Join(t.TempDir(), name)
+		var acts []string
+		for _, st := range statuses {
+			acts = append(acts, `{"action": "execute_code", "result": {"status": "`+st+`", "execution": {"status": "`+st+`"}}}`)
+		}
+		if err := os.MkdirAll(filepath.Join(d, "env_history"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(d, "env_history", "history.json"), []byte(`{"actions": [`+strings.Join(acts, ",")+`]}`), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	clean, once, twice := mk("clean", "SUCCESS"), mk("once", "FAILED", "SUCCESS"), mk("twice", "FAILED", "FAILED", "SUCCESS")
+	left, err := DropFailedCode([]string{clean, once, twice}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(left) != 2 || left[0] != clean || left[1] != once {
+		t.Fatalf("left %v", left)
+	}
+	if _, err := os.Stat(twice); !os.IsNotExist(err) {
+		t.Fatalf("%s not removed (%v)", twice, err)
+	}
+}

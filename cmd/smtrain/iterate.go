@@ -28,7 +28,9 @@ or checkpoint). Iteration i (1..N):
   2. keep: finished episodes with reward >= -min_reward, at most -top_k per
      task (highest reward first), copied to OUT/data/iter-i-<episode>; with
      -cut_after_best (default) each ends at the turn that reached its best
-     reward, so what the policy did after scoring is not trained on;
+     reward, so what the policy did after scoring is not trained on; with
+     -max_code_errors N an episode with more code actions that raised
+     (before its best turn, when cut) is dropped;
   3. fit: smtrain fit -data PATHS,OUT/data -init <previous checkpoint>
      -out OUT/iter-i/fit -steps N plus -fit_args (the model's n_positions is
      passed on), i.e. training continues from the previous policy on the
@@ -61,6 +63,7 @@ func runIterate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	minReward := fs.Float64("min_reward", 0.001, "keep rollout episodes with at least this reward")
 	topK := fs.Int("top_k", 2, "keep at most this many episodes per task per iteration (0: all)")
 	cutAfterBest := fs.Bool("cut_after_best", true, "keep a kept episode only up to the turn that reached its best reward (and the observation after it)")
+	maxCodeErrors := fs.Int("max_code_errors", -1, "drop a kept episode in which more code actions raised (counted after -cut_after_best; -1: no limit)")
 	steps := fs.Int("steps", 200, "fit steps per iteration")
 	fitArgs := fs.String("fit_args", "", "extra fit flags, space-separated (e.g. \"-objective mle -lr 1e-3 -batch_size 4\")")
 	maxSteps := fs.Int("max_steps", 10, "actions per episode")
@@ -154,13 +157,19 @@ func runIterate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 				return err
 			}
 			kept := train.KeepEpisodes(s.Results, *minReward, *topK)
-			if _, err := train.CopyEpisodes(kept, filepath.Join(*out, "data"), fmt.Sprintf("iter-%d", it), *cutAfterBest); err != nil {
+			dirs, err := train.CopyEpisodes(kept, filepath.Join(*out, "data"), fmt.Sprintf("iter-%d", it), *cutAfterBest)
+			if err != nil {
 				return err
 			}
-			row.RolloutEpisodes, row.RolloutReward, row.Kept = s.Episodes, s.MeanReward, len(kept)
-			dataEps += len(kept)
+			if *maxCodeErrors >= 0 {
+				if dirs, err = train.DropFailedCode(dirs, *maxCodeErrors); err != nil {
+					return err
+				}
+			}
+			row.RolloutEpisodes, row.RolloutReward, row.Kept = s.Episodes, s.MeanReward, len(dirs)
+			dataEps += len(dirs)
 			row.DataEpisodes = dataEps
-			fmt.Fprintf(stdout, "iteration %d: rollout mean reward %.3f, kept %d episodes (%d policy episodes in the data)\n", it, s.MeanReward, len(kept), dataEps)
+			fmt.Fprintf(stdout, "iteration %d: rollout mean reward %.3f, kept %d episodes (%d policy episodes in the data)\n", it, s.MeanReward, len(dirs), dataEps)
 			paths := []string{}
 			if *dataPaths != "" {
 				paths = append(paths, *dataPaths)
