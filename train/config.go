@@ -94,7 +94,7 @@ type Config struct {
 	ReplayEvery   int      `json:"replay_every" help:"refresh the replay buffer every this many steps (0 = never)"`
 	ReplaySamples int      `json:"replay_samples" help:"generations sampled per refresh"`
 	ReplayBatch   int      `json:"replay_batch" help:"generations per micro-batch (G set)"`
-	ReplayMaxNew  int      `json:"replay_max_new" help:"max new tokens per generation"`
+	ReplayMaxNew  int      `json:"replay_max_new" help:"max new tokens per generation; with replay_env, per reply of an episode when set away from this default (else n_positions/2)"`
 	ReplayTemp    float64  `json:"replay_temperature" help:"sampling temperature of generations"`
 	ReplayEnv     []string `json:"replay_env" help:"fill the replay buffer with the policy's own multi-turn episodes in these environments (as rollout -env: builtin:TASK|builtin:all|dir:PATH/COMP|http://HOST:PORT[,...]#TASK; several are taken in turn), replay_samples episodes per refresh"`
 	ReplayData    []string `json:"replay_data" help:"earlier rollout folders whose episodes go into the replay buffer at the start (offline policy episodes)"`

@@ -240,7 +240,7 @@ func runCompare(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	default:
 		return usagef("-task %q: want arith, copy, sort, reverse, dojo or data:PATH", *taskF)
 	}
-	spec := compare.Spec{Objectives: objs, Seeds: seeds, Noise: noise, Base: cfg, Out: *out, EnvReplay: splitList(*envReplay),
+	spec := compare.Spec{Objectives: objs, Seeds: seeds, Noise: noise, Base: cfg, Out: *out, EnvReplay: splitList(*envReplay), Inputs: replayInputs,
 		Parallel: *parallel, Command: commandLine("smtrain compare", args), Log: stderr}
 	if err := spec.Validate(); err != nil {
 		return &UsageError{Err: err}

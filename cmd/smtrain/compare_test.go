@@ -107,3 +107,26 @@ func TestCompareDojoConstrained(t *testing.T) {
 		t.Fatalf("-constrain with arith: exit %d: %s", code, errs)
 	}
 }
+
+// TestCompareDojoEnvReplay: a NAME+env run of a dojo comparison fills its
+// replay buffer with episodes played in the environments (its run folder
+// holds their rollouts), the same label without +env does not.
+func TestCompareDojoEnvReplay(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "cmp")
+	args := []string{"compare", "-task", "dojo", "-out", out, "-objectives", "chi2mix,chi2mix+env", "-seeds", "1", "-noise", "0.1",
+		"-steps", "3", "-warm_start", "0", "-dojo_episodes", "3", "-rollouts", "1", "-rollout_steps", "1",
+		"-replay_every", "2", "-replay_samples", "1", "-replay_max_new", "24",
+		"-n_layer", "1", "-n_embd", "16", "-n_head", "2", "-n_positions", "128", "-batch_size", "2", "-warmup_steps", "1",
+		"-eval_every", "10", "-ckpt_every", "10", "-parallel", "1"}
+	code, stdout, stderr := runCLI(args...)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	envDir := filepath.Join(out, "runs", "chi2mix+env-s1-eta0.1", "replay_env")
+	if ents, err := os.ReadDir(envDir); err != nil || len(ents) == 0 {
+		t.Fatalf("chi2mix+env played no replay episodes in %s (%v)", envDir, err)
+	}
+	if _, err := os.Stat(filepath.Join(out, "runs", "chi2mix-s1-eta0.1", "replay_env")); !os.IsNotExist(err) {
+		t.Fatalf("plain chi2mix played replay episodes (%v)", err)
+	}
+}

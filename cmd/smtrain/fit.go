@@ -159,7 +159,15 @@ func replayInputs(cfg train.Config, in *train.Inputs) error {
 		}
 		multi = append(multi, es)
 	}
-	in.EnvReplay = &train.EnvReplay{Spec: multi, Describe: strings.Join(specs, " + "), Parallel: 1, MaxSteps: replayMaxSteps, MaxNew: cfg.NPositions / 2}
+	// A reply of an environment episode gets half the context, or
+	// replay_max_new when it is set away from its single-turn default: the
+	// prompt is cut to n_positions - MaxNew, so a budget that leaves the
+	// episodes' prompts whole matters (see results/dojo).
+	maxNew := cfg.NPositions / 2
+	if cfg.ReplayMaxNew != train.DefaultConfig().ReplayMaxNew {
+		maxNew = cfg.ReplayMaxNew
+	}
+	in.EnvReplay = &train.EnvReplay{Spec: multi, Describe: strings.Join(specs, " + "), Parallel: 1, MaxSteps: replayMaxSteps, MaxNew: maxNew}
 	return nil
 }
 

@@ -78,6 +78,10 @@ type Spec struct {
 	// EnvReplay are the environments (as rollout -env) of the runs whose
 	// objective label ends in EnvSuffix.
 	EnvReplay []string
+	// Inputs, when set, completes a run's inputs from its config (the
+	// environments of replay_env, the episodes of replay_data): the task's
+	// inputs hold only the data.
+	Inputs func(cfg train.Config, in *train.Inputs) error
 	// Command is the exact command line, written to the report.
 	Command string
 	// Log receives one line per run event (nil: discard).
@@ -316,7 +320,7 @@ func Run(ctx context.Context, s Spec, task Task) (*Results, error) {
 				if cctx.Err() != nil {
 					continue // cancelled: start no new run
 				}
-				res, what, err := runOne(cctx, r, task, logf)
+				res, what, err := runOne(cctx, r, task, s.Inputs, logf)
 				mu.Lock()
 				if err != nil {
 					if firstErr == nil {
@@ -403,7 +407,7 @@ func WriteAll(dir string, res *Results) error {
 // runOne trains (or resumes) and evaluates one run unless its result is
 // already stored. It returns what it did: skipped, trained, resumed or
 // evaluated.
-func runOne(ctx context.Context, r plannedRun, task Task, logf func(string, ...any)) (*RunResult, string, error) {
+func runOne(ctx context.Context, r plannedRun, task Task, prepare func(train.Config, *train.Inputs) error, logf func(string, ...any)) (*RunResult, string, error) {
 	dir := r.cfg.Out
 	key, err := configKey(r.cfg)
 	if err != nil {
@@ -451,6 +455,13 @@ func runOne(ctx context.Context, r plannedRun, task Task, logf func(string, ...a
 		}
 	}
 	in := task.Inputs()
+	if prepare != nil {
+		if err := prepare(r.cfg, &in); err != nil {
+			return nil, "", fmt.Errorf("run %s: %w", filepath.Base(dir), err)
+		}
+	} else if len(r.cfg.ReplayEnv) > 0 || len(r.cfg.ReplayData) > 0 {
+		return nil, "", fmt.Errorf("run %s: replay_env/replay_data need Spec.Inputs", filepath.Base(dir))
+	}
 	t, err := train.New(r.cfg, in, resume, io.Discard)
 	if err != nil {
 		return nil, "", err
