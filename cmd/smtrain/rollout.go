@@ -132,7 +132,7 @@ func runRollout(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fmt.Fprintf(stdout, "summary: %d episodes (%d failed) | mean reward %.3f | best %.3f | valid-action rate %.2f | mean steps %.1f | backspaces %d | %.1fs | %s\n",
 		s.Episodes, s.Failed, s.MeanReward, s.BestReward, s.ValidActionRate, s.MeanSteps, s.Backspaces, s.WallS, filepath.Join(*out, "summary.json"))
 	if s.PromptCuts > 0 {
-		fmt.Fprintf(stderr, "rollout: %d replies saw a history cut to n_positions - max_new tokens (the policy saw less than the episode so far; with absolute positions that is also a shift the policy never trained on): lower -max_new to keep whole histories\n", s.PromptCuts)
+		fmt.Fprintf(stderr, "rollout: %d replies saw a history cut to n_positions - max_new tokens (the policy saw less than the episode so far; with absolute positions that is also a shift the policy never trained on): lower -max_new, or train with a larger n_positions, to keep whole histories\n", s.PromptCuts)
 	}
 	if err != nil {
 		return &ExitError{Code: 130, Err: errors.New("interrupted; finished episodes are kept, rerun to continue")}
