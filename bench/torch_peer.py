@@ -35,6 +35,8 @@ CONFIGS = {
     # name: (L, D, H, T, B, V, P)
     "tiny": dict(L=2, D=64, H=2, T=32, B=8, V=300, P=128),
     "small": dict(L=4, D=128, H=4, T=128, B=16, V=1024, P=1024),
+    # make dojo's recipe (L2 D128 H4, context 2048, batch 4)
+    "dojo": dict(L=2, D=128, H=4, T=2048, B=4, V=2048, P=2048),
     # GPT-2 small's shape with nanoGPT's padded vocabulary (124M parameters)
     "gpt2s": dict(L=12, D=768, H=12, T=256, B=4, V=50304, P=1024),
 }
@@ -218,7 +220,7 @@ def main():
             ap.error("D must be a multiple of n_head %d" % c["H"])
         c["D"] = a.D
     if a.task == "train":
-        steps = a.steps or {"tiny": 60, "small": 5, "gpt2s": 1}[a.config]
+        steps = a.steps or {"tiny": 60, "small": 5, "dojo": 2, "gpt2s": 1}[a.config]
         res = bench_train(c, a.reps, steps, a.warmup, a.foreach)
         res["median"] = statistics.median(res["tokens_per_s"])
         res.update({"T": c["T"], "B": c["B"], "D": c["D"]})

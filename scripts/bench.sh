@@ -54,6 +54,7 @@ if { [ -e /usr/include/x86_64-linux-gnu/cblas.h ] || [ -e /usr/include/cblas.h ]
 fi
 mkdir -p bin
 go build "${TAGS[@]}" -o bin/smbench ./bench/cmd/smbench
+go build "${TAGS[@]}" -o bin/smtrain ./cmd/smtrain
 
 # Raw per-process JSON lines are kept beside the results; AGG_ONLY=1
 # re-aggregates an existing raw file without measuring.
@@ -143,6 +144,37 @@ for r in $(seq 1 "$GPT2S_ROUNDS"); do
   fi
   peer membw
 done
+# make dojo's recipe shape (L2 D128 H4, context 2048, batch 4): the kernel
+# path (smbench train dojo) against PyTorch, and the whole fit path
+# (smtrain fit on canonical expert episodes: data, BPE, batch compilation,
+# tree attention, optimizer) at the same shape, its tokens/s counted as
+# B x T = 8,192 positions per step like the kernel path's, so a gap between
+# the two shows (DOJO=0 skips it).
+if [ "${DOJO:-1}" != 0 ]; then
+  echo "bench: dojo recipe shape" >&2
+  gob train dojo --steps 2 --warmup 1
+  peer train dojo --steps 2 --warmup 1
+  DW=$(mktemp -d)
+  XDG_CACHE_HOME=$DW/cache TMPDIR=$DW bin/smtrain collect -task all -style canonical -episodes 12 -seed 1 -task_seed 2024 -out "$DW/ep" -quiet >/dev/null
+  OPENBLAS_NUM_THREADS=$GO_OPENBLAS_THREADS bin/smtrain fit -data "$DW/ep" -out "$DW/fit" -objective mle -steps $((REPS + 2)) \
+    -n_layer 2 -n_embd 128 -n_head 4 -n_positions 2048 -vocab_size 4096 -batch_size 4 -log_every 1 \
+    -eval_every 0 -ckpt_every 0 -progress off >/dev/null 2>&1
+  "$PY" - "$DW/fit/metrics.jsonl" >>"$RAW.tmp" <<'PYEOF'
+import json, statistics, sys
+el = {}
+for l in open(sys.argv[1]):
+    r = json.loads(l)
+    if r.get("split") == "train":
+        el[r["step"]] = r["elapsed_s"]
+steps = sorted(el)
+# The first step (BPE, compilation, warm-up) is left out, like the kernel
+# path's warm-up step.
+tps = [4 * 2048 / (el[b] - el[a]) for a, b in zip(steps[1:], steps[2:]) if el[b] > el[a]]
+print(json.dumps({"impl": "smtrain_fit", "task": "train", "config": "dojo", "tokens_per_s": tps,
+                  "median": statistics.median(tps) if tps else None, "T": 2048, "B": 4, "D": 128}))
+PYEOF
+  rm -rf "$DW"
+fi
 mv "$RAW.tmp" "$RAW"
 fi
 
@@ -293,6 +325,8 @@ def frac(rate, b):
 res = {
     "train_tiny_ratio": ratio(med("smtrain", "train", "tiny"), med("pytorch", "train", "tiny")),
     "train_small_ratio": ratio(go_small, pt_small),
+    "train_dojo_ratio": ratio(med("smtrain", "train", "dojo"), med("pytorch", "train", "dojo")),
+    "fit_dojo_over_kernel": ratio(med("smtrain_fit", "train", "dojo"), med("smtrain", "train", "dojo")),
     "decode_small_ratio": ratio(med("smtrain", "decode", "small", 1), med("pytorch", "decode", "small", 1)),
     "decode_small_b8_ratio": ratio(med("smtrain", "decode", "small", 8), med("pytorch", "decode", "small", 8)),
     "rss_ratio": ratio(rss("smtrain", "train", "small"), rss("pytorch", "train", "small")),
@@ -493,6 +527,9 @@ L.append(f"| decode_gpt2s_llamacpp_ratio | same, vs llama.cpp f32 weights (peer 
 L.append(f"| decode_gpt2s_llamacpp_f16_ratio | same, smtrain f32 vs llama.cpp f16 weights | {fmt(dec_g['smtrain'], '%.1f')} | {fmt(dec_g['llamacpp_f16'], '%.1f')} | {fmt(res['decode_gpt2s_llamacpp_f16_ratio'], '%.2f')} | ≥ 1.0 |")
 L.append(f"| decode_gpt2s_f16_llamacpp_f16_ratio | same, smtrain f16 vs llama.cpp f16 weights | {fmt(dec_g['smtrain_f16'], '%.1f')} | {fmt(dec_g['llamacpp_f16'], '%.1f')} | {fmt(res['decode_gpt2s_f16_llamacpp_f16_ratio'], '%.2f')} | ≥ 1.0 |")
 L.append(f"| decode_small_llamacpp_ratio | KV-cache decode tok/s, small, batch 1, vs llama.cpp f32 | {fmt(dec_s['smtrain'])} | {fmt(dec_s['llamacpp_f32'])} | {fmt(res['decode_small_llamacpp_ratio'], '%.2f')} | ≥ 1.0 |")
+dj = {i: med(i, "train", "dojo") for i in ("smtrain", "pytorch", "smtrain_fit")}
+L.append(f"| train_dojo_ratio | training tok/s, make dojo's shape L2 D128 H4 T2048 B4 V2048 | {fmt(dj['smtrain'])} | {fmt(dj['pytorch'])} | {fmt(res['train_dojo_ratio'], '%.2f')} | - |")
+L.append(f"| fit_dojo_over_kernel | smtrain fit on canonical dojo episodes at that shape (B·T per step) / the kernel path (peer column: kernel) | {fmt(dj['smtrain_fit'])} | {fmt(dj['smtrain'])} | {fmt(res['fit_dojo_over_kernel'], '%.2f')} | ≥ 0.7 |")
 L += ["", f"Bench wall time: {wall} s on {cores} cores (target ≤ 1200 s).", "",
       "## GPT-2 small and llama.cpp: samples, bytes per token, bandwidth", "",
       f"gpt2s: {gd['rounds']} rounds; each side's samples (tokens/s, min–max over all reps) at its best layout; "

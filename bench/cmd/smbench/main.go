@@ -52,6 +52,10 @@ type benchConfig struct {
 var configs = map[string]benchConfig{
 	"tiny":  {model.Tiny, 8, 32},
 	"small": {model.Small, 16, 128},
+	// make dojo's recipe: L2 D128 H4, context 2048, batch 4 (its BPE has
+	// about 2,000 tokens).
+	"dojo": {model.Config{NLayer: 2, NHead: 4, NEmbd: 128, NPositions: 2048, VocabSize: 2048,
+		LayerNormEpsilon: 1e-5, BkspcTokenID: 2, EOSTokenID: 1}, 4, 2048},
 	// GPT-2 small (124M parameters with nanoGPT's vocabulary of 50,304).
 	"gpt2s": {model.Config{NLayer: 12, NHead: 12, NEmbd: 768, NPositions: 1024, VocabSize: 50304,
 		LayerNormEpsilon: 1e-5, BkspcTokenID: 2, EOSTokenID: 1}, 4, 256},
@@ -184,7 +188,7 @@ func run(args []string, stdout io.Writer) error {
 		return exportGGUF(bc, rng, *out, tt)
 	case "train":
 		if *steps == 0 {
-			*steps = map[string]int{"tiny": 60, "small": 5, "gpt2s": 1}[name]
+			*steps = map[string]int{"tiny": 60, "small": 5, "dojo": 2, "gpt2s": 1}[name]
 		}
 		err = benchTrain(&res, bc, rng, *reps, *steps, *warmup)
 		res.T, res.B, res.D = bc.T, bc.B, bc.cfg.NEmbd
