@@ -56,6 +56,7 @@ import (
 
 	"smtrain/envbridge"
 	"smtrain/envbridge/sandbox"
+	"smtrain/envbridge/sandbox/safefs"
 	"smtrain/internal/atomicfile"
 )
 
@@ -494,14 +495,20 @@ func (e *Env) finish(res envbridge.StepResult) envbridge.StepResult {
 }
 
 func (e *Env) clearOutput() error {
-	out := filepath.Join(e.workspace, "output")
-	if err := os.RemoveAll(out); err != nil {
+	// The output folder is agent-made: removed through safefs, never
+	// following a link and within its entry, depth and time bounds.
+	ws, err := safefs.OpenDir(e.workspace)
+	if err != nil {
 		return fmt.Errorf("local env: clearing output: %w", err)
 	}
-	if err := os.Mkdir(out, 0o777); err != nil {
+	defer ws.Close()
+	if err := ws.RemoveAll("output", safefs.Limits{}); err != nil {
+		return fmt.Errorf("local env: clearing output: %w", err)
+	}
+	if err := ws.Mkdir("output", 0o777); err != nil {
 		return fmt.Errorf("local env: %w", err)
 	}
-	return os.Chmod(out, 0o777)
+	return nil
 }
 
 // requestInfo is MLE-Dojo's InfoInterface.get_info.

@@ -380,3 +380,50 @@ func workRoot(t testing.TB) string {
 	os.Chmod(d, 0o755)
 	return d
 }
+
+// TestResetClearsAgentOutput: the reset action empties an output folder
+// the agent filled with nested folders and links (to a host file and to
+// a host folder), removing the links without following them.
+func TestResetClearsAgentOutput(t *testing.T) {
+	needPython(t)
+	task := builtinTask(t, "flower-species")
+	env, err := New(task, Options{MaxSteps: 10, TimeBudget: time.Hour, RunDir: t.TempDir(), WorkRoot: workRoot(t),
+		Sandbox: sandbox.Config{Timeout: 20 * time.Second}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer env.Close()
+	if _, _, err := env.Reset(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	host := t.TempDir()
+	if err := os.WriteFile(filepath.Join(host, "keep.txt"), []byte("host"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(env.workspace, "output")
+	if err := os.MkdirAll(filepath.Join(out, "a", "b"), 0o777); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"x.csv", "a/y.csv", "a/b/z.csv"} {
+		if err := os.WriteFile(filepath.Join(out, f), []byte("1"), 0o666); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink(filepath.Join(host, "keep.txt"), filepath.Join(out, "file-link")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(host, filepath.Join(out, "a", "dir-link")); err != nil {
+		t.Fatal(err)
+	}
+	step(t, env, envbridge.Action{Name: envbridge.ActReset})
+	ents, err := os.ReadDir(out)
+	if err != nil || len(ents) != 0 {
+		t.Fatalf("output after reset: %v %v", ents, err)
+	}
+	if st, err := os.Stat(out); err != nil || st.Mode().Perm() != 0o777 {
+		t.Fatalf("output folder after reset: %v %v", st, err)
+	}
+	if b, err := os.ReadFile(filepath.Join(host, "keep.txt")); err != nil || string(b) != "host" {
+		t.Fatalf("host file touched through a link: %q %v", b, err)
+	}
+}
