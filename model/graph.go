@@ -74,54 +74,72 @@ func buildGraph[T Float](g *Graph, data func(*Param) []T) (err error) {
 		n, err = G.ApplyOp(newFusedOp[T](k), in...)
 		return n
 	}
-	// Gradient buffers shared across layers: the gradient of an input that
-	// has a single consumer (h → c_attn, qkv → attention, a → c_proj,
-	// h2 → c_fc, f → gelu, gl → mlp.c_proj) is written by that consumer's
-	// backward and read only by its producer's backward, in the same
-	// layer; every backward op of layer l runs before any of layer l−1
-	// (each needs the gradient of layer l−1's output, which depends on all
-	// of layer l), so one buffer per kind serves every layer. The residual
-	// stream's gradients (several consumers, summed by gorgonia) and the
-	// parameter gradients keep their own buffers.
-	sharedGrads := map[string][]T{}
-	applyShared := func(name string, k opKernel[T], in ...*G.Node) *G.Node {
-		if err != nil {
-			return nil
+	// Buffers shared across layers. The gradient of an input that has a
+	// single consumer (h → c_attn, qkv → attention, a → c_proj, h2 → c_fc,
+	// f → the MLP's gelu+c_proj) is written by that consumer's backward
+	// and read only by its producer's backward, in the same layer; every
+	// backward op of layer l runs before any of layer l−1 (each needs the
+	// gradient of layer l−1's output, which depends on all of layer l), so
+	// one buffer per kind serves every layer. The residual stream's
+	// gradients have two readers: x's gradient (written by ln_1 of layer l,
+	// or ln_f, which add the residual's share themselves: layerNormOp.resid)
+	// is read by the next op back (mlp c_proj of layer l−1, the embedding)
+	// and by ln_2 of layer l−1 (through that c_proj's output gradient), both
+	// before ln_1 of layer l−1 writes the buffer again; likewise x2's (ln_2)
+	// is read by attn c_proj and ln_1 of the same layer before ln_2 of the
+	// layer below writes it. Scratch buffers (the MLP's GELU output, its
+	// tanh and its gradient) are recomputed by each layer's backward.
+	shared := map[string][]T{}
+	buf := func(name string, n int) []T {
+		b, ok := shared[name]
+		if !ok {
+			b = make([]T, n)
+			shared[name] = b
 		}
-		shared := func(slot, n int) []T {
+		if len(b) != n {
+			panic(fmt.Sprintf("shared buffer %s: %d elements, want %d", name, len(b), n))
+		}
+		return b
+	}
+	applyShared := func(name string, k opKernel[T], in ...*G.Node) (*G.Node, *fusedOp[T]) {
+		if err != nil {
+			return nil, nil
+		}
+		op := newFusedOpShared[T](k, func(slot, n int) []T {
 			if slot != 0 {
 				return nil
 			}
-			buf, ok := sharedGrads[name]
-			if !ok {
-				buf = make([]T, n)
-				sharedGrads[name] = buf
-			}
-			if len(buf) != n {
-				panic(fmt.Sprintf("shared gradient %s: %d elements, want %d", name, len(buf), n))
-			}
-			return buf
-		}
+			return buf(name, n)
+		})
 		var n *G.Node
-		n, err = G.ApplyOp(newFusedOpShared[T](k, shared), in...)
-		return n
+		n, err = G.ApplyOp(op, in...)
+		return n, op
 	}
 	eps := cfg.LayerNormEpsilon
-	x := apply(&embedOp[T]{n: N, d: D, v: V, p: cfg.NPositions, bs: g.bs, k: embedKernel[T]{d: D}}, pn[0], pn[1])
+	emb := &embedOp[T]{n: N, d: D, v: V, p: cfg.NPositions, bs: g.bs, k: embedKernel[T]{d: D}, dwte: new([]T)}
+	x := apply(emb, pn[0], pn[1])
 	for l := 0; l < cfg.NLayer; l++ {
 		w := pn[2+l*perLayer:]
-		h := apply(newLayerNormOp[T](N, D, eps), x, w[pLn1W], w[pLn1B])                                                      // (N, D)
-		qkv := applyShared("dh", newLinearOp[T]("c_attn", N, D, 3*D, false, true, false), h, w[pAttnW], w[pAttnB])           // (N, 3D)
-		a := applyShared("dqkv", newAttentionOp[T](g.bs, cfg.NHead, D), qkv)                                                 // (N, D)
-		x2 := applyShared("da", newLinearOp[T]("attn.c_proj", N, D, D, false, true, true), a, w[pProjW], w[pProjB], x)       // (N, D)
-		h2 := apply(newLayerNormOp[T](N, D, eps), x2, w[pLn2W], w[pLn2B])                                                    // (N, D)
-		f := applyShared("dh2", newLinearOp[T]("c_fc", N, D, 4*D, false, true, false), h2, w[pFcW], w[pFcB])                 // (N, 4D)
-		gl := applyShared("df", newGELUOp[T](N, 4*D), f)                                                                     // (N, 4D)
-		x = applyShared("dgl", newLinearOp[T]("mlp.c_proj", N, 4*D, D, false, true, true), gl, w[pFcProjW], w[pFcProjB], x2) // (N, D)
+		ln1 := newLayerNormOp[T](N, D, eps)
+		h, _ := applyShared("dx", ln1, x, w[pLn1W], w[pLn1B])                                                                // (N, D)
+		qkv, _ := applyShared("dh", newLinearOp[T]("c_attn", N, D, 3*D, false, true, false), h, w[pAttnW], w[pAttnB])        // (N, 3D)
+		a, _ := applyShared("dqkv", newAttentionOp[T](g.bs, cfg.NHead, D), qkv)                                              // (N, D)
+		x2, proj := applyShared("da", newLinearOp[T]("attn.c_proj", N, D, D, false, true, true), a, w[pProjW], w[pProjB], x) // (N, D)
+		ln2 := newLayerNormOp[T](N, D, eps)
+		h2, _ := applyShared("dx2", ln2, x2, w[pLn2W], w[pLn2B])                                                // (N, D)
+		f, _ := applyShared("dh2", newLinearOp[T]("c_fc", N, D, 4*D, false, true, false), h2, w[pFcW], w[pFcB]) // (N, 4D)
+		mlp := newGELULinearOp[T](N, 4*D, D, buf("gelu", N*4*D), buf("dgelu", N*4*D), buf("gelu.tanh", N*4*D))
+		var fproj *fusedOp[T]
+		x, fproj = applyShared("df", mlp, f, w[pFcProjW], w[pFcProjB], x2) // (N, D)
+		ln1.resid, ln2.resid = proj, fproj
 	}
 	nl := len(pn)
-	h := apply(newLayerNormOp[T](N, D, eps), x, pn[nl-2], pn[nl-1])                    // (N, D)
-	g.Logits = apply(newLinearOp[T]("lm_head", N, D, V, true, false, false), h, pn[0]) // (N, V)
+	h, _ := applyShared("dx", newLayerNormOp[T](N, D, eps), x, pn[nl-2], pn[nl-1]) // (N, D)
+	var head *fusedOp[T]
+	g.Logits, head = applyShared("dhf", newLinearOp[T]("lm_head", N, D, V, true, false, false), h, pn[0]) // (N, V)
+	if head != nil {
+		*emb.dwte = head.din[1]
+	}
 	return err
 }
 

@@ -122,6 +122,10 @@ type fusedOp[T Float] struct {
 	dinDense []*tensor.Dense
 	first    int // first differentiable input (the backward node's output)
 	bin      [][]T
+	// dout is the output gradient of the last backward (a gorgonia-owned
+	// buffer, valid until the step ends): an op whose input this op adds
+	// as a residual reads it (layerNormOp.resid).
+	dout []T
 }
 
 var (
@@ -323,6 +327,7 @@ func (op *bwdOp[T]) Do(vals ...G.Value) (G.Value, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%v output gradient: %w", op, err)
 	}
+	f.dout = dout
 	f.k.bwd(f.bin, out, dout, f.din)
 	return f.dinDense[f.first], nil
 }

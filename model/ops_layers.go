@@ -73,6 +73,13 @@ type embedOp[T Float] struct {
 	n, d, v, p int
 	bs         *batchState
 	k          embedKernel[T]
+	// dwte is the tied LM head's wte gradient buffer (set once the head is
+	// built): the embedding does not differentiate wte itself but adds its
+	// scatter into the head's gradient, so the model keeps one wte
+	// gradient instead of two that gorgonia would sum into a third. The
+	// head's backward (which overwrites that buffer) always runs first:
+	// the embedding's output gradient depends on it.
+	dwte *[]T
 }
 
 func (o *embedOp[T]) kind() string { return "embedding" }
@@ -80,7 +87,7 @@ func (o *embedOp[T]) inShapes() []tensor.Shape {
 	return []tensor.Shape{{o.v, o.d}, {o.p, o.d}}
 }
 func (o *embedOp[T]) outShape() tensor.Shape { return tensor.Shape{o.n, o.d} }
-func (o *embedOp[T]) diffWRT() []bool        { return []bool{true, true} }
+func (o *embedOp[T]) diffWRT() []bool        { return []bool{o.dwte == nil, true} }
 func (o *embedOp[T]) fwd(in [][]T, out []T) error {
 	if !o.bs.ok {
 		return errNoBatch
@@ -89,7 +96,12 @@ func (o *embedOp[T]) fwd(in [][]T, out []T) error {
 	return nil
 }
 func (o *embedOp[T]) bwd(in [][]T, out, dout []T, din [][]T) {
-	o.k.backward(o.bs.tok, o.bs.pos, dout, din[0], din[1], false)
+	if o.dwte == nil {
+		o.k.backward(o.bs.tok, o.bs.pos, dout, din[0], din[1], false)
+		return
+	}
+	zero(din[1])
+	o.k.backward(o.bs.tok, o.bs.pos, dout, *o.dwte, din[1], true)
 }
 
 // ---------------------------------------------------------------------------
@@ -97,6 +109,13 @@ func (o *embedOp[T]) bwd(in [][]T, out, dout []T, din [][]T) {
 type layerNormOp[T Float] struct {
 	n, d int
 	k    *layerNormKernel[T]
+	// resid, when set, is the op that adds this op's input x as a residual
+	// (declared not differentiable there): x's gradient is this op's plus
+	// resid's output gradient, summed here rather than by gorgonia (which
+	// would keep the residual's copy and the sum in two more (N, D)
+	// buffers per use). resid's backward always runs first: this op's
+	// output gradient depends on it.
+	resid *fusedOp[T]
 }
 
 func newLayerNormOp[T Float](n, d int, eps float64) *layerNormOp[T] {
@@ -113,7 +132,14 @@ func (o *layerNormOp[T]) fwd(in [][]T, out []T) error {
 	return nil
 }
 func (o *layerNormOp[T]) bwd(in [][]T, out, dout []T, din [][]T) {
-	o.k.backward(in[0], in[1], dout, din[0], din[1], din[2], false)
+	if o.resid == nil {
+		o.k.backward(in[0], in[1], dout, din[0], din[1], din[2], false)
+		return
+	}
+	copy(din[0], o.resid.dout)
+	zero(din[1])
+	zero(din[2])
+	o.k.backward(in[0], in[1], dout, din[0], din[1], din[2], true)
 }
 
 // ---------------------------------------------------------------------------
@@ -145,13 +171,16 @@ func (o *linearOp[T]) inShapes() []tensor.Shape {
 	return s
 }
 func (o *linearOp[T]) outShape() tensor.Shape { return tensor.Shape{o.n, o.k.oc} }
+
+// diffWRT: the residual r is not differentiated here: its gradient is dy,
+// which the layer norm reading the same r adds (layerNormOp.resid).
 func (o *linearOp[T]) diffWRT() []bool {
 	d := []bool{true, true}
 	if o.bias {
 		d = append(d, true)
 	}
 	if o.residual {
-		d = append(d, true)
+		d = append(d, false)
 	}
 	return d
 }
@@ -170,40 +199,49 @@ func (o *linearOp[T]) fwd(in [][]T, out []T) error {
 }
 func (o *linearOp[T]) bwd(in [][]T, out, dout []T, din [][]T) {
 	var db []T
-	i := 2
 	if o.bias {
-		db = din[i]
-		i++
-	}
-	if o.residual {
-		copy(din[i], dout)
+		db = din[2]
 	}
 	o.k.backward(in[0], in[1], dout, din[0], din[1], db, false)
 }
 
 // ---------------------------------------------------------------------------
 
-type geluOp[T Float] struct {
-	n, d int
-	k    *geluKernel[T]
+// geluLinearOp is the MLP's second half, y = gelu(f) @ W + b + r, as one op
+// that keeps only its input f: the GELU's output (and its tanh) live in
+// scratch buffers shared by every layer's op and are recomputed by the
+// backward, which needs them for dW. That saves two (N, 4D) buffers per
+// layer for one more GELU forward per layer and step (elementwise, small
+// next to the products). Inputs f (N, C), W (C, OC), b (OC), r (N, OC);
+// r is not differentiated here (layerNormOp.resid).
+type geluLinearOp[T Float] struct {
+	n       int
+	gelu    *geluKernel[T]
+	lin     linearKernel[T]
+	gl, dgl []T // (N, C) shared scratch: gelu(f) and its gradient
 }
 
-func newGELUOp[T Float](n, d int) *geluOp[T] {
-	return &geluOp[T]{n: n, d: d, k: newGELUKernel[T](n * d)}
+// newGELULinearOp builds the op over shared scratch: gl, dgl and th hold
+// n·c elements each (th is the GELU's saved tanh).
+func newGELULinearOp[T Float](n, c, oc int, gl, dgl, th []T) *geluLinearOp[T] {
+	return &geluLinearOp[T]{n: n, gelu: &geluKernel[T]{th: th}, lin: linearKernel[T]{c: c, oc: oc}, gl: gl, dgl: dgl}
 }
-func (o *geluOp[T]) kind() string             { return "gelu" }
-func (o *geluOp[T]) inShapes() []tensor.Shape { return []tensor.Shape{{o.n, o.d}} }
-func (o *geluOp[T]) outShape() tensor.Shape   { return tensor.Shape{o.n, o.d} }
-func (o *geluOp[T]) diffWRT() []bool          { return []bool{true} }
-func (o *geluOp[T]) fwd(in [][]T, out []T) error {
-	o.k.forward(in[0], out)
+func (o *geluLinearOp[T]) kind() string { return "mlp.gelu_c_proj" }
+func (o *geluLinearOp[T]) inShapes() []tensor.Shape {
+	return []tensor.Shape{{o.n, o.lin.c}, {o.lin.c, o.lin.oc}, {o.lin.oc}, {o.n, o.lin.oc}}
+}
+func (o *geluLinearOp[T]) outShape() tensor.Shape { return tensor.Shape{o.n, o.lin.oc} }
+func (o *geluLinearOp[T]) diffWRT() []bool        { return []bool{true, true, true, false} }
+func (o *geluLinearOp[T]) fwd(in [][]T, out []T) error {
+	o.gelu.forward(in[0], o.gl)
+	o.lin.forward(o.gl, in[1], in[2], in[3], out)
 	return nil
 }
-func (o *geluOp[T]) bwd(in [][]T, out, dout []T, din [][]T) {
-	o.k.backward(in[0], dout, din[0], false)
+func (o *geluLinearOp[T]) bwd(in [][]T, out, dout []T, din [][]T) {
+	o.gelu.forward(in[0], o.gl) // recompute gelu(f) and its tanh
+	o.lin.backward(o.gl, in[1], dout, o.dgl, din[1], din[2], false)
+	o.gelu.backward(in[0], o.dgl, din[0], false)
 }
-
-// ---------------------------------------------------------------------------
 
 type attentionOp[T Float] struct {
 	bs *batchState

@@ -100,7 +100,7 @@ func fdCheck(t reporter, name string, rng *rand.Rand, xs [][]float64, grads func
 }
 
 // checkOp builds loss = Σ op(inputs) ⊙ R (or the op's own scalar output),
-// and checks its gradients with respect to every input.
+// and checks its gradients with respect to every differentiable input.
 func checkOp(t reporter, name string, rng *rand.Rand, k opKernel[float64], xs [][]float64) {
 	t.Helper()
 	g := G.NewGraph()
@@ -123,7 +123,14 @@ func checkOp(t reporter, name string, rng *rand.Rand, k opKernel[float64], xs []
 			t.Fatal(err)
 		}
 	}
-	grads, err := G.Grad(loss, nodes...)
+	var wrt G.Nodes
+	var wrtXs [][]float64
+	for i, d := range k.diffWRT() {
+		if d {
+			wrt, wrtXs = append(wrt, nodes[i]), append(wrtXs, xs[i])
+		}
+	}
+	grads, err := G.Grad(loss, wrt...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +150,7 @@ func checkOp(t reporter, name string, rng *rand.Rand, k opKernel[float64], xs []
 		}
 		return r
 	}
-	fdCheck(t, name, rng, xs, gr, run, 0)
+	fdCheck(t, name, rng, wrtXs, gr, run, 0)
 }
 
 func TestLayerNormGrad(t *testing.T) {
@@ -153,10 +160,33 @@ func TestLayerNormGrad(t *testing.T) {
 		[][]float64{randSlice(rng, n*d, 1), randSlice(rng, d, 1), randSlice(rng, d, 1)})
 }
 
-func TestGELUGrad(t *testing.T) {
-	rng := rand.New(rand.NewPCG(3, 4))
-	n, d := 5, 8
-	checkOp(t, "gelu", rng, newGELUOp[float64](n, d), [][]float64{randSlice(rng, n*d, 2)})
+// TestGELULinearGrad checks the MLP's fused gelu+c_proj, which recomputes
+// gelu(f) in its backward from scratch buffers another layer's op may have
+// overwritten in between (simulated by scribbling on them).
+func TestGELULinearGrad(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	n, c, oc := 5, 8, 6
+	gl, dgl, th := make([]float64, n*c), make([]float64, n*c), make([]float64, n*c)
+	op := newGELULinearOp[float64](n, c, oc, gl, dgl, th)
+	checkOp(t, "gelu+linear", rng, &scribble{opKernel: op, bufs: [][]float64{gl, dgl, th}},
+		[][]float64{randSlice(rng, n*c, 2), randSlice(rng, c*oc, 1), randSlice(rng, oc, 1), randSlice(rng, n*oc, 1)})
+}
+
+// scribble overwrites shared scratch buffers after every forward, as the
+// next layer's op would.
+type scribble struct {
+	opKernel[float64]
+	bufs [][]float64
+}
+
+func (s *scribble) fwd(in [][]float64, out []float64) error {
+	err := s.opKernel.fwd(in, out)
+	for _, b := range s.bufs {
+		for i := range b {
+			b[i] = 1e3
+		}
+	}
+	return err
 }
 
 func TestLinearGrad(t *testing.T) {
@@ -264,16 +294,18 @@ func TestCrossEntropyValueAndIgnored(t *testing.T) {
 func TestFDCheckDetectsBug(t *testing.T) {
 	rng := rand.New(rand.NewPCG(13, 14))
 	r := &recorder{}
-	checkOp(r, "bad gelu", rng, &badGELU{geluOp: newGELUOp[float64](3, 4)}, [][]float64{randSlice(rng, 12, 1)})
+	n, c, oc := 3, 4, 2
+	op := newGELULinearOp[float64](n, c, oc, make([]float64, n*c), make([]float64, n*c), make([]float64, n*c))
+	checkOp(r, "bad gelu", rng, &badGELU{op}, [][]float64{randSlice(rng, n*c, 1), randSlice(rng, c*oc, 1), randSlice(rng, oc, 1), randSlice(rng, n*oc, 1)})
 	if r.errors == 0 || r.fatal {
 		t.Errorf("finite-difference check did not detect a wrong backward (errors %d, fatal %v)", r.errors, r.fatal)
 	}
 }
 
-type badGELU struct{ *geluOp[float64] }
+type badGELU struct{ *geluLinearOp[float64] }
 
 func (b *badGELU) bwd(in [][]float64, out, dout []float64, din [][]float64) {
-	b.geluOp.bwd(in, out, dout, din)
+	b.geluLinearOp.bwd(in, out, dout, din)
 	din[0][0] *= 1.01
 }
 
@@ -383,7 +415,7 @@ func TestChunked(t *testing.T) {
 		name string
 		f    func(*testing.T)
 	}{
-		{"layernorm", TestLayerNormGrad}, {"gelu", TestGELUGrad}, {"linear", TestLinearGrad},
+		{"layernorm", TestLayerNormGrad}, {"gelu+linear", TestGELULinearGrad}, {"linear", TestLinearGrad},
 		{"embedding", TestEmbeddingGrad}, {"attention", TestAttentionGrad}, {"crossentropy", TestCrossEntropyGrad},
 		{"model", TestModelGrad}, {"tree", TestTreeAttentionMatchesPrefix}, {"reuse", TestGraphReuse},
 		{"accumulate", TestKernelsAccumulate}, {"decoder", TestDecoderMatchesFullForward},
@@ -426,8 +458,11 @@ func TestSetTuningReachesKernels(t *testing.T) {
 			got = o.k.tune
 		case *linearOp[float32]:
 			got = o.k.tune
-		case *geluOp[float32]:
-			got = o.k.tune
+		case *geluLinearOp[float32]:
+			got = o.lin.tune
+			if o.gelu.tune != got {
+				t.Errorf("graph op %s: gelu and linear tunings differ", op.k.kind())
+			}
 		case *crossEntropyOp[float32]:
 			got = o.k.tune
 		default:

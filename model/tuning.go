@@ -92,7 +92,7 @@ func (o *fusedOp[T]) setTuning(t *tuning) {
 func (o *embedOp[T]) setTuning(t *tuning)        { o.k.tune = t }
 func (o *layerNormOp[T]) setTuning(t *tuning)    { o.k.tune = t }
 func (o *linearOp[T]) setTuning(t *tuning)       { o.k.tune = t }
-func (o *geluOp[T]) setTuning(t *tuning)         { o.k.tune = t }
+func (o *geluLinearOp[T]) setTuning(t *tuning)   { o.gelu.tune, o.lin.tune = t, t }
 func (o *crossEntropyOp[T]) setTuning(t *tuning) { o.k.tune = t }
 
 // setTuning makes every kernel of d use t (nil: defaultTuning).
