@@ -742,12 +742,22 @@ func (k *attentionKernel[T]) RunRange(chunk, lo, hi int) {
 // Cross entropy: mean over rows with target ≥ 0 of logsumexp(l) − l[t],
 // computed with a stable logsumexp and float64 accumulation.
 
+// crossEntropyKernel computes the cross entropy and its gradient. In place
+// (inPlace, for logits that are a model op's output buffer: see
+// CrossEntropy), prob is the logits buffer itself: the forward overwrites
+// each counted row of the logits with exp(l − max) (the expShift32,
+// vec.Max and vec.Scale loops are elementwise, safe in place; the target's
+// logit is read first), and the backward writes the gradient over it too
+// (dlogits is that same buffer), zeroing the rows with a negative target,
+// which still hold their raw logits. The loss then needs no (N, V) buffer
+// of its own.
 type crossEntropyKernel[T Float] struct {
 	v       int
 	tune    *tuning   // nil: defaultTuning
 	lse     []float64 // (n) saved by forward
 	inv     []T       // (n) 1/Σ exp(l − max), saved by forward
-	prob    []T       // (n, V) exp(l − max), saved by forward
+	prob    []T       // (n, V) exp(l − max), saved by forward (in place: the logits buffer)
+	inPlace bool      // prob is the logits buffer, and dlogits is too
 	partial []float64 // (chunks) loss sums
 	// per call
 	logits, dlogits []T
@@ -764,13 +774,40 @@ type (
 	ceBackwardTask[T Float] crossEntropyKernel[T]
 )
 
+// newCrossEntropyKernel returns the kernel for (n, v) logits with its own
+// prob buffer (the logits are left alone).
 func newCrossEntropyKernel[T Float](n, v int) *crossEntropyKernel[T] {
-	return &crossEntropyKernel[T]{v: v, lse: make([]float64, n), inv: make([]T, n), prob: make([]T, n*v), partial: make([]float64, parallel.MaxChunks())}
+	k := newCrossEntropyKernelInPlace[T](n, v, nil)
+	k.prob = make([]T, n*v)
+	return k
+}
+
+// newCrossEntropyKernelInPlace returns the kernel for (n, v) logits that
+// works in place of logitsBuf (n·v elements), the buffer the logits will
+// always be in (see above); it allocates no (n, v) buffer. A nil logitsBuf
+// leaves prob to the caller.
+func newCrossEntropyKernelInPlace[T Float](n, v int, logitsBuf []T) *crossEntropyKernel[T] {
+	k := &crossEntropyKernel[T]{v: v, lse: make([]float64, n), inv: make([]T, n), partial: make([]float64, parallel.MaxChunks())}
+	if logitsBuf != nil {
+		if len(logitsBuf) != n*v {
+			panic("cross entropy: the in-place logits buffer does not hold n·v elements")
+		}
+		k.prob, k.inPlace = logitsBuf, true
+	}
+	return k
+}
+
+// sameBuf reports whether a and b start at the same element.
+func sameBuf[T Float](a, b []T) bool {
+	return len(a) > 0 && len(b) > 0 && &a[0] == &b[0]
 }
 
 // forward returns the mean loss and the number of counted rows (0 rows
 // gives loss 0).
 func (k *crossEntropyKernel[T]) forward(logits []T, targets []int32) (float64, int) {
+	if k.inPlace && !sameBuf(logits, k.prob) {
+		panic("cross entropy: in-place kernel given logits outside its buffer")
+	}
 	k.logits, k.targets = logits, targets
 	n := len(targets)
 	grain := tuned(k.tune).grainRows(k.v)
@@ -796,8 +833,12 @@ func (k *crossEntropyKernel[T]) forward(logits []T, targets []int32) (float64, i
 }
 
 // backward accumulates dlogits += dloss·(softmax − onehot)/count for the
-// counted rows, using the logsumexp saved by the last forward.
+// counted rows, using the logsumexp saved by the last forward. In place,
+// dlogits must be the logits buffer and acc false.
 func (k *crossEntropyKernel[T]) backward(logits []T, targets []int32, dloss float64, dlogits []T, acc bool) {
+	if k.inPlace && (acc || !sameBuf(dlogits, k.prob)) {
+		panic("cross entropy: in-place backward must overwrite the logits buffer (acc false)")
+	}
 	cnt := 0
 	for _, t := range targets {
 		if t >= 0 {
@@ -826,6 +867,7 @@ func (tk *ceForwardTask[T]) RunRange(chunk, lo, hi int) {
 			continue
 		}
 		l := k.logits[r*V : r*V+V]
+		lt := float64(l[t]) // before e (in place: l itself) is written
 		mx, rest := l[0], l
 		if isF32[T]() {
 			if m, n := vec.Max(as32(l)); n > 0 {
@@ -849,7 +891,7 @@ func (tk *ceForwardTask[T]) RunRange(chunk, lo, hi int) {
 		}
 		lse := float64(mx) + math.Log(s)
 		k.lse[r], k.inv[r] = lse, T(1/s)
-		k.partial[chunk] += lse - float64(l[t])
+		k.partial[chunk] += lse - lt
 	}
 }
 

@@ -31,6 +31,7 @@ type Workspace struct {
 	scale []float64 // [N] 1/Σexp(L−max) (softmax normaliser)
 	cv    []float64 // [N] dLoss/dV(row)
 	cq    []float64 // [len(Trans)] dLoss/dL[s_i][a_i]
+	q     []float64 // [len(Trans)] L[s_i][a_i], read before grad is written
 }
 
 func (w *Workspace) reset(n, nt int) {
@@ -51,6 +52,7 @@ func (w *Workspace) reset(n, nt int) {
 	clear(w.cv)
 	w.cq = grow(w.cq, nt)
 	clear(w.cq)
+	w.q = grow(w.q, nt)
 }
 
 // parallelRows runs fn over [0,n) split into chunks on the cores
@@ -135,6 +137,12 @@ func checkBatch(s *spec, nLogits, V int, b *data.Batch, p Params, nGrad int, has
 // the next, so it is computed once), an O(transitions) pass that collects
 // dLoss/dV(row) and dLoss/dQ(s_i,a_i), and one pass writing
 // dLoss/dL[row] = cv[row]·π[row] + Σ cq[i]·onehot(a_i).
+//
+// grad may be L itself (the loss node computes the gradient in place of
+// the logits): L is read only row by row in pass 1 before that row of grad
+// is written, and the transitions' logits L[s_i][a_i] that pass 2 needs
+// are gathered into the workspace before pass 1. With grad == nil, L is
+// not modified.
 func compute[F Float](s *spec, L []F, V int, b *data.Batch, p Params, grad []F) (Result, error) {
 	if err := checkBatch(s, len(L), V, b, p, len(grad), grad != nil); err != nil {
 		return Result{}, err
@@ -186,8 +194,17 @@ func compute[F Float](s *spec, L []F, V int, b *data.Batch, p Params, grad []F) 
 		res.Components["value"] = 0
 	}
 
+	// The logit of each transition's action, Q(s_i, a_i), gathered before
+	// pass 1 writes grad (which may alias L): nothing reads L after pass 1.
+	for i := range b.Trans {
+		tr := &b.Trans[i]
+		ws.q[i] = float64(L[int(tr.State)*V+int(tr.Action)])
+	}
+
 	// Pass 1: V(row) for every needed row; the unnormalised softmax
-	// exp(L−max) goes into grad to be rescaled in pass 3.
+	// exp(L−max) goes into grad to be rescaled in pass 3. Each row of L is
+	// read (max, then exp elementwise) before or as the same row of grad is
+	// written, so grad may alias L.
 	bk := p.BkspcID
 	parallelRows(N, V, func(lo, hi int) {
 		for r := lo; r < hi; r++ {
@@ -251,8 +268,8 @@ func compute[F Float](s *spec, L []F, V int, b *data.Batch, p Params, grad []F) 
 	clamped := 0
 	for i := range b.Trans {
 		tr := &b.Trans[i]
-		st, a := int(tr.State), int(tr.Action)
-		q := float64(L[st*V+a])
+		st := int(tr.State)
+		q := ws.q[i]
 		vs := ws.v[st]
 		isD := tr.Set == data.SetD
 		if isD {

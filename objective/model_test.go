@@ -182,7 +182,9 @@ func TestWithModelGraph(t *testing.T) {
 	if err := m.Step(); err != nil {
 		t.Fatal(err)
 	}
-	want, _ := evalLoss(t, obj, append([]float64(nil), g.Logits64()...), V, b, 0.5)
+	// The loss node leaves dLoss/dlogits in the graph's logits buffer: the
+	// logits come from a separate forward-only graph.
+	want, _ := evalLoss(t, obj, forwardLogits(t, p, b), V, b, 0.5)
 	if m.Loss() != want.Loss {
 		t.Errorf("graph loss %v, plain function on its logits %v", m.Loss(), want.Loss)
 	}

@@ -70,6 +70,17 @@ var lossOpID atomic.Int64
 // scalar of the logits' dtype. The forward computes dLoss/dlogits at the
 // same time (unless h.SetGradient(false)); the backward node only scales it
 // by the incoming gradient.
+//
+// The gradient is computed in place of the logits, so that a training
+// graph holds one (N, V) buffer rather than three: after a forward with the
+// gradient on, the logits node's value (its backing slice, e.g.
+// model.Graph.Logits32, or the value of an input node fed to it) holds
+// dLoss/dlogits, not the logits, and the backward node returns that same
+// tensor. Nothing may read the logits after the loss forward (the logits
+// node must have no other consumer, and its producer's backward must not
+// read its own output; the model graph's lm_head satisfies both). An input
+// node fed directly must be given fresh logits before every run. With
+// h.SetGradient(false) the logits are left untouched.
 func NewLossNode(logits *G.Node, obj Objective, h *Handle) (*G.Node, error) {
 	if logits == nil || obj == nil || h == nil {
 		return nil, errors.New("objective loss node: nil logits, objective or handle")
@@ -146,7 +157,11 @@ func scalarOf(v G.Value) (float64, error) {
 	return 0, fmt.Errorf("loss gradient value %T is not a float scalar", v)
 }
 
-// lossOp is the forward op: logits (N, V) -> scalar loss.
+// lossOp is the forward op: logits (N, V) -> scalar loss. It owns no
+// (N, V) buffer: with the gradient on, its forward overwrites the logits
+// input's backing slice with dLoss/dlogits (the logits are dead after the
+// loss: see NewLossNode), and its backward op hands out that same tensor,
+// scaled in place by dy when dy ≠ 1.
 type lossOp[F Float] struct {
 	obj  Objective
 	h    *Handle
@@ -155,18 +170,13 @@ type lossOp[F Float] struct {
 
 	val64   G.F64         // op-owned scalar output (float64 graphs)
 	val32   G.F32         // op-owned scalar output (float32 graphs)
-	grad    *tensor.Dense // (N, V) dLoss/dlogits from the last forward
-	gradBuf []F
+	grad    *tensor.Dense // the logits input of the last forward, now dLoss/dlogits
+	gradBuf []F           // its backing slice
 	hasGrad bool
-	scaled  *tensor.Dense // (N, V) dy·grad when dy ≠ 1
-	scBuf   []F
 }
 
 func newLossOp[F Float](obj Objective, h *Handle, n, v int) *lossOp[F] {
-	op := &lossOp[F]{obj: obj, h: h, n: n, v: v, id: lossOpID.Add(1)}
-	op.gradBuf = make([]F, n*v)
-	op.grad = tensor.New(tensor.WithShape(n, v), tensor.WithBacking(op.gradBuf))
-	return op
+	return &lossOp[F]{obj: obj, h: h, n: n, v: v, id: lossOpID.Add(1)}
 }
 
 var (
@@ -202,9 +212,12 @@ func (op *lossOp[F]) Do(vals ...G.Value) (G.Value, error) {
 	if h.batch.B*h.batch.T != op.n {
 		return nil, fmt.Errorf("%v: batch has B*T = %d*%d rows, the graph has %d", op, h.batch.B, h.batch.T, op.n)
 	}
+	// The gradient overwrites the logits in place (nil: forward only, L is
+	// not modified).
 	var g []F
+	op.hasGrad, op.grad, op.gradBuf = false, nil, nil
 	if !h.noGrad {
-		g = op.gradBuf
+		g = L
 	}
 	p := Params{BkspcID: h.bkspcID, Lambda: h.lambda, Work: &h.work}
 	var res Result
@@ -217,7 +230,9 @@ func (op *lossOp[F]) Do(vals ...G.Value) (G.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	op.hasGrad = g != nil
+	if g != nil {
+		op.hasGrad, op.grad, op.gradBuf = true, vals[0].(*tensor.Dense), g
+	}
 	h.last = res
 	if dtypeOf[F]() == tensor.Float32 {
 		op.val32 = G.F32(res.Loss)
@@ -262,7 +277,9 @@ func (op *lossOp[F]) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, err
 	return G.Nodes{b}, nil
 }
 
-// lossGradOp returns dy · dLoss/dlogits computed by its forward op.
+// lossGradOp returns dy · dLoss/dlogits computed by its forward op: the
+// forward's logits tensor, which holds the gradient (scaled in place when
+// dy ≠ 1).
 type lossGradOp[F Float] struct {
 	f  *lossOp[F]
 	id int64
@@ -291,17 +308,18 @@ func (op *lossGradOp[F]) Do(vals ...G.Value) (G.Value, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%v: %w", op, err)
 	}
-	if dy == 1 {
-		return f.grad, nil
+	if d, ok := vals[0].(*tensor.Dense); !ok || d != f.grad {
+		return nil, fmt.Errorf("%v: the logits value is not the tensor the forward wrote the gradient into", op)
 	}
-	if f.scaled == nil {
-		f.scBuf = make([]F, len(f.gradBuf))
-		f.scaled = tensor.New(tensor.WithShape(f.n, f.v), tensor.WithBacking(f.scBuf))
+	// The gradient is handed out once per forward: scaling it in place
+	// (the logits are dead) must not happen twice.
+	f.hasGrad = false
+	if dy != 1 {
+		for i, g := range f.gradBuf {
+			f.gradBuf[i] = F(float64(g) * dy)
+		}
 	}
-	for i, g := range f.gradBuf {
-		f.scBuf[i] = F(float64(g) * dy)
-	}
-	return f.scaled, nil
+	return f.grad, nil
 }
 
 func (op *lossGradOp[F]) ReturnsPtr() bool     { return false }

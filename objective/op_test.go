@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	G "gorgonia.org/gorgonia"
@@ -131,8 +132,10 @@ func TestLossNodeDirect(t *testing.T) {
 	L := randomLogits(rng, B*T*V, 1.5)
 	obj := mustNew(t, "chi2mix", DefaultConfig())
 	g := G.NewGraph()
+	// The node works in place of its logits (the value of x ends up
+	// holding the gradient): each graph gets its own copy of L.
 	x := G.NewMatrix(g, tensor.Float64, G.WithShape(B*T, V), G.WithName("logits"),
-		G.WithValue(tensor.New(tensor.WithShape(B*T, V), tensor.WithBacking(L))))
+		G.WithValue(tensor.New(tensor.WithShape(B*T, V), tensor.WithBacking(slices.Clone(L)))))
 	h := NewHandle(tBk)
 	if err := h.Set(nil, b, 0.5); err != nil {
 		t.Fatal(err)
@@ -164,7 +167,7 @@ func TestLossNodeDirect(t *testing.T) {
 	// Evaluation mode: the forward alone works on a forward-only graph.
 	g2 := G.NewGraph()
 	x2 := G.NewMatrix(g2, tensor.Float64, G.WithShape(B*T, V), G.WithName("logits2"),
-		G.WithValue(tensor.New(tensor.WithShape(B*T, V), tensor.WithBacking(L))))
+		G.WithValue(tensor.New(tensor.WithShape(B*T, V), tensor.WithBacking(slices.Clone(L)))))
 	h2 := NewHandle(tBk)
 	if err := h2.Set(nil, b, 0.5); err != nil {
 		t.Fatal(err)
@@ -189,7 +192,7 @@ func TestLossNodeDirect(t *testing.T) {
 	h3 := NewHandle(tBk)
 	g3 := G.NewGraph()
 	x3 := G.NewMatrix(g3, tensor.Float64, G.WithShape(B*T, V), G.WithName("logits3"),
-		G.WithValue(tensor.New(tensor.WithShape(B*T, V), tensor.WithBacking(L))))
+		G.WithValue(tensor.New(tensor.WithShape(B*T, V), tensor.WithBacking(slices.Clone(L)))))
 	if _, err := NewLossNode(x3, obj, h3); err != nil {
 		t.Fatal(err)
 	}
