@@ -186,9 +186,21 @@ func TestFloat32MatchesFloat64(t *testing.T) {
 	if e := math.Abs(l64 - l32); e > 1e-5*math.Max(1, math.Abs(l64)) {
 		t.Errorf("loss float64 %.9g float32 %.9g", l64, l32)
 	}
+	// The training graphs' loss works in place of their logits (which then
+	// hold the loss gradient): compare those, and the logits of
+	// forward-only graphs.
 	maxd := 0.0
 	for i, v := range a.g.Logits64() {
 		maxd = math.Max(maxd, math.Abs(v-float64(b.g.Logits32()[i])))
+	}
+	if maxd > 1e-6 {
+		t.Errorf("logits gradient max diff %.3g", maxd)
+	}
+	maxd = 0
+	f64 := forwardLogits(t, p64, B, T, bt.inputs, bt.positions, bt.parents)
+	f32 := forwardLogits(t, p32, B, T, bt.inputs, bt.positions, bt.parents)
+	for i, v := range f64 {
+		maxd = math.Max(maxd, math.Abs(v-f32[i]))
 	}
 	if maxd > 1e-4 {
 		t.Errorf("logits max diff %.3g", maxd)
