@@ -145,6 +145,30 @@ func latestCheckpoint(out string) (string, error) {
 	return filepath.Join(out, name), nil
 }
 
+// resumeCheckpoint returns the checkpoint a resumed run of out starts
+// from: the one named by the latest marker; without a marker (a run killed
+// before its first marker write, or between a checkpoint folder's rename
+// into place and the marker's update) the newest checkpoint folder (a
+// folder is in place only once complete: the rename is a write's last
+// step), or "" when the run wrote none yet (it starts again from step 0).
+// A folder that holds no run is an error: there is nothing to resume.
+func resumeCheckpoint(out string) (string, error) {
+	if fileExists(filepath.Join(out, LatestFile)) {
+		return latestCheckpoint(out)
+	}
+	found, err := runFiles(out)
+	if err != nil {
+		return "", err
+	}
+	if len(found) == 0 {
+		return "", fmt.Errorf("%s: no run to resume (no %s marker, checkpoint or metrics)", out, LatestFile)
+	}
+	if steps := listCheckpoints(out); len(steps) > 0 {
+		return ckptDir(out, steps[len(steps)-1]), nil
+	}
+	return "", nil
+}
+
 func readState(dir string) (*State, error) {
 	path := filepath.Join(dir, StateFile)
 	b, err := os.ReadFile(path)

@@ -140,8 +140,11 @@ func New(cfg Config, in Inputs, resume bool, console io.Writer) (*Trainer, error
 
 	var ck string
 	if resume {
-		if ck, err = latestCheckpoint(t.out); err != nil {
+		if ck, err = resumeCheckpoint(t.out); err != nil {
 			return nil, err
+		}
+		if ck == "" {
+			fmt.Fprintf(console, "%s holds no checkpoint yet: starting again from step 0\n", t.out)
 		}
 		if err := removeStaleTemps(t.out); err != nil {
 			return nil, err

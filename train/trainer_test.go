@@ -253,7 +253,8 @@ func killAndResume(t *testing.T, cfg Config, kills []killPoint, want []lossRow) 
 		// (only reached when earlier kills lagged a lot).
 		lim := cfg.Steps - 2
 		progress := filepath.Join(work, fmt.Sprintf("progress-%d", i))
-		cs := childSpec{Cfg: cfg, Resume: fileExists(filepath.Join(out, LatestFile)), HoldAt: cfg.Steps - 1, Release: release, Progress: progress}
+		found, _ := runFiles(out) // resume whatever the killed child left, as a user would
+		cs := childSpec{Cfg: cfg, Resume: len(found) > 0, HoldAt: cfg.Steps - 1, Release: release, Progress: progress}
 		var k killPoint
 		if final {
 			if err := os.WriteFile(release, nil, 0o644); err != nil {
@@ -555,5 +556,34 @@ func TestPruneKeepsBestAndLast(t *testing.T) {
 	got := fmt.Sprint(listCheckpoints(out))
 	if got != "[4 8 10]" {
 		t.Fatalf("kept %s, want [4 8 10]", got)
+	}
+}
+
+// TestResumeCheckpoint: what -resume starts from when the latest marker is
+// missing (a run killed before its first marker write).
+func TestResumeCheckpoint(t *testing.T) {
+	out := t.TempDir()
+	if _, err := resumeCheckpoint(out); err == nil || !strings.Contains(err.Error(), "no run to resume") {
+		t.Fatalf("empty folder: %v, want a no-run error", err)
+	}
+	if err := os.WriteFile(filepath.Join(out, MetricsFile), []byte("{}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if ck, err := resumeCheckpoint(out); err != nil || ck != "" {
+		t.Fatalf("metrics only: %q %v, want a fresh start", ck, err)
+	}
+	for _, s := range []int{2, 10, 4} {
+		if err := os.Mkdir(ckptDir(out, s), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if ck, err := resumeCheckpoint(out); err != nil || ck != ckptDir(out, 10) {
+		t.Fatalf("folders without a marker: %q %v, want the newest", ck, err)
+	}
+	if err := os.WriteFile(filepath.Join(out, LatestFile), []byte("ckpt-00000004\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if ck, err := resumeCheckpoint(out); err != nil || ck != ckptDir(out, 4) {
+		t.Fatalf("with a marker: %q %v, want the marked one", ck, err)
 	}
 }
