@@ -227,9 +227,11 @@ func (t *Trainer) initOptimizer() error {
 	if err != nil {
 		return err
 	}
-	t.accum = make([][]float32, len(t.params.List))
-	for i, p := range t.params.List {
-		t.accum[i] = make([]float32, len(p.F32))
+	if cfg.GradAccum > 1 { // one micro-batch per step uses its graph's gradients as they are
+		t.accum = make([][]float32, len(t.params.List))
+		for i, p := range t.params.List {
+			t.accum[i] = make([]float32, len(p.F32))
+		}
 	}
 	if t.obj.UsesReplay() && cfg.ReplaySize > 0 {
 		if t.replay, err = data.NewReplayBuffer(cfg.ReplaySize); err != nil {
@@ -420,6 +422,10 @@ func (t *Trainer) trainStep() (*StepInfo, error) {
 	for _, a := range t.accum {
 		clear(a)
 	}
+	// grads is the step's gradient: the graph's own with one micro-batch
+	// (the objective's gradient is already the mean over its tokens), the
+	// token-weighted mean accumulated in t.accum with several.
+	var grads [][]float32
 	useG := t.replay != nil && t.replay.Len() > 0 && lambda > 0 && t.cfg.ReplayBatch > 0
 	type mb struct {
 		loss float64
@@ -449,23 +455,29 @@ func (t *Trainer) trainStep() (*StepInfo, error) {
 		if math.IsNaN(loss) || math.IsInf(loss, 0) {
 			nonfinite = true
 		}
-		grads := sg.m.Grads()
-		w := float32(n)
-		for i, g := range grads {
-			a := t.accum[i]
-			for j, x := range g {
-				a[j] += w * x
+		if t.accum == nil {
+			grads = sg.m.Grads()
+		} else {
+			w := float32(n)
+			for i, g := range sg.m.Grads() {
+				a := t.accum[i]
+				for j, x := range g {
+					a[j] += w * x
+				}
 			}
+			grads = t.accum
 		}
 		mbs = append(mbs, mb{loss: loss, res: sg.h.Result(), n: n})
 		total += n
 	}
 	info := &StepInfo{Step: step + 1, LR: lr, Lambda: lambda, Tokens: total, Components: map[string]float64{}}
 	if total > 0 {
-		inv := 1 / float32(total)
-		for _, a := range t.accum {
-			for j := range a {
-				a[j] *= inv
+		if t.accum != nil {
+			inv := 1 / float32(total)
+			for _, a := range t.accum {
+				for j := range a {
+					a[j] *= inv
+				}
 			}
 		}
 		for _, m := range mbs {
@@ -480,7 +492,7 @@ func (t *Trainer) trainStep() (*StepInfo, error) {
 		}
 	}
 	info.Components["lambda"] = lambda
-	norm := GradNorm(t.accum)
+	norm := GradNorm(grads)
 	info.GradNorm = norm
 	if nonfinite || math.IsNaN(norm) || math.IsInf(norm, 0) {
 		info.Skipped = true
@@ -492,9 +504,9 @@ func (t *Trainer) trainStep() (*StepInfo, error) {
 		return info, nil
 	}
 	t.st.NonFinite = 0
-	clipToNorm(t.accum, norm, t.cfg.GradClip) // norm is GradNorm(t.accum)
+	clipToNorm(grads, norm, t.cfg.GradClip) // norm is GradNorm(grads)
 	t.opt.LR = lr
-	if err := t.opt.Update(data32(t.params), t.accum); err != nil {
+	if err := t.opt.Update(data32(t.params), grads); err != nil {
 		return nil, err
 	}
 	t.st.Step++
