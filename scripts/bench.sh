@@ -555,18 +555,14 @@ N_, D_, V_, L_, H_ = GB * GT, GD, GV, GL, 12
 MiB = 4 / 2**20
 acct = [
     ("parameters (124.4M)", N_g * MiB + (GL * 13 * GD + 2 * GD + 1024 * GD) * MiB, "needed"),
-    ("parameter gradients", N_g * MiB + (GL * 13 * GD + 2 * GD + 1024 * GD) * MiB, "needed"),
-    ("second wte gradient (embedding and tied LM head each write one; gorgonia sums them)", GV * GD * MiB, "removable: accumulate both into one buffer"),
+    ("parameter gradients (one wte gradient: the embedding adds its scatter into the tied LM head's)", N_g * MiB + (GL * 13 * GD + 2 * GD + 1024 * GD) * MiB, "needed"),
     ("AdamW m and v", 2 * (N_g + GL * 13 * GD + 2 * GD + 1024 * GD) * MiB, "needed (f32 moments)"),
-    ("activations kept for backward: 16·N·D per layer (ln_1, qkv, attention out, residual, ln_2, c_fc, GELU, residual)", 16 * N_ * D_ * L_ * MiB, "needed (or recompute)"),
+    ("activations kept for backward: 12·N·D per layer (layer input, ln_1, qkv, attention out, residual, ln_2, c_fc)", 12 * N_ * D_ * L_ * MiB, "needed (or recompute)"),
     ("attention probabilities B·H·T² per layer", GB * H_ * GT * GT * L_ * MiB, "needed (or recompute: flash-style)"),
-    ("GELU tanh cache 4·N·D per layer", 4 * N_ * D_ * L_ * MiB, "removable: recompute in backward"),
-    ("residual-stream and layer-norm input gradients, 4·N·D per layer", 4 * N_ * D_ * L_ * MiB, "mostly removable: share across layers like the others"),
-    ("shared input-gradient buffers (one per kind for all layers), 14·N·D", 14 * N_ * D_ * MiB, "already shared"),
-    ("logits N·V", N_ * V_ * MiB, "removable: overwrite with the probabilities"),
-    ("cross-entropy probabilities N·V", N_ * V_ * MiB, "needed (one N·V buffer)"),
-    ("logits gradient N·V", N_ * V_ * MiB, "removable: written in place of the probabilities"),
-    ("embedding and final layer-norm outputs and their gradients, 4·N·D", 4 * N_ * D_ * MiB, "needed"),
+    ("input-gradient buffers shared by all layers (dx, dx2, dh, dqkv, da, dh2, df and the head's input), 13·N·D", 13 * N_ * D_ * MiB, "shared"),
+    ("MLP scratch shared by all layers: gelu(c_fc), its tanh and its gradient, recomputed by each backward, 12·N·D", 12 * N_ * D_ * MiB, "shared"),
+    ("logits N·V: overwritten by exp(l − max) in the loss forward, then by the loss gradient", N_ * V_ * MiB, "needed (one N·V buffer)"),
+    ("last layer's output and final layer-norm output, 2·N·D", 2 * N_ * D_ * MiB, "needed"),
 ]
 tot = sum(a[1] for a in acct)
 go_rows = groups.get(("smtrain", "train", "gpt2s", None, "go"), [])
@@ -575,19 +571,19 @@ L += ["", "## Memory account: training gpt2s in smtrain", "",
       f"N = B·T = {N_}, D = {D_}, V = {V_}, L = {L_}, H = {H_}; float32. Sizes from the shapes (what the graph and the optimizer "
       f"allocate once and keep; a step allocates {fmt(max((r.get('alloc_mb_per_step') or 0 for r in go_rows), default=None), '%.2f')} MB more). "
       "A heap profile (`smbench train gpt2s -memprofile`, `go tool pprof -sample_index=alloc_space`) attributes the same totals to "
-      "ZeroParams (parameters), train.NewAdamW (moments), newDense (op outputs and gradients), the cross-entropy, attention and GELU kernels "
-      "and the shared gradients.", "",
+      "ZeroParams (parameters), train.NewAdamW (moments), newDense (op outputs and gradients), the attention kernel "
+      "and the shared buffers.", "",
       "| buffer | MiB | status |", "|---|---|---|"]
 for name, mib, st in acct:
     L.append(f"| {name} | {mib:.0f} | {st} |")
-rem = sum(a[1] for a in acct if a[2].startswith("removable"))
 L += [f"| **total from the shapes** | **{tot:.0f}** | |",
       f"| Go heap from the OS at the end of the run (heap_sys_mb) | {fmt(heap)} | measured |",
       f"| peak RSS of the process | {fmt(gd['train_peak_rss_mb']['smtrain'])} | measured (adds the binary, OpenBLAS buffers, runtime) |", "",
-      f"The removable buffers add up to {rem:.0f} MiB: without them the peak would be about "
-      f"{fmt((gd['train_peak_rss_mb']['smtrain'] or 0) - rem)} MB, "
-      f"{fmt(ratio((gd['train_peak_rss_mb']['smtrain'] or 0) - rem, gd['train_peak_rss_mb']['pytorch']), '%.2f')}× PyTorch's peak "
-      "(target 0.7×); the rest is parameters, gradients and moments (4 × 475 MiB) and the activations backward needs."]
+      "Removed since the first account (3862 MB peak, 0.93×): the second wte gradient and gorgonia's sum of the two (147 MiB), "
+      "gorgonia's per-use residual-gradient copies and sums (144 MiB; the layer norms add the residual's share into two shared buffers), "
+      "the GELU output and tanh kept per layer (288 MiB; recomputed from c_fc's output in backward), and two of the three N·V buffers "
+      "(392 MiB; the loss works in place of the logits, in `smtrain fit`'s objectives as in this benchmark's cross entropy). "
+      "What is left is parameters, gradients and moments (4 × 475 MiB), the activations backward needs, and one N·V buffer."]
 L += ["", "llama.cpp: " + (json.dumps(gd["llamacpp"]) if gd["llamacpp"] else "not run (node-llama-cpp absent)") + "."]
 L += ["", "Best-of-reps ratios (fastest rep of each side; less sensitive to load from other processes): " +
       ", ".join(f"{k} {fmt(x, '%.2fx')}" for k, x in res["best_of_reps_ratios"].items()) + ".", ""]
