@@ -10,3 +10,6 @@ func SetBLASThreads(n int) {}
 
 // BLASThreads is 0 for the pure-Go BLAS (no thread pool of its own).
 func BLASThreads() int { return 0 }
+
+// BLASCore is "" for the pure-Go BLAS (no core-specific kernels).
+func BLASCore() string { return "" }

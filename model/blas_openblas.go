@@ -6,6 +6,7 @@ package model
 #cgo LDFLAGS: -lopenblas
 extern void openblas_set_num_threads(int);
 extern int openblas_get_num_threads(void);
+extern char* openblas_get_corename(void);
 */
 import "C"
 
@@ -33,7 +34,7 @@ func init() {
 }
 
 // BLASName names the BLAS implementation compiled in.
-func BLASName() string { return "OpenBLAS (netlib cgo)" }
+func BLASName() string { return "OpenBLAS (netlib cgo, " + BLASCore() + " kernels)" }
 
 // SetBLASThreads sets the number of OpenBLAS threads (n ≥ 1). The kernels
 // split their matrix work across GOMAXPROCS goroutines themselves, so one
@@ -46,3 +47,7 @@ func SetBLASThreads(n int) {
 
 // BLASThreads is the number of OpenBLAS threads.
 func BLASThreads() int { return int(C.openblas_get_num_threads()) }
+
+// BLASCore is the CPU core type OpenBLAS chose its kernels for (its
+// openblas_get_corename; OPENBLAS_CORETYPE overrides its detection).
+func BLASCore() string { return C.GoString(C.openblas_get_corename()) }

@@ -55,6 +55,17 @@ fi
 mkdir -p bin
 go build "${TAGS[@]}" -o bin/smbench ./bench/cmd/smbench
 go build "${TAGS[@]}" -o bin/smtrain ./cmd/smtrain
+# OpenBLAS may not know this CPU model and fall back to pre-AVX2 kernels
+# (model.BLASCoreFix; smbench and smtrain then re-execute themselves with
+# OPENBLAS_CORETYPE set). Give every process of the run, the PyTorch peer's
+# OpenBLAS included, the same core type.
+if [ -z "${OPENBLAS_CORETYPE:-}" ]; then
+  CORE=$(bin/smbench blascore)
+  if [ -n "$CORE" ]; then
+    echo "bench: OpenBLAS misdetects this CPU; OPENBLAS_CORETYPE=$CORE for both sides" >&2
+    export OPENBLAS_CORETYPE=$CORE
+  fi
+fi
 
 # Raw per-process JSON lines are kept beside the results; AGG_ONLY=1
 # re-aggregates an existing raw file without measuring.
@@ -410,7 +421,8 @@ res = {
                          [round(v, 1) for r in g for v in r[field(k[1])]] for k, g in groups.items()},
              "peer_best_layout": {"/".join(str(x) for x in k if x is not None): best_layout("pytorch", *k)
                                   for k in sorted({k[1:4] for k in groups if k[0] == "pytorch"}, key=str)}},
-    "machine": {"cpu": cpu, "cores": int(cores), "loadavg_start": load0, "loadavg_end": load1},
+    "machine": {"cpu": cpu, "cores": int(cores), "loadavg_start": load0, "loadavg_end": load1,
+                "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE", "")},
     "versions": {"go": gov, "torch": rows[0].get("torch") if rows else None,
                  "python": next((r["python"] for r in rows if "python" in r), None),
                  "smtrain_blas": next((r["blas"] for r in rows if r["impl"] == "smtrain"), None),
@@ -505,6 +517,8 @@ L = ["# smtrain vs PyTorch: benchmark results", "",
      f"- Machine: {cpu}, {cores} cores (shared; load average {load0} at start, {load1} at end)",
      f"- smtrain: {gov}, BLAS {v['smtrain_blas']}, {res['threads']['smtrain']}",
      f"- PyTorch {v['torch']} (Python {v['python']}, {v['torch_blas']}), thread layouts torch:OpenBLAS {os.environ['PEER_LAYOUTS']}, each task at its best",
+     *([f"- OPENBLAS_CORETYPE={res['machine']['openblas_coretype']} for both sides (OpenBLAS's own detection chose pre-AVX2 kernels on this CPU)"]
+       if res['machine'].get('openblas_coretype') else []),
      f"- {rounds} rounds x {reps} reps per process, the two sides alternating; medians over all reps", "",
      "| key | meaning | smtrain | PyTorch | value | target |", "|---|---|---|---|---|---|"]
 def row(key, meaning, a, b, val, target, p="%.0f", vp="%.2f"):

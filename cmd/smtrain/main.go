@@ -15,6 +15,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"smtrain/internal/blasfix"
 )
 
 // commands is the command table, in the order `smtrain help` lists them.
@@ -39,6 +41,9 @@ func init() {
 }
 
 func main() {
+	if err := blasfix.Exec(); err != nil { // returns only without a fix to make, or when it failed
+		fmt.Fprintln(os.Stderr, "smtrain:", err)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()

@@ -38,6 +38,7 @@ import (
 	"time"
 
 	"smtrain/data"
+	"smtrain/internal/blasfix"
 	"smtrain/model"
 	"smtrain/model/gguf"
 	"smtrain/train"
@@ -99,6 +100,9 @@ type result struct {
 }
 
 func main() {
+	if err := blasfix.Exec(); err != nil { // returns only without a fix to make, or when it failed
+		fmt.Fprintln(os.Stderr, "smbench:", err)
+	}
 	if err := run(os.Args[1:], os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "smbench:", err)
 		var ue usageError
@@ -131,8 +135,15 @@ func run(args []string, stdout io.Writer) error {
 	out := fs.String("out", "", "export: output GGUF file")
 	typ := fs.String("type", "f32", "export: weight type f32 or f16")
 	weights := fs.String("weights", model.WeightsF32, "decode: the decoder's weight format, f32 or f16")
+	if len(args) == 1 && args[0] == "blascore" {
+		// The OPENBLAS_CORETYPE in effect (set by blasfix.Exec or by the
+		// caller; empty when OpenBLAS's own detection stands), for the
+		// bench script to give the PyTorch peer's OpenBLAS the same kernels.
+		_, err := fmt.Fprintln(stdout, os.Getenv("OPENBLAS_CORETYPE"))
+		return err
+	}
 	if len(args) < 2 {
-		return usageError{"usage: smbench train|decode|smmle|export tiny|small|gpt2s [-reps N] [-steps N] [-batch N] [-weights f32|f16] [-out F -type f32|f16]"}
+		return usageError{"usage: smbench blascore | smbench train|decode|smmle|export tiny|small|gpt2s [-reps N] [-steps N] [-batch N] [-weights f32|f16] [-out F -type f32|f16]"}
 	}
 	task, name := args[0], args[1]
 	if err := fs.Parse(args[2:]); err != nil {
