@@ -157,6 +157,9 @@ func (k *adamStep) run32(p, g, m, v []float32) {
 	g, m, v = g[:len(p)], m[:len(p)], v[:len(p)]
 	b1, b2, ob1, ob2 := float32(k.b1), float32(k.b2), float32(1-k.b1), float32(1-k.b2)
 	step, bc2, eps, decay := float32(k.stepSize), float32(k.bc2), float32(k.eps), float32(k.decay)
+	c := [8]float32{b1, ob1, b2, ob2, decay, step, bc2, eps}
+	n := adamVec32(p, g, m, v, &c) // the same arithmetic, 8 lanes at a time
+	p, g, m, v = p[n:], g[n:], m[n:], v[n:]
 	for j := range p {
 		gj := g[j]
 		mj := b1*m[j] + ob1*gj
