@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"smtrain/envbridge/sandbox/safefs"
 )
 
 // Workspace quota defaults (Config.WorkspaceBytes, Config.WorkspaceFiles).
@@ -255,8 +257,15 @@ func RemoveWorkspace(ws string) error {
 			errs = append(errs, fmt.Errorf("unmount: %w", err))
 		}
 	}
-	if err := os.RemoveAll(ws); err != nil {
+	// The workspace holds agent-made files: remove them through safefs
+	// (never following a link, within its entry, depth and time bounds).
+	if parent, err := safefs.OpenDir(filepath.Dir(ws)); err != nil {
 		errs = append(errs, err)
+	} else {
+		if err := parent.RemoveAll(filepath.Base(ws), safefs.Limits{}); err != nil {
+			errs = append(errs, err)
+		}
+		parent.Close()
 	}
 	if err := os.Remove(ws + wsImageSuffix); err != nil && !errors.Is(err, os.ErrNotExist) {
 		errs = append(errs, err)

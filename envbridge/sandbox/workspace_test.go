@@ -256,3 +256,38 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+// TestRemoveWorkspaceKeepsLinkTargets: an agent's links out of its
+// workspace are removed, never followed.
+func TestRemoveWorkspaceKeepsLinkTargets(t *testing.T) {
+	root := t.TempDir()
+	outside := filepath.Join(t.TempDir(), "host")
+	if err := os.MkdirAll(filepath.Join(outside, "keep"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(outside, "keep", "f"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{WorkspaceBytes: 1 << 20, WorkspaceFiles: 64}
+	ws, _, err := cfg.NewWorkspace(root, "task-ws-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(ws, "a", "b"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range []string{filepath.Join(ws, "out"), filepath.Join(ws, "a", "b", "deep")} {
+		if err := os.Symlink(outside, l); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := RemoveWorkspace(ws); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(ws); !os.IsNotExist(err) {
+		t.Fatalf("workspace still there: %v", err)
+	}
+	if b, err := os.ReadFile(filepath.Join(outside, "keep", "f")); err != nil || string(b) != "x" {
+		t.Fatalf("link target touched: %q %v", b, err)
+	}
+}
