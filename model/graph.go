@@ -38,6 +38,9 @@ func NewGraph(p *Params, B, T int) (*Graph, error) {
 	if B <= 0 || T <= 0 {
 		return nil, fmt.Errorf("model graph: batch shape B=%d T=%d must be positive", B, T)
 	}
+	if p.grads == nil { // Params not made by ZeroParams
+		p.grads = &gradStore{}
+	}
 	g := &Graph{G: G.NewGraph(), B: B, T: T, Params: p, bs: newBatchState(B, T)}
 	var err error
 	if p.DType == F32 {
@@ -66,13 +69,12 @@ func buildGraph[T Float](g *Graph, data func(*Param) []T) (err error) {
 		g.ParamNodes = append(g.ParamNodes, n)
 	}
 	pn := g.ParamNodes
-	apply := func(k opKernel[T], in ...*G.Node) *G.Node {
-		if err != nil {
-			return nil
-		}
-		var n *G.Node
-		n, err = G.ApplyOp(newFusedOp[T](k), in...)
-		return n
+	// Parameter gradients live in p's gradient store, shared by every
+	// graph of p (graphs of different batch shapes run one step at a time,
+	// and a step's gradients are consumed before the next step).
+	param := map[*G.Node]int{}
+	for i, n := range g.ParamNodes {
+		param[n] = i
 	}
 	// Buffers shared across layers. The gradient of an input that has a
 	// single consumer (h → c_attn, qkv → attention, a → c_proj, h2 → c_fc,
@@ -101,12 +103,19 @@ func buildGraph[T Float](g *Graph, data func(*Param) []T) (err error) {
 		}
 		return b
 	}
+	// applyShared applies k to in; the gradient of in[0] goes to the
+	// buffer shared under name ("" : its own), those of parameters to the
+	// store.
 	applyShared := func(name string, k opKernel[T], in ...*G.Node) (*G.Node, *fusedOp[T]) {
 		if err != nil {
 			return nil, nil
 		}
+		ins := append([]*G.Node(nil), in...)
 		op := newFusedOpShared[T](k, func(slot, n int) []T {
-			if slot != 0 {
+			if i, ok := param[ins[slot]]; ok {
+				return paramGrad[T](g.Params, i)
+			}
+			if slot != 0 || name == "" {
 				return nil
 			}
 			return buf(name, n)
@@ -116,8 +125,8 @@ func buildGraph[T Float](g *Graph, data func(*Param) []T) (err error) {
 		return n, op
 	}
 	eps := cfg.LayerNormEpsilon
-	emb := &embedOp[T]{n: N, d: D, v: V, p: cfg.NPositions, bs: g.bs, k: embedKernel[T]{d: D}, dwte: new([]T)}
-	x := apply(emb, pn[0], pn[1])
+	emb := &embedOp[T]{n: N, d: D, v: V, p: cfg.NPositions, bs: g.bs, k: embedKernel[T]{d: D}, tied: true}
+	x, _ := applyShared("", emb, pn[0], pn[1])
 	for l := 0; l < cfg.NLayer; l++ {
 		w := pn[2+l*perLayer:]
 		ln1 := newLayerNormOp[T](N, D, eps)
@@ -137,9 +146,7 @@ func buildGraph[T Float](g *Graph, data func(*Param) []T) (err error) {
 	h, _ := applyShared("dx", newLayerNormOp[T](N, D, eps), x, pn[nl-2], pn[nl-1]) // (N, D)
 	var head *fusedOp[T]
 	g.Logits, head = applyShared("dhf", newLinearOp[T]("lm_head", N, D, V, true, false, false), h, pn[0]) // (N, V)
-	if head != nil {
-		*emb.dwte = head.din[1]
-	}
+	emb.head = head
 	return err
 }
 
@@ -240,8 +247,9 @@ func (m *Machine) Loss() float64 {
 }
 
 // Grads returns the gradients of the last Step in Params.List order
-// (float32 graphs; nil otherwise). The slices are owned by the machine and
-// overwritten by the next Step.
+// (float32 graphs; nil otherwise). The slices belong to the Params'
+// gradient store, shared by every graph of those Params, and are
+// overwritten by the next Step of any of them.
 func (m *Machine) Grads() [][]float32 {
 	if m.g.Params.DType != F32 {
 		return nil

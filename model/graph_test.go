@@ -407,15 +407,21 @@ func TestGraphReuse(t *testing.T) {
 	if l := f1.step(t); l != l1 {
 		t.Errorf("batch 1: loss %v, fresh graph %v", l1, l)
 	}
+	// Graphs of one Params share its gradient buffers: read f1's before
+	// f2 steps.
+	fg1 := cloneGrads(f1.m.Grads())
 	if l := f2.step(t); l != l2 {
 		t.Errorf("batch 2: loss %v, fresh graph %v", l2, l)
+	}
+	if &f1.m.Grads()[0][0] != &f2.m.Grads()[0][0] {
+		t.Error("two graphs of one Params keep separate gradient buffers")
 	}
 	if l1 == l2 {
 		t.Error("different batches gave the same loss")
 	}
 	for i := range g1 {
 		for j := range g1[i] {
-			if g1[i][j] != f1.m.Grads()[i][j] || g2[i][j] != f2.m.Grads()[i][j] {
+			if g1[i][j] != fg1[i][j] || g2[i][j] != f2.m.Grads()[i][j] {
 				t.Fatalf("%s[%d]: gradients differ from a fresh graph", p.List[i].Name, j)
 			}
 		}
@@ -542,4 +548,48 @@ func TestLargerConfig(t *testing.T) {
 	t.Run("padding", TestPaddingHasNoEffect)
 	t.Run("reuse", TestGraphReuse)
 	t.Run("decoder", TestDecoderMatchesFullForward)
+}
+
+// TestForwardGraphAllocatesNoGradients: a forward-only graph (evaluation,
+// noise) never allocates input-gradient buffers; a training graph of the
+// same Params at another batch shape writes the Params' shared ones.
+func TestForwardGraphAllocatesNoGradients(t *testing.T) {
+	rng := rand.New(rand.NewPCG(31, 32))
+	p := randomParams(t, cfgTest, F32, 6, 0.2)
+	bt, _ := randomBatch(rng, cfgTest, 2, 8)
+	forwardLogits(t, p, 2, 8, bt.inputs, bt.positions, bt.parents)
+	g, err := NewGraph(p, 2, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := g.CompileForward()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if err := g.SetBatch(bt.inputs, bt.positions, bt.parents); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Step(); err != nil {
+		t.Fatal(err)
+	}
+	ops := 0
+	for _, n := range g.G.AllNodes() {
+		if op, ok := n.Op().(*fusedOp[float32]); ok {
+			ops++
+			for i, d := range op.din {
+				if d != nil {
+					t.Errorf("%v: input %d has a gradient buffer in a forward-only graph", op, i)
+				}
+			}
+		}
+	}
+	if ops < 5 {
+		t.Fatalf("only %d fused ops found", ops)
+	}
+	a := newTrainer(t, p, 3, 5, func() batch { b, _ := randomBatch(rng, cfgTest, 3, 5); return b }())
+	a.step(t)
+	if &a.m.Grads()[0][0] != &paramGrad[float32](p, 0)[0] {
+		t.Error("a training graph's gradients are not the Params' store")
+	}
 }

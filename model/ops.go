@@ -122,6 +122,10 @@ type fusedOp[T Float] struct {
 	dinDense []*tensor.Dense
 	first    int // first differentiable input (the backward node's output)
 	bin      [][]T
+	// shared gives input-gradient buffers (newFusedOpShared); gradsReady:
+	// allocGrads ran.
+	shared     func(slot, n int) []T
+	gradsReady bool
 	// dout is the output gradient of the last backward (a gorgonia-owned
 	// buffer, valid until the step ends): an op whose input this op adds
 	// as a residual reads it (layerNormOp.resid).
@@ -141,7 +145,7 @@ func newFusedOp[T Float](k opKernel[T]) *fusedOp[T] { return newFusedOpShared(k,
 // shared(slot, n) when it returns non-nil (buffers shared between ops
 // whose gradients are never live at the same time; see buildGraph).
 func newFusedOpShared[T Float](k opKernel[T], shared func(slot, n int) []T) *fusedOp[T] {
-	op := &fusedOp[T]{k: k, id: nextOpID(), first: -1}
+	op := &fusedOp[T]{k: k, id: nextOpID(), first: -1, shared: shared}
 	ins := k.inShapes()
 	op.ins = ins
 	for _, s := range ins {
@@ -157,22 +161,34 @@ func newFusedOpShared[T Float](k opKernel[T], shared func(slot, n int) []T) *fus
 		op.outBuf = op.scal[:]
 	}
 	for i, d := range k.diffWRT() {
+		if d && op.first < 0 {
+			op.first = i
+		}
+	}
+	return op
+}
+
+// allocGrads makes the input-gradient buffers at the first backward (a
+// graph compiled forward-only never allocates them): shared(slot, n)'s
+// buffer when it returns one, an op-owned one otherwise.
+func (op *fusedOp[T]) allocGrads() {
+	if op.gradsReady {
+		return
+	}
+	for i, d := range op.k.diffWRT() {
 		if !d {
 			continue
 		}
-		if op.first < 0 {
-			op.first = i
-		}
-		if shared != nil {
-			if buf := shared(i, shapeSize(ins[i])); buf != nil {
+		if op.shared != nil {
+			if buf := op.shared(i, op.sizes[i]); buf != nil {
 				op.din[i] = buf
-				op.dinDense[i] = tensor.New(tensor.WithShape(ins[i].Clone()...), tensor.WithBacking(buf))
+				op.dinDense[i] = tensor.New(tensor.WithShape(op.ins[i].Clone()...), tensor.WithBacking(buf))
 				continue
 			}
 		}
-		op.dinDense[i], op.din[i] = newDense[T](ins[i], shapeSize(ins[i]))
+		op.dinDense[i], op.din[i] = newDense[T](op.ins[i], op.sizes[i])
 	}
-	return op
+	op.gradsReady = true
 }
 
 // Arity, Type, InferShape, Do, ReturnsPtr, CallsExtern, OverwritesInput,
@@ -327,6 +343,7 @@ func (op *bwdOp[T]) Do(vals ...G.Value) (G.Value, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%v output gradient: %w", op, err)
 	}
+	f.allocGrads()
 	f.dout = dout
 	f.k.bwd(f.bin, out, dout, f.din)
 	return f.dinDense[f.first], nil

@@ -73,13 +73,14 @@ type embedOp[T Float] struct {
 	n, d, v, p int
 	bs         *batchState
 	k          embedKernel[T]
-	// dwte is the tied LM head's wte gradient buffer (set once the head is
+	// tied: wte is the tied LM head's weight (head, set once the head is
 	// built): the embedding does not differentiate wte itself but adds its
-	// scatter into the head's gradient, so the model keeps one wte
+	// scatter into the head's wte gradient, so the model keeps one wte
 	// gradient instead of two that gorgonia would sum into a third. The
 	// head's backward (which overwrites that buffer) always runs first:
 	// the embedding's output gradient depends on it.
-	dwte *[]T
+	tied bool
+	head *fusedOp[T]
 }
 
 func (o *embedOp[T]) kind() string { return "embedding" }
@@ -87,7 +88,7 @@ func (o *embedOp[T]) inShapes() []tensor.Shape {
 	return []tensor.Shape{{o.v, o.d}, {o.p, o.d}}
 }
 func (o *embedOp[T]) outShape() tensor.Shape { return tensor.Shape{o.n, o.d} }
-func (o *embedOp[T]) diffWRT() []bool        { return []bool{o.dwte == nil, true} }
+func (o *embedOp[T]) diffWRT() []bool        { return []bool{!o.tied, true} }
 func (o *embedOp[T]) fwd(in [][]T, out []T) error {
 	if !o.bs.ok {
 		return errNoBatch
@@ -96,12 +97,12 @@ func (o *embedOp[T]) fwd(in [][]T, out []T) error {
 	return nil
 }
 func (o *embedOp[T]) bwd(in [][]T, out, dout []T, din [][]T) {
-	if o.dwte == nil {
+	if !o.tied {
 		o.k.backward(o.bs.tok, o.bs.pos, dout, din[0], din[1], false)
 		return
 	}
 	zero(din[1])
-	o.k.backward(o.bs.tok, o.bs.pos, dout, *o.dwte, din[1], true)
+	o.k.backward(o.bs.tok, o.bs.pos, dout, o.head.din[1], din[1], true)
 }
 
 // ---------------------------------------------------------------------------

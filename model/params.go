@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"sync"
 )
 
 // DType is the floating-point type of a model's parameters and activations.
@@ -51,6 +52,7 @@ type Params struct {
 	DType DType
 	List  []*Param
 	index map[string]int
+	grads *gradStore // parameter gradients of p's training graphs
 }
 
 // ParamSpec is the name and shape of one parameter.
@@ -113,7 +115,7 @@ func ZeroParams(cfg Config, dt DType) (*Params, error) {
 		return nil, fmt.Errorf("model params: unsupported dtype %v", dt)
 	}
 	specs := ParamSpecs(cfg)
-	p := &Params{Cfg: cfg, DType: dt, List: make([]*Param, len(specs)), index: make(map[string]int, len(specs))}
+	p := &Params{Cfg: cfg, DType: dt, List: make([]*Param, len(specs)), index: make(map[string]int, len(specs)), grads: &gradStore{}}
 	for i, s := range specs {
 		q := &Param{Name: s.Name, Shape: append([]int(nil), s.Shape...)}
 		if dt == F32 {
@@ -259,4 +261,43 @@ func (p *Params) Convert(dt DType) (*Params, error) {
 		}
 	}
 	return q, nil
+}
+
+// gradStore holds the parameter gradient buffers every training graph of
+// one Params writes (allocated at a graph's first backward): graphs of
+// different batch shapes run one step at a time and a step's gradients
+// are consumed (Machine.Grads) before the next step, so one copy serves
+// them all instead of one per graph.
+type gradStore struct {
+	mu  sync.Mutex
+	f32 map[int][]float32
+	f64 map[int][]float64
+}
+
+// paramGrad returns the gradient buffer of p.List[i] (len = its size),
+// zero-filled when new.
+func paramGrad[T Float](p *Params, i int) []T {
+	s := p.grads
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := len(p.List[i].F32) + len(p.List[i].F64)
+	var buf any
+	if isF32[T]() {
+		if s.f32 == nil {
+			s.f32 = map[int][]float32{}
+		}
+		if b := s.f32[i]; len(b) != n {
+			s.f32[i] = make([]float32, n)
+		}
+		buf = s.f32[i]
+	} else {
+		if s.f64 == nil {
+			s.f64 = map[int][]float64{}
+		}
+		if b := s.f64[i]; len(b) != n {
+			s.f64[i] = make([]float64, n)
+		}
+		buf = s.f64[i]
+	}
+	return buf.([]T)
 }
