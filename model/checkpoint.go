@@ -194,13 +194,16 @@ func ReadConfig(path string) (Config, error) {
 
 // ParamsTensors returns p's parameters as safetensors tensors (HF names,
 // p's dtype), in List order, without the tied LM head.
+//
+// The tensors' Data alias p's values (F32TensorView): encode them before
+// p changes, and do not modify them.
 func ParamsTensors(p *Params) []Tensor {
 	ts := make([]Tensor, len(p.List))
 	for i, q := range p.List {
 		if q.F32 != nil {
-			ts[i] = F32Tensor(q.Name, q.Shape, q.F32)
+			ts[i] = F32TensorView(q.Name, q.Shape, q.F32)
 		} else {
-			ts[i] = F64Tensor(q.Name, q.Shape, q.F64)
+			ts[i] = F64TensorView(q.Name, q.Shape, q.F64)
 		}
 	}
 	return ts
@@ -346,10 +349,26 @@ func Load(dir string, dt DType) (*Params, error) {
 // checkpoint folder (non-empty without config.json or model.safetensors) is
 // not touched and is an error.
 func Save(dir string, p *Params, extra map[string][]byte) (err error) {
+	return SaveWith(dir, p, extra, nil)
+}
+
+// SaveWith is Save with more files written by functions, streamed into
+// their files (a large optimizer state needs no in-memory encoding).
+func SaveWith(dir string, p *Params, extra map[string][]byte, streams map[string]func(io.Writer) error) (err error) {
 	if err := p.Check(); err != nil {
 		return err
 	}
+	names := make([]string, 0, len(extra)+len(streams))
 	for name := range extra {
+		names = append(names, name)
+	}
+	for name := range streams {
+		if _, dup := extra[name]; dup {
+			return fmt.Errorf("checkpoint %s: extra file %q given twice", dir, name)
+		}
+		names = append(names, name)
+	}
+	for _, name := range names {
 		if name == "" || name == "." || name == ".." || strings.ContainsAny(name, `/\`) || name == ModelFile || name == ConfigFile {
 			return fmt.Errorf("checkpoint %s: invalid extra file name %q", dir, name)
 		}
@@ -391,6 +410,11 @@ func Save(dir string, p *Params, extra map[string][]byte) (err error) {
 	for name, data := range files {
 		if err = atomicfile.WriteFile(filepath.Join(tmp, name), data); err != nil {
 			return err
+		}
+	}
+	for name, write := range streams {
+		if err = atomicfile.Write(filepath.Join(tmp, name), write); err != nil {
+			return fmt.Errorf("checkpoint %s: %s: %w", dir, name, err)
 		}
 	}
 	atomicfile.SyncDir(tmp)

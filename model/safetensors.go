@@ -14,6 +14,7 @@ package model
 
 import (
 	"smtrain/model/internal/vec"
+	"unsafe"
 
 	"bytes"
 	"encoding/binary"
@@ -190,6 +191,33 @@ func F32Tensor(name string, shape []int, v []float32) Tensor {
 	}
 	return Tensor{Name: name, DType: "F32", Shape: append([]int(nil), shape...), Data: b}
 }
+
+// F32TensorView is F32Tensor whose Data aliases v on a little-endian host
+// (a copy elsewhere): for encoding v's values right away without a second
+// copy of them in memory (Save, optimizer state). Data must not be
+// modified and is only valid while v is unchanged.
+func F32TensorView(name string, shape []int, v []float32) Tensor {
+	if !littleEndian || len(v) == 0 {
+		return F32Tensor(name, shape, v)
+	}
+	b := unsafe.Slice((*byte)(unsafe.Pointer(&v[0])), 4*len(v))
+	return Tensor{Name: name, DType: "F32", Shape: append([]int(nil), shape...), Data: b}
+}
+
+// F64TensorView is F32TensorView for float64 values.
+func F64TensorView(name string, shape []int, v []float64) Tensor {
+	if !littleEndian || len(v) == 0 {
+		return F64Tensor(name, shape, v)
+	}
+	b := unsafe.Slice((*byte)(unsafe.Pointer(&v[0])), 8*len(v))
+	return Tensor{Name: name, DType: "F64", Shape: append([]int(nil), shape...), Data: b}
+}
+
+// littleEndian: the host stores numbers as safetensors does.
+var littleEndian = func() bool {
+	x := uint16(1)
+	return *(*byte)(unsafe.Pointer(&x)) == 1
+}()
 
 // F64Tensor makes an F64 tensor from float64 values.
 func F64Tensor(name string, shape []int, v []float64) Tensor {

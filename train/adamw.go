@@ -1,7 +1,9 @@
 package train
 
 import (
+	"bytes"
 	"fmt"
+	"io"
 	"math"
 	"strconv"
 
@@ -297,16 +299,26 @@ func (a *AdamW[T]) StateTensors() ([]model.Tensor, map[string]string) {
 
 // MarshalState encodes the optimizer state as a safetensors file.
 func (a *AdamW[T]) MarshalState() ([]byte, error) {
+	var b bytes.Buffer
+	if err := a.WriteState(&b); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
+
+// WriteState writes the optimizer state as a safetensors file to w,
+// straight from the moments (no copy of them in memory).
+func (a *AdamW[T]) WriteState(w io.Writer) error {
 	ts, md := a.StateTensors()
-	return model.MarshalSafetensors(ts, md)
+	return model.EncodeSafetensors(w, ts, md)
 }
 
 func toTensor[T Float](name string, x []T) model.Tensor {
 	switch v := any(x).(type) {
 	case []float32:
-		return model.F32Tensor(name, []int{len(v)}, v)
+		return model.F32TensorView(name, []int{len(v)}, v)
 	case []float64:
-		return model.F64Tensor(name, []int{len(v)}, v)
+		return model.F64TensorView(name, []int{len(v)}, v)
 	}
 	// ~float32/~float64 named types: convert.
 	f := make([]float64, len(x))

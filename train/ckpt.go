@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -72,7 +73,7 @@ func ckptDir(out string, step int) string {
 
 // saveCheckpoint writes OUT/ckpt-%08d/ atomically (model.Save writes to a
 // temporary folder and renames it), then the latest marker.
-func saveCheckpoint(out string, st *State, p *model.Params, tok *data.Tokenizer, opt []byte, replay []byte) (string, error) {
+func saveCheckpoint(out string, st *State, p *model.Params, tok *data.Tokenizer, opt func(io.Writer) error, replay []byte) (string, error) {
 	stb, err := json.MarshalIndent(st, "", "  ")
 	if err != nil {
 		return "", err
@@ -83,7 +84,6 @@ func saveCheckpoint(out string, st *State, p *model.Params, tok *data.Tokenizer,
 	}
 	extra := map[string][]byte{
 		TokenizerFile: tokb,
-		OptimizerFile: opt,
 		StateFile:     append(stb, '\n'),
 	}
 	if replay != nil {
@@ -93,7 +93,7 @@ func saveCheckpoint(out string, st *State, p *model.Params, tok *data.Tokenizer,
 	if testHookCheckpoint != nil {
 		testHookCheckpoint("begin", st.Step)
 	}
-	if err := model.Save(dir, p, extra); err != nil {
+	if err := model.SaveWith(dir, p, extra, map[string]func(io.Writer) error{OptimizerFile: opt}); err != nil {
 		return "", err
 	}
 	if testHookCheckpoint != nil {

@@ -757,10 +757,6 @@ func (t *Trainer) checkpoint() error {
 	}
 	t.st.MetricsOffset = off
 	t.st.ElapsedS = t.elapsedS()
-	opt, err := t.opt.MarshalState()
-	if err != nil {
-		return err
-	}
 	var rb []byte
 	if t.replay != nil {
 		if rb, err = t.replay.MarshalJSON(); err != nil {
@@ -768,7 +764,7 @@ func (t *Trainer) checkpoint() error {
 		}
 	}
 	st := t.st
-	dir, err := saveCheckpoint(t.out, &st, t.params, t.tok, opt, rb)
+	dir, err := saveCheckpoint(t.out, &st, t.params, t.tok, t.opt.WriteState, rb)
 	if err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
