@@ -1,6 +1,8 @@
 package model
 
 import (
+	"bytes"
+	"io"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -337,4 +339,30 @@ func FuzzParseConfig(f *testing.F) {
 			t.Fatalf("round trip: %+v vs %+v (%v)", c2, cfg, err)
 		}
 	})
+}
+
+// TestSaveWithStreams: streamed extra files land beside the model, a name
+// given twice is refused, and the aliasing tensor views encode the same
+// bytes as copies.
+func TestSaveWithStreams(t *testing.T) {
+	p := randParams(t, F32, 5)
+	dir := filepath.Join(t.TempDir(), "c")
+	write := func(w io.Writer) error { _, err := io.WriteString(w, "streamed"); return err }
+	if err := SaveWith(dir, p, map[string][]byte{"a.txt": []byte("a")}, map[string]func(io.Writer) error{"s.bin": write}); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "s.bin")); err != nil || string(b) != "streamed" {
+		t.Fatalf("streamed file: %q %v", b, err)
+	}
+	if err := SaveWith(filepath.Join(t.TempDir(), "d"), p, map[string][]byte{"x": nil}, map[string]func(io.Writer) error{"x": write}); err == nil {
+		t.Fatal("a name given as bytes and as a stream was accepted")
+	}
+	q := p.List[2]
+	if v, c := F32TensorView(q.Name, q.Shape, q.F32), F32Tensor(q.Name, q.Shape, q.F32); !bytes.Equal(v.Data, c.Data) {
+		t.Fatal("F32TensorView encodes other bytes than F32Tensor")
+	}
+	f := []float64{1.5, -2, math.Pi}
+	if !bytes.Equal(F64TensorView("f", []int{3}, f).Data, F64Tensor("f", []int{3}, f).Data) {
+		t.Fatal("F64TensorView encodes other bytes than F64Tensor")
+	}
 }
