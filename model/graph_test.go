@@ -122,25 +122,11 @@ type trainer struct {
 	loss *G.Node
 }
 
+// newTrainer compiles a training graph of p with a CrossEntropy loss on
+// bt (in place of the logits) and sets bt as its batch.
 func newTrainer(t testing.TB, p *Params, B, T int, bt batch) *trainer {
 	t.Helper()
-	g, err := NewGraph(p, B, T)
-	if err != nil {
-		t.Fatal(err)
-	}
-	loss, err := CrossEntropy(g.Logits, bt.targets)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g.setTuning(testTune)
-	m, err := g.Compile(loss)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := g.SetBatch(bt.inputs, bt.positions, bt.parents); err != nil {
-		t.Fatal(err)
-	}
-	return &trainer{g: g, m: m, loss: loss}
+	return newCERun(t, p, B, T, bt, true)
 }
 
 func (tr *trainer) step(t testing.TB) float64 {
@@ -557,22 +543,7 @@ func TestForwardGraphAllocatesNoGradients(t *testing.T) {
 	rng := rand.New(rand.NewPCG(31, 32))
 	p := randomParams(t, cfgTest, F32, 6, 0.2)
 	bt, _ := randomBatch(rng, cfgTest, 2, 8)
-	forwardLogits(t, p, 2, 8, bt.inputs, bt.positions, bt.parents)
-	g, err := NewGraph(p, 2, 8)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := g.CompileForward()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	if err := g.SetBatch(bt.inputs, bt.positions, bt.parents); err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Step(); err != nil {
-		t.Fatal(err)
-	}
+	g := runForward(t, p, 2, 8, bt.inputs, bt.positions, bt.parents)
 	ops := 0
 	for _, n := range g.G.AllNodes() {
 		if op, ok := n.Op().(*fusedOp[float32]); ok {

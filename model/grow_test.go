@@ -10,21 +10,7 @@ import (
 // as float64.
 func forwardLogits(t *testing.T, p *Params, B, T int, inputs, positions, parents []int32) []float64 {
 	t.Helper()
-	g, err := NewGraph(p, B, T)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := g.CompileForward()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	if err := g.SetBatch(inputs, positions, parents); err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Step(); err != nil {
-		t.Fatal(err)
-	}
+	g := runForward(t, p, B, T, inputs, positions, parents)
 	if p.DType == F64 {
 		return append([]float64(nil), g.Logits64()...)
 	}
@@ -33,6 +19,28 @@ func forwardLogits(t *testing.T, p *Params, B, T int, inputs, positions, parents
 		out = append(out, float64(v))
 	}
 	return out
+}
+
+// runForward runs one forward pass of a forward-only graph of p on a
+// batch and returns the graph.
+func runForward(t *testing.T, p *Params, B, T int, inputs, positions, parents []int32) *Graph {
+	t.Helper()
+	g, err := NewGraph(p, B, T)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := g.CompileForward()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	if err := g.SetBatch(inputs, positions, parents); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Step(); err != nil {
+		t.Fatal(err)
+	}
+	return g
 }
 
 // growBatch: a row with a backspace branch and a plain chain, old tokens

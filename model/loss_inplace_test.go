@@ -12,17 +12,11 @@ import (
 	"gorgonia.org/tensor"
 )
 
-// ceRun is a compiled training graph with a CrossEntropy loss, either on
-// the graph's logits (in place) or on a copy of them made by a gorgonia
-// Add of zero, a node that is not a fused op (the old path: the loss keeps
-// its own softmax and gradient buffers).
-type ceRun struct {
-	g    *Graph
-	m    *Machine
-	loss *G.Node
-}
-
-func newCERun(t *testing.T, p *Params, B, T int, bt batch, inPlace bool) *ceRun {
+// newCERun compiles a training graph of p with a CrossEntropy loss on bt,
+// either on the graph's logits (in place: what newTrainer builds) or on a
+// copy of them made by a gorgonia Add of zero, a node that is not a fused
+// op (the old path: the loss keeps its own softmax and gradient buffers).
+func newCERun(t testing.TB, p *Params, B, T int, bt batch, inPlace bool) *trainer {
 	t.Helper()
 	g, err := NewGraph(p, B, T)
 	if err != nil {
@@ -58,10 +52,10 @@ func newCERun(t *testing.T, p *Params, B, T int, bt batch, inPlace bool) *ceRun 
 	if err := g.SetBatch(bt.inputs, bt.positions, bt.parents); err != nil {
 		t.Fatal(err)
 	}
-	return &ceRun{g: g, m: m, loss: loss}
+	return &trainer{g: g, m: m, loss: loss}
 }
 
-func (r *ceRun) grads(dt DType) [][]float64 {
+func (r *trainer) grads(dt DType) [][]float64 {
 	var out [][]float64
 	if dt == F64 {
 		for _, g := range r.m.Grads64() {
@@ -79,7 +73,7 @@ func (r *ceRun) grads(dt DType) [][]float64 {
 	return out
 }
 
-func (r *ceRun) logits(dt DType) []float64 {
+func (r *trainer) logits(dt DType) []float64 {
 	if dt == F64 {
 		return slices.Clone(r.g.Logits64())
 	}
@@ -113,7 +107,7 @@ func TestCrossEntropyInPlace(t *testing.T) {
 				all[i] = int32(rng.IntN(cfgTest.VocabSize))
 			}
 			for step, tg := range [][]int32{bt.targets, none, all, bt.targets} {
-				for _, r := range []*ceRun{in, ref} {
+				for _, r := range []*trainer{in, ref} {
 					if err := SetCrossEntropyTargets(r.loss, tg); err != nil {
 						t.Fatal(err)
 					}
@@ -255,25 +249,7 @@ func TestCrossEntropyInPlaceMemory(t *testing.T) {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	before := ms.TotalAlloc
-	g, err := NewGraph(p, B, T)
-	if err != nil {
-		t.Fatal(err)
-	}
-	loss, err := CrossEntropy(g.Logits, targets)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := g.Compile(loss)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	if err := g.SetBatch(inputs, positions, parents); err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Step(); err != nil {
-		t.Fatal(err)
-	}
+	newCERun(t, p, B, T, batch{inputs, positions, parents, targets}, true).step(t)
 	runtime.ReadMemStats(&ms)
 	got := ms.TotalAlloc - before
 	// Everything but the (N, V) buffers is small next to one of them: the
