@@ -123,8 +123,10 @@ func TestLossNode(t *testing.T) {
 	}
 }
 
-// TestLossNodeDirect: the loss node straight on an input node (dy = 1: the
-// op hands out its own gradient buffer), and evaluation mode.
+// TestLossNodeDirect: the loss node straight on an input node (dy = 1):
+// the forward with gradient leaves dLoss/dlogits in the input's own buffer
+// and the backward returns that tensor; evaluation mode (the forward
+// alone) leaves the logits untouched.
 func TestLossNodeDirect(t *testing.T) {
 	const B, T, V = 2, 10, 12
 	rng := rand.New(rand.NewPCG(5, 6))
@@ -134,8 +136,9 @@ func TestLossNodeDirect(t *testing.T) {
 	g := G.NewGraph()
 	// The node works in place of its logits (the value of x ends up
 	// holding the gradient): each graph gets its own copy of L.
-	x := G.NewMatrix(g, tensor.Float64, G.WithShape(B*T, V), G.WithName("logits"),
-		G.WithValue(tensor.New(tensor.WithShape(B*T, V), tensor.WithBacking(slices.Clone(L)))))
+	buf := slices.Clone(L)
+	xv := tensor.New(tensor.WithShape(B*T, V), tensor.WithBacking(buf))
+	x := G.NewMatrix(g, tensor.Float64, G.WithShape(B*T, V), G.WithName("logits"), G.WithValue(xv))
 	h := NewHandle(tBk)
 	if err := h.Set(nil, b, 0.5); err != nil {
 		t.Fatal(err)
@@ -160,14 +163,21 @@ func TestLossNodeDirect(t *testing.T) {
 	if d, at := maxDiff(readFloats(t, grads[0].Value()), wantG); d != 0 {
 		t.Errorf("grad differs by %g at %d", d, at)
 	}
+	if d, at := maxDiff(buf, wantG); d != 0 {
+		t.Errorf("the input's buffer differs from the gradient by %g at %d", d, at)
+	}
+	if gv, ok := grads[0].Value().(*tensor.Dense); !ok || gv != xv {
+		t.Errorf("the gradient node's value is %p, not the logits tensor %p", grads[0].Value(), xv)
+	}
 	if h.Result().Components["value"] != want.Components["value"] {
 		t.Errorf("handle components %v, plain %v", h.Result().Components, want.Components)
 	}
 	m.Reset()
 	// Evaluation mode: the forward alone works on a forward-only graph.
 	g2 := G.NewGraph()
+	buf2 := slices.Clone(L)
 	x2 := G.NewMatrix(g2, tensor.Float64, G.WithShape(B*T, V), G.WithName("logits2"),
-		G.WithValue(tensor.New(tensor.WithShape(B*T, V), tensor.WithBacking(slices.Clone(L)))))
+		G.WithValue(tensor.New(tensor.WithShape(B*T, V), tensor.WithBacking(buf2))))
 	h2 := NewHandle(tBk)
 	if err := h2.Set(nil, b, 0.5); err != nil {
 		t.Fatal(err)
@@ -184,6 +194,9 @@ func TestLossNodeDirect(t *testing.T) {
 	}
 	if got := readFloats(t, l2.Value())[0]; got != want.Loss {
 		t.Errorf("eval loss %v, plain %v", got, want.Loss)
+	}
+	if !slices.Equal(buf2, L) {
+		t.Error("the forward-only loss modified its logits")
 	}
 	// Bad inputs are errors, not panics.
 	if _, err := NewLossNode(G.NewVector(g2, tensor.Float64, G.WithShape(4), G.WithName("v")), obj, h2); err == nil {
