@@ -121,19 +121,3 @@ func inPlaceLogits[T Float](logits *G.Node, n, v int) []T {
 	}
 	return f.outBuf
 }
-
-// crossEntropyInPlace reports whether a loss node made by CrossEntropy
-// works in place of its logits.
-func crossEntropyInPlace(loss *G.Node) bool {
-	switch op := loss.Op().(type) {
-	case *fusedOp[float32]:
-		if k, ok := op.k.(*crossEntropyOp[float32]); ok {
-			return k.k.inPlace
-		}
-	case *fusedOp[float64]:
-		if k, ok := op.k.(*crossEntropyOp[float64]); ok {
-			return k.k.inPlace
-		}
-	}
-	return false
-}
