@@ -10,8 +10,8 @@ import (
 // preAVX2Cores are OpenBLAS core types without AVX2/FMA kernels, what its
 // detection falls back to on a CPU model it does not know. Seen on a
 // virtual machine whose AVX-512 Xeon OpenBLAS 0.3.21 reported as
-// "Prescott": sgemm ran at 20 GFLOP/s per core, against 114 with
-// OPENBLAS_CORETYPE=SkylakeX.
+// "Prescott", where training ran about 4x slower than with
+// OPENBLAS_CORETYPE=SkylakeX (results/memory).
 var preAVX2Cores = map[string]bool{
 	"prescott": true, "core2": true, "penryn": true, "dunnington": true, "nehalem": true,
 	"sandybridge": true, "atom": true, "katmai": true, "coppermine": true, "northwood": true,
