@@ -188,10 +188,7 @@ func TestWithModelGraph(t *testing.T) {
 	if m.Loss() != want.Loss {
 		t.Errorf("graph loss %v, plain function on its logits %v", m.Loss(), want.Loss)
 	}
-	var grads [][]float64
-	for _, gr := range m.Grads64() {
-		grads = append(grads, append([]float64(nil), gr...))
-	}
+	grads := copyGrads(p, m)
 	const hstep = 1e-5
 	checked := 0
 	for pi, q := range p.List {
